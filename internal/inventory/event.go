@@ -1,0 +1,126 @@
+package inventory
+
+import (
+	"fmt"
+	"time"
+)
+
+// EventType names what happened to the stock (design §2).
+type EventType string
+
+// The eleven stock event types.
+const (
+	Sale       EventType = "sale"        // on_hand −= qty
+	SaleCancel EventType = "sale_cancel" // on_hand += qty
+	Receipt    EventType = "receipt"     // on_hand += qty (logistics in)
+	Return     EventType = "return"      // on_hand += qty (customer return)
+	Disposal   EventType = "disposal"    // on_hand −= qty (damaged, expired)
+	Adjust     EventType = "adjust"      // on_hand += qty, signed (back-office correction)
+	Set        EventType = "set"         // on_hand = qty (stock count), optional CAS
+	SetSafety  EventType = "set_safety"  // safety = qty
+	Reserve    EventType = "reserve"     // reserved += qty, refused when available < qty
+	Release    EventType = "release"     // reserved −= qty, refused when reserved < qty
+	Fulfill    EventType = "fulfill"     // reserved −= qty and on_hand −= qty, refused when reserved < qty
+)
+
+// EventTypes lists every event type, in the order of the design table.
+var EventTypes = []EventType{Sale, SaleCancel, Receipt, Return, Disposal, Adjust, Set, SetSafety, Reserve, Release, Fulfill}
+
+// MaxQty bounds |qty| so that counters stay exact in every store (Lua numbers are doubles).
+const MaxQty = 1_000_000_000
+
+// Event is one change to one store × SKU, the same JSON on Kafka and over HTTP.
+type Event struct {
+	EventID         string    `json:"event_id"`
+	Type            EventType `json:"type"`
+	Store           string    `json:"store"`
+	SKU             string    `json:"sku"`
+	Qty             int64     `json:"qty"`
+	ExpectedVersion *int64    `json:"expected_version,omitempty"`
+	OccurredAt      time.Time `json:"occurred_at,omitzero"`
+	Source          string    `json:"source,omitempty"`
+}
+
+// Validate checks every field of e against design §2. A valid event may still be refused
+// by the state it meets (see Apply); an invalid one must never reach a store.
+func (e Event) Validate() error {
+	if !ValidEventID(e.EventID) {
+		return Invalidf("event_id", "event_id must be 1-128 printable ASCII characters")
+	}
+	if err := CheckStore(e.Store); err != nil {
+		return err
+	}
+	if err := CheckSKU(e.SKU); err != nil {
+		return err
+	}
+	if len(e.Source) > 64 {
+		return Invalidf("source", "source must be at most 64 characters")
+	}
+	if e.ExpectedVersion != nil && e.Type != Set {
+		return Invalidf("expected_version", "expected_version is only allowed on set events")
+	}
+	if e.ExpectedVersion != nil && *e.ExpectedVersion < 0 {
+		return Invalidf("expected_version", "expected_version must be >= 0")
+	}
+	if e.Qty > MaxQty || e.Qty < -MaxQty {
+		return Invalidf("qty", "qty must be within ±%d", MaxQty)
+	}
+	switch e.Type {
+	case Sale, SaleCancel, Receipt, Return, Disposal, Reserve, Release, Fulfill:
+		if e.Qty <= 0 {
+			return Invalidf("qty", "qty of a %s event must be > 0, got %d", e.Type, e.Qty)
+		}
+	case Adjust:
+		if e.Qty == 0 {
+			return Invalidf("qty", "qty of an adjust event must be non-zero")
+		}
+	case Set, SetSafety:
+		if e.Qty < 0 {
+			return Invalidf("qty", "qty of a %s event must be >= 0, got %d", e.Type, e.Qty)
+		}
+	case "":
+		return Invalidf("type", "type is required")
+	default:
+		return Invalidf("type", "unknown event type %q", e.Type)
+	}
+	return nil
+}
+
+// Apply is the reference model of one event: the state after e meets s, or the refusal.
+// It does not touch Version, UpdatedAt or idempotency; stores implement the same rules
+// atomically and are tested against this function.
+func Apply(s Stock, e Event) (Stock, error) {
+	q := e.Qty
+	switch e.Type {
+	case Sale, Disposal:
+		s.OnHand -= q
+	case SaleCancel, Receipt, Return, Adjust:
+		s.OnHand += q
+	case Set:
+		if e.ExpectedVersion != nil && *e.ExpectedVersion != s.Version {
+			return s, &Error{Code: CodeVersionConflict, Field: "expected_version",
+				Detail: fmt.Sprintf("expected version %d, stock is at version %d", *e.ExpectedVersion, s.Version)}
+		}
+		s.OnHand = q
+	case SetSafety:
+		s.Safety = q
+	case Reserve:
+		if avail := AvailableOf(s.OnHand, s.Reserved, s.Safety); avail < q {
+			return s, &Error{Code: CodeInsufficientStock, Field: "qty",
+				Detail: fmt.Sprintf("cannot reserve %d: %d available", q, avail)}
+		}
+		s.Reserved += q
+	case Release, Fulfill:
+		if s.Reserved < q {
+			return s, &Error{Code: CodeInsufficientReserved, Field: "qty",
+				Detail: fmt.Sprintf("cannot %s %d: %d reserved", e.Type, q, s.Reserved)}
+		}
+		s.Reserved -= q
+		if e.Type == Fulfill {
+			s.OnHand -= q
+		}
+	default:
+		return s, Invalidf("type", "unknown event type %q", e.Type)
+	}
+	return s.WithAvailable(), nil
+}

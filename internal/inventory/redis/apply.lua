@@ -1,0 +1,59 @@
+-- Applies stock events to one shard group atomically (design §2, §5).
+--
+-- KEYS[1]              the change stream of the group and day   jg:chg:{g}:YYYYMMDD
+-- KEYS[2+2i], [3+2i]   event i's stock hash and idempotency mark jg:stk:{g}:S:K, jg:idem:{g}:ID
+-- ARGV[1], ARGV[2]     idempotency TTL and stream TTL, seconds
+-- ARGV[3+6i .. 8+6i]   event i: event_id, type, qty, expected_version ('' = none), store, sku
+--
+-- Returns one row per event: {status, code, on_hand, reserved, safety, version, updated_at}
+-- with status 'applied', 'duplicate' or 'rejected' (code says why). Every check of an event
+-- happens before any of its writes, and the script runs alone on its node, so each event is
+-- all-or-nothing and no update is ever lost.
+local idem_ttl, stream_ttl = ARGV[1], ARGV[2]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local out, wrote = {}, false
+for i = 0, (#KEYS - 1) / 2 - 1 do
+  local sk, ik = KEYS[2 + 2 * i], KEYS[3 + 2 * i]
+  local a = 3 + 6 * i
+  local id, typ, q, ev = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2]), ARGV[a + 3]
+  local h = redis.call('HMGET', sk, 'on_hand', 'reserved', 'safety', 'version', 'updated_at')
+  local oh, rs, sf = tonumber(h[1]) or 0, tonumber(h[2]) or 0, tonumber(h[3]) or 0
+  local v, up = tonumber(h[4]) or 0, tonumber(h[5]) or 0
+  local status, code, d = 'applied', '', 0
+  if redis.call('EXISTS', ik) == 1 then
+    status = 'duplicate'
+  elseif typ == 'sale' or typ == 'disposal' then
+    d = -q
+  elseif typ == 'sale_cancel' or typ == 'receipt' or typ == 'return' or typ == 'adjust' then
+    d = q
+  elseif typ == 'set' then
+    if ev ~= '' and tonumber(ev) ~= v then code = 'version_conflict' else d = q - oh end
+  elseif typ == 'set_safety' then
+    sf = q
+  elseif typ == 'reserve' then
+    if math.max(0, oh - rs - sf) < q then code = 'insufficient_stock' else rs = rs + q end
+  elseif typ == 'release' or typ == 'fulfill' then
+    if rs < q then
+      code = 'insufficient_reserved'
+    else
+      rs = rs - q
+      if typ == 'fulfill' then d = -q end
+    end
+  else
+    code = 'invalid_input'
+  end
+  if code ~= '' then
+    status = 'rejected'
+  elseif status == 'applied' then
+    oh, v, up = oh + d, v + 1, now
+    redis.call('HSET', sk, 'on_hand', oh, 'reserved', rs, 'safety', sf, 'version', v, 'updated_at', now)
+    redis.call('SET', ik, v, 'EX', idem_ttl)
+    redis.call('XADD', KEYS[1], '*', 'store', ARGV[a + 4], 'sku', ARGV[a + 5], 'type', typ,
+      'delta', d, 'on_hand', oh, 'reserved', rs, 'safety', sf, 'version', v, 'event_id', id)
+    wrote = true
+  end
+  out[#out + 1] = {status, code, oh, rs, sf, v, up}
+end
+if wrote then redis.call('EXPIRE', KEYS[1], stream_ttl) end
+return out

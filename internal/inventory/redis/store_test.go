@@ -1,0 +1,160 @@
+package redis_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/jaego/jaego/internal/embedded"
+	"github.com/jaego/jaego/internal/inventory"
+	"github.com/jaego/jaego/internal/inventory/inventorytest"
+	invredis "github.com/jaego/jaego/internal/inventory/redis"
+	"github.com/jaego/jaego/internal/testenv"
+)
+
+var prefixes atomic.Int64
+
+// newStoreOn gives every store its own key prefix, so tests share one server safely.
+func newStoreOn(client rueidis.Client, opts invredis.Options) *invredis.Store {
+	opts.Prefix = fmt.Sprintf("t%d", prefixes.Add(1))
+	return invredis.New(client, opts)
+}
+
+func TestStoreStandalone(t *testing.T) {
+	client, _ := testenv.Redis(t)
+	inventorytest.StockStore(t, func(t *testing.T) inventory.StockStore {
+		return newStoreOn(client, invredis.Options{})
+	})
+}
+
+func TestStoreStandaloneOneEventPerCall(t *testing.T) {
+	client, _ := testenv.Redis(t)
+	inventorytest.StockStore(t, func(t *testing.T) inventory.StockStore {
+		return newStoreOn(client, invredis.Options{MaxBatch: 1, Groups: 3})
+	})
+}
+
+func TestStoreCluster(t *testing.T) {
+	client, _ := testenv.RedisCluster(t)
+	inventorytest.StockStore(t, func(t *testing.T) inventory.StockStore {
+		return newStoreOn(client, invredis.Options{})
+	})
+}
+
+// TestStoreMiniredis runs the suite against the embedded server of `jaego dev`, so that
+// the demo behaves exactly like production.
+func TestStoreMiniredis(t *testing.T) {
+	srv, err := embedded.StartRedis("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	client, err := rueidis.NewClient(srv.ClientOption())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(client.Close)
+	inventorytest.StockStore(t, func(t *testing.T) inventory.StockStore {
+		return newStoreOn(client, invredis.Options{})
+	})
+}
+
+// TestChangeRecordAndTTLs checks the parts of one atomic step a StockStore cannot show:
+// one change-stream entry per applied event with the fields of design §4, TTLs on the
+// stream and the idempotency marks, and the key layout of design §5.
+func TestChangeRecordAndTTLs(t *testing.T) {
+	client, _ := testenv.Redis(t)
+	ctx := context.Background()
+	day := time.Date(2026, 11, 22, 23, 59, 0, 0, time.UTC)
+	s := invredis.New(client, invredis.Options{Retention: 36 * time.Hour, Now: func() time.Time { return day }})
+
+	sale := inventorytest.Ev(inventory.Sale, "S001", "8809461234567", 2)
+	res := inventorytest.MustApply(t, s,
+		inventorytest.Ev(inventory.Receipt, "S001", "8809461234567", 10),
+		sale, sale,
+		inventorytest.Ev(inventory.Reserve, "S001", "8809461234567", 100), // refused
+		inventorytest.Ev(inventory.Reserve, "S001", "8809461234567", 3),
+	)
+	g := s.Group("S001")
+	if want := fmt.Sprintf("jg:stk:{%d}:S001:8809461234567", g); s.StockKey("S001", "8809461234567") != want {
+		t.Errorf("stock key %s, want %s", s.StockKey("S001", "8809461234567"), want)
+	}
+	stream := fmt.Sprintf("jg:chg:{%d}:20261122", g)
+	entries, err := client.Do(ctx, client.B().Xrange().Key(stream).Start("-").End("+").Build()).AsXRange()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 3 {
+		t.Fatalf("%d change entries, want 3 (applied only): %+v", len(entries), entries)
+	}
+	want := []map[string]string{
+		{"type": "receipt", "delta": "10", "on_hand": "10", "reserved": "0", "version": "1"},
+		{"type": "sale", "delta": "-2", "on_hand": "8", "reserved": "0", "version": "2", "event_id": sale.EventID},
+		{"type": "reserve", "delta": "0", "on_hand": "8", "reserved": "3", "version": "3", "event_id": res[4].EventID},
+	}
+	for i, e := range entries {
+		if e.FieldValues["store"] != "S001" || e.FieldValues["sku"] != "8809461234567" || e.FieldValues["safety"] != "0" {
+			t.Errorf("entry %d: %v", i, e.FieldValues)
+		}
+		for k, v := range want[i] {
+			if e.FieldValues[k] != v {
+				t.Errorf("entry %d field %s = %q, want %q", i, k, e.FieldValues[k], v)
+			}
+		}
+	}
+	ttl, err := client.Do(ctx, client.B().Ttl().Key(stream).Build()).AsInt64()
+	if err != nil || ttl <= 35*3600 || ttl > 36*3600 {
+		t.Errorf("stream TTL %d (%v), want 36h", ttl, err)
+	}
+	idem := fmt.Sprintf("jg:idem:{%d}:%s", g, sale.EventID)
+	ttl, err = client.Do(ctx, client.B().Ttl().Key(idem).Build()).AsInt64()
+	if err != nil || ttl < 7*24*3600-60 {
+		t.Errorf("idempotency TTL %d (%v), want >= 7 days", ttl, err)
+	}
+	// Exactly three keys per group: stock, stream, two marks — and nothing for the refusal.
+	keys, err := client.Do(ctx, client.B().Keys().Pattern("jg:*").Build()).AsStrSlice()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 5 { // stock, stream, 3 idempotency marks (receipt, sale, reserve 3)
+		t.Errorf("keys %v", keys)
+	}
+}
+
+// TestScriptReloadedAfterFlush: EVALSHA falls back to EVAL when the server lost its script
+// cache (a restart, a failover, SCRIPT FLUSH).
+func TestScriptReloadedAfterFlush(t *testing.T) {
+	client, _ := testenv.Redis(t)
+	s := newStoreOn(client, invredis.Options{})
+	inventorytest.MustApply(t, s, inventorytest.Ev(inventory.Receipt, "S", "K", 1))
+	if err := client.Do(context.Background(), client.B().ScriptFlush().Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	r := inventorytest.MustApply(t, s, inventorytest.Ev(inventory.Receipt, "S", "K", 1))[0]
+	if r.Status != inventory.Applied || r.Stock.OnHand != 2 {
+		t.Fatalf("after SCRIPT FLUSH: %s %+v", r.Status, r.Stock)
+	}
+}
+
+// TestUnavailable: a dead Redis is an ErrUnavailable error, never a result.
+func TestUnavailable(t *testing.T) {
+	client, srv := testenv.Redis(t)
+	s := newStoreOn(client, invredis.Options{})
+	srv.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if _, err := s.Apply(ctx, []inventory.Event{inventorytest.Ev(inventory.Sale, "S", "K", 1)}); inventory.ErrorCode(err) != inventory.CodeUnavailable {
+		t.Errorf("apply on dead redis: %v", err)
+	}
+	if _, err := s.Get(ctx, "S", "K"); inventory.ErrorCode(err) != inventory.CodeUnavailable {
+		t.Errorf("get on dead redis: %v", err)
+	}
+	if err := s.Ping(ctx); err == nil || !strings.Contains(err.Error(), "redis") {
+		t.Errorf("ping on dead redis: %v", err)
+	}
+}

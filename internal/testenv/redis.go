@@ -1,0 +1,263 @@
+// Package testenv starts private, throwaway servers for tests and benchmarks: a
+// redis-server or a 3-master Redis Cluster on free loopback ports, so that no test shares
+// state with the machine's own Redis on 6379. Servers die with the test (t.Cleanup) and,
+// should the test binary be killed, with their parent (Pdeathsig).
+package testenv
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/rueidis"
+)
+
+// RedisServer is one private redis-server process.
+type RedisServer struct {
+	Addr string
+	cmd  *exec.Cmd
+	dir  string
+	done chan struct{}
+}
+
+// Redis starts a private standalone redis-server for the test and returns a client to it.
+func Redis(t testing.TB) (rueidis.Client, *RedisServer) {
+	t.Helper()
+	srv, err := StartRedis(t.TempDir())
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	t.Cleanup(srv.Stop)
+	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{srv.Addr}})
+	if err != nil {
+		t.Fatalf("testenv: client for %s: %v", srv.Addr, err)
+	}
+	t.Cleanup(c.Close)
+	return c, srv
+}
+
+// RedisCluster starts a private 3-master Redis Cluster and returns a cluster client to it.
+func RedisCluster(t testing.TB) (rueidis.Client, []*RedisServer) {
+	t.Helper()
+	nodes, err := StartRedisCluster(t.TempDir(), 3)
+	for _, n := range nodes {
+		t.Cleanup(n.Stop)
+	}
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	addrs := make([]string, len(nodes))
+	for i, n := range nodes {
+		addrs[i] = n.Addr
+	}
+	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: addrs})
+	if err != nil {
+		t.Fatalf("testenv: cluster client: %v", err)
+	}
+	t.Cleanup(c.Close)
+	return c, nodes
+}
+
+// RedisServerBinary finds redis-server, with a message that says how to install it.
+func RedisServerBinary() (string, error) {
+	p, err := exec.LookPath("redis-server")
+	if err != nil {
+		return "", errors.New("redis-server not found: run scripts/test.sh (it installs it) or apt-get install -y redis-server")
+	}
+	return p, nil
+}
+
+// StartRedis starts a standalone redis-server with its files under dir and waits until it
+// accepts connections. Extra config lines (e.g. "cluster-enabled yes") may be given.
+func StartRedis(dir string, extra ...string) (*RedisServer, error) {
+	bin, err := RedisServerBinary()
+	if err != nil {
+		return nil, err
+	}
+	var lastErr error
+	for attempt := 0; attempt < 5; attempt++ {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		srv, err := startRedisOn(bin, dir, port, extra)
+		if err == nil {
+			return srv, nil
+		}
+		lastErr = err // most likely the port was taken between probing and binding: try another
+	}
+	return nil, lastErr
+}
+
+func startRedisOn(bin, dir string, port int, extra []string) (*RedisServer, error) {
+	nodeDir := filepath.Join(dir, "redis-"+strconv.Itoa(port))
+	if err := os.MkdirAll(nodeDir, 0o755); err != nil {
+		return nil, err
+	}
+	conf := []string{
+		"port " + strconv.Itoa(port),
+		"bind 127.0.0.1",
+		"save \"\"",
+		"appendonly no",
+		"dir " + nodeDir,
+		"logfile \"\"",
+		"daemonize no",
+		"protected-mode no",
+	}
+	conf = append(conf, extra...)
+	confPath := filepath.Join(nodeDir, "redis.conf")
+	if err := os.WriteFile(confPath, []byte(strings.Join(conf, "\n")+"\n"), 0o644); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, confPath)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start redis-server: %w", err)
+	}
+	srv := &RedisServer{Addr: "127.0.0.1:" + strconv.Itoa(port), cmd: cmd, dir: nodeDir, done: make(chan struct{})}
+	ready := make(chan error, 1)
+	go func() {
+		// The server says when it is ready; we read its log instead of guessing a delay.
+		sc := bufio.NewScanner(out)
+		var tail []string
+		signalled := false
+		for sc.Scan() {
+			line := sc.Text()
+			if !signalled {
+				tail = append(tail, line)
+				if strings.Contains(line, "Ready to accept connections") {
+					ready <- nil
+					signalled = true
+				}
+			}
+		}
+		_, _ = io.Copy(io.Discard, out)
+		if !signalled {
+			ready <- fmt.Errorf("redis-server on port %d exited before it was ready:\n%s", port, strings.Join(tail, "\n"))
+		}
+		_ = cmd.Wait()
+		close(srv.done)
+	}()
+	select {
+	case err := <-ready:
+		if err != nil {
+			return nil, err
+		}
+		return srv, nil
+	case <-time.After(20 * time.Second):
+		srv.Stop()
+		return nil, fmt.Errorf("redis-server on port %d not ready after 20s", port)
+	}
+}
+
+// Stop kills the server and waits for it to exit.
+func (s *RedisServer) Stop() {
+	if s.cmd.Process != nil {
+		_ = s.cmd.Process.Kill()
+	}
+	<-s.done
+}
+
+// Pause stops the server process (SIGSTOP) so that calls to it time out, as a hung Redis would.
+func (s *RedisServer) Pause() error { return s.cmd.Process.Signal(syscall.SIGSTOP) }
+
+// Resume continues a paused server.
+func (s *RedisServer) Resume() error { return s.cmd.Process.Signal(syscall.SIGCONT) }
+
+// StartRedisCluster starts n masters (n ≥ 3), assigns the slots with redis-cli --cluster
+// create and waits until every node reports cluster_state:ok.
+func StartRedisCluster(dir string, n int) ([]*RedisServer, error) {
+	var nodes []*RedisServer
+	for i := 0; i < n; i++ {
+		// The cluster bus listens on port+10000, which freePort checks too.
+		srv, err := StartRedis(dir, "cluster-enabled yes", "cluster-config-file nodes.conf", "cluster-node-timeout 5000")
+		if err != nil {
+			return nodes, err
+		}
+		nodes = append(nodes, srv)
+	}
+	args := []string{"--cluster", "create"}
+	for _, s := range nodes {
+		args = append(args, s.Addr)
+	}
+	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, "redis-cli", args...).CombinedOutput(); err != nil {
+		return nodes, fmt.Errorf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	for _, s := range nodes {
+		if err := waitClusterOK(ctx, s.Addr); err != nil {
+			return nodes, err
+		}
+	}
+	return nodes, nil
+}
+
+// waitClusterOK polls CLUSTER INFO until the node has every slot covered. Gossip has no
+// event to wait on, so this is a bounded poll of a condition, not a guessed delay.
+func waitClusterOK(ctx context.Context, addr string) error {
+	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{addr}, ForceSingleClient: true, DisableCache: true})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		info, err := c.Do(ctx, c.B().ClusterInfo().Build()).ToString()
+		if err == nil && strings.Contains(info, "cluster_state:ok") {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("cluster node %s not ok: %v %q", addr, err, info)
+		case <-tick.C:
+		}
+	}
+}
+
+var portMu sync.Mutex
+
+// freePort asks the kernel for a free loopback port whose +10000 neighbour (a cluster bus
+// port) is free too.
+func freePort() (int, error) {
+	portMu.Lock()
+	defer portMu.Unlock()
+	for i := 0; i < 50; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		if port+10000 > 65535 {
+			l.Close()
+			continue
+		}
+		bus, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port+10000))
+		l.Close()
+		if err != nil {
+			continue
+		}
+		bus.Close()
+		return port, nil
+	}
+	return 0, errors.New("no free port pair found")
+}
