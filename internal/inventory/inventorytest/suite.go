@@ -401,7 +401,7 @@ func testBulkLookup(t *testing.T, s inventory.StockStore) {
 	}
 	events = append(events, Ev(inventory.Receipt, "BULK2", "K005", 500))
 	MustApply(t, s, events...)
-	keys := []inventory.Key{{"BULK", "K039"}, {"BULK", "NOPE"}, {"BULK", "K000"}, {"BULK2", "K005"}, {"BULK", "K005"}, {"NOSTORE", "K005"}}
+	keys := []inventory.Key{{Store: "BULK", SKU: "K039"}, {Store: "BULK", SKU: "NOPE"}, {Store: "BULK", SKU: "K000"}, {Store: "BULK2", SKU: "K005"}, {Store: "BULK", SKU: "K005"}, {Store: "NOSTORE", SKU: "K005"}}
 	got, err := s.GetMany(context.Background(), keys)
 	if err != nil {
 		t.Fatal(err)

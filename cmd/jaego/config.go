@@ -1,0 +1,158 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/rueidis"
+)
+
+// config is every setting of jaego. Flags win over JAEGO_* environment variables, which win
+// over the defaults; docs/operations.md lists them all.
+type config struct {
+	HTTPAddr       string
+	RedisURL       string
+	ShardGroups    int
+	Retention      time.Duration
+	RequestTimeout time.Duration
+	LogLevel       slog.Level
+	LogFormat      string
+
+	// jaego dev only.
+	RedisListen string
+}
+
+// envFlags binds flags to a FlagSet with defaults taken from the environment, and
+// remembers a malformed environment value as an error, so that it is never silently ignored.
+type envFlags struct {
+	fs     *flag.FlagSet
+	getenv func(string) string
+	errs   []error
+}
+
+func newEnvFlags(name string, getenv func(string) string, stderr io.Writer) *envFlags {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return &envFlags{fs: fs, getenv: getenv}
+}
+
+func (e *envFlags) usage(env, text string) string { return fmt.Sprintf("%s (env %s)", text, env) }
+
+func (e *envFlags) String(p *string, name, env, def, text string) {
+	if v := e.getenv(env); v != "" {
+		def = v
+	}
+	e.fs.StringVar(p, name, def, e.usage(env, text))
+}
+
+func (e *envFlags) Int(p *int, name, env string, def int, text string) {
+	if v := e.getenv(env); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			e.errs = append(e.errs, fmt.Errorf("%s=%q: not an integer", env, v))
+		}
+		def = n
+	}
+	e.fs.IntVar(p, name, def, e.usage(env, text))
+}
+
+func (e *envFlags) Duration(p *time.Duration, name, env string, def time.Duration, text string) {
+	if v := e.getenv(env); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			e.errs = append(e.errs, fmt.Errorf("%s=%q: not a duration (e.g. 48h, 500ms)", env, v))
+		}
+		def = d
+	}
+	e.fs.DurationVar(p, name, def, e.usage(env, text))
+}
+
+func (e *envFlags) Level(p *slog.Level, name, env string, text string) {
+	def := "info"
+	if v := e.getenv(env); v != "" {
+		def = v
+	}
+	if err := p.UnmarshalText([]byte(def)); err != nil {
+		e.errs = append(e.errs, fmt.Errorf("%s=%q: not a log level (debug, info, warn, error)", env, def))
+	}
+	e.fs.TextVar(p, name, *p, e.usage(env, text))
+}
+
+func (e *envFlags) Parse(args []string) error {
+	if len(e.errs) > 0 {
+		return e.errs[0]
+	}
+	if err := e.fs.Parse(args); err != nil {
+		return err
+	}
+	if e.fs.NArg() > 0 {
+		return fmt.Errorf("%s: unexpected argument %q", e.fs.Name(), e.fs.Arg(0))
+	}
+	return nil
+}
+
+// commonFlags are the settings of every server command.
+func commonFlags(f *envFlags, c *config) {
+	f.String(&c.HTTPAddr, "http", "JAEGO_HTTP_ADDR", "127.0.0.1:8080", "HTTP listen address")
+	f.Int(&c.ShardGroups, "groups", "JAEGO_SHARD_GROUPS", 16, "shard groups G of the Redis key layout (fixed per deployment)")
+	f.Duration(&c.Retention, "changes-retention", "JAEGO_CHANGES_RETENTION", 48*time.Hour, "how long a day's change stream is kept")
+	f.Duration(&c.RequestTimeout, "request-timeout", "JAEGO_REQUEST_TIMEOUT", 2*time.Second, "bound on the store work of one HTTP request")
+	f.Level(&c.LogLevel, "log-level", "JAEGO_LOG_LEVEL", "log level: debug, info, warn, error")
+	f.String(&c.LogFormat, "log-format", "JAEGO_LOG_FORMAT", "json", "log format: json or text")
+}
+
+func (c *config) check() error {
+	if c.ShardGroups < 1 || c.ShardGroups > 16384 {
+		return fmt.Errorf("--groups must be 1..16384, got %d", c.ShardGroups)
+	}
+	if c.Retention < time.Hour {
+		return fmt.Errorf("--changes-retention must be at least 1h, got %s", c.Retention)
+	}
+	if c.RequestTimeout <= 0 {
+		return fmt.Errorf("--request-timeout must be positive, got %s", c.RequestTimeout)
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		return fmt.Errorf("--log-format must be json or text, got %q", c.LogFormat)
+	}
+	return nil
+}
+
+func (c *config) logger(w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: c.LogLevel}
+	if c.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// redisOption turns --redis into a rueidis option: a redis:// or rediss:// URL (standalone,
+// with db and credentials), or a comma list of host:port seeds meaning a Cluster. rueidis
+// discovers the topology either way; the list only gives it more than one seed.
+func redisOption(url string) (rueidis.ClientOption, error) {
+	url = strings.TrimSpace(url)
+	switch {
+	case url == "":
+		return rueidis.ClientOption{}, fmt.Errorf("--redis (JAEGO_REDIS_URL) is required, e.g. redis://127.0.0.1:6379/0 or host1:6379,host2:6379")
+	case strings.Contains(url, "://"):
+		opt, err := rueidis.ParseURL(url)
+		if err != nil {
+			return opt, fmt.Errorf("--redis %q: %w", url, err)
+		}
+		return opt, nil
+	}
+	var addrs []string
+	for _, a := range strings.Split(url, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			if !strings.Contains(a, ":") {
+				return rueidis.ClientOption{}, fmt.Errorf("--redis: %q is not host:port", a)
+			}
+			addrs = append(addrs, a)
+		}
+	}
+	return rueidis.ClientOption{InitAddress: addrs}, nil
+}

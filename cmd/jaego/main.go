@@ -1,0 +1,54 @@
+// Command jaego is the store-inventory and gift-promotion backend: `jaego dev` runs it all
+// in one process with embedded servers, `jaego serve` runs it against real Redis.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args, os.Getenv, os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "jaego:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: jaego <command> [flags]
+
+commands:
+  dev     everything in one process with embedded servers and demo data (no external server)
+  serve   the production server against real Redis (--redis or JAEGO_REDIS_URL)
+
+Run 'jaego <command> -h' for the flags of a command.
+`
+
+// run is the whole program: main only wires the process to it, and tests call it directly.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) < 2 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("no command given")
+	}
+	cmd, rest := args[1], args[2:]
+	switch cmd {
+	case "serve":
+		return runServe(ctx, rest, getenv, stdout, stderr)
+	case "dev":
+		return runDev(ctx, rest, getenv, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", cmd)
+}

@@ -1,0 +1,111 @@
+package httpx
+
+import (
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// Instrument wraps a ServeMux: it records jaego_http_requests_total and
+// jaego_http_request_duration_seconds by route pattern, logs 5xx answers and panics, turns
+// a panic into a 500 problem, and answers unknown paths and methods with problem+json.
+func Instrument(mux *http.ServeMux, reg prometheus.Registerer, log *slog.Logger) http.Handler {
+	f := promauto.With(reg)
+	requests := f.NewCounterVec(prometheus.CounterOpts{
+		Name: "jaego_http_requests_total",
+		Help: "HTTP requests answered, by route pattern, method and status code.",
+	}, []string{"route", "method", "code"})
+	latency := f.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "jaego_http_request_duration_seconds",
+		Help:    "HTTP request latency by route pattern.",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18),
+	}, []string{"route"})
+
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w}
+		defer func() {
+			if p := recover(); p != nil {
+				log.Error("panic in handler", "method", r.Method, "path", r.URL.Path, "panic", p)
+				if rec.status == 0 {
+					WriteProblem(rec, Problem{Status: http.StatusInternalServerError, Code: "internal", Detail: "internal error"})
+				}
+			}
+			route := r.Pattern
+			if route == "" {
+				route = "unmatched"
+			}
+			requests.WithLabelValues(route, r.Method, strconv.Itoa(rec.code())).Inc()
+			latency.WithLabelValues(route).Observe(time.Since(start).Seconds())
+			if rec.code() >= 500 {
+				log.Warn("request failed", "method", r.Method, "path", r.URL.Path, "status", rec.code(), "duration", time.Since(start))
+			}
+		}()
+		if _, pattern := mux.Handler(r); pattern == "" {
+			problemForUnmatched(rec, r, mux)
+			return
+		}
+		mux.ServeHTTP(rec, r)
+	})
+}
+
+// problemForUnmatched lets the mux decide between 404 and 405 (with its Allow header) and
+// answers that status as problem+json instead of the mux's plain text.
+func problemForUnmatched(w http.ResponseWriter, r *http.Request, mux *http.ServeMux) {
+	probe := &headerOnly{header: http.Header{}}
+	mux.ServeHTTP(probe, r)
+	status := probe.status
+	if status == 0 {
+		status = http.StatusNotFound
+	}
+	if allow := probe.header.Get("Allow"); allow != "" {
+		w.Header().Set("Allow", allow)
+	}
+	p := Problem{Status: status, Code: "not_found", Detail: "no such resource: " + r.URL.Path}
+	if status == http.StatusMethodNotAllowed {
+		p.Code, p.Detail = "method_not_allowed", r.Method+" is not allowed on "+r.URL.Path
+	}
+	WriteProblem(w, p)
+}
+
+type headerOnly struct {
+	header http.Header
+	status int
+}
+
+func (h *headerOnly) Header() http.Header         { return h.header }
+func (h *headerOnly) Write(b []byte) (int, error) { return len(b), nil }
+func (h *headerOnly) WriteHeader(status int)      { h.status = status }
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusRecorder) code() int {
+	if s.status == 0 {
+		return http.StatusOK
+	}
+	return s.status
+}
+
+// Unwrap lets http.ResponseController reach Flush and deadlines of the real writer.
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }

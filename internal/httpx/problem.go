@@ -1,0 +1,139 @@
+// Package httpx holds what every HTTP adapter of jaego shares: RFC 9457 problem details,
+// strict JSON decoding with a body limit, and the middleware that measures, logs and
+// recovers every request.
+package httpx
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"reflect"
+)
+
+// MaxBody is the largest request body accepted.
+const MaxBody = 1 << 20
+
+// Problem is an RFC 9457 problem detail with jaego's stable machine code. Extra holds
+// extension members (for example the offending field, or per-event errors of a batch).
+type Problem struct {
+	Status int
+	Code   string
+	Title  string
+	Detail string
+	Extra  map[string]any
+}
+
+// ProblemType is the type URI of a code; docs/errors.md lists every code.
+func ProblemType(code string) string { return "urn:problem-type:jaego:" + code }
+
+// WriteProblem writes p as application/problem+json.
+func WriteProblem(w http.ResponseWriter, p Problem) {
+	if p.Title == "" {
+		p.Title = http.StatusText(p.Status)
+	}
+	body := map[string]any{}
+	for k, v := range p.Extra {
+		body[k] = v
+	}
+	body["type"] = ProblemType(p.Code)
+	body["title"] = p.Title
+	body["status"] = p.Status
+	body["code"] = p.Code
+	if p.Detail != "" {
+		body["detail"] = p.Detail
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(p.Status)
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+// WriteJSON writes v as JSON with the given status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// DecodeError is a request body that could not be decoded; it says why in client terms.
+type DecodeError struct {
+	Status int // 400 or 413
+	Code   string
+	Detail string
+}
+
+func (e *DecodeError) Error() string { return e.Detail }
+
+// Problem returns the problem detail of the decode error.
+func (e *DecodeError) Problem() Problem {
+	return Problem{Status: e.Status, Code: e.Code, Detail: e.Detail}
+}
+
+// ReadBody reads a request body of at most MaxBody bytes. The content type is not
+// checked: `curl -d` sends form encoding by default, and the body must parse as JSON anyway.
+func ReadBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return nil, &DecodeError{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large",
+			Detail: fmt.Sprintf("request body is larger than %d bytes", MaxBody)}
+	}
+	if err != nil {
+		return nil, &DecodeError{Status: http.StatusBadRequest, Code: "invalid_json", Detail: "reading body: " + err.Error()}
+	}
+	return body, nil
+}
+
+// Unmarshal decodes exactly one JSON value into v, refusing unknown fields and trailing data.
+func Unmarshal(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return &DecodeError{Status: http.StatusBadRequest, Code: "invalid_json", Detail: describeJSONError(err)}
+	}
+	if dec.More() {
+		return &DecodeError{Status: http.StatusBadRequest, Code: "invalid_json", Detail: "unexpected data after the JSON value"}
+	}
+	return nil
+}
+
+func describeJSONError(err error) string {
+	var typeErr *json.UnmarshalTypeError
+	var syntaxErr *json.SyntaxError
+	switch {
+	case errors.As(err, &typeErr):
+		want := jsonKind(typeErr.Type.Kind())
+		if typeErr.Field != "" {
+			return fmt.Sprintf("field %q must be %s, got %s", typeErr.Field, want, typeErr.Value)
+		}
+		return fmt.Sprintf("expected %s, got %s", want, typeErr.Value)
+	case errors.As(err, &syntaxErr):
+		return fmt.Sprintf("malformed JSON at byte %d: %v", syntaxErr.Offset, syntaxErr)
+	case errors.Is(err, io.EOF):
+		return "request body is empty"
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "request body ends in the middle of a JSON value"
+	}
+	return err.Error() // e.g. `json: unknown field "x"`
+}
+
+func jsonKind(k reflect.Kind) string {
+	switch k {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	}
+	return "an object"
+}

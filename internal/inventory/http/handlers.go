@@ -1,0 +1,292 @@
+package http
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/jaego/jaego/internal/httpx"
+	"github.com/jaego/jaego/internal/inventory"
+)
+
+func (a *API) getStock() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		store, sku := r.PathValue("store"), r.PathValue("sku")
+		if err := errors.Join(inventory.CheckStore(store), inventory.CheckSKU(sku)); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		ctx, cancel := a.ctx(r)
+		defer cancel()
+		st, err := a.store.Get(ctx, store, sku)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		httpx.WriteJSON(w, http.StatusOK, st)
+	})
+}
+
+// lookupAnswer is the answer of both bulk lookups: found records and the misses, each in
+// request order.
+type lookupAnswer struct {
+	Items   []inventory.Stock `json:"items"`
+	Missing []string          `json:"missing"`
+}
+
+func (a *API) storeStock() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		store := r.PathValue("store")
+		skus, err := listParam(r, "sku", inventory.CheckSKU)
+		if err == nil {
+			err = inventory.CheckStore(store)
+		}
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		keys := make([]inventory.Key, len(skus))
+		for i, sku := range skus {
+			keys[i] = inventory.Key{Store: store, SKU: sku}
+		}
+		a.lookup(w, r, keys, skus)
+	})
+}
+
+func (a *API) skuStock() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sku := r.PathValue("sku")
+		stores, err := listParam(r, "store", inventory.CheckStore)
+		if err == nil {
+			err = inventory.CheckSKU(sku)
+		}
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		keys := make([]inventory.Key, len(stores))
+		for i, store := range stores {
+			keys[i] = inventory.Key{Store: store, SKU: sku}
+		}
+		a.lookup(w, r, keys, stores)
+	})
+}
+
+func (a *API) lookup(w http.ResponseWriter, r *http.Request, keys []inventory.Key, names []string) {
+	ctx, cancel := a.ctx(r)
+	defer cancel()
+	found, err := a.store.GetMany(ctx, keys)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	ans := lookupAnswer{Items: []inventory.Stock{}, Missing: []string{}}
+	for i, f := range found {
+		if f.Found {
+			ans.Items = append(ans.Items, f.Stock)
+		} else {
+			ans.Missing = append(ans.Missing, names[i])
+		}
+	}
+	httpx.WriteJSON(w, http.StatusOK, ans)
+}
+
+// listParam reads a repeated and/or comma-separated query parameter, in order, without
+// repeats, checking each value.
+func listParam(r *http.Request, name string, check func(string) error) ([]string, error) {
+	var out []string
+	seen := map[string]bool{}
+	for _, v := range r.URL.Query()[name] {
+		for _, id := range strings.Split(v, ",") {
+			if err := check(id); err != nil {
+				return nil, err
+			}
+			if !seen[id] {
+				seen[id] = true
+				out = append(out, id)
+			}
+		}
+	}
+	switch {
+	case len(out) == 0:
+		return nil, inventory.Invalidf(name, "give at least one %s (?%s=A&%s=B or ?%s=A,B)", name, name, name, name)
+	case len(out) > MaxLookup:
+		return nil, inventory.Invalidf(name, "at most %d values of %s per request, got %d", MaxLookup, name, len(out))
+	}
+	return out, nil
+}
+
+// resultJSON is one event's outcome on the wire.
+type resultJSON struct {
+	EventID string           `json:"event_id"`
+	Status  inventory.Status `json:"status"`
+	Code    inventory.Code   `json:"code,omitempty"`
+	Error   string           `json:"error,omitempty"`
+	Stock   *inventory.Stock `json:"stock,omitempty"`
+}
+
+func toJSON(r inventory.Result) resultJSON {
+	out := resultJSON{EventID: r.EventID, Status: r.Status}
+	if r.Err != nil {
+		out.Code, out.Error = inventory.ErrorCode(r.Err), r.Err.Error()
+	}
+	if r.Stock.Version > 0 || r.Status == inventory.Applied {
+		st := r.Stock
+		out.Stock = &st
+	}
+	return out
+}
+
+// eventsAnswer is the answer of POST /v1/events. For a single event the one result is
+// also given at the top level, so `status` and `stock` can be read without indexing.
+type eventsAnswer struct {
+	Results []resultJSON `json:"results"`
+	*resultJSON
+}
+
+func (a *API) postEvents() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		events, single, err := decodeEvents(w, r)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		ctx, cancel := a.ctx(r)
+		defer cancel()
+		results, err := a.store.Apply(ctx, events)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		ans := eventsAnswer{Results: make([]resultJSON, len(results))}
+		for i, res := range results {
+			ans.Results[i] = toJSON(res)
+		}
+		if single {
+			res := results[0]
+			if res.Err != nil {
+				p := problemOf(res.Err)
+				p.Extra["event_id"] = res.EventID
+				if res.Stock.Version > 0 {
+					p.Extra["stock"] = res.Stock
+				}
+				httpx.WriteProblem(w, p)
+				return
+			}
+			ans.resultJSON = &ans.Results[0]
+		}
+		httpx.WriteJSON(w, http.StatusOK, ans)
+	})
+}
+
+// decodeEvents reads one event or {"events":[…]}. A batch with any invalid event is
+// refused whole, with every problem listed, so bad input never changes anything.
+func decodeEvents(w http.ResponseWriter, r *http.Request) (events []inventory.Event, single bool, err error) {
+	body, err := httpx.ReadBody(w, r)
+	if err != nil {
+		return nil, false, err
+	}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(body, &top); err != nil || top == nil {
+		return nil, false, &httpx.DecodeError{Status: http.StatusBadRequest, Code: "invalid_json",
+			Detail: "body must be one event object or {\"events\":[…]}"}
+	}
+	raw, isBatch := top["events"]
+	if !isBatch {
+		var e inventory.Event
+		if err := httpx.Unmarshal(body, &e); err != nil {
+			return nil, false, err
+		}
+		if err := e.Validate(); err != nil {
+			return nil, false, err
+		}
+		return []inventory.Event{e}, true, nil
+	}
+	if len(top) != 1 {
+		return nil, false, inventory.Invalidf("events", "a batch body has only the field \"events\"")
+	}
+	var raws []json.RawMessage
+	if err := httpx.Unmarshal(raw, &raws); err != nil {
+		return nil, false, inventory.Invalidf("events", "events must be an array of event objects")
+	}
+	if len(raws) == 0 || len(raws) > MaxBatch {
+		return nil, false, inventory.Invalidf("events", "a batch has 1 to %d events, got %d", MaxBatch, len(raws))
+	}
+	events = make([]inventory.Event, len(raws))
+	var problems []map[string]any
+	for i, raw := range raws {
+		err := httpx.Unmarshal(raw, &events[i])
+		if err == nil {
+			err = events[i].Validate()
+		}
+		if err != nil {
+			p := map[string]any{"index": i, "detail": err.Error()}
+			if events[i].EventID != "" {
+				p["event_id"] = events[i].EventID
+			}
+			var de *inventory.Error
+			if errors.As(err, &de) && de.Field != "" {
+				p["field"] = de.Field
+			}
+			problems = append(problems, p)
+		}
+	}
+	if len(problems) > 0 {
+		return nil, false, &batchError{problems: problems}
+	}
+	return events, false, nil
+}
+
+type batchError struct{ problems []map[string]any }
+
+func (b *batchError) Error() string {
+	return fmt.Sprintf("%d of the events are invalid; none was applied", len(b.problems))
+}
+
+// problemOf is the one table from errors to HTTP problems.
+func problemOf(err error) httpx.Problem {
+	var de *httpx.DecodeError
+	var be *batchError
+	var ie *inventory.Error
+	switch {
+	case errors.As(err, &de):
+		return httpx.Problem{Status: de.Status, Code: de.Code, Detail: de.Detail, Extra: map[string]any{}}
+	case errors.As(err, &be):
+		return httpx.Problem{Status: http.StatusBadRequest, Code: string(inventory.CodeInvalid), Detail: be.Error(),
+			Extra: map[string]any{"errors": be.problems}}
+	case errors.Is(err, context.DeadlineExceeded):
+		return httpx.Problem{Status: http.StatusGatewayTimeout, Code: "timeout",
+			Detail: "the stock store did not answer in time; retrying with the same event ids is safe", Extra: map[string]any{}}
+	case errors.As(err, &ie):
+		p := httpx.Problem{Detail: ie.Error(), Code: string(ie.Code), Extra: map[string]any{}}
+		if ie.Field != "" {
+			p.Extra["field"] = ie.Field
+		}
+		switch ie.Code {
+		case inventory.CodeInvalid:
+			p.Status = http.StatusBadRequest
+		case inventory.CodeNotFound:
+			p.Status = http.StatusNotFound
+		case inventory.CodeInsufficientStock, inventory.CodeInsufficientReserved, inventory.CodeVersionConflict:
+			p.Status = http.StatusConflict
+		case inventory.CodeUnavailable:
+			p.Status = http.StatusServiceUnavailable
+			p.Detail = "the stock store is unavailable; retrying with the same event ids is safe"
+		default:
+			p.Status = http.StatusInternalServerError
+		}
+		return p
+	}
+	return httpx.Problem{Status: http.StatusInternalServerError, Code: "internal", Detail: "internal error", Extra: map[string]any{}}
+}
+
+func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
+	p := problemOf(err)
+	if p.Status >= 500 {
+		a.log.Error("inventory request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	httpx.WriteProblem(w, p)
+}

@@ -1,0 +1,55 @@
+// Package http serves the inventory API of design §3 over net/http: stock lookups and
+// stock events, with errors as RFC 9457 problem details carrying a stable code.
+package http
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/jaego/jaego/internal/inventory"
+)
+
+// Limits of one request.
+const (
+	MaxLookup = 1000 // SKUs or stores in one bulk lookup
+	MaxBatch  = 1000 // events in one POST /v1/events
+)
+
+// Options configures the API.
+type Options struct {
+	// Timeout bounds the store work of one request; default 2s.
+	Timeout time.Duration
+	Logger  *slog.Logger
+}
+
+// API is the inventory HTTP API.
+type API struct {
+	store   inventory.StockStore
+	timeout time.Duration
+	log     *slog.Logger
+}
+
+// New returns the API over store.
+func New(store inventory.StockStore, opts Options) *API {
+	if opts.Timeout <= 0 {
+		opts.Timeout = 2 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &API{store: store, timeout: opts.Timeout, log: opts.Logger}
+}
+
+// Register adds every inventory route to mux. This is the one list of them.
+func (a *API) Register(mux *http.ServeMux) {
+	mux.Handle("GET /v1/stores/{store}/skus/{sku}", a.getStock())
+	mux.Handle("GET /v1/stores/{store}/stock", a.storeStock())
+	mux.Handle("GET /v1/skus/{sku}/stock", a.skuStock())
+	mux.Handle("POST /v1/events", a.postEvents())
+}
+
+func (a *API) ctx(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), a.timeout)
+}
