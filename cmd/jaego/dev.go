@@ -48,10 +48,10 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	s.ready.Store(true)
 	api := s.apiURL()
 	fmt.Fprintf(stdout, `jaego dev is running (Ctrl-C stops it; nothing is kept)
-  api:    %s
   redis:  %s   (redis-cli -p %d)
+  api:    %s
   try:    curl %s/v1/stores/S001/skus/8809461234567
-`, api, redisSrv.Addr(), redisSrv.Server().Addr().Port, api)
+`, redisSrv.Addr(), redisSrv.Server().Addr().Port, api, api)
 	log.Info("dev serving", "http", api, "redis", redisSrv.Addr())
 	return s.serve(ctx)
 }

@@ -140,7 +140,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	s.ready.Store(true)
-	fmt.Fprintf(stdout, "jaego serve\n  api:    %s\n  redis:  %s\n", s.apiURL(), cfg.RedisURL)
+	fmt.Fprintf(stdout, "jaego serve\n  redis:  %s\n  api:    %s\n", cfg.RedisURL, s.apiURL())
 	log.Info("serving", "http", s.apiURL(), "redis", cfg.RedisURL, "groups", cfg.ShardGroups)
 	return s.serve(ctx)
 }

@@ -1,0 +1,245 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jaego/jaego/internal/testenv"
+)
+
+// started is a jaego run() in the background, with the addresses it printed.
+type started struct {
+	api   string
+	lines []string
+	done  chan error
+}
+
+// start calls run() like main does, reads the addresses it prints (the api line comes
+// last), and waits until
+// /readyz answers 200. The test's end cancels it and checks it stopped cleanly.
+func start(t *testing.T, env map[string]string, args ...string) *started {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	outR, outW := io.Pipe()
+	s := &started{done: make(chan error, 1)}
+	go func() {
+		s.done <- run(ctx, append([]string{"jaego"}, args...), func(k string) string { return env[k] }, outW, t.Output())
+		outW.Close()
+	}()
+	apiRE := regexp.MustCompile(`api:\s+(http://\S+)`)
+	sc := bufio.NewScanner(outR)
+	for s.api == "" && sc.Scan() {
+		s.lines = append(s.lines, sc.Text())
+		if m := apiRE.FindStringSubmatch(sc.Text()); m != nil {
+			s.api = m[1]
+		}
+	}
+	go func() { _, _ = io.Copy(io.Discard, outR) }()
+	if s.api == "" {
+		cancel()
+		t.Fatalf("jaego %v printed no api address: %v (run: %v)", args, s.lines, <-s.done)
+	}
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-s.done:
+			if err != nil {
+				t.Errorf("run returned %v after cancel", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Error("run did not stop within 15s of cancel")
+		}
+	})
+	// The listener is open before the address is printed; readiness is a state to poll.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(s.api + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return s
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz not 200 within 10s: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func getJSON(t *testing.T, url string, v any) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	return resp.StatusCode
+}
+
+func post(t *testing.T, url, body string) (int, map[string]any) {
+	t.Helper()
+	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, m
+}
+
+// TestDevEndToEnd is the README's first command: jaego dev with no external server, demo
+// stock seeded before it is ready, the embedded Redis reachable at the printed address.
+func TestDevEndToEnd(t *testing.T) {
+	// The standard ports must not matter to jaego dev: make sure each is taken (by us if
+	// nobody else has it) while it starts.
+	for _, port := range []string{"6379", "9092", "5432"} {
+		if l, err := net.Listen("tcp", "127.0.0.1:"+port); err == nil {
+			defer l.Close()
+		}
+	}
+	s := start(t, nil, "dev", "--http", "127.0.0.1:0")
+
+	var st map[string]any
+	if code := getJSON(t, s.api+"/v1/stores/S001/skus/8809461234567", &st); code != 200 || st["on_hand"] == nil || st["version"].(float64) < 1 {
+		t.Fatalf("demo stock: %d %v", code, st)
+	}
+	onHand := st["on_hand"].(float64)
+	code, ans := post(t, s.api+"/v1/events", `{"event_id":"pos-S001-1","type":"sale","store":"S001","sku":"8809461234567","qty":2,"source":"pos"}`)
+	if code != 200 || ans["status"] != "applied" {
+		t.Fatalf("sale: %d %v", code, ans)
+	}
+	getJSON(t, s.api+"/v1/stores/S001/skus/8809461234567", &st)
+	if st["on_hand"].(float64) != onHand-2 {
+		t.Errorf("after sale: %v, want on_hand %v", st, onHand-2)
+	}
+	var bulk struct {
+		Items   []map[string]any `json:"items"`
+		Missing []string         `json:"missing"`
+	}
+	getJSON(t, s.api+"/v1/skus/8809461234567/stock?store=S001,S002,S003,S999", &bulk)
+	if len(bulk.Items) != 3 || len(bulk.Missing) != 1 {
+		t.Errorf("cross-store: %+v", bulk)
+	}
+	// The embedded Redis is a real Redis-protocol server at the printed address.
+	redisRE := regexp.MustCompile(`redis:\s+(127\.0\.0\.1:\d+)`)
+	var redisAddr string
+	for _, line := range s.lines {
+		if m := redisRE.FindStringSubmatch(line); m != nil {
+			redisAddr = m[1]
+		}
+	}
+	if redisAddr == "" {
+		t.Fatalf("no redis address printed: %v", s.lines)
+	}
+	conn, err := net.Dial("tcp", redisAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("*1\r\n$4\r\nPING\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if line, _ := bufio.NewReader(conn).ReadString('\n'); line != "+PONG\r\n" {
+		t.Errorf("embedded redis answered %q", line)
+	}
+	var metrics string
+	resp, err := http.Get(s.api + "/metrics")
+	if err == nil {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		metrics = string(b)
+	}
+	for _, m := range []string{`jaego_stock_events_total{status="applied",type="sale"} 1`, "jaego_http_request_duration_seconds", "go_goroutines"} {
+		if !strings.Contains(metrics, m) {
+			t.Errorf("/metrics lacks %s", m)
+		}
+	}
+}
+
+// TestServeEndToEnd runs jaego serve against a private redis-server, configured through the
+// environment the way a deployment is, with a flag overriding one variable.
+func TestServeEndToEnd(t *testing.T) {
+	_, srv := testenv.Redis(t)
+	env := map[string]string{"JAEGO_REDIS_URL": "redis://" + srv.Addr + "/0", "JAEGO_HTTP_ADDR": "127.0.0.1:1"}
+	s := start(t, env, "serve", "--http", "127.0.0.1:0")
+	code, ans := post(t, s.api+"/v1/events", `{"event_id":"e1","type":"receipt","store":"S1","sku":"A","qty":3}`)
+	if code != 200 || ans["status"] != "applied" {
+		t.Fatalf("receipt: %d %v", code, ans)
+	}
+	var st map[string]any
+	if code := getJSON(t, s.api+"/v1/stores/S1/skus/A", &st); code != 200 || st["on_hand"] != 3.0 {
+		t.Errorf("lookup: %d %v", code, st)
+	}
+	var health map[string]any
+	if code := getJSON(t, s.api+"/healthz", &health); code != 200 {
+		t.Errorf("healthz %d", code)
+	}
+	// Redis gone: not ready, and says so.
+	srv.Stop()
+	var ready map[string]any
+	if code := getJSON(t, s.api+"/readyz", &ready); code != 503 || ready["code"] != "store_unavailable" {
+		t.Errorf("readyz with redis down: %d %v", code, ready)
+	}
+}
+
+func TestServeCluster(t *testing.T) {
+	_, nodes := testenv.RedisCluster(t)
+	var addrs []string
+	for _, n := range nodes {
+		addrs = append(addrs, n.Addr)
+	}
+	s := start(t, map[string]string{"JAEGO_REDIS_URL": strings.Join(addrs, ",")}, "serve", "--http", "127.0.0.1:0")
+	var events []string
+	for _, store := range []string{"S1", "S2", "S3", "S4", "S5", "S6"} {
+		events = append(events, `{"event_id":"r-`+store+`","type":"receipt","store":"`+store+`","sku":"A","qty":2}`)
+	}
+	if code, ans := post(t, s.api+"/v1/events", `{"events":[`+strings.Join(events, ",")+`]}`); code != 200 {
+		t.Fatalf("batch on cluster: %d %v", code, ans)
+	}
+	var bulk struct {
+		Items []map[string]any `json:"items"`
+	}
+	getJSON(t, s.api+"/v1/skus/A/stock?store=S1,S2,S3,S4,S5,S6", &bulk)
+	if len(bulk.Items) != 6 {
+		t.Errorf("cross-store on cluster: %+v", bulk)
+	}
+}
+
+func TestBadConfiguration(t *testing.T) {
+	cases := []struct {
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{nil, []string{"serve", "--http", "127.0.0.1:0"}, "--redis (JAEGO_REDIS_URL) is required"},
+		{map[string]string{"JAEGO_CHANGES_RETENTION": "two days"}, []string{"dev"}, "JAEGO_CHANGES_RETENTION"},
+		{map[string]string{"JAEGO_SHARD_GROUPS": "x"}, []string{"dev"}, "JAEGO_SHARD_GROUPS"},
+		{nil, []string{"dev", "--groups", "0"}, "--groups"},
+		{nil, []string{"dev", "--log-format", "xml"}, "--log-format"},
+		{nil, []string{"serve", "--redis", "localhost"}, "not host:port"},
+		{nil, []string{"dev", "extra"}, "unexpected argument"},
+		{nil, []string{"frobnicate"}, "unknown command"},
+		{nil, []string{}, "no command"},
+	}
+	for _, c := range cases {
+		err := run(context.Background(), append([]string{"jaego"}, c.args...), func(k string) string { return c.env[k] }, io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v %v: %v, want an error about %s", c.env, c.args, err, c.want)
+		}
+	}
+}

@@ -1,0 +1,61 @@
+package inventory_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/jaego/jaego/internal/inventory"
+	"github.com/jaego/jaego/internal/inventory/inventorytest"
+)
+
+func TestIdentifierBounds(t *testing.T) {
+	cases := []struct {
+		ok   bool
+		got  bool
+		name string
+	}{
+		{true, inventory.ValidStore(strings.Repeat("s", 32)), "32-char store"},
+		{false, inventory.ValidStore(strings.Repeat("s", 33)), "33-char store"},
+		{true, inventory.ValidStore("Gangnam_01-B"), "store with _ and -"},
+		{false, inventory.ValidStore("S.1"), "store with dot"},
+		{true, inventory.ValidSKU(strings.Repeat("9", 64)), "64-char sku"},
+		{true, inventory.ValidSKU("ABC.def-1_2"), "sku with . - _"},
+		{false, inventory.ValidSKU(strings.Repeat("9", 65)), "65-char sku"},
+		{true, inventory.ValidEventID(strings.Repeat("e", 128)), "128-char event id"},
+		{true, inventory.ValidEventID("pos S001 #12/3"), "printable punctuation and space"},
+		{false, inventory.ValidEventID(strings.Repeat("e", 129)), "129-char event id"},
+		{false, inventory.ValidEventID(""), "empty event id"},
+	}
+	for _, c := range cases {
+		if c.ok != c.got {
+			t.Errorf("%s: valid=%v, want %v", c.name, c.got, c.ok)
+		}
+	}
+}
+
+func TestValidateEveryInvalidEvent(t *testing.T) {
+	for name, e := range inventorytest.InvalidEvents() {
+		if err := e.Validate(); !errors.Is(err, inventory.ErrInvalid) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	for _, typ := range inventory.EventTypes {
+		e := inventory.Event{EventID: "ok", Type: typ, Store: "S", SKU: "K", Qty: 1}
+		if err := e.Validate(); err != nil {
+			t.Errorf("%s qty 1: %v", typ, err)
+		}
+	}
+	zero := int64(0)
+	if err := (inventory.Event{EventID: "ok", Type: inventory.Set, Store: "S", SKU: "K", ExpectedVersion: &zero}).Validate(); err != nil {
+		t.Errorf("set 0 with expected_version 0: %v", err)
+	}
+}
+
+func TestAvailableNeverNegative(t *testing.T) {
+	for _, c := range [][4]int64{{10, 2, 1, 7}, {3, 2, 1, 0}, {3, 5, 0, 0}, {-4, 0, 0, 0}, {5, 0, 9, 0}} {
+		if got := inventory.AvailableOf(c[0], c[1], c[2]); got != c[3] {
+			t.Errorf("AvailableOf(%d,%d,%d) = %d, want %d", c[0], c[1], c[2], got, c[3])
+		}
+	}
+}
