@@ -29,6 +29,10 @@ import (
 //go:embed apply.lua
 var applyLua string
 
+// ApplyScript returns the Lua source of the apply step, for tools that drive it directly
+// (the redis-benchmark baseline).
+func ApplyScript() string { return applyLua }
+
 // Options configures a Store. The zero value of every field means its default.
 type Options struct {
 	// Prefix starts every key; default "jg". Tests give each test its own.

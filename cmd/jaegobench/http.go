@@ -1,0 +1,201 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/rueidis"
+
+	"github.com/jaego/jaego/internal/httpx"
+	"github.com/jaego/jaego/internal/inventory"
+	invhttp "github.com/jaego/jaego/internal/inventory/http"
+	invredis "github.com/jaego/jaego/internal/inventory/redis"
+	"github.com/jaego/jaego/internal/testenv"
+)
+
+const benchSKUs = 1000
+
+// benchHTTP compares jaego's single-SKU lookup (validation, instrumentation, problem
+// handling, JSON of the full record) with a bare net/http handler doing one HMGET on the same
+// rueidis client, under the same closed-loop load, alternating phases to spread machine
+// noise over both; then measures the 1,000-SKU per-store lookup.
+func benchHTTP(ctx context.Context, out io.Writer, dur time.Duration, conns int) error {
+	dir, err := os.MkdirTemp("", "jaegobench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	srv, err := testenv.StartRedis(dir)
+	if err != nil {
+		return err
+	}
+	defer srv.Stop()
+	client, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{srv.Addr}, DisableCache: true})
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	store := invredis.New(client, invredis.Options{})
+	var seed []inventory.Event
+	skus := make([]string, benchSKUs)
+	for i := range skus {
+		skus[i] = fmt.Sprintf("8809%09d", i)
+		seed = append(seed, inventory.Event{EventID: "seed-" + skus[i], Type: inventory.Receipt, Store: "S0001", SKU: skus[i], Qty: int64(i + 1)})
+	}
+	if _, err := store.Apply(ctx, seed); err != nil {
+		return err
+	}
+
+	mux := http.NewServeMux()
+	invhttp.New(store, invhttp.Options{}).Register(mux)
+	jaego, err := listen(httpx.Instrument(mux, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil))))
+	if err != nil {
+		return err
+	}
+	defer jaego.Close()
+	bare, err := listen(bareHandler(client, store))
+	if err != nil {
+		return err
+	}
+	defer bare.Close()
+
+	single := func(base string) func(*rand.Rand) string {
+		return func(r *rand.Rand) string { return base + "/v1/stores/S0001/skus/" + skus[r.IntN(benchSKUs)] }
+	}
+	var jaegoRuns, bareRuns []loadResult
+	for round := 0; round < 2; round++ {
+		b, err := load(ctx, single("http://"+bare.Addr().String()), conns, dur/2)
+		if err != nil {
+			return err
+		}
+		j, err := load(ctx, single("http://"+jaego.Addr().String()), conns, dur/2)
+		if err != nil {
+			return err
+		}
+		bareRuns, jaegoRuns = append(bareRuns, b), append(jaegoRuns, j)
+	}
+	bareAll, jaegoAll := merge(bareRuns), merge(jaegoRuns)
+	fmt.Fprintf(out, "| single-SKU lookup, %d connections, %s | req/s | p50 | p99 | ratio to baseline |\n|---|---:|---:|---:|---:|\n", conns, dur)
+	fmt.Fprintf(out, "| bare net/http + one HMGET (baseline) | %.0f | %s | %s | 1.00 |\n", bareAll.rate, ms(bareAll.lat.pct(.5)), ms(bareAll.lat.pct(.99)))
+	fmt.Fprintf(out, "| jaego GET /v1/stores/{store}/skus/{sku} | %.0f | %s | %s | %.2f |\n\n", jaegoAll.rate, ms(jaegoAll.lat.pct(.5)), ms(jaegoAll.lat.pct(.99)), jaegoAll.rate/bareAll.rate)
+
+	all := "http://" + jaego.Addr().String() + "/v1/stores/S0001/stock?sku=" + strings.Join(skus, ",")
+	bulk, err := load(ctx, func(*rand.Rand) string { return all }, 4, dur)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "| per-store lookup of %d SKUs, 4 connections, %s | req/s | SKUs/s | p50 | p99 |\n|---|---:|---:|---:|---:|\n", benchSKUs, dur)
+	fmt.Fprintf(out, "| jaego GET /v1/stores/{store}/stock | %.0f | %.0f | %s | %s |\n", bulk.rate, bulk.rate*benchSKUs, ms(bulk.lat.pct(.5)), ms(bulk.lat.pct(.99)))
+	return nil
+}
+
+// bareHandler is the least a lookup can do: one HMGET, the numbers written out.
+func bareHandler(client rueidis.Client, store *invredis.Store) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		parts := strings.Split(r.URL.Path, "/") // /v1/stores/{store}/skus/{sku}
+		key := store.StockKey(parts[3], parts[5])
+		vals, err := client.Do(r.Context(), client.B().Hmget().Key(key).Field("on_hand", "reserved", "safety", "version").Build()).ToArray()
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		var b strings.Builder
+		b.WriteString("{")
+		for i, v := range vals {
+			s, _ := v.ToString()
+			if i > 0 {
+				b.WriteString(",")
+			}
+			b.WriteString(`"` + strconv.Itoa(i) + `":` + s)
+		}
+		b.WriteString("}")
+		_, _ = io.WriteString(w, b.String())
+	})
+}
+
+func listen(h http.Handler) (net.Listener, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	go func() { _ = (&http.Server{Handler: h}).Serve(l) }()
+	return l, nil
+}
+
+type loadResult struct {
+	n    int
+	dur  time.Duration
+	rate float64
+	lat  latencies
+}
+
+func merge(rs []loadResult) loadResult {
+	var m loadResult
+	for _, r := range rs {
+		m.n += r.n
+		m.dur += r.dur
+		m.lat = append(m.lat, r.lat...)
+	}
+	m.rate = float64(m.n) / m.dur.Seconds()
+	return m
+}
+
+// load runs conns closed-loop clients for dur and fails on any non-200 answer.
+func load(ctx context.Context, url func(*rand.Rand) string, conns int, dur time.Duration) (loadResult, error) {
+	tr := &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr}
+	ctx, cancel := context.WithTimeout(ctx, dur)
+	defer cancel()
+	var mu sync.Mutex
+	var res loadResult
+	var firstErr error
+	var wg sync.WaitGroup
+	start := time.Now()
+	for c := 0; c < conns; c++ {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(c), 7))
+			var lat latencies
+			for ctx.Err() == nil {
+				t0 := time.Now()
+				resp, err := hc.Get(url(rng))
+				if err != nil {
+					if ctx.Err() == nil {
+						mu.Lock()
+						firstErr = err
+						mu.Unlock()
+					}
+					break
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					mu.Lock()
+					firstErr = fmt.Errorf("status %d", resp.StatusCode)
+					mu.Unlock()
+					break
+				}
+				lat = append(lat, time.Since(t0))
+			}
+			mu.Lock()
+			res.lat = append(res.lat, lat...)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	res.n, res.dur = len(res.lat), time.Since(start)
+	res.rate = float64(res.n) / res.dur.Seconds()
+	return res, firstErr
+}

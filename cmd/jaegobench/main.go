@@ -1,0 +1,64 @@
+// Command jaegobench measures jaego against a baseline taken in the same run, on private
+// servers it starts itself, and prints markdown for docs/benchmarks.md.
+//
+//	go run ./cmd/jaegobench store   # events/s: one event per script call vs batched, vs redis-benchmark -P 32
+//	go run ./cmd/jaegobench http    # single-SKU lookup vs a bare HMGET handler; 1,000-SKU store lookup p50/p99
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "jaegobench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, out io.Writer) error {
+	if len(args) == 0 {
+		return errors.New("usage: jaegobench store|http [flags]")
+	}
+	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
+	switch args[0] {
+	case "store":
+		events := fs.Int("events", 200_000, "events per measurement")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		return benchStore(ctx, out, *events)
+	case "http":
+		dur := fs.Duration("duration", 10*time.Second, "duration of each load phase")
+		conns := fs.Int("conns", 32, "concurrent connections")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		return benchHTTP(ctx, out, *dur, *conns)
+	}
+	return fmt.Errorf("unknown benchmark %q", args[0])
+}
+
+// latencies summarises a sample of durations.
+type latencies []time.Duration
+
+func (l latencies) pct(p float64) time.Duration {
+	if len(l) == 0 {
+		return 0
+	}
+	s := append(latencies(nil), l...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[min(len(s)-1, int(p*float64(len(s))))]
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"crypto/sha1"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/jaego/jaego/internal/inventory"
+	invredis "github.com/jaego/jaego/internal/inventory/redis"
+	"github.com/jaego/jaego/internal/testenv"
+)
+
+// benchStore measures events applied per second through the Redis store.
+//
+// Baseline: redis-benchmark sending EVALSHA of the very same apply script with -P 32 (32
+// commands pipelined per connection, 50 connections), one receipt per call on a random SKU —
+// the ceiling of the script on this Redis without any Go in the way. Then the store:
+//   - single: 64 goroutines each call Apply with one event (rueidis auto-pipelines them);
+//   - pipelined: Apply with 256 events over many stores, each event its own script call
+//     (MaxBatch 1), calls pipelined;
+//   - batched: the same 256-event Applys with MaxBatch 64: one script call per shard group.
+func benchStore(ctx context.Context, out io.Writer, n int) error {
+	dir, err := os.MkdirTemp("", "jaegobench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	srv, err := testenv.StartRedis(dir)
+	if err != nil {
+		return err
+	}
+	defer srv.Stop()
+	client, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{srv.Addr}, DisableCache: true})
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+
+	base, err := redisBenchmarkScript(ctx, client, srv.Addr, n)
+	if err != nil {
+		return err
+	}
+	type row struct {
+		name string
+		rate float64
+	}
+	rows := []row{{"redis-benchmark EVALSHA -P 32 -c 50 (baseline)", base}}
+	for _, m := range []struct {
+		name     string
+		maxBatch int
+		perCall  int
+		workers  int
+	}{
+		{"store, 1 event per Apply, 64 goroutines", 1, 1, 64},
+		{"store, 256 events per Apply, 1 script call per event (MaxBatch 1), 4 goroutines", 1, 256, 4},
+		{"store, 256 events per Apply, batched by shard group (MaxBatch 64), 4 goroutines", 64, 256, 4},
+	} {
+		if err := client.Do(ctx, client.B().Flushall().Build()).Error(); err != nil {
+			return err
+		}
+		store := invredis.New(client, invredis.Options{MaxBatch: m.maxBatch})
+		rate, err := applyRate(ctx, store, n, m.perCall, m.workers)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, row{m.name, rate})
+	}
+	fmt.Fprintf(out, "| apply path (%d events each) | events/s | ratio to baseline |\n|---|---:|---:|\n", n)
+	for _, r := range rows {
+		fmt.Fprintf(out, "| %s | %.0f | %.2f |\n", r.name, r.rate, r.rate/base)
+	}
+	return nil
+}
+
+// applyRate applies n receipts on 2,000 stores × 500 SKUs and returns events/s.
+func applyRate(ctx context.Context, store *invredis.Store, n, perCall, workers int) (float64, error) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var firstErr error
+	var errOnce sync.Once
+	start := time.Now()
+	for w := 0; w < workers; w++ {
+		wg.Go(func() {
+			batch := make([]inventory.Event, 0, perCall)
+			for {
+				from := next.Add(int64(perCall)) - int64(perCall)
+				if from >= int64(n) {
+					return
+				}
+				batch = batch[:0]
+				for i := from; i < min(from+int64(perCall), int64(n)); i++ {
+					batch = append(batch, inventory.Event{
+						EventID: "b-" + strconv.FormatInt(i, 10), Type: inventory.Receipt,
+						Store: fmt.Sprintf("S%04d", (i*7919)%2000), SKU: fmt.Sprintf("880%06d", (i*104729)%500), Qty: 1,
+					})
+				}
+				res, err := store.Apply(ctx, batch)
+				if err == nil {
+					for _, r := range res {
+						if r.Status != inventory.Applied {
+							err = fmt.Errorf("event %s: %s %v", r.EventID, r.Status, r.Err)
+							break
+						}
+					}
+				}
+				if err != nil {
+					errOnce.Do(func() { firstErr = err })
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return float64(n) / time.Since(start).Seconds(), firstErr
+}
+
+var rpsRE = regexp.MustCompile(`([0-9.]+) requests per second`)
+
+// redisBenchmarkScript loads the store's apply script and runs redis-benchmark on it.
+// __rand_int__ makes every call a new SKU and a new event id (-r 100M: repeats, which would
+// be cheaper duplicates, are about 0.1% of calls).
+func redisBenchmarkScript(ctx context.Context, client rueidis.Client, addr string, n int) (float64, error) {
+	script := invredis.ApplyScript()
+	sum := sha1.Sum([]byte(script))
+	sha := hex.EncodeToString(sum[:])
+	if got, err := client.Do(ctx, client.B().ScriptLoad().Script(script).Build()).ToString(); err != nil || got != sha {
+		return 0, fmt.Errorf("script load: %v %s", err, got)
+	}
+	host, port, _ := strings.Cut(addr, ":")
+	day := time.Now().UTC().Format("20060102")
+	args := []string{"-h", host, "-p", port, "-n", strconv.Itoa(n), "-c", "50", "-P", "32", "-r", "100000000", "-q",
+		"EVALSHA", sha, "3",
+		"jg:chg:{3}:" + day, "jg:stk:{3}:S0001:__rand_int__", "jg:idem:{3}:rb-__rand_int__",
+		"604800", "172800", "rb-__rand_int__", "receipt", "1", "", "S0001", "__rand_int__"}
+	cmd := exec.CommandContext(ctx, "redis-benchmark", args...)
+	outb, err := cmd.CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("redis-benchmark: %v\n%s", err, outb)
+	}
+	m := rpsRE.FindAllStringSubmatch(string(outb), -1)
+	if m == nil {
+		return 0, fmt.Errorf("redis-benchmark printed no rate:\n%s", outb)
+	}
+	// Make sure the baseline really applied events (a script error would be fast and empty).
+	if entries, err := client.Do(ctx, client.B().Xlen().Key("jg:chg:{3}:"+day).Build()).AsInt64(); err != nil || entries < int64(n)*9/10 {
+		return 0, fmt.Errorf("redis-benchmark applied only %d of %d events (%v):\n%s", entries, n, err, outb)
+	}
+	return strconv.ParseFloat(m[len(m)-1][1], 64)
+}
