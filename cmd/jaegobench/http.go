@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,7 +20,6 @@ import (
 	"github.com/jaego/jaego/internal/inventory"
 	invhttp "github.com/jaego/jaego/internal/inventory/http"
 	invredis "github.com/jaego/jaego/internal/inventory/redis"
-	"github.com/jaego/jaego/internal/testenv"
 )
 
 const benchSKUs = 1000
@@ -31,21 +29,11 @@ const benchSKUs = 1000
 // rueidis client, under the same closed-loop load, alternating phases to spread machine
 // noise over both; then measures the 1,000-SKU per-store lookup.
 func benchHTTP(ctx context.Context, out io.Writer, dur time.Duration, conns int) error {
-	dir, err := os.MkdirTemp("", "jaegobench-")
+	client, _, stop, err := privateRedis()
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	srv, err := testenv.StartRedis(dir)
-	if err != nil {
-		return err
-	}
-	defer srv.Stop()
-	client, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{srv.Addr}, DisableCache: true})
-	if err != nil {
-		return err
-	}
-	defer client.Close()
+	defer stop()
 	store := invredis.New(client, invredis.Options{})
 	var seed []inventory.Event
 	skus := make([]string, benchSKUs)

@@ -15,6 +15,10 @@ import (
 	"os/signal"
 	"sort"
 	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/jaego/jaego/internal/testenv"
 )
 
 func main() {
@@ -62,3 +66,23 @@ func (l latencies) pct(p float64) time.Duration {
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
+
+// privateRedis starts a throwaway redis-server and a client to it; stop ends both.
+func privateRedis() (rueidis.Client, *testenv.RedisServer, func(), error) {
+	dir, err := os.MkdirTemp("", "jaegobench-")
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	srv, err := testenv.StartRedis(dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, nil, err
+	}
+	client, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{srv.Addr}, DisableCache: true})
+	if err != nil {
+		srv.Stop()
+		os.RemoveAll(dir)
+		return nil, nil, nil, err
+	}
+	return client, srv, func() { client.Close(); srv.Stop(); os.RemoveAll(dir) }, nil
+}

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -19,7 +18,6 @@ import (
 
 	"github.com/jaego/jaego/internal/inventory"
 	invredis "github.com/jaego/jaego/internal/inventory/redis"
-	"github.com/jaego/jaego/internal/testenv"
 )
 
 // benchStore measures events applied per second through the Redis store.
@@ -32,21 +30,11 @@ import (
 //     (MaxBatch 1), calls pipelined;
 //   - batched: the same 256-event Applys with MaxBatch 64: one script call per shard group.
 func benchStore(ctx context.Context, out io.Writer, n int) error {
-	dir, err := os.MkdirTemp("", "jaegobench-")
+	client, srv, stop, err := privateRedis()
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	srv, err := testenv.StartRedis(dir)
-	if err != nil {
-		return err
-	}
-	defer srv.Stop()
-	client, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{srv.Addr}, DisableCache: true})
-	if err != nil {
-		return err
-	}
-	defer client.Close()
+	defer stop()
 
 	base, err := redisBenchmarkScript(ctx, client, srv.Addr, n)
 	if err != nil {
