@@ -38,7 +38,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	}
 	defer client.Close()
 
-	s, err := newServer(cfg, client, log)
+	s, err := newServer(ctx, cfg, client, log)
 	if err != nil {
 		return err
 	}

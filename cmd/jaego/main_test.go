@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -12,6 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/rueidis"
+
+	"github.com/jaego/jaego/internal/embedded"
+	"github.com/jaego/jaego/internal/lock"
 	"github.com/jaego/jaego/internal/testenv"
 )
 
@@ -157,6 +162,34 @@ func TestDevEndToEnd(t *testing.T) {
 	if line, _ := bufio.NewReader(conn).ReadString('\n'); line != "+PONG\r\n" {
 		t.Errorf("embedded redis answered %q", line)
 	}
+	// Locks: one held by another process shows up in the admin list, and an operator's
+	// force-unlock frees it.
+	rc, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{redisAddr}, DisableCache: true, AlwaysRESP2: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	held, err := lock.New(rc, lock.Options{ClassicPubSub: true}).TryLock(context.Background(), "promo-rebuild", 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var locks struct {
+		Locks []lock.Info `json:"locks"`
+	}
+	if code := getJSON(t, s.api+"/v1/admin/locks", &locks); code != 200 || len(locks.Locks) != 1 ||
+		locks.Locks[0].Name != "promo-rebuild" || locks.Locks[0].Token != held.Token {
+		t.Errorf("lock list: %d %+v", code, locks)
+	}
+	if code, ans := post(t, s.api+"/v1/admin/locks/promo-rebuild/force-unlock", ""); code != 200 || ans["released"] != true {
+		t.Errorf("force-unlock: %d %v", code, ans)
+	}
+	if err := held.Unlock(context.Background()); !errors.Is(err, lock.ErrNotHeld) {
+		t.Errorf("holder after force-unlock: %v", err)
+	}
+	if code, ans := post(t, s.api+"/v1/admin/locks/bad%7Bname%7D/force-unlock", ""); code != 400 || ans["code"] != "invalid_input" {
+		t.Errorf("bad lock name: %d %v", code, ans)
+	}
+
 	var metrics string
 	resp, err := http.Get(s.api + "/metrics")
 	if err == nil {
@@ -241,5 +274,25 @@ func TestBadConfiguration(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v %v: %v, want an error about %s", c.env, c.args, err, c.want)
 		}
+	}
+}
+
+func TestShardedPubSubDetection(t *testing.T) {
+	real, _ := testenv.Redis(t)
+	if !shardedPubSub(context.Background(), real) {
+		t.Error("redis-server 7 not detected as having SPUBLISH")
+	}
+	srv, err := embedded.StartRedis("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	emb, err := rueidis.NewClient(srv.ClientOption())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emb.Close()
+	if shardedPubSub(context.Background(), emb) {
+		t.Error("embedded server detected as having SPUBLISH")
 	}
 }

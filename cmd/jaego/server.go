@@ -19,6 +19,8 @@ import (
 	"github.com/jaego/jaego/internal/httpx"
 	invhttp "github.com/jaego/jaego/internal/inventory/http"
 	invredis "github.com/jaego/jaego/internal/inventory/redis"
+	"github.com/jaego/jaego/internal/lock"
+	lockhttp "github.com/jaego/jaego/internal/lock/http"
 )
 
 // server is jaego's serving part, wired by hand: the stores, the API and its listener.
@@ -27,12 +29,14 @@ type server struct {
 	log      *slog.Logger
 	registry *prometheus.Registry
 	stock    *invredis.Store
+	locks    *lock.Locker
 	ready    atomic.Bool // set once startup work (e.g. the dev seed) is done
 	http     *http.Server
 	listener net.Listener
 }
 
-func newServer(cfg config, client rueidis.Client, log *slog.Logger) (*server, error) {
+// newServer wires the serving part on client.
+func newServer(ctx context.Context, cfg config, client rueidis.Client, log *slog.Logger) (*server, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s := &server{cfg: cfg, log: log, registry: reg}
@@ -42,6 +46,9 @@ func newServer(cfg config, client rueidis.Client, log *slog.Logger) (*server, er
 		Registerer: reg,
 		Logger:     log,
 	})
+	sharded := shardedPubSub(ctx, client)
+	log.Debug("lock pub/sub", "sharded", sharded)
+	s.locks = lock.New(client, lock.Options{ClassicPubSub: !sharded, Registerer: reg, Logger: log})
 	l, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return nil, fmt.Errorf("http listen on %s: %w", cfg.HTTPAddr, err)
@@ -57,6 +64,16 @@ func newServer(cfg config, client rueidis.Client, log *slog.Logger) (*server, er
 	return s, nil
 }
 
+// shardedPubSub reports whether the server knows SPUBLISH (Redis 7+; not the embedded
+// server of jaego dev). Locks use sharded pub/sub where they can: on a Cluster a classic
+// PUBLISH is broadcast to every node, a sharded one only to the lock's own slot.
+func shardedPubSub(ctx context.Context, client rueidis.Client) bool {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	info, err := client.Do(ctx, client.B().CommandInfo().CommandName("spublish").Build()).ToArray()
+	return err == nil && len(info) == 1 && !info[0].IsNil()
+}
+
 // routes is the one list of everything jaego serves over HTTP.
 func (s *server) routes() http.Handler {
 	mux := http.NewServeMux()
@@ -64,6 +81,7 @@ func (s *server) routes() http.Handler {
 	mux.Handle("GET /readyz", s.readyz())
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry}))
 	invhttp.New(s.stock, invhttp.Options{Timeout: s.cfg.RequestTimeout, Logger: s.log}).Register(mux)
+	lockhttp.New(s.locks, s.log).Register(mux)
 	return httpx.Instrument(mux, s.registry, s.log)
 }
 
@@ -135,7 +153,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return fmt.Errorf("connect to redis %s: %w", cfg.RedisURL, err)
 	}
 	defer client.Close()
-	s, err := newServer(cfg, client, log)
+	s, err := newServer(ctx, cfg, client, log)
 	if err != nil {
 		return err
 	}

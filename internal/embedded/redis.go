@@ -63,7 +63,8 @@ func (r *Redis) Close() {
 }
 
 // ClientOption is how rueidis must talk to miniredis: it has no RESP3 client tracking, so
-// server-assisted client-side caching is off.
+// server-assisted client-side caching is off; and it refuses commands on a connection that
+// subscribed, so RESP2 keeps pub/sub on connections of its own.
 func (r *Redis) ClientOption() rueidis.ClientOption {
-	return rueidis.ClientOption{InitAddress: []string{r.Addr()}, DisableCache: true}
+	return rueidis.ClientOption{InitAddress: []string{r.Addr()}, DisableCache: true, AlwaysRESP2: true}
 }
