@@ -3,6 +3,7 @@
 //
 //	go run ./cmd/jaegobench store   # events/s: one event per script call vs batched, vs redis-benchmark -P 32
 //	go run ./cmd/jaegobench http    # single-SKU lookup vs a bare HMGET handler; 1,000-SKU store lookup p50/p99
+//	go run ./cmd/jaegobench lock    # hot SKU: lock + read-modify-write vs the Lua apply step; lock latency
 package main
 
 import (
@@ -32,7 +33,7 @@ func main() {
 
 func run(ctx context.Context, args []string, out io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: jaegobench store|http [flags]")
+		return errors.New("usage: jaegobench store|http|lock [flags]")
 	}
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 	switch args[0] {
@@ -49,6 +50,12 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 		return benchHTTP(ctx, out, *dur, *conns)
+	case "lock":
+		dur := fs.Duration("duration", 10*time.Second, "duration of each phase")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		return benchLock(ctx, out, *dur)
 	}
 	return fmt.Errorf("unknown benchmark %q", args[0])
 }
