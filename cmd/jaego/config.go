@@ -17,6 +17,9 @@ import (
 type config struct {
 	HTTPAddr       string
 	RedisURL       string
+	KafkaBrokers   string
+	KafkaTopic     string
+	KafkaGroup     string
 	ShardGroups    int
 	Retention      time.Duration
 	RequestTimeout time.Duration
@@ -25,6 +28,7 @@ type config struct {
 
 	// jaego dev only.
 	RedisListen string
+	KafkaListen string
 }
 
 // envFlags binds flags to a FlagSet with defaults taken from the environment, and
@@ -104,6 +108,12 @@ func commonFlags(f *envFlags, c *config) {
 	f.Duration(&c.RequestTimeout, "request-timeout", "JAEGO_REQUEST_TIMEOUT", 2*time.Second, "bound on the store work of one HTTP request")
 	f.Level(&c.LogLevel, "log-level", "JAEGO_LOG_LEVEL", "log level: debug, info, warn, error")
 	f.String(&c.LogFormat, "log-format", "JAEGO_LOG_FORMAT", "json", "log format: json or text")
+}
+
+// kafkaFlags are the topic and group of the POS event pipeline.
+func kafkaFlags(f *envFlags, c *config) {
+	f.String(&c.KafkaTopic, "topic", "JAEGO_KAFKA_TOPIC", "jaego.stock-events", "topic of stock events (the DLQ is <topic>.dlq)")
+	f.String(&c.KafkaGroup, "group", "JAEGO_KAFKA_GROUP", "jaego-stock", "consumer group of the stock consumer")
 }
 
 func (c *config) check() error {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jaego/jaego/internal/embedded"
 	"github.com/jaego/jaego/internal/inventory"
+	invkafka "github.com/jaego/jaego/internal/inventory/kafka"
 )
 
 // runDev is `jaego dev`: the production server on an in-process Redis-protocol server,
@@ -19,6 +20,8 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	f := newEnvFlags("dev", getenv, stderr)
 	commonFlags(f, &cfg)
 	f.String(&cfg.RedisListen, "redis-listen", "JAEGO_DEV_REDIS_LISTEN", "127.0.0.1:0", "where the embedded Redis-protocol server listens (for redis-cli)")
+	f.String(&cfg.KafkaListen, "kafka-listen", "JAEGO_DEV_KAFKA_LISTEN", "127.0.0.1:0", "where the embedded Kafka-protocol broker listens (for kcat)")
+	kafkaFlags(f, &cfg)
 	if err := f.Parse(args); err != nil {
 		return err
 	}
@@ -38,8 +41,17 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	}
 	defer client.Close()
 
+	broker, err := embedded.StartKafka(cfg.KafkaListen, 8, cfg.KafkaTopic, cfg.KafkaTopic+invkafka.DLQSuffix)
+	if err != nil {
+		return err
+	}
+	defer broker.Close()
+
 	s, err := newServer(ctx, cfg, client, log)
 	if err != nil {
+		return err
+	}
+	if err := s.addConsumer([]string{broker.Addr}, cfg.KafkaTopic, cfg.KafkaGroup); err != nil {
 		return err
 	}
 	if err := seedDemo(ctx, s.stock); err != nil {
@@ -49,10 +61,11 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	api := s.apiURL()
 	fmt.Fprintf(stdout, `jaego dev is running (Ctrl-C stops it; nothing is kept)
   redis:  %s   (redis-cli -p %d)
+  kafka:  %s   (topic %s; kcat -b %s -t %s -P)
   api:    %s
   try:    curl %s/v1/stores/S001/skus/8809461234567
-`, redisSrv.Addr(), redisSrv.Server().Addr().Port, api, api)
-	log.Info("dev serving", "http", api, "redis", redisSrv.Addr())
+`, redisSrv.Addr(), redisSrv.Server().Addr().Port, broker.Addr, cfg.KafkaTopic, broker.Addr, cfg.KafkaTopic, api, api)
+	log.Info("dev serving", "http", api, "redis", redisSrv.Addr(), "kafka", broker.Addr)
 	return s.serve(ctx)
 }
 

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -18,6 +20,7 @@ import (
 
 	"github.com/jaego/jaego/internal/httpx"
 	invhttp "github.com/jaego/jaego/internal/inventory/http"
+	invkafka "github.com/jaego/jaego/internal/inventory/kafka"
 	invredis "github.com/jaego/jaego/internal/inventory/redis"
 	"github.com/jaego/jaego/internal/lock"
 	lockhttp "github.com/jaego/jaego/internal/lock/http"
@@ -33,6 +36,14 @@ type server struct {
 	ready    atomic.Bool // set once startup work (e.g. the dev seed) is done
 	http     *http.Server
 	listener net.Listener
+	workers  []worker // run beside the HTTP server, e.g. the Kafka consumer
+}
+
+// worker is a long-running part of the server; it returns nil when ctx ends.
+type worker struct {
+	name string
+	run  func(ctx context.Context) error
+	stop func() // after run returned
 }
 
 // newServer wires the serving part on client.
@@ -111,24 +122,56 @@ func (s *server) readyz() http.Handler {
 	})
 }
 
-// serve answers HTTP until ctx ends, then drains in-flight requests for up to 10 s.
+// serve answers HTTP and runs the workers until ctx ends or one of them fails, then drains
+// in-flight requests for up to 10 s.
 func (s *server) serve(ctx context.Context) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	for _, w := range s.workers {
+		wg.Go(func() {
+			if err := w.run(ctx); err != nil {
+				cancel(fmt.Errorf("%s: %w", w.name, err))
+			}
+			if w.stop != nil {
+				w.stop()
+			}
+		})
+	}
+	defer wg.Wait()
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(s.listener) }()
 	select {
 	case err := <-errc:
+		cancel(nil)
 		return fmt.Errorf("http: %w", err)
 	case <-ctx.Done():
 	}
-	s.log.Info("shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	failure := context.Cause(ctx)
+	if errors.Is(failure, context.Canceled) {
+		failure = nil
+	}
+	s.log.Info("shutting down", "cause", failure)
+	shutdownCtx, cancelShutdown := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancelShutdown()
 	if err := s.http.Shutdown(shutdownCtx); err != nil {
 		return fmt.Errorf("http shutdown: %w", err)
 	}
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	return failure
+}
+
+// addConsumer runs the POS event consumer on brokers as a worker.
+func (s *server) addConsumer(brokers []string, topic, group string) error {
+	c, err := invkafka.NewConsumer(s.stock, invkafka.ConsumerOptions{
+		Brokers: brokers, Topic: topic, Group: group, Registerer: s.registry, Logger: s.log,
+	})
+	if err != nil {
+		return err
+	}
+	s.workers = append(s.workers, worker{name: "kafka consumer", run: c.Run, stop: c.Close})
 	return nil
 }
 
@@ -137,6 +180,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	f := newEnvFlags("serve", getenv, stderr)
 	commonFlags(f, &cfg)
 	f.String(&cfg.RedisURL, "redis", "JAEGO_REDIS_URL", "", "Redis: redis://host:port/db, or host:port,host:port,… for a Cluster")
+	f.String(&cfg.KafkaBrokers, "kafka", "JAEGO_KAFKA_BROKERS", "", "Kafka brokers host:port,…; when set, the POS event consumer runs")
+	kafkaFlags(f, &cfg)
 	if err := f.Parse(args); err != nil {
 		return err
 	}
@@ -157,8 +202,30 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
+	if cfg.KafkaBrokers != "" {
+		if err := s.addConsumer(splitList(cfg.KafkaBrokers), cfg.KafkaTopic, cfg.KafkaGroup); err != nil {
+			return err
+		}
+	}
 	s.ready.Store(true)
-	fmt.Fprintf(stdout, "jaego serve\n  redis:  %s\n  api:    %s\n", cfg.RedisURL, s.apiURL())
-	log.Info("serving", "http", s.apiURL(), "redis", cfg.RedisURL, "groups", cfg.ShardGroups)
+	fmt.Fprintf(stdout, "jaego serve\n  redis:  %s\n  kafka:  %s\n  api:    %s\n", cfg.RedisURL, orNone(cfg.KafkaBrokers), s.apiURL())
+	log.Info("serving", "http", s.apiURL(), "redis", cfg.RedisURL, "kafka", cfg.KafkaBrokers, "groups", cfg.ShardGroups)
 	return s.serve(ctx)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
 }

@@ -1,0 +1,304 @@
+// Package kafka carries stock events over Kafka (design §6): the consumer group that
+// applies them to the stock store, and the producer that the POS relay and the load
+// generator use.
+//
+// Delivery: offsets are committed only after their events are applied (or, for poison
+// messages, after the dead-letter record is acknowledged), so delivery is at least once; the
+// store's idempotency makes the effect exactly once, across crashes and rebalances.
+package kafka
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/jaego/jaego/internal/httpx"
+	"github.com/jaego/jaego/internal/inventory"
+)
+
+// Defaults of the pipeline.
+const (
+	DefaultTopic = "jaego.stock-events"
+	DefaultGroup = "jaego-stock"
+	DLQSuffix    = ".dlq"
+)
+
+// Headers of a dead-letter record.
+const (
+	HeaderError      = "jaego-error"        // machine code: invalid_json, invalid_input
+	HeaderDetail     = "jaego-error-detail" // human-readable reason
+	HeaderTopic      = "jaego-original-topic"
+	HeaderPartition  = "jaego-original-partition"
+	HeaderOffset     = "jaego-original-offset"
+	HeaderOccurredAt = "jaego-dead-lettered-at"
+)
+
+// ConsumerOptions configures a Consumer.
+type ConsumerOptions struct {
+	Brokers []string
+	Topic   string // default DefaultTopic; the DLQ is Topic + ".dlq"
+	Group   string // default DefaultGroup
+	// MaxPoll is how many records one poll hands to one Apply; default 2,000.
+	MaxPoll int
+	// RetryBackoff is the first wait after the store failed; it doubles up to 5 s.
+	RetryBackoff time.Duration
+	Registerer   prometheus.Registerer
+	Logger       *slog.Logger
+	// ClientOpts are extra franz-go options (tests shorten session timeouts with them).
+	ClientOpts []kgo.Opt
+}
+
+// Consumer applies stock events from Kafka to a store.
+type Consumer struct {
+	client *kgo.Client
+	store  inventory.StockStore
+	opts   ConsumerOptions
+	dlq    string
+	log    *slog.Logger
+	m      consumerMetrics
+}
+
+type consumerMetrics struct {
+	records   *prometheus.CounterVec
+	lag       *prometheus.GaugeVec
+	batch     prometheus.Histogram
+	endToEnd  prometheus.Histogram
+	retries   prometheus.Counter
+	commitErr prometheus.Counter
+}
+
+// NewConsumer joins the consumer group (lazily, on the first poll).
+func NewConsumer(store inventory.StockStore, opts ConsumerOptions) (*Consumer, error) {
+	if opts.Topic == "" {
+		opts.Topic = DefaultTopic
+	}
+	if opts.Group == "" {
+		opts.Group = DefaultGroup
+	}
+	if opts.MaxPoll <= 0 {
+		opts.MaxPoll = 2000
+	}
+	if opts.RetryBackoff <= 0 {
+		opts.RetryBackoff = 100 * time.Millisecond
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	c := &Consumer{store: store, opts: opts, dlq: opts.Topic + DLQSuffix, log: opts.Logger}
+	kopts := append([]kgo.Opt{
+		kgo.SeedBrokers(opts.Brokers...),
+		kgo.ConsumerGroup(opts.Group),
+		kgo.ConsumeTopics(opts.Topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.AutoCommitMarks(),
+		kgo.OnPartitionsRevoked(func(ctx context.Context, cl *kgo.Client, _ map[string][]int32) {
+			// Only marked records were applied: commit exactly those before letting go.
+			if err := cl.CommitMarkedOffsets(ctx); err != nil {
+				c.log.Warn("commit on revoke failed; the new owner re-applies (idempotently)", "err", err)
+			}
+		}),
+		kgo.FetchMaxWait(200 * time.Millisecond),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerLinger(0),
+	}, opts.ClientOpts...)
+	client, err := kgo.NewClient(kopts...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka consumer: %w", err)
+	}
+	c.client = client
+	f := promauto.With(opts.Registerer)
+	c.m = consumerMetrics{
+		records: f.NewCounterVec(prometheus.CounterOpts{Name: "jaego_consumer_records_total",
+			Help: "Kafka records handled by the stock consumer, by outcome: applied, duplicate, refused, dead_lettered."}, []string{"outcome"}),
+		lag: f.NewGaugeVec(prometheus.GaugeOpts{Name: "jaego_consumer_lag",
+			Help: "Records behind the partition's high watermark after the last poll."}, []string{"topic", "partition"}),
+		batch: f.NewHistogram(prometheus.HistogramOpts{Name: "jaego_consumer_batch_seconds",
+			Help: "Time to apply and commit one poll.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
+		endToEnd: f.NewHistogram(prometheus.HistogramOpts{Name: "jaego_consumer_end_to_end_seconds",
+			Help: "From the record's timestamp (produce time) to its event being applied.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 18)}),
+		retries: f.NewCounter(prometheus.CounterOpts{Name: "jaego_consumer_store_retries_total",
+			Help: "Times a poll's events were retried because the stock store was unavailable."}),
+		commitErr: f.NewCounter(prometheus.CounterOpts{Name: "jaego_consumer_commit_errors_total",
+			Help: "Offset commits that failed (the records are re-applied, idempotently)."}),
+	}
+	return c, nil
+}
+
+// Close leaves the group, committing what was applied.
+func (c *Consumer) Close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.client.CommitMarkedOffsets(ctx); err != nil {
+		c.log.Warn("final commit failed", "err", err)
+	}
+	c.client.Close()
+}
+
+// Run consumes until ctx ends. It returns nil on a clean stop.
+func (c *Consumer) Run(ctx context.Context) error {
+	for {
+		fetches := c.client.PollRecords(ctx, c.opts.MaxPoll)
+		if ctx.Err() != nil {
+			c.client.AllowRebalance()
+			return nil
+		}
+		if errors.Is(fetches.Err0(), kgo.ErrClientClosed) {
+			return nil
+		}
+		fetches.EachError(func(topic string, p int32, err error) {
+			c.log.Warn("kafka fetch error", "topic", topic, "partition", p, "err", err)
+		})
+		records := fetches.Records()
+		if len(records) > 0 {
+			if err := c.handle(ctx, records); err != nil {
+				c.client.AllowRebalance()
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
+			}
+		}
+		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+			if n := len(p.Records); n > 0 {
+				lag := p.HighWatermark - p.Records[n-1].Offset - 1
+				c.m.lag.WithLabelValues(p.Topic, strconv.Itoa(int(p.Partition))).Set(float64(max(lag, 0)))
+			}
+		})
+		c.client.AllowRebalance()
+	}
+}
+
+// handle applies one poll: decode, dead-letter the poison, apply the rest (retrying while
+// the store is unavailable), then mark and commit every record.
+func (c *Consumer) handle(ctx context.Context, records []*kgo.Record) error {
+	start := time.Now()
+	events := make([]inventory.Event, 0, len(records))
+	applied := make([]*kgo.Record, 0, len(records))
+	var dead []*kgo.Record
+	for _, r := range records {
+		e, err := decode(r.Value)
+		if err != nil {
+			dead = append(dead, c.deadLetter(r, err))
+			continue
+		}
+		events = append(events, e)
+		applied = append(applied, r)
+	}
+	if len(dead) > 0 {
+		// The poison goes to the DLQ, acknowledged, before its offset is committed.
+		if err := c.client.ProduceSync(ctx, dead...).FirstErr(); err != nil {
+			return fmt.Errorf("produce to %s: %w", c.dlq, err)
+		}
+		c.m.records.WithLabelValues("dead_lettered").Add(float64(len(dead)))
+	}
+	results, err := c.applyWithRetry(ctx, events)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	for i, res := range results {
+		outcome := string(res.Status)
+		switch res.Status {
+		case inventory.Rejected:
+			outcome = "refused"
+			c.log.Info("stock event refused", "event_id", res.EventID, "store", events[i].Store, "sku", events[i].SKU,
+				"type", events[i].Type, "code", inventory.ErrorCode(res.Err), "err", res.Err)
+		case inventory.Applied:
+			c.m.endToEnd.Observe(now.Sub(applied[i].Timestamp).Seconds())
+		}
+		c.m.records.WithLabelValues(outcome).Inc()
+	}
+	c.client.MarkCommitRecords(records...)
+	if err := c.client.CommitMarkedOffsets(ctx); err != nil && ctx.Err() == nil {
+		c.m.commitErr.Inc()
+		c.log.Warn("offset commit failed; records will be re-applied idempotently", "err", err)
+	}
+	c.m.batch.Observe(time.Since(start).Seconds())
+	return nil
+}
+
+// applyWithRetry retries while the store is unavailable, backing off up to 5 s: nothing is
+// committed meanwhile, so a long outage loses nothing.
+func (c *Consumer) applyWithRetry(ctx context.Context, events []inventory.Event) ([]inventory.Result, error) {
+	if len(events) == 0 {
+		return nil, nil
+	}
+	backoff := c.opts.RetryBackoff
+	for {
+		results, err := c.store.Apply(ctx, events)
+		if err == nil {
+			for _, r := range results {
+				if r.Status == inventory.Rejected && !inventory.IsRefusal(r.Err) {
+					// decode already validated: an invalid result means the two disagree.
+					return nil, fmt.Errorf("event %s rejected after validation: %w", r.EventID, r.Err)
+				}
+			}
+			return results, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		c.m.retries.Inc()
+		c.log.Warn("stock store unavailable; retrying the batch", "events", len(events), "backoff", backoff, "err", err)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// decode reads one record value as a stock event, strictly.
+func decode(value []byte) (inventory.Event, error) {
+	var e inventory.Event
+	if err := httpx.Unmarshal(value, &e); err != nil {
+		return e, err
+	}
+	if err := e.Validate(); err != nil {
+		return e, err
+	}
+	return e, nil
+}
+
+func (c *Consumer) deadLetter(r *kgo.Record, err error) *kgo.Record {
+	code := string(inventory.ErrorCode(err))
+	var de *httpx.DecodeError
+	if errors.As(err, &de) {
+		code = de.Code
+	}
+	c.log.Warn("poison stock event sent to the DLQ", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "code", code, "err", err)
+	return &kgo.Record{
+		Topic: c.dlq,
+		Key:   r.Key,
+		Value: r.Value,
+		Headers: append(append([]kgo.RecordHeader(nil), r.Headers...),
+			kgo.RecordHeader{Key: HeaderError, Value: []byte(code)},
+			kgo.RecordHeader{Key: HeaderDetail, Value: []byte(err.Error())},
+			kgo.RecordHeader{Key: HeaderTopic, Value: []byte(r.Topic)},
+			kgo.RecordHeader{Key: HeaderPartition, Value: []byte(strconv.Itoa(int(r.Partition)))},
+			kgo.RecordHeader{Key: HeaderOffset, Value: []byte(strconv.FormatInt(r.Offset, 10))},
+			kgo.RecordHeader{Key: HeaderOccurredAt, Value: []byte(time.Now().UTC().Format(time.RFC3339Nano))},
+		),
+	}
+}
+
+// Encode is the record of an event: key = store, value = the event JSON.
+func Encode(topic string, e inventory.Event) (*kgo.Record, error) {
+	v, err := json.Marshal(e)
+	if err != nil {
+		return nil, err
+	}
+	return &kgo.Record{Topic: topic, Key: []byte(e.Store), Value: v}, nil
+}

@@ -1,0 +1,19 @@
+package testenv
+
+import (
+	"testing"
+
+	"github.com/jaego/jaego/internal/embedded"
+)
+
+// Kafka starts a private in-process Kafka-protocol broker (kfake, the real wire protocol)
+// on a free loopback port with the topics created, and returns its address.
+func Kafka(t testing.TB, partitions int32, topics ...string) string {
+	t.Helper()
+	k, err := embedded.StartKafka("127.0.0.1:0", partitions, topics...)
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	t.Cleanup(k.Close)
+	return k.Addr
+}
