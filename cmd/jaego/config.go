@@ -20,6 +20,7 @@ type config struct {
 	KafkaBrokers   string
 	KafkaTopic     string
 	KafkaGroup     string
+	KafkaSession   time.Duration
 	ShardGroups    int
 	Retention      time.Duration
 	RequestTimeout time.Duration
@@ -114,6 +115,7 @@ func commonFlags(f *envFlags, c *config) {
 func kafkaFlags(f *envFlags, c *config) {
 	f.String(&c.KafkaTopic, "topic", "JAEGO_KAFKA_TOPIC", "jaego.stock-events", "topic of stock events (the DLQ is <topic>.dlq)")
 	f.String(&c.KafkaGroup, "group", "JAEGO_KAFKA_GROUP", "jaego-stock", "consumer group of the stock consumer")
+	f.Duration(&c.KafkaSession, "kafka-session-timeout", "JAEGO_KAFKA_SESSION_TIMEOUT", 45*time.Second, "how long the group waits for a silent consumer before reassigning its partitions")
 }
 
 func (c *config) check() error {

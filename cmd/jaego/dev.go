@@ -51,7 +51,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err != nil {
 		return err
 	}
-	if err := s.addConsumer([]string{broker.Addr}, cfg.KafkaTopic, cfg.KafkaGroup); err != nil {
+	if err := s.addConsumer([]string{broker.Addr}); err != nil {
 		return err
 	}
 	if err := seedDemo(ctx, s.stock); err != nil {

@@ -16,7 +16,7 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args, os.Getenv, os.Stdout, os.Stderr); err != nil {
+	if err := run(ctx, os.Args, os.Getenv, os.Stdin, os.Stdout, os.Stderr); err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(os.Stderr, "jaego:", err)
 		}
@@ -28,13 +28,15 @@ const usage = `usage: jaego <command> [flags]
 
 commands:
   dev     everything in one process with embedded servers and demo data (no external server)
-  serve   the production server against real Redis (--redis or JAEGO_REDIS_URL)
+  serve   the production server against real Redis (--redis), with the POS event consumer (--kafka)
+  relay   POS transactions (NDJSON on stdin, a file, or POST /relay) to stock events on Kafka
+  loadgen a realistic POS day of stock events, produced to Kafka
 
 Run 'jaego <command> -h' for the flags of a command.
 `
 
 // run is the whole program: main only wires the process to it, and tests call it directly.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) < 2 {
 		fmt.Fprint(stderr, usage)
 		return errors.New("no command given")
@@ -45,6 +47,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runServe(ctx, rest, getenv, stdout, stderr)
 	case "dev":
 		return runDev(ctx, rest, getenv, stdout, stderr)
+	case "relay":
+		return runRelay(ctx, rest, getenv, stdout, stderr, stdin)
+	case "loadgen":
+		return runLoadgen(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

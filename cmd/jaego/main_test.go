@@ -36,7 +36,7 @@ func start(t *testing.T, env map[string]string, args ...string) *started {
 	outR, outW := io.Pipe()
 	s := &started{done: make(chan error, 1)}
 	go func() {
-		s.done <- run(ctx, append([]string{"jaego"}, args...), func(k string) string { return env[k] }, outW, t.Output())
+		s.done <- run(ctx, append([]string{"jaego"}, args...), func(k string) string { return env[k] }, strings.NewReader(""), outW, t.Output())
 		outW.Close()
 	}()
 	apiRE := regexp.MustCompile(`api:\s+(http://\S+)`)
@@ -270,7 +270,7 @@ func TestBadConfiguration(t *testing.T) {
 		{nil, []string{}, "no command"},
 	}
 	for _, c := range cases {
-		err := run(context.Background(), append([]string{"jaego"}, c.args...), func(k string) string { return c.env[k] }, io.Discard, io.Discard)
+		err := run(context.Background(), append([]string{"jaego"}, c.args...), func(k string) string { return c.env[k] }, strings.NewReader(""), io.Discard, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v %v: %v, want an error about %s", c.env, c.args, err, c.want)
 		}

@@ -164,9 +164,10 @@ func (s *server) serve(ctx context.Context) error {
 }
 
 // addConsumer runs the POS event consumer on brokers as a worker.
-func (s *server) addConsumer(brokers []string, topic, group string) error {
+func (s *server) addConsumer(brokers []string) error {
 	c, err := invkafka.NewConsumer(s.stock, invkafka.ConsumerOptions{
-		Brokers: brokers, Topic: topic, Group: group, Registerer: s.registry, Logger: s.log,
+		Brokers: brokers, Topic: s.cfg.KafkaTopic, Group: s.cfg.KafkaGroup, SessionTimeout: s.cfg.KafkaSession,
+		Registerer: s.registry, Logger: s.log,
 	})
 	if err != nil {
 		return err
@@ -203,7 +204,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	if cfg.KafkaBrokers != "" {
-		if err := s.addConsumer(splitList(cfg.KafkaBrokers), cfg.KafkaTopic, cfg.KafkaGroup); err != nil {
+		if err := s.addConsumer(splitList(cfg.KafkaBrokers)); err != nil {
 			return err
 		}
 	}

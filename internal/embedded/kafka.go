@@ -3,6 +3,7 @@ package embedded
 import (
 	"fmt"
 	"net"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 )
@@ -22,6 +23,7 @@ func StartKafka(addr string, partitions int32, topics ...string) (*Kafka, error)
 	c, err := kfake.NewCluster(
 		kfake.NumBrokers(1),
 		kfake.SeedTopics(partitions, topics...),
+		kfake.GroupMinSessionTimeout(100*time.Millisecond), // tests and crash drills use short sessions
 		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
 			l, err := net.Listen(network, addr)
 			if err == nil {

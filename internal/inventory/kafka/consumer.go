@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -50,6 +51,12 @@ type ConsumerOptions struct {
 	MaxPoll int
 	// RetryBackoff is the first wait after the store failed; it doubles up to 5 s.
 	RetryBackoff time.Duration
+	// ApplyTimeout bounds one attempt to apply a poll; default 10 s. A hung Redis is then
+	// retried like a dead one.
+	ApplyTimeout time.Duration
+	// SessionTimeout is how long the group waits for a silent member before reassigning its
+	// partitions; default 45 s (Kafka's). Shorter means faster takeover after a crash.
+	SessionTimeout time.Duration
 	Registerer   prometheus.Registerer
 	Logger       *slog.Logger
 	// ClientOpts are extra franz-go options (tests shorten session timeouts with them).
@@ -64,7 +71,12 @@ type Consumer struct {
 	dlq    string
 	log    *slog.Logger
 	m      consumerMetrics
+	done   atomic.Int64
 }
+
+// Handled is how many records this consumer has applied, refused or dead-lettered and
+// committed (or tried to commit) since it started.
+func (c *Consumer) Handled() int64 { return c.done.Load() }
 
 type consumerMetrics struct {
 	records   *prometheus.CounterVec
@@ -89,6 +101,12 @@ func NewConsumer(store inventory.StockStore, opts ConsumerOptions) (*Consumer, e
 	if opts.RetryBackoff <= 0 {
 		opts.RetryBackoff = 100 * time.Millisecond
 	}
+	if opts.ApplyTimeout <= 0 {
+		opts.ApplyTimeout = 10 * time.Second
+	}
+	if opts.SessionTimeout <= 0 {
+		opts.SessionTimeout = 45 * time.Second
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -107,6 +125,8 @@ func NewConsumer(store inventory.StockStore, opts ConsumerOptions) (*Consumer, e
 			}
 		}),
 		kgo.FetchMaxWait(200 * time.Millisecond),
+		kgo.SessionTimeout(opts.SessionTimeout),
+		kgo.HeartbeatInterval(opts.SessionTimeout / 10),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(0),
 	}, opts.ClientOpts...)
@@ -223,6 +243,7 @@ func (c *Consumer) handle(ctx context.Context, records []*kgo.Record) error {
 		c.log.Warn("offset commit failed; records will be re-applied idempotently", "err", err)
 	}
 	c.m.batch.Observe(time.Since(start).Seconds())
+	c.done.Add(int64(len(records)))
 	return nil
 }
 
@@ -234,7 +255,9 @@ func (c *Consumer) applyWithRetry(ctx context.Context, events []inventory.Event)
 	}
 	backoff := c.opts.RetryBackoff
 	for {
-		results, err := c.store.Apply(ctx, events)
+		attempt, cancel := context.WithTimeout(ctx, c.opts.ApplyTimeout)
+		results, err := c.store.Apply(attempt, events)
+		cancel()
 		if err == nil {
 			for _, r := range results {
 				if r.Status == inventory.Rejected && !inventory.IsRefusal(r.Err) {

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/jaego/jaego/internal/httpx"
+	"github.com/jaego/jaego/internal/inventory"
+	invkafka "github.com/jaego/jaego/internal/inventory/kafka"
+	"github.com/jaego/jaego/internal/pos"
+)
+
+// relayConfig is the configuration of `jaego relay`.
+type relayConfig struct {
+	config
+	In          string
+	Linger      time.Duration
+	BatchBytes  int
+	BufferBytes int
+}
+
+// runRelay is `jaego relay`: POS transactions (NDJSON) in, stock events out to Kafka with
+// asynchronous batching. Input comes from --in (a file, or - for stdin) or, with --http,
+// from POST /relay. A malformed line stops the relay with its line number (stdin/file) or
+// refuses the whole request (HTTP); nothing is skipped silently.
+func runRelay(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, stdin io.Reader) error {
+	var cfg relayConfig
+	f := newEnvFlags("relay", getenv, stderr)
+	f.String(&cfg.KafkaBrokers, "kafka", "JAEGO_KAFKA_BROKERS", "", "Kafka brokers host:port,… (required)")
+	f.String(&cfg.KafkaTopic, "topic", "JAEGO_KAFKA_TOPIC", invkafka.DefaultTopic, "topic of stock events")
+	f.String(&cfg.In, "in", "JAEGO_RELAY_IN", "-", "NDJSON input file, - for stdin; ignored with --http")
+	f.String(&cfg.HTTPAddr, "http", "JAEGO_RELAY_HTTP", "", "serve POST /relay on this address instead of reading --in")
+	f.Duration(&cfg.Linger, "linger", "JAEGO_RELAY_LINGER", 5*time.Millisecond, "how long a batch waits for more records (linger.ms)")
+	f.Int(&cfg.BatchBytes, "batch-bytes", "JAEGO_RELAY_BATCH_BYTES", 1<<20, "maximum bytes of one record batch (batch.size)")
+	f.Int(&cfg.BufferBytes, "buffer-bytes", "JAEGO_RELAY_BUFFER_BYTES", 32<<20, "maximum bytes buffered before produce blocks (buffer.memory)")
+	f.Level(&cfg.LogLevel, "log-level", "JAEGO_LOG_LEVEL", "log level: debug, info, warn, error")
+	cfg.LogFormat = "json"
+	if err := f.Parse(args); err != nil {
+		return err
+	}
+	if cfg.KafkaBrokers == "" {
+		return errors.New("--kafka (JAEGO_KAFKA_BROKERS) is required")
+	}
+	if cfg.BatchBytes < 1024 || cfg.BatchBytes > 1<<30 || cfg.BufferBytes < cfg.BatchBytes {
+		return fmt.Errorf("--batch-bytes must be 1 KiB..1 GiB and --buffer-bytes at least --batch-bytes (got %d, %d)", cfg.BatchBytes, cfg.BufferBytes)
+	}
+	log := cfg.logger(stderr)
+	reg := prometheus.NewRegistry()
+	prod, err := invkafka.NewProducer(invkafka.ProducerOptions{
+		Brokers: splitList(cfg.KafkaBrokers), Topic: cfg.KafkaTopic, Linger: cfg.Linger,
+		BatchBytes: int32(cfg.BatchBytes), BufferBytes: cfg.BufferBytes, Registerer: reg, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		closeCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = prod.Close(closeCtx)
+	}()
+	if cfg.HTTPAddr != "" {
+		return serveRelay(ctx, cfg.HTTPAddr, prod, reg, log, stdout)
+	}
+	in := stdin
+	if cfg.In != "-" {
+		file, err := os.Open(cfg.In)
+		if err != nil {
+			return err
+		}
+		defer file.Close()
+		in = file
+	}
+	st, err := relay(ctx, in, prod)
+	fmt.Fprintf(stdout, "relayed %d events from %d lines (%d stock transactions; left out: %d non-stock transactions, %d non-stock lines, %d blank lines)\n",
+		st.Events, st.Lines, st.StockTxns, st.NonStockTxns, st.NonStockLines, st.BlankLinesSeen)
+	if err != nil {
+		return fmt.Errorf("relay %s: %w", cfg.In, err)
+	}
+	return nil
+}
+
+// relay produces the events of every transaction read and waits until all are acknowledged.
+// What was read before a malformed line is still produced and flushed: it was valid, and
+// the event ids make a re-run after the fix safe.
+func relay(ctx context.Context, in io.Reader, prod *invkafka.Producer) (pos.Stats, error) {
+	st, readErr := pos.Read(in, func(events []inventory.Event) error {
+		for _, e := range events {
+			if err := prod.Produce(ctx, e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	flushErr := prod.Flush(ctx)
+	return st, errors.Join(readErr, flushErr)
+}
+
+func serveRelay(ctx context.Context, addr string, prod *invkafka.Producer, reg *prometheus.Registry, log *slog.Logger, stdout io.Writer) error {
+	mux := http.NewServeMux()
+	mux.Handle("POST /relay", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := httpx.ReadBody(w, r)
+		if err != nil {
+			var de *httpx.DecodeError
+			errors.As(err, &de)
+			httpx.WriteProblem(w, de.Problem())
+			return
+		}
+		// Validate the whole body before producing any of it: a bad request changes nothing.
+		if _, err := pos.Read(bytes.NewReader(body), func([]inventory.Event) error { return nil }); err != nil {
+			var le *pos.LineError
+			p := httpx.Problem{Status: http.StatusBadRequest, Code: "invalid_input", Detail: err.Error(), Extra: map[string]any{}}
+			if errors.As(err, &le) {
+				p.Extra["line"] = le.Line
+			}
+			httpx.WriteProblem(w, p)
+			return
+		}
+		st, err := relay(r.Context(), bytes.NewReader(body), prod)
+		if err != nil {
+			log.Error("relay request failed", "err", err)
+			httpx.WriteProblem(w, httpx.Problem{Status: http.StatusServiceUnavailable, Code: "kafka_unavailable", Detail: err.Error()})
+			return
+		}
+		httpx.WriteJSON(w, http.StatusOK, st)
+	}))
+	mux.Handle("GET /healthz", healthz())
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("relay http listen on %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: httpx.Instrument(mux, reg, log), ReadHeaderTimeout: 5 * time.Second}
+	fmt.Fprintf(stdout, "jaego relay\n  api:    http://%s/relay\n", l.Addr())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return srv.Shutdown(shutdownCtx)
+}

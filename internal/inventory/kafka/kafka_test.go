@@ -1,0 +1,253 @@
+package kafka_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/rueidis"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/jaego/jaego/internal/inventory"
+	invkafka "github.com/jaego/jaego/internal/inventory/kafka"
+	"github.com/jaego/jaego/internal/inventory/kafkatest"
+	invredis "github.com/jaego/jaego/internal/inventory/redis"
+	"github.com/jaego/jaego/internal/pos"
+	"github.com/jaego/jaego/internal/testenv"
+)
+
+const topic = invkafka.DefaultTopic
+
+type env struct {
+	broker string
+	client rueidis.Client
+	redis  *testenv.RedisServer
+	store  *invredis.Store
+}
+
+func newEnv(t *testing.T) *env {
+	client, srv := testenv.Redis(t)
+	return &env{
+		broker: testenv.Kafka(t, 8, topic, topic+invkafka.DLQSuffix),
+		client: client, redis: srv,
+		store: invredis.New(client, invredis.Options{}),
+	}
+}
+
+func (e *env) consumer(t *testing.T, opts invkafka.ConsumerOptions) *invkafka.Consumer {
+	opts.Brokers = []string{e.broker}
+	if opts.Registerer == nil {
+		opts.Registerer = prometheus.NewRegistry()
+	}
+	opts.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	c, err := invkafka.NewConsumer(e.store, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("consumer: %v", err)
+		}
+		c.Close()
+	})
+	return c
+}
+
+func (e *env) produce(t *testing.T, events []inventory.Event) {
+	p, err := invkafka.NewProducer(invkafka.ProducerOptions{Brokers: []string{e.broker}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range events {
+		if err := p.Produce(context.Background(), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitHandled waits until the consumers together handled n records. The consumer has no
+// event to wait on from outside; this polls its counter, bounded.
+func waitHandled(t *testing.T, n int64, cs ...*invkafka.Consumer) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var got int64
+		for _, c := range cs {
+			got += c.Handled()
+		}
+		if got >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("consumers handled %d of %d records in 60s", got, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func dayEvents(n int, seed int64) []inventory.Event {
+	var out []inventory.Event
+	for tx := range pos.Day(pos.DayOptions{Transactions: n, Stores: 40, SKUs: 300, Seed: seed}) {
+		out = append(out, tx.Events()...)
+	}
+	return out
+}
+
+func TestEndToEndExactTotals(t *testing.T) {
+	e := newEnv(t)
+	events := dayEvents(3000, 1)
+	c := e.consumer(t, invkafka.ConsumerOptions{})
+	e.produce(t, events)
+	waitHandled(t, int64(len(events)), c)
+	kafkatest.CheckTotals(t, e.client, e.store, events)
+}
+
+func TestRedeliveryAppliesOnce(t *testing.T) {
+	e := newEnv(t)
+	events := dayEvents(1000, 2)
+	c := e.consumer(t, invkafka.ConsumerOptions{})
+	e.produce(t, events)
+	e.produce(t, events) // the relay retried everything
+	waitHandled(t, int64(2*len(events)), c)
+	kafkatest.CheckTotals(t, e.client, e.store, events)
+}
+
+// TestPoisonGoesToDLQ: undecodable and invalid records go to the DLQ with the reason and
+// their origin; the good records after them on the same partition still apply; a refused
+// event is neither retried nor dead-lettered.
+func TestPoisonGoesToDLQ(t *testing.T) {
+	e := newEnv(t)
+	c := e.consumer(t, invkafka.ConsumerOptions{})
+	good := func(id string, typ inventory.EventType, qty int64) string {
+		return fmt.Sprintf(`{"event_id":%q,"type":%q,"store":"S001","sku":"A","qty":%d}`, id, typ, qty)
+	}
+	values := []string{
+		good("g1", inventory.Receipt, 5),
+		`{"event_id":"p1","type":"sale","store":"S001",`, // cut off
+		good("p2", inventory.Sale, -3),                   // negative qty
+		good("p3", "steal", 1),                           // unknown type
+		good("g2", inventory.Reserve, 99),                // refused: not poison
+		`{"event_id":"p4","type":"sale","store":"S001","sku":"A","qty":1,"till":3}`, // unknown field
+		good("g3", inventory.Sale, 2),
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.broker))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	for _, v := range values {
+		if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: topic, Key: []byte("S001"), Value: []byte(v)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitHandled(t, int64(len(values)), c)
+	st, err := e.store.Get(context.Background(), "S001", "A")
+	if err != nil || st.OnHand != 3 || st.Reserved != 0 || st.Version != 2 {
+		t.Fatalf("after poison: %+v %v", st, err)
+	}
+	dead := kafkatest.ReadAll(t, e.broker, topic+invkafka.DLQSuffix, 4)
+	want := map[string]string{"p1": "invalid_json", "p2": "invalid_input", "p3": "invalid_input", "p4": "invalid_json"}
+	for _, r := range dead {
+		h := map[string]string{}
+		for _, hd := range r.Headers {
+			h[hd.Key] = string(hd.Value)
+		}
+		id := ""
+		for k := range want {
+			if strings.Contains(string(r.Value), `"`+k+`"`) {
+				id = k
+			}
+		}
+		if id == "" || h[invkafka.HeaderError] != want[id] || h[invkafka.HeaderDetail] == "" || h[invkafka.HeaderTopic] != topic ||
+			h[invkafka.HeaderOffset] == "" || h[invkafka.HeaderPartition] == "" || string(r.Key) != "S001" {
+			t.Errorf("DLQ record %s: %v", r.Value, h)
+		}
+		delete(want, id)
+	}
+	if len(want) != 0 {
+		t.Errorf("not dead-lettered: %v", want)
+	}
+}
+
+// TestRedisDownLosesNothing: while Redis hangs the consumer retries without committing;
+// when it is back every event is applied exactly once.
+func TestRedisDownLosesNothing(t *testing.T) {
+	e := newEnv(t)
+	events := dayEvents(600, 3)
+	reg := prometheus.NewRegistry()
+	c := e.consumer(t, invkafka.ConsumerOptions{ApplyTimeout: 300 * time.Millisecond, RetryBackoff: 50 * time.Millisecond, Registerer: reg})
+	if err := e.redis.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	e.produce(t, events)
+	for deadline := time.Now().Add(30 * time.Second); kafkatest.Metric(t, reg, "jaego_consumer_store_retries_total") < 2; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("consumer never retried while Redis hung")
+		}
+	}
+	if c.Handled() != 0 {
+		t.Fatalf("handled %d records while Redis hung", c.Handled())
+	}
+	if err := e.redis.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	waitHandled(t, int64(len(events)), c)
+	kafkatest.CheckTotals(t, e.client, e.store, events)
+}
+
+// TestTwoConsumersShareTheGroup: a second member joins mid-stream and the first leaves;
+// the effect is still exact.
+func TestTwoConsumersShareTheGroup(t *testing.T) {
+	e := newEnv(t)
+	events := dayEvents(4000, 4)
+	opts := invkafka.ConsumerOptions{SessionTimeout: time.Second, MaxPoll: 100}
+	a := e.consumer(t, opts)
+	e.produce(t, events[:len(events)/2])
+	b := e.consumer(t, opts)
+	e.produce(t, events[len(events)/2:])
+	waitHandled(t, int64(len(events)), a, b)
+	kafkatest.CheckTotals(t, e.client, e.store, events)
+	if a.Handled() == 0 || b.Handled() == 0 {
+		t.Logf("partition split: a %d, b %d", a.Handled(), b.Handled())
+	}
+}
+
+// TestKcatInterop: Debian's kcat (librdkafka: a client nobody here wrote) produces events;
+// jaego applies them.
+func TestKcatInterop(t *testing.T) {
+	kcat, err := exec.LookPath("kcat")
+	if err != nil {
+		t.Fatal("kcat not found: run scripts/test.sh (it installs kcat) or apt-get install -y kcat")
+	}
+	e := newEnv(t)
+	c := e.consumer(t, invkafka.ConsumerOptions{})
+	input := `S001|{"event_id":"kcat-1","type":"receipt","store":"S001","sku":"8809461234567","qty":10}
+S001|{"event_id":"kcat-2","type":"sale","store":"S001","sku":"8809461234567","qty":3}
+S002|{"event_id":"kcat-3","type":"receipt","store":"S002","sku":"8809461234567","qty":4}
+S001|{"event_id":"kcat-2","type":"sale","store":"S001","sku":"8809461234567","qty":3}
+`
+	cmd := exec.Command(kcat, "-b", e.broker, "-t", topic, "-P", "-K", "|", "-X", "partitioner=murmur2_random")
+	cmd.Stdin = strings.NewReader(input)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("kcat: %v\n%s", err, out)
+	}
+	waitHandled(t, 4, c)
+	for store, want := range map[string]int64{"S001": 7, "S002": 4} {
+		st, err := e.store.Get(context.Background(), store, "8809461234567")
+		if err != nil || st.OnHand != want {
+			t.Errorf("%s: %+v %v, want on_hand %d", store, st, err, want)
+		}
+	}
+}
