@@ -53,7 +53,7 @@ func Day(o DayOptions) iter.Seq[Transaction] {
 	return func(yield func(Transaction) bool) {
 		rng := rand.New(rand.NewSource(o.Seed))
 		skuZipf := rand.NewZipf(rng, 1.07, 3, uint64(o.SKUs-1))
-		storeZipf := rand.NewZipf(rng, 1.01, 50, uint64(o.Stores-1))
+		storeZipf := rand.NewZipf(rng, 1.01, 5, uint64(o.Stores-1))
 		for i := 0; i < o.Transactions; i++ {
 			// The i-th of n transactions falls at the i/n quantile of the day's curve.
 			q := (float64(i) + 0.5) / float64(o.Transactions) * cum[24]

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/rueidis"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/jaego/jaego/internal/inventory"
 )
@@ -161,4 +162,47 @@ func Metric(t testing.TB, reg *prometheus.Registry, name string) float64 {
 // Describe is a short description of a record for failure messages.
 func Describe(r *kgo.Record) string {
 	return fmt.Sprintf("%s[%d]@%d %s", r.Topic, r.Partition, r.Offset, strings.TrimSpace(string(r.Value)))
+}
+
+// EndOffsets is the sum of the high watermarks of topic's partitions: how many records it
+// holds when nothing was deleted.
+func EndOffsets(t testing.TB, broker, topic string) int64 {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(broker))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx := context.Background()
+	meta := kmsg.NewPtrMetadataRequest()
+	mt := kmsg.NewMetadataRequestTopic()
+	mt.Topic = kmsg.StringPtr(topic)
+	meta.Topics = append(meta.Topics, mt)
+	mresp, err := meta.RequestWith(ctx, cl)
+	if err != nil || len(mresp.Topics) != 1 {
+		t.Fatalf("metadata of %s: %v", topic, err)
+	}
+	req := kmsg.NewPtrListOffsetsRequest()
+	rt := kmsg.NewListOffsetsRequestTopic()
+	rt.Topic = topic
+	for _, p := range mresp.Topics[0].Partitions {
+		rp := kmsg.NewListOffsetsRequestTopicPartition()
+		rp.Partition, rp.Timestamp = p.Partition, -1 // latest
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, tp := range resp.Topics {
+		for _, p := range tp.Partitions {
+			if p.ErrorCode != 0 {
+				t.Fatalf("list offsets %s[%d]: error %d", topic, p.Partition, p.ErrorCode)
+			}
+			n += p.Offset
+		}
+	}
+	return n
 }

@@ -1,0 +1,178 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/jaego/jaego/internal/inventory"
+	invkafka "github.com/jaego/jaego/internal/inventory/kafka"
+	"github.com/jaego/jaego/internal/inventory/kafkatest"
+	invredis "github.com/jaego/jaego/internal/inventory/redis"
+	"github.com/jaego/jaego/internal/pos"
+	"github.com/jaego/jaego/internal/testenv"
+)
+
+// buildJaego compiles this command once per test binary into a temporary directory.
+func buildJaego(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "jaego")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// process is a `jaego serve` child process.
+type process struct {
+	cmd *exec.Cmd
+	log string
+}
+
+func startServe(t *testing.T, bin, redisAddr, broker string) *process {
+	t.Helper()
+	logPath := filepath.Join(t.TempDir(), "jaego.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "serve", "--http", "127.0.0.1:0", "--redis", "redis://"+redisAddr+"/0",
+		"--kafka", broker, "--kafka-session-timeout", "1s", "--log-level", "warn")
+	cmd.Stderr = logFile
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	logFile.Close()
+	p := &process{cmd: cmd, log: logPath}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), "api:") {
+			go func() {
+				for sc.Scan() {
+				}
+			}()
+			return p
+		}
+	}
+	b, _ := os.ReadFile(logPath)
+	t.Fatalf("jaego serve did not start:\n%s", b)
+	return nil
+}
+
+func (p *process) kill(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = p.cmd.Wait()
+}
+
+// appliedCount is the number of change entries: one per applied event.
+func appliedCount(t *testing.T, client rueidis.Client, store *invredis.Store) int64 {
+	t.Helper()
+	now := time.Now()
+	var cmds rueidis.Commands
+	for g := 0; g < store.Groups(); g++ {
+		for _, day := range []time.Time{now.Add(-24 * time.Hour), now, now.Add(24 * time.Hour)} {
+			cmds = append(cmds, client.B().Xlen().Key(store.StreamKey(g, day)).Build())
+		}
+	}
+	var n int64
+	for _, r := range client.DoMulti(context.Background(), cmds...) {
+		v, err := r.AsInt64()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += v
+	}
+	return n
+}
+
+// TestCrashRecovery replays more than 200,000 POS events into `jaego serve` processes that
+// are killed with SIGKILL again and again, with two processes sharing the group at the end
+// and one of them killed mid-stream. Afterwards every SKU equals the sum of its events and
+// every event id has exactly one change-feed entry.
+func TestCrashRecovery(t *testing.T) {
+	bin := buildJaego(t)
+	client, redisSrv := testenv.Redis(t)
+	broker := testenv.Kafka(t, 8, invkafka.DefaultTopic, invkafka.DefaultTopic+invkafka.DLQSuffix)
+	store := invredis.New(client, invredis.Options{})
+
+	var events []inventory.Event
+	for tx := range pos.Day(pos.DayOptions{Transactions: 150000, Stores: 300, SKUs: 2000, Seed: 7}) {
+		events = append(events, tx.Events()...)
+	}
+	if len(events) < 200000 {
+		t.Fatalf("only %d events generated", len(events))
+	}
+	prod, err := invkafka.NewProducer(invkafka.ProducerOptions{Brokers: []string{broker}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range events {
+		if err := prod.Produce(context.Background(), e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := prod.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	total := int64(len(events))
+
+	// waitFor polls Redis for progress: consumption has no event visible from outside.
+	waitFor := func(frac float64) int64 {
+		t.Helper()
+		target := int64(frac * float64(total))
+		deadline := time.Now().Add(3 * time.Minute)
+		for {
+			n := appliedCount(t, client, store)
+			if n >= target {
+				return n
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("applied %d of %d events; waiting for %d", n, total, target)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+
+	a := startServe(t, bin, redisSrv.Addr, broker)
+	for i, frac := range []float64{0.10, 0.25, 0.40} {
+		n := waitFor(frac)
+		a.kill(t)
+		t.Logf("kill %d: SIGKILL at %d/%d applied", i+1, n, total)
+		a = startServe(t, bin, redisSrv.Addr, broker)
+	}
+	waitFor(0.50)
+	b := startServe(t, bin, redisSrv.Addr, broker)
+	n := waitFor(0.65)
+	a.kill(t) // one of two members dies mid-stream; b takes its partitions over
+	t.Logf("kill 4: SIGKILL of one of two members at %d/%d applied", n, total)
+	waitFor(0.80)
+	b.kill(t)
+	t.Logf("kill 5: SIGKILL of the last member")
+	startServe(t, bin, redisSrv.Addr, broker)
+	waitFor(1.0)
+
+	kafkatest.CheckTotals(t, client, store, events)
+	if got := appliedCount(t, client, store); got != total {
+		t.Fatalf("%d change entries for %d events", got, total)
+	}
+	fmt.Fprintf(t.Output(), "crash test: %d events, 5 SIGKILLs, exact totals\n", total)
+}
