@@ -3,6 +3,7 @@
 //
 //	go run ./cmd/jaegobench store   # events/s: one event per script call vs batched, vs redis-benchmark -P 32
 //	go run ./cmd/jaegobench http    # single-SKU lookup vs a bare HMGET handler; 1,000-SKU store lookup p50/p99
+//	go run ./cmd/jaegobench pipeline # POS events end to end vs redis-benchmark; lag and latency at 5k/s; relay by linger
 //	go run ./cmd/jaegobench lock    # hot SKU: lock + read-modify-write vs the Lua apply step; lock latency
 package main
 
@@ -33,7 +34,7 @@ func main() {
 
 func run(ctx context.Context, args []string, out io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: jaegobench store|http|lock [flags]")
+		return errors.New("usage: jaegobench store|http|pipeline|lock [flags]")
 	}
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 	switch args[0] {
@@ -50,6 +51,14 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 		return benchHTTP(ctx, out, *dur, *conns)
+	case "pipeline":
+		events := fs.Int("events", 200_000, "events of the throughput run")
+		rate := fs.Int("rate", 5000, "events per second of the steady run")
+		steady := fs.Duration("steady", 20*time.Second, "duration of the steady run")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		return benchPipeline(ctx, out, *events, *rate, *steady)
 	case "lock":
 		dur := fs.Duration("duration", 10*time.Second, "duration of each phase")
 		if err := fs.Parse(args[1:]); err != nil {

@@ -1,0 +1,219 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"sort"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/jaego/jaego/internal/embedded"
+	"github.com/jaego/jaego/internal/inventory"
+	invkafka "github.com/jaego/jaego/internal/inventory/kafka"
+	invredis "github.com/jaego/jaego/internal/inventory/redis"
+	"github.com/jaego/jaego/internal/pos"
+)
+
+// benchPipeline measures the POS pipeline on a private redis-server and an in-process
+// Kafka-protocol broker (kfake), all on this machine:
+//  1. end-to-end throughput (produce → broker → consumer group → Redis) of a POS day, as a
+//     ratio to redis-benchmark -P 32 running the apply script, in the same run;
+//  2. consumer lag and end-to-end latency at a steady rate;
+//  3. relay producer throughput (NDJSON POS transactions → stock events) at linger 0/5/50 ms.
+func benchPipeline(ctx context.Context, out io.Writer, n, rate int, steady time.Duration) error {
+	client, srv, stop, err := privateRedis()
+	if err != nil {
+		return err
+	}
+	defer stop()
+	base, err := redisBenchmarkScript(ctx, client, srv.Addr, n)
+	if err != nil {
+		return err
+	}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var events []inventory.Event
+	for tx := range pos.Day(pos.DayOptions{Transactions: n * 2 / 3, Seed: 11}) {
+		events = append(events, tx.Events()...)
+	}
+	events = events[:min(n, len(events))]
+
+	// 1. Throughput.
+	if err := client.Do(ctx, client.B().Flushall().Build()).Error(); err != nil {
+		return err
+	}
+	broker, err := embedded.StartKafka("127.0.0.1:0", 8, invkafka.DefaultTopic, invkafka.DefaultTopic+invkafka.DLQSuffix)
+	if err != nil {
+		return err
+	}
+	defer broker.Close()
+	store := invredis.New(client, invredis.Options{})
+	reg := prometheus.NewRegistry()
+	cons, err := invkafka.NewConsumer(store, invkafka.ConsumerOptions{Brokers: []string{broker.Addr}, Registerer: reg, Logger: quiet})
+	if err != nil {
+		return err
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() { _ = cons.Run(cctx) }()
+	prod, err := invkafka.NewProducer(invkafka.ProducerOptions{Brokers: []string{broker.Addr}, Registerer: prometheus.NewRegistry(), Logger: quiet})
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	for _, e := range events {
+		if err := prod.Produce(ctx, e); err != nil {
+			return err
+		}
+	}
+	if err := prod.Flush(ctx); err != nil {
+		return err
+	}
+	for cons.Handled() < int64(len(events)) {
+		time.Sleep(time.Millisecond)
+	}
+	e2eRate := float64(len(events)) / time.Since(start).Seconds()
+	fmt.Fprintf(out, "| POS day, %d events, 8 partitions | events/s | ratio to baseline |\n|---|---:|---:|\n", len(events))
+	fmt.Fprintf(out, "| redis-benchmark EVALSHA apply script -P 32 -c 50 (baseline) | %.0f | 1.00 |\n", base)
+	fmt.Fprintf(out, "| produce → kfake → consumer group → Redis, end to end | %.0f | %.2f |\n\n", e2eRate, e2eRate/base)
+
+	// 2. Steady rate: lag and latency.
+	before := histogram(reg, "jaego_consumer_end_to_end_seconds")
+	var lagSamples []float64
+	sent := 0
+	start = time.Now()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	sample := time.NewTicker(100 * time.Millisecond)
+	defer sample.Stop()
+	for i := 0; time.Since(start) < steady; {
+		select {
+		case <-tick.C:
+			due := int(time.Since(start).Seconds() * float64(rate))
+			for ; sent < due; sent++ {
+				e := events[i%len(events)]
+				e.EventID = fmt.Sprintf("steady-%d", sent)
+				i++
+				if err := prod.Produce(ctx, e); err != nil {
+					return err
+				}
+			}
+		case <-sample.C:
+			lagSamples = append(lagSamples, metricSum(reg, "jaego_consumer_lag"))
+		}
+	}
+	if err := prod.Close(ctx); err != nil {
+		return err
+	}
+	for cons.Handled() < int64(len(events)+sent) {
+		time.Sleep(time.Millisecond)
+	}
+	after := histogram(reg, "jaego_consumer_end_to_end_seconds")
+	sort.Float64s(lagSamples)
+	fmt.Fprintf(out, "| steady %d events/s for %s (%d events) | value |\n|---|---:|\n", rate, steady, sent)
+	fmt.Fprintf(out, "| end-to-end latency p50 (produce → applied) | %s |\n", ms(quantile(before, after, 0.5)))
+	fmt.Fprintf(out, "| end-to-end latency p99 | %s |\n", ms(quantile(before, after, 0.99)))
+	fmt.Fprintf(out, "| consumer lag, median of 100 ms samples (records) | %.0f |\n", lagSamples[len(lagSamples)/2])
+	fmt.Fprintf(out, "| consumer lag, max (records) | %.0f |\n\n", lagSamples[len(lagSamples)-1])
+
+	// 3. Relay producer throughput by linger.
+	var ndjson bytes.Buffer
+	enc := json.NewEncoder(&ndjson)
+	txns := 0
+	for tx := range pos.Day(pos.DayOptions{Transactions: n * 2 / 3, Seed: 12}) {
+		if err := enc.Encode(tx); err != nil {
+			return err
+		}
+		txns++
+	}
+	fmt.Fprintf(out, "| relay: %d POS transactions (NDJSON) → stock events | events/s | batches | events per batch | ratio to linger 0 |\n|---|---:|---:|---:|---:|\n", txns)
+	var rate0 float64
+	for _, linger := range []time.Duration{0, 5 * time.Millisecond, 50 * time.Millisecond} {
+		k, err := embedded.StartKafka("127.0.0.1:0", 8, invkafka.DefaultTopic)
+		if err != nil {
+			return err
+		}
+		preg := prometheus.NewRegistry()
+		p, err := invkafka.NewProducer(invkafka.ProducerOptions{Brokers: []string{k.Addr}, Linger: linger, Registerer: preg, Logger: quiet})
+		if err != nil {
+			return err
+		}
+		start := time.Now()
+		st, err := pos.Read(bytes.NewReader(ndjson.Bytes()), func(evs []inventory.Event) error {
+			for _, e := range evs {
+				if err := p.Produce(ctx, e); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err == nil {
+			err = p.Close(ctx)
+		}
+		k.Close()
+		if err != nil {
+			return err
+		}
+		r := float64(st.Events) / time.Since(start).Seconds()
+		if linger == 0 {
+			rate0 = r
+		}
+		batches := metricSum(preg, "jaego_producer_batches_total")
+		fmt.Fprintf(out, "| linger %s | %.0f | %.0f | %.1f | %.2f |\n", linger, r, batches, float64(st.Events)/batches, r/rate0)
+	}
+	return nil
+}
+
+func metricSum(reg *prometheus.Registry, name string) float64 {
+	mfs, _ := reg.Gather()
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	return sum
+}
+
+func histogram(reg *prometheus.Registry, name string) *dto.Histogram {
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetHistogram()
+		}
+	}
+	return &dto.Histogram{}
+}
+
+// quantile estimates a quantile of the observations made between two snapshots of a
+// histogram, interpolating linearly within a bucket (as PromQL's histogram_quantile).
+func quantile(before, after *dto.Histogram, q float64) time.Duration {
+	prev := map[float64]uint64{}
+	for _, b := range before.GetBucket() {
+		prev[b.GetUpperBound()] = b.GetCumulativeCount()
+	}
+	total := after.GetSampleCount() - before.GetSampleCount()
+	if total == 0 {
+		return 0
+	}
+	rank := q * float64(total)
+	lower, lowerCount := 0.0, 0.0
+	for _, b := range after.GetBucket() {
+		c := float64(b.GetCumulativeCount() - prev[b.GetUpperBound()])
+		if c >= rank {
+			frac := (rank - lowerCount) / math.Max(c-lowerCount, 1)
+			return time.Duration((lower + frac*(b.GetUpperBound()-lower)) * float64(time.Second))
+		}
+		lower, lowerCount = b.GetUpperBound(), c
+	}
+	return time.Duration(lower * float64(time.Second))
+}
