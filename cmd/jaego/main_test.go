@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/jaego/jaego/internal/embedded"
 	"github.com/jaego/jaego/internal/lock"
@@ -188,6 +189,35 @@ func TestDevEndToEnd(t *testing.T) {
 	}
 	if code, ans := post(t, s.api+"/v1/admin/locks/bad%7Bname%7D/force-unlock", ""); code != 400 || ans["code"] != "invalid_input" {
 		t.Errorf("bad lock name: %d %v", code, ans)
+	}
+
+	// A till event through the embedded Kafka broker becomes stock.
+	kafkaRE := regexp.MustCompile(`kafka:\s+(127\.0\.0\.1:\d+)`)
+	var kafkaAddr string
+	for _, line := range s.lines {
+		if m := kafkaRE.FindStringSubmatch(line); m != nil {
+			kafkaAddr = m[1]
+		}
+	}
+	kc, err := kgo.NewClient(kgo.SeedBrokers(kafkaAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kc.Close()
+	rec := &kgo.Record{Topic: "jaego.stock-events", Key: []byte("S002"),
+		Value: []byte(`{"event_id":"till-S002-1","type":"receipt","store":"S002","sku":"8809461234567","qty":100}`)}
+	if err := kc.ProduceSync(context.Background(), rec).FirstErr(); err != nil {
+		t.Fatalf("produce to %q: %v", kafkaAddr, err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		var s2 map[string]any
+		getJSON(t, s.api+"/v1/stores/S002/skus/8809461234567", &s2)
+		if s2["version"].(float64) > 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("till event not applied within 10s: %v", s2)
+		}
 	}
 
 	var metrics string
