@@ -57,8 +57,8 @@ type ConsumerOptions struct {
 	// SessionTimeout is how long the group waits for a silent member before reassigning its
 	// partitions; default 45 s (Kafka's). Shorter means faster takeover after a crash.
 	SessionTimeout time.Duration
-	Registerer   prometheus.Registerer
-	Logger       *slog.Logger
+	Registerer     prometheus.Registerer
+	Logger         *slog.Logger
 	// ClientOpts are extra franz-go options (tests shorten session timeouts with them).
 	ClientOpts []kgo.Opt
 }

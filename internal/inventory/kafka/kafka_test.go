@@ -135,10 +135,10 @@ func TestPoisonGoesToDLQ(t *testing.T) {
 	}
 	values := []string{
 		good("g1", inventory.Receipt, 5),
-		`{"event_id":"p1","type":"sale","store":"S001",`, // cut off
-		good("p2", inventory.Sale, -3),                   // negative qty
-		good("p3", "steal", 1),                           // unknown type
-		good("g2", inventory.Reserve, 99),                // refused: not poison
+		`{"event_id":"p1","type":"sale","store":"S001",`,                            // cut off
+		good("p2", inventory.Sale, -3),                                              // negative qty
+		good("p3", "steal", 1),                                                      // unknown type
+		good("g2", inventory.Reserve, 99),                                           // refused: not poison
 		`{"event_id":"p4","type":"sale","store":"S001","sku":"A","qty":1,"till":3}`, // unknown field
 		good("g3", inventory.Sale, 2),
 	}
