@@ -1,7 +1,10 @@
 -- Applies stock events to one shard group atomically (design §2, §5).
 --
 -- KEYS[1]              the change stream of the group and day   jg:chg:{g}:YYYYMMDD
--- KEYS[2+2i], [3+2i]   event i's stock hash and idempotency mark jg:stk:{g}:S:K, jg:idem:{g}:ID
+-- KEYS[2]              the set of the group's stores              jg:stores:{g}
+-- KEYS[3]              the last change id of the group             jg:chgid:{g}
+-- KEYS[4+3i .. 6+3i]   event i's stock hash, idempotency mark and its store's SKU set
+--                      jg:stk:{g}:S:K, jg:idem:{g}:ID, jg:skus:{g}:S
 -- ARGV[1], ARGV[2]     idempotency TTL and stream TTL, seconds
 -- ARGV[3+6i .. 8+6i]   event i: event_id, type, qty, expected_version ('' = none), store, sku
 --
@@ -12,9 +15,18 @@
 local idem_ttl, stream_ttl = ARGV[1], ARGV[2]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- Change ids rise across all day streams of the group (not only within one stream, as
+-- XADD * would make them), so the feed can merge a group's days in apply order.
+local last = redis.call('GET', KEYS[3])
+local id_ms, id_seq = now, 0
+if last then
+  local lms, lseq = string.match(last, '^(%d+)-(%d+)$')
+  lms, lseq = tonumber(lms), tonumber(lseq)
+  if lms >= now then id_ms, id_seq = lms, lseq + 1 end
+end
 local out, wrote = {}, false
-for i = 0, (#KEYS - 1) / 2 - 1 do
-  local sk, ik = KEYS[2 + 2 * i], KEYS[3 + 2 * i]
+for i = 0, (#KEYS - 3) / 3 - 1 do
+  local sk, ik, xk = KEYS[4 + 3 * i], KEYS[5 + 3 * i], KEYS[6 + 3 * i]
   local a = 3 + 6 * i
   local id, typ, q, ev = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2]), ARGV[a + 3]
   local h = redis.call('HMGET', sk, 'on_hand', 'reserved', 'safety', 'version', 'updated_at')
@@ -46,14 +58,23 @@ for i = 0, (#KEYS - 1) / 2 - 1 do
   if code ~= '' then
     status = 'rejected'
   elseif status == 'applied' then
+    if v == 0 then
+      -- A new store × SKU: index it for snapshots (SSCAN, never KEYS).
+      redis.call('SADD', xk, ARGV[a + 5])
+      redis.call('SADD', KEYS[2], ARGV[a + 4])
+    end
     oh, v, up = oh + d, v + 1, now
     redis.call('HSET', sk, 'on_hand', oh, 'reserved', rs, 'safety', sf, 'version', v, 'updated_at', now)
     redis.call('SET', ik, v, 'EX', idem_ttl)
-    redis.call('XADD', KEYS[1], '*', 'store', ARGV[a + 4], 'sku', ARGV[a + 5], 'type', typ,
-      'delta', d, 'on_hand', oh, 'reserved', rs, 'safety', sf, 'version', v, 'event_id', id)
+    redis.call('XADD', KEYS[1], string.format('%d-%d', id_ms, id_seq), 'store', ARGV[a + 4], 'sku', ARGV[a + 5], 'type', typ,
+      'delta', d, 'on_hand', oh, 'reserved', rs, 'safety', sf, 'version', v, 'event_id', id, 'at', now)
+    id_seq = id_seq + 1
     wrote = true
   end
   out[#out + 1] = {status, code, oh, rs, sf, v, up}
 end
-if wrote then redis.call('EXPIRE', KEYS[1], stream_ttl) end
+if wrote then
+  redis.call('SET', KEYS[3], string.format('%d-%d', id_ms, id_seq - 1))
+  redis.call('EXPIRE', KEYS[1], stream_ttl)
+end
 return out

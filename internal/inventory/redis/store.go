@@ -8,6 +8,9 @@
 //	<prefix>:stk:{g}:<store>:<sku>   hash on_hand, reserved, safety, version, updated_at (unix ms)
 //	<prefix>:idem:{g}:<event_id>     idempotency mark (value: the version it produced), TTL
 //	<prefix>:chg:{g}:<YYYYMMDD>      change stream of the group and UTC day, TTL = retention
+//	<prefix>:chgid:{g}               the last change id of the group: ids rise across its days
+//	<prefix>:stores:{g}              set of the group's stores (for snapshots)
+//	<prefix>:skus:{g}:<store>        set of the store's SKUs (for snapshots)
 package redis
 
 import (
@@ -132,6 +135,14 @@ func (s *Store) StockKey(store, sku string) string {
 	return fmt.Sprintf("%s:stk:{%d}:%s:%s", s.opts.Prefix, s.Group(store), store, sku)
 }
 
+func (s *Store) lastChangeKey(g int) string { return fmt.Sprintf("%s:chgid:{%d}", s.opts.Prefix, g) }
+
+func (s *Store) storesKey(g int) string { return fmt.Sprintf("%s:stores:{%d}", s.opts.Prefix, g) }
+
+func (s *Store) skusKey(store string) string {
+	return fmt.Sprintf("%s:skus:{%d}:%s", s.opts.Prefix, s.Group(store), store)
+}
+
 func (s *Store) idemKey(g int, eventID string) string {
 	return fmt.Sprintf("%s:idem:{%d}:%s", s.opts.Prefix, g, eventID)
 }
@@ -177,9 +188,9 @@ func (s *Store) Apply(ctx context.Context, events []inventory.Event) ([]inventor
 	streamTTL := strconv.FormatInt(int64(s.opts.Retention/time.Second), 10)
 	execs := make([]rueidis.LuaExec, len(calls))
 	for ci, c := range calls {
-		keys := make([]string, 0, 1+2*len(c.idx))
+		keys := make([]string, 0, 3+3*len(c.idx))
 		args := make([]string, 0, 2+6*len(c.idx))
-		keys = append(keys, s.StreamKey(c.group, stream))
+		keys = append(keys, s.StreamKey(c.group, stream), s.storesKey(c.group), s.lastChangeKey(c.group))
 		args = append(args, idemTTL, streamTTL)
 		for _, i := range c.idx {
 			e := events[i]
@@ -187,7 +198,7 @@ func (s *Store) Apply(ctx context.Context, events []inventory.Event) ([]inventor
 			if e.ExpectedVersion != nil {
 				expected = strconv.FormatInt(*e.ExpectedVersion, 10)
 			}
-			keys = append(keys, s.StockKey(e.Store, e.SKU), s.idemKey(c.group, e.EventID))
+			keys = append(keys, s.StockKey(e.Store, e.SKU), s.idemKey(c.group, e.EventID), s.skusKey(e.Store))
 			args = append(args, e.EventID, string(e.Type), strconv.FormatInt(e.Qty, 10), expected, e.Store, e.SKU)
 		}
 		execs[ci] = rueidis.LuaExec{Keys: keys, Args: args}

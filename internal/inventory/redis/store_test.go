@@ -116,12 +116,12 @@ func TestChangeRecordAndTTLs(t *testing.T) {
 	if err != nil || ttl < 7*24*3600-60 {
 		t.Errorf("idempotency TTL %d (%v), want >= 7 days", ttl, err)
 	}
-	// Exactly three keys per group: stock, stream, two marks — and nothing for the refusal.
+	// Exactly these keys — and nothing for the refusal.
 	keys, err := client.Do(ctx, client.B().Keys().Pattern("jg:*").Build()).AsStrSlice()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(keys) != 5 { // stock, stream, 3 idempotency marks (receipt, sale, reserve 3)
+	if len(keys) != 8 { // stock, stream, 3 idempotency marks (receipt, sale, reserve 3), stores and SKU sets, last change id
 		t.Errorf("keys %v", keys)
 	}
 }

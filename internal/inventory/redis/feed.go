@@ -1,0 +1,426 @@
+package redis
+
+import (
+	"container/heap"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/redis/rueidis"
+
+	"github.com/jaego/jaego/internal/inventory"
+)
+
+// Read strategies of the change feed. Both return the same changes in the same order; they
+// differ in the Redis calls they issue (docs/benchmarks.md).
+const (
+	// Paged reads every (shard group, day) stream with XRANGE … COUNT from the last id it
+	// returned, all streams pipelined, and merges them: the number of calls follows the
+	// number of entries. The default, by measurement.
+	Paged = "paged"
+	// Windows is the original design's: split the range into fixed time windows and read
+	// each window of each stream, windows in parallel; the number of calls follows the
+	// length of the range, whatever it holds.
+	Windows = "windows"
+)
+
+// FeedOptions configures a Feed.
+type FeedOptions struct {
+	Strategy string        // Paged (default) or Windows
+	Window   time.Duration // window of the Windows strategy; default 100ms
+	// Chunk is the COUNT of one XRANGE; default 1,000.
+	Chunk int
+	// ClockSkew is the largest difference between the clocks of jaego's servers and Redis:
+	// a change may sit in the stream of the neighbouring day by that much; default 10 min.
+	ClockSkew time.Duration
+	// Settle is how long after its end a range is complete: no change with an id inside it
+	// can still be appended. Default 2 s.
+	Settle     time.Duration
+	Now        func() time.Time
+	Registerer prometheus.Registerer
+}
+
+// Feed reads the change streams of a Store.
+type Feed struct {
+	s     *Store
+	opts  FeedOptions
+	calls *prometheus.CounterVec
+}
+
+// NewFeed returns the change-feed reader of s.
+func NewFeed(s *Store, opts FeedOptions) (*Feed, error) {
+	switch opts.Strategy {
+	case "":
+		opts.Strategy = Paged
+	case Paged, Windows:
+	default:
+		return nil, fmt.Errorf("unknown change feed strategy %q (paged or windows)", opts.Strategy)
+	}
+	if opts.Window <= 0 {
+		opts.Window = 100 * time.Millisecond
+	}
+	if opts.Chunk <= 0 {
+		opts.Chunk = 1000
+	}
+	if opts.ClockSkew <= 0 {
+		opts.ClockSkew = 10 * time.Minute
+	}
+	if opts.Settle <= 0 {
+		opts.Settle = 2 * time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Feed{s: s, opts: opts, calls: promauto.With(opts.Registerer).NewCounterVec(prometheus.CounterOpts{
+		Name: "jaego_changes_redis_calls_total",
+		Help: "XRANGE calls issued by change-feed reads, by strategy.",
+	}, []string{"strategy"})}, nil
+}
+
+// Retention is how far back the feed reaches.
+func (f *Feed) Retention() time.Duration { return f.s.opts.Retention }
+
+// Errors of the feed, matched with errors.Is.
+var (
+	ErrBadCursor = errors.New("malformed change-feed cursor")
+	ErrExpired   = errors.New("range older than the change-feed retention")
+)
+
+// Cursor is a position in the feed: for every (shard group, day) stream, the id of the last
+// change returned, inside a fixed range. It travels as an opaque string.
+type Cursor struct {
+	From int64             `json:"f"`           // unix ms, inclusive
+	To   int64             `json:"t"`           // unix ms, exclusive
+	Pos  map[string]string `json:"p,omitempty"` // "<g>/<YYYYMMDD>" → last id returned
+	// W is the millisecond of the last change returned: the feed is ordered, so every stream
+	// without a position has nothing before it.
+	W int64 `json:"w,omitempty"`
+}
+
+// String encodes the cursor.
+func (c *Cursor) String() string {
+	b, _ := json.Marshal(c)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// ParseCursor decodes a cursor made by String.
+func ParseCursor(s string) (*Cursor, error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return nil, ErrBadCursor
+	}
+	var c Cursor
+	if err := json.Unmarshal(b, &c); err != nil || c.To <= c.From {
+		return nil, ErrBadCursor
+	}
+	for k, id := range c.Pos {
+		if _, _, err := parseID(id); err != nil || !strings.Contains(k, "/") {
+			return nil, ErrBadCursor
+		}
+	}
+	return &c, nil
+}
+
+// NewCursor is the start of the range [from, to).
+func NewCursor(from, to time.Time) *Cursor {
+	return &Cursor{From: from.UnixMilli(), To: to.UnixMilli(), Pos: map[string]string{}}
+}
+
+// Page is one read of the feed.
+type Page struct {
+	Changes []inventory.Change
+	// Next resumes right after the last change; nil when the range is complete and read.
+	Next *Cursor
+}
+
+// subStream is one (group, day) stream of a read and what has been fetched of it.
+type subStream struct {
+	g         int
+	day       string
+	dayIndex  int
+	key       string
+	after     string // exclusive start: "(id", or the range start "ms"
+	end       string // inclusive end of this sub-stream's read, when it has its own
+	buf       []streamEntry
+	exhausted bool
+}
+
+type streamEntry struct {
+	ms, seq uint64
+	id      string
+	fields  map[string]string
+}
+
+// Read returns up to limit changes of the cursor's range after its position, in id order
+// (and so, per store × SKU, in apply order).
+func (f *Feed) Read(ctx context.Context, cur *Cursor, limit int) (Page, error) {
+	now := f.opts.Now()
+	if cur.From < now.Add(-f.s.opts.Retention).UnixMilli() {
+		return Page{}, ErrExpired
+	}
+	subs := f.subStreams(cur, now)
+	var out []streamEntry
+	var err error
+	if f.opts.Strategy == Windows {
+		out, err = f.readWindows(ctx, cur, subs, limit)
+	} else {
+		out, err = f.readPaged(ctx, subs, limit, cur.To)
+	}
+	if err != nil {
+		return Page{}, err
+	}
+	next := &Cursor{From: cur.From, To: cur.To, W: cur.W, Pos: map[string]string{}}
+	for k, v := range cur.Pos {
+		next.Pos[k] = v
+	}
+	page := Page{Changes: make([]inventory.Change, 0, len(out))}
+	for _, e := range out {
+		sub := e.fields["\x00sub"]
+		next.Pos[sub] = e.id
+		next.W = int64(e.ms)
+		page.Changes = append(page.Changes, toChange(e, sub))
+	}
+	complete := time.UnixMilli(cur.To).Add(f.opts.Settle).Before(now)
+	if len(out) < limit && complete {
+		return page, nil // the range is over and everything in it was returned
+	}
+	page.Next = next
+	return page, nil
+}
+
+// subStreams lists the streams a range may have entries in: every group, on every day from
+// (from − skew) to (min(to, now) + skew).
+func (f *Feed) subStreams(cur *Cursor, now time.Time) []*subStream {
+	end := time.UnixMilli(min(cur.To, now.UnixMilli())).Add(f.opts.ClockSkew)
+	var days []string
+	for d := time.UnixMilli(cur.From).Add(-f.opts.ClockSkew).UTC().Truncate(24 * time.Hour); !d.After(end); d = d.Add(24 * time.Hour) {
+		days = append(days, d.Format("20060102"))
+	}
+	var subs []*subStream
+	for di, day := range days {
+		for g := 0; g < f.s.opts.Groups; g++ {
+			k := strconv.Itoa(g) + "/" + day
+			after := strconv.FormatInt(max(cur.From, cur.W), 10)
+			if id, ok := cur.Pos[k]; ok {
+				after = "(" + id
+			}
+			subs = append(subs, &subStream{g: g, day: day, dayIndex: di, after: after,
+				key: fmt.Sprintf("%s:chg:{%d}:%s", f.s.opts.Prefix, g, day)})
+		}
+	}
+	return subs
+}
+
+// fetch reads the next chunk of every given sub-stream, pipelined, up to end (an inclusive
+// XRANGE bound) or the sub-stream's own end.
+func (f *Feed) fetch(ctx context.Context, subs []*subStream, end string, count int) error {
+	var cmds rueidis.Commands
+	var which []*subStream
+	for _, s := range subs {
+		e := end
+		if s.end != "" {
+			e = s.end
+		}
+		cmds = append(cmds, f.s.client.B().Xrange().Key(s.key).Start(s.after).End(e).Count(int64(count)).Build())
+		which = append(which, s)
+	}
+	if len(cmds) == 0 {
+		return nil
+	}
+	f.calls.WithLabelValues(f.opts.Strategy).Add(float64(len(cmds)))
+	for i, res := range f.s.client.DoMulti(ctx, cmds...) {
+		entries, err := res.AsXRange()
+		if err != nil && !rueidis.IsRedisNil(err) {
+			return fmt.Errorf("read changes: %w: %w", inventory.ErrUnavailable, err)
+		}
+		s := which[i]
+		for _, e := range entries {
+			ms, seq, err := parseID(e.ID)
+			if err != nil {
+				return err
+			}
+			e.FieldValues["\x00sub"] = strconv.Itoa(s.g) + "/" + s.day
+			s.buf = append(s.buf, streamEntry{ms: ms, seq: seq, id: e.ID, fields: e.FieldValues})
+		}
+		if len(entries) < count {
+			s.exhausted = true
+		}
+		if len(entries) > 0 {
+			s.after = "(" + entries[len(entries)-1].ID
+		}
+	}
+	return nil
+}
+
+// readPaged merges the sub-streams lazily: a sub-stream is refilled (all that need it in one
+// pipeline) only when its buffer ran dry and it may hold more.
+func (f *Feed) readPaged(ctx context.Context, subs []*subStream, limit int, to int64) ([]streamEntry, error) {
+	end := strconv.FormatInt(to-1, 10)
+	chunk := min(f.opts.Chunk, max(limit/len(subs)*2, 16))
+	var out []streamEntry
+	for len(out) < limit {
+		var need []*subStream
+		for _, s := range subs {
+			if len(s.buf) == 0 && !s.exhausted {
+				need = append(need, s)
+			}
+		}
+		if err := f.fetch(ctx, need, end, chunk); err != nil {
+			return nil, err
+		}
+		best := -1
+		for i, s := range subs {
+			if len(s.buf) > 0 && (best < 0 || before(s, subs[best])) {
+				best = i
+			}
+		}
+		if best < 0 {
+			break
+		}
+		out = append(out, subs[best].buf[0])
+		subs[best].buf = subs[best].buf[1:]
+	}
+	return out, nil
+}
+
+// before orders the heads of two sub-streams: by id, then day, then group.
+func before(a, b *subStream) bool {
+	x, y := a.buf[0], b.buf[0]
+	if x.ms != y.ms {
+		return x.ms < y.ms
+	}
+	if x.seq != y.seq {
+		return x.seq < y.seq
+	}
+	if a.dayIndex != b.dayIndex {
+		return a.dayIndex < b.dayIndex
+	}
+	return a.g < b.g
+}
+
+// readWindows reads fixed time windows, parallel windows at a time in one pipeline, each
+// (window, stream) paged by COUNT until read whole, and merges window by window.
+func (f *Feed) readWindows(ctx context.Context, cur *Cursor, subs []*subStream, limit int) ([]streamEntry, error) {
+	const parallel = 8
+	w := f.opts.Window.Milliseconds()
+	start := max(cur.From, cur.W) // every window before the last change returned is done
+	var out []streamEntry
+	for ws := start; ws < cur.To && len(out) < limit; ws += parallel * w {
+		var windows [][]*subStream
+		var pending []*subStream
+		for lo := ws; lo < min(ws+parallel*w, cur.To); lo += w {
+			hi := min(lo+w, cur.To)
+			win := make([]*subStream, len(subs))
+			for i, s := range subs {
+				c := &subStream{g: s.g, day: s.day, dayIndex: s.dayIndex, key: s.key, end: strconv.FormatInt(hi-1, 10)}
+				if strings.HasPrefix(s.after, "(") && afterID(s.after) >= uint64(lo) {
+					c.after = s.after // the cursor is inside this window: resume after it
+				} else {
+					c.after = strconv.FormatInt(lo, 10)
+				}
+				win[i] = c
+			}
+			windows = append(windows, win)
+			pending = append(pending, win...)
+		}
+		for len(pending) > 0 {
+			if err := f.fetch(ctx, pending, "", f.opts.Chunk); err != nil {
+				return nil, err
+			}
+			pending = pending[:0:0]
+			for _, win := range windows {
+				for _, s := range win {
+					if !s.exhausted {
+						pending = append(pending, s)
+					}
+				}
+			}
+		}
+		for _, win := range windows {
+			for _, e := range mergeAll(win) {
+				if len(out) == limit {
+					break
+				}
+				out = append(out, e)
+			}
+		}
+	}
+	return out, nil
+}
+
+// mergeAll merges fully read sub-streams in feed order.
+func mergeAll(subs []*subStream) []streamEntry {
+	h := &mergeHeap{}
+	for _, s := range subs {
+		if len(s.buf) > 0 {
+			*h = append(*h, s)
+		}
+	}
+	heap.Init(h)
+	var out []streamEntry
+	for h.Len() > 0 {
+		s := (*h)[0]
+		out = append(out, s.buf[0])
+		s.buf = s.buf[1:]
+		if len(s.buf) == 0 {
+			heap.Pop(h)
+		} else {
+			heap.Fix(h, 0)
+		}
+	}
+	return out
+}
+
+type mergeHeap []*subStream
+
+func (h mergeHeap) Len() int           { return len(h) }
+func (h mergeHeap) Less(i, j int) bool { return before(h[i], h[j]) }
+func (h mergeHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *mergeHeap) Push(x any)        { *h = append(*h, x.(*subStream)) }
+func (h *mergeHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// afterID is the millisecond part of a sub-stream's start ("(ms-seq" or "ms").
+func afterID(after string) uint64 {
+	ms, _, _ := parseID(strings.TrimPrefix(after, "("))
+	return ms
+}
+
+func parseID(id string) (ms, seq uint64, err error) {
+	a, b, ok := strings.Cut(id, "-")
+	if !ok {
+		ms, err = strconv.ParseUint(id, 10, 64)
+		return ms, 0, err
+	}
+	if ms, err = strconv.ParseUint(a, 10, 64); err == nil {
+		seq, err = strconv.ParseUint(b, 10, 64)
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("stream id %q: %w", id, ErrBadCursor)
+	}
+	return ms, seq, nil
+}
+
+func toChange(e streamEntry, sub string) inventory.Change {
+	n := func(k string) int64 { v, _ := strconv.ParseInt(e.fields[k], 10, 64); return v }
+	at := time.UnixMilli(n("at")).UTC()
+	if e.fields["at"] == "" {
+		at = time.UnixMilli(int64(e.ms)).UTC()
+	}
+	return inventory.Change{
+		ID: e.id + "/" + sub, Store: e.fields["store"], SKU: e.fields["sku"], Type: inventory.EventType(e.fields["type"]),
+		Delta: n("delta"), OnHand: n("on_hand"), Reserved: n("reserved"), Safety: n("safety"), Version: n("version"),
+		EventID: e.fields["event_id"], At: at,
+	}
+}

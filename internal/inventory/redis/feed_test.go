@@ -1,0 +1,379 @@
+package redis_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/jaego/jaego/internal/embedded"
+	"github.com/jaego/jaego/internal/inventory"
+	"github.com/jaego/jaego/internal/inventory/inventorytest"
+	invredis "github.com/jaego/jaego/internal/inventory/redis"
+	"github.com/jaego/jaego/internal/testenv"
+)
+
+// twoDays is a store clock that files every other call under the next day, as clients
+// around midnight would: the range then spans two day streams per group.
+func twoDays() func() time.Time {
+	var n atomic.Int64
+	return func() time.Time {
+		if n.Add(1)%2 == 0 {
+			return time.Now().Add(24 * time.Hour)
+		}
+		return time.Now()
+	}
+}
+
+func feedOn(t *testing.T, s *invredis.Store, strategy string, window time.Duration, settle time.Duration) *invredis.Feed {
+	f, err := invredis.NewFeed(s, invredis.FeedOptions{Strategy: strategy, Window: window, Chunk: 17, ClockSkew: 48 * time.Hour, Settle: settle})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// randomEvents applies n random events (some refused) to stores × skus from workers
+// goroutines and returns the applied ones.
+func randomEvents(t *testing.T, s *invredis.Store, workers, n, stores, skus int, seed uint64) []inventory.Result {
+	var mu sync.Mutex
+	var applied []inventory.Result
+	var wg sync.WaitGroup
+	types := []inventory.EventType{inventory.Sale, inventory.Receipt, inventory.Receipt, inventory.Reserve, inventory.Release, inventory.Adjust, inventory.SetSafety}
+	for w := 0; w < workers; w++ {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(seed, uint64(w)))
+			for i := 0; i < n/workers; i++ {
+				typ := types[rng.IntN(len(types))]
+				qty := int64(1 + rng.IntN(4))
+				if typ == inventory.SetSafety {
+					qty = int64(rng.IntN(2))
+				}
+				batch := []inventory.Event{inventorytest.Ev(typ, fmt.Sprintf("F%02d", rng.IntN(stores)), fmt.Sprintf("K%03d", rng.IntN(skus)), qty)}
+				res, err := s.Apply(context.Background(), batch)
+				if err != nil {
+					t.Errorf("apply: %v", err)
+					return
+				}
+				if res[0].Status == inventory.Applied {
+					mu.Lock()
+					applied = append(applied, res[0])
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return applied
+}
+
+// readAll pages through a cursor with small pages until the range is complete.
+func readAll(t *testing.T, f *invredis.Feed, cur *invredis.Cursor, limit int) ([]inventory.Change, int) {
+	t.Helper()
+	var all []inventory.Change
+	pages := 0
+	for cur != nil {
+		// Every cursor goes over the wire as a string.
+		parsed, err := invredis.ParseCursor(cur.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		page, err := f.Read(context.Background(), parsed, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page.Changes) > limit {
+			t.Fatalf("page of %d changes, limit %d", len(page.Changes), limit)
+		}
+		all = append(all, page.Changes...)
+		cur = page.Next
+		if pages++; pages > 100000 {
+			t.Fatal("no end of range")
+		}
+	}
+	return all, pages
+}
+
+// checkFeed: every applied event exactly once, per store × SKU in apply order with versions
+// gap-free.
+func checkFeed(t *testing.T, got []inventory.Change, applied []inventory.Result) {
+	t.Helper()
+	want := map[string]inventory.Stock{}
+	for _, r := range applied {
+		want[r.EventID] = r.Stock
+	}
+	seen := map[string]bool{}
+	last := map[inventory.Key]int64{}
+	for _, c := range got {
+		st, ok := want[c.EventID]
+		if !ok {
+			t.Fatalf("change of an unknown or refused event %s", c.EventID)
+		}
+		if seen[c.EventID] {
+			t.Fatalf("event %s twice in the feed", c.EventID)
+		}
+		seen[c.EventID] = true
+		if c.Version != st.Version || c.OnHand != st.OnHand || c.Reserved != st.Reserved || c.Store != st.Store || !c.At.Equal(st.UpdatedAt) {
+			t.Fatalf("change %+v does not match the apply result %+v", c, st)
+		}
+		k := inventory.Key{Store: c.Store, SKU: c.SKU}
+		if c.Version != last[k]+1 {
+			t.Fatalf("%s/%s: version %d after %d", c.Store, c.SKU, c.Version, last[k])
+		}
+		last[k] = c.Version
+	}
+	if len(seen) != len(want) {
+		t.Fatalf("%d of %d applied events in the feed", len(seen), len(want))
+	}
+}
+
+func TestFeedExactlyOnceAcrossGroupsAndDays(t *testing.T) {
+	client, _ := testenv.Redis(t)
+	testFeedExactlyOnce(t, client)
+}
+
+func TestFeedExactlyOnceCluster(t *testing.T) {
+	client, _ := testenv.RedisCluster(t)
+	testFeedExactlyOnce(t, client)
+}
+
+func testFeedExactlyOnce(t *testing.T, client rueidis.Client) {
+	s := newStoreOn(client, invredis.Options{Groups: 5, Now: twoDays()})
+	from := time.Now().Add(-time.Second)
+	applied := randomEvents(t, s, 16, 2000, 12, 20, 1)
+	to := time.Now().Add(time.Millisecond)
+	var reference []inventory.Change
+	for _, strat := range []struct {
+		name   string
+		window time.Duration
+	}{{invredis.Paged, 0}, {invredis.Windows, 7 * time.Millisecond}, {invredis.Windows, 100 * time.Millisecond}} {
+		f := feedOn(t, s, strat.name, strat.window, time.Nanosecond)
+		limits := []int{1, 13, 5000}
+		if strat.name == invredis.Windows {
+			limits = limits[1:] // a page of 1 re-reads its window's streams: slow, and paged covers it
+		}
+		for _, limit := range limits {
+			// Wait out the settle time without sleeping: the range is complete once `to` is past.
+			for !time.Now().After(to) {
+			}
+			got, pages := readAll(t, f, invredis.NewCursor(from, to), limit)
+			checkFeed(t, got, applied)
+			if limit == 5000 && pages != 1 {
+				t.Errorf("%s: %d pages for a limit above the range", strat.name, pages)
+			}
+			// Both strategies, any page size: the very same changes in the same order.
+			if reference == nil {
+				reference = got
+			}
+			for i := range got {
+				if got[i].ID != reference[i].ID {
+					t.Fatalf("%s/%v limit %d: change %d is %s, paged says %s", strat.name, strat.window, limit, i, got[i].ID, reference[i].ID)
+				}
+			}
+		}
+	}
+}
+
+// TestFeedCursorUnderConcurrentWrites: a reader pages through a range while writers are
+// still applying events in it; once the range end is past, it has every change of the range
+// exactly once.
+func TestFeedCursorUnderConcurrentWrites(t *testing.T) {
+	client, _ := testenv.Redis(t)
+	s := newStoreOn(client, invredis.Options{Groups: 4})
+	f := feedOn(t, s, invredis.Paged, 0, 50*time.Millisecond)
+	from := time.Now()
+	to := from.Add(400 * time.Millisecond)
+	stop := make(chan struct{})
+	var all []inventory.Result
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				res := inventorytest.MustApply(t, s, inventorytest.Ev(inventory.Receipt, fmt.Sprintf("W%d", w%3), fmt.Sprintf("K%d", i%7), 1))
+				mu.Lock()
+				all = append(all, res[0])
+				mu.Unlock()
+			}
+		})
+	}
+	cur := invredis.NewCursor(from, to)
+	var got []inventory.Change
+	for cur != nil {
+		page, err := f.Read(context.Background(), cur, 9)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, page.Changes...)
+		cur = page.Next
+	}
+	close(stop) // the writers went on past the range end while the reader finished
+	wg.Wait()
+	var inRange []inventory.Result
+	for _, r := range all {
+		at := r.Stock.UpdatedAt
+		if !at.Before(from.Truncate(time.Millisecond)) && at.Before(to) {
+			inRange = append(inRange, r)
+		}
+	}
+	if len(inRange) == 0 {
+		t.Fatal("no event fell in the range")
+	}
+	// The feed orders and filters by stream id; an entry's `at` is the same server clock, read
+	// at the start of its script, so it can only be earlier than its id.
+	ids := map[string]bool{}
+	for _, c := range got {
+		if ids[c.EventID] {
+			t.Fatalf("event %s twice", c.EventID)
+		}
+		ids[c.EventID] = true
+	}
+	missing := 0
+	for _, r := range inRange {
+		if !ids[r.EventID] && r.Stock.UpdatedAt.Before(to.Add(-time.Millisecond)) {
+			missing++
+		}
+	}
+	if missing > 0 {
+		t.Fatalf("%d changes of the range never returned (%d returned, %d applied in range)", missing, len(got), len(inRange))
+	}
+}
+
+func TestFeedRetentionAndBadCursor(t *testing.T) {
+	client, _ := testenv.Redis(t)
+	s := newStoreOn(client, invredis.Options{Retention: 48 * time.Hour})
+	f := feedOn(t, s, invredis.Paged, 0, time.Second)
+	old := time.Now().Add(-49 * time.Hour)
+	if _, err := f.Read(context.Background(), invredis.NewCursor(old, old.Add(time.Hour)), 10); !errors.Is(err, invredis.ErrExpired) {
+		t.Errorf("expired range: %v", err)
+	}
+	for _, bad := range []string{"", "!!", "e30", invredis.NewCursor(time.Now(), time.Now().Add(-time.Hour)).String()} {
+		if _, err := invredis.ParseCursor(bad); !errors.Is(err, invredis.ErrBadCursor) {
+			t.Errorf("cursor %q: %v", bad, err)
+		}
+	}
+	if _, err := invredis.NewFeed(s, invredis.FeedOptions{Strategy: "scan"}); err == nil {
+		t.Error("unknown strategy accepted")
+	}
+}
+
+// TestSnapshotPlusDeltasEqualsLive: 64 goroutines write while a store snapshot is taken;
+// the snapshot plus every change after its cursor equals the live state exactly.
+func TestSnapshotPlusDeltasEqualsLive(t *testing.T) {
+	client, _ := testenv.Redis(t)
+	s := newStoreOn(client, invredis.Options{Groups: 4})
+	f, err := invredis.NewFeed(s, invredis.FeedOptions{Chunk: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	randomEvents(t, s, 8, 400, 1, 60, 2) // stock before the snapshot
+	var wg sync.WaitGroup
+	wg.Go(func() { randomEvents(t, s, 64, 6400, 1, 60, 3) })
+	cur, err := f.Position(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := s.StoreStock(context.Background(), "F00")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	state := map[string]inventory.Stock{}
+	for _, st := range snap {
+		if prev, ok := state[st.SKU]; !ok || st.Version > prev.Version {
+			state[st.SKU] = st
+		}
+	}
+	changes := 0
+	for {
+		page, err := f.Read(context.Background(), cur, 500)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range page.Changes {
+			state[c.SKU] = c.ApplyTo(state[c.SKU])
+		}
+		changes += len(page.Changes)
+		if len(page.Changes) == 0 {
+			break // writers are done: nothing more after the cursor
+		}
+		cur = page.Next
+	}
+	live, err := s.StoreStock(context.Background(), "F00")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(live) != len(state) {
+		t.Fatalf("live has %d SKUs, snapshot + deltas %d", len(live), len(state))
+	}
+	for _, st := range live {
+		if state[st.SKU] != st {
+			t.Errorf("%s: live %+v, snapshot + deltas %+v", st.SKU, st, state[st.SKU])
+		}
+	}
+	t.Logf("snapshot of %d records + %d changes", len(snap), changes)
+}
+
+func TestEstateSnapshotPages(t *testing.T) {
+	client, _ := testenv.Redis(t)
+	s := newStoreOn(client, invredis.Options{Groups: 3})
+	var events []inventory.Event
+	for st := 0; st < 25; st++ {
+		for k := 0; k < 4; k++ {
+			events = append(events, inventorytest.Ev(inventory.Receipt, fmt.Sprintf("E%02d", st), fmt.Sprintf("K%d", k), int64(st*10+k+1)))
+		}
+	}
+	inventorytest.MustApply(t, s, events...)
+	seen := map[inventory.Key]int64{}
+	token, pages := "", 0
+	for {
+		page, err := s.Estate(context.Background(), token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, it := range page.Items {
+			seen[inventory.Key{Store: it.Store, SKU: it.SKU}] = it.OnHand
+		}
+		pages++
+		if token = page.Next; token == "" {
+			break
+		}
+	}
+	if len(seen) != 100 {
+		t.Fatalf("estate snapshot has %d records in %d pages, want 100", len(seen), pages)
+	}
+	for _, e := range events {
+		if seen[inventory.Key{Store: e.Store, SKU: e.SKU}] != e.Qty {
+			t.Errorf("%s/%s: %d", e.Store, e.SKU, seen[inventory.Key{Store: e.Store, SKU: e.SKU}])
+		}
+	}
+	if _, err := s.Estate(context.Background(), "garbage!"); !errors.Is(err, invredis.ErrBadCursor) {
+		t.Errorf("bad page token: %v", err)
+	}
+}
+
+// TestFeedEmbedded: jaego dev's embedded server serves the feed the same way.
+func TestFeedEmbedded(t *testing.T) {
+	srv, err := embedded.StartRedis("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	client, err := rueidis.NewClient(srv.ClientOption())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(client.Close)
+	testFeedExactlyOnce(t, client)
+}

@@ -1,0 +1,122 @@
+package redis
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/jaego/jaego/internal/inventory"
+)
+
+// Snapshots for re-indexers (issue 4). The algorithm, also in docs/architecture.md:
+//
+//  1. Position first: for every (group, day) stream that exists, its last id. The cursor
+//     starts after those ids, and at (now − clock skew) for streams that do not exist yet.
+//  2. Then read the records (SSCAN of the store's SKU set, HMGETs pipelined).
+//
+// Every change applied after step 1 is in the feed after the cursor; every change before it
+// is in the records. A record may also already contain some changes after the cursor (it
+// was read later): a change carries the record's counters and version after it, and
+// inventory.Change.ApplyTo ignores changes not newer than the record, so snapshot + every
+// change after the cursor gives the live state exactly, with no change lost or counted twice.
+
+// Position returns an open-ended cursor at the current end of the feed.
+func (f *Feed) Position(ctx context.Context) (*Cursor, error) {
+	now := f.opts.Now()
+	// Streams that do not exist yet are read from (now − clock skew), within retention.
+	from := now.Add(-min(f.opts.ClockSkew, f.s.opts.Retention/2))
+	cur := &Cursor{From: from.UnixMilli(), To: now.Add(100 * 365 * 24 * time.Hour).UnixMilli(), Pos: map[string]string{}}
+	subs := f.subStreams(cur, now)
+	cmds := make(rueidis.Commands, len(subs))
+	for i, s := range subs {
+		cmds[i] = f.s.client.B().Xrevrange().Key(s.key).End("+").Start("-").Count(1).Build()
+	}
+	for i, res := range f.s.client.DoMulti(ctx, cmds...) {
+		entries, err := res.AsXRange()
+		if err != nil && !rueidis.IsRedisNil(err) {
+			return nil, fmt.Errorf("feed position: %w: %w", inventory.ErrUnavailable, err)
+		}
+		if len(entries) == 1 {
+			cur.Pos[strconv.Itoa(subs[i].g)+"/"+subs[i].day] = entries[0].ID
+		}
+	}
+	return cur, nil
+}
+
+// StoreStock returns every stock record of a store (SSCAN of its SKU set, HMGETs in
+// pipelined chunks). A SKU may appear twice if the set was rehashed meanwhile.
+func (s *Store) StoreStock(ctx context.Context, store string) ([]inventory.Stock, error) {
+	var out []inventory.Stock
+	var cursor uint64
+	for {
+		e, err := s.client.Do(ctx, s.client.B().Sscan().Key(s.skusKey(store)).Cursor(cursor).Count(1000).Build()).AsScanEntry()
+		if err != nil {
+			return nil, fmt.Errorf("snapshot %s: %w: %w", store, inventory.ErrUnavailable, err)
+		}
+		keys := make([]inventory.Key, len(e.Elements))
+		for i, sku := range e.Elements {
+			keys[i] = inventory.Key{Store: store, SKU: sku}
+		}
+		found, err := s.GetMany(ctx, keys)
+		if err != nil {
+			return nil, err
+		}
+		for _, l := range found {
+			if l.Found {
+				out = append(out, l.Stock)
+			}
+		}
+		if cursor = e.Cursor; cursor == 0 {
+			return out, nil
+		}
+	}
+}
+
+// EstatePage is one page of the whole-estate snapshot.
+type EstatePage struct {
+	Items []inventory.Stock
+	Next  string // empty after the last page
+}
+
+type estateToken struct {
+	G      int    `json:"g"`
+	Cursor uint64 `json:"c"`
+}
+
+// Estate returns one page of every store's stock: the stores of one SSCAN step of one
+// group's store set. token is "" for the first page.
+func (s *Store) Estate(ctx context.Context, token string) (EstatePage, error) {
+	var t estateToken
+	if token != "" {
+		b, err := base64.RawURLEncoding.DecodeString(token)
+		if err != nil || json.Unmarshal(b, &t) != nil || t.G < 0 || t.G >= s.opts.Groups {
+			return EstatePage{}, ErrBadCursor
+		}
+	}
+	var page EstatePage
+	e, err := s.client.Do(ctx, s.client.B().Sscan().Key(s.storesKey(t.G)).Cursor(t.Cursor).Count(10).Build()).AsScanEntry()
+	if err != nil {
+		return page, fmt.Errorf("estate snapshot: %w: %w", inventory.ErrUnavailable, err)
+	}
+	for _, store := range e.Elements {
+		items, err := s.StoreStock(ctx, store)
+		if err != nil {
+			return page, err
+		}
+		page.Items = append(page.Items, items...)
+	}
+	next := estateToken{G: t.G, Cursor: e.Cursor}
+	if e.Cursor == 0 {
+		next = estateToken{G: t.G + 1}
+	}
+	if next.G < s.opts.Groups {
+		b, _ := json.Marshal(next)
+		page.Next = base64.RawURLEncoding.EncodeToString(b)
+	}
+	return page, nil
+}
