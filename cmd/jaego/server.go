@@ -32,6 +32,7 @@ type server struct {
 	log      *slog.Logger
 	registry *prometheus.Registry
 	stock    *invredis.Store
+	feed     *invredis.Feed
 	locks    *lock.Locker
 	ready    atomic.Bool // set once startup work (e.g. the dev seed) is done
 	http     *http.Server
@@ -57,6 +58,11 @@ func newServer(ctx context.Context, cfg config, client rueidis.Client, log *slog
 		Registerer: reg,
 		Logger:     log,
 	})
+	feed, err := invredis.NewFeed(s.stock, invredis.FeedOptions{Strategy: cfg.FeedStrategy, Window: cfg.FeedWindow, Registerer: reg})
+	if err != nil {
+		return nil, err
+	}
+	s.feed = feed
 	sharded := shardedPubSub(ctx, client)
 	log.Debug("lock pub/sub", "sharded", sharded)
 	s.locks = lock.New(client, lock.Options{ClassicPubSub: !sharded, Registerer: reg, Logger: log})
@@ -91,7 +97,7 @@ func (s *server) routes() http.Handler {
 	mux.Handle("GET /healthz", healthz())
 	mux.Handle("GET /readyz", s.readyz())
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry}))
-	invhttp.New(s.stock, invhttp.Options{Timeout: s.cfg.RequestTimeout, Logger: s.log}).Register(mux)
+	invhttp.New(s.stock, invhttp.Options{Timeout: s.cfg.RequestTimeout, Logger: s.log, Feed: s.feed, Snapshots: s.stock}).Register(mux)
 	lockhttp.New(s.locks, s.log).Register(mux)
 	return httpx.Instrument(mux, s.registry, s.log)
 }

@@ -1,6 +1,9 @@
 package inventory
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // Change is one applied stock event as the change feed tells it (design §4): what happened
 // and the record's counters right after, so a re-indexer can overwrite rather than add.
@@ -28,4 +31,38 @@ func (c Change) ApplyTo(s Stock) Stock {
 	s.Store, s.SKU = c.Store, c.SKU
 	s.OnHand, s.Reserved, s.Safety, s.Version, s.UpdatedAt = c.OnHand, c.Reserved, c.Safety, c.Version, c.At
 	return s.WithAvailable()
+}
+
+// ChangePage is one page of the change feed.
+type ChangePage struct {
+	Changes []Change
+	// Next resumes right after the last change; "" when the range is complete and read.
+	Next string
+}
+
+// EstatePage is one page of the whole-estate snapshot.
+type EstatePage struct {
+	Items []Stock
+	Next  string // "" after the last page
+}
+
+// ChangeFeed reads the changes applied in a time window (design §4).
+//
+// Contract: changes come in an order in which every store × SKU's changes are in apply
+// order; a cursor resumes exactly after the last change returned, with no gap and no
+// repeat; Next is "" only once the range end is past and everything in it was returned.
+// A malformed cursor is ErrInvalid (code invalid_cursor); a range older than the retention
+// is ErrExpired.
+type ChangeFeed interface {
+	Changes(ctx context.Context, from, to time.Time, cursor string, limit int) (ChangePage, error)
+	// Position is an open-ended cursor at the current end of the feed.
+	Position(ctx context.Context) (string, error)
+	// Wait returns when changes after cursor may have arrived, or after timeout.
+	Wait(ctx context.Context, cursor string, timeout time.Duration) error
+}
+
+// Snapshotter reads whole stores, for re-indexers that start from a snapshot.
+type Snapshotter interface {
+	StoreStock(ctx context.Context, store string) ([]Stock, error)
+	Estate(ctx context.Context, token string) (EstatePage, error)
 }

@@ -17,6 +17,8 @@ const (
 	CodeInsufficientReserved Code = "insufficient_reserved"
 	CodeVersionConflict      Code = "version_conflict"
 	CodeUnavailable          Code = "store_unavailable"
+	CodeInvalidCursor        Code = "invalid_cursor"
+	CodeExpired              Code = "range_expired"
 )
 
 // Error is a domain error with a code, the offending field when there is one, and a
@@ -49,6 +51,8 @@ var (
 	ErrInsufficientReserved = &Error{Code: CodeInsufficientReserved}
 	ErrVersionConflict      = &Error{Code: CodeVersionConflict}
 	ErrUnavailable          = &Error{Code: CodeUnavailable}
+	ErrInvalidCursor        = &Error{Code: CodeInvalidCursor}
+	ErrExpired              = &Error{Code: CodeExpired}
 )
 
 // Invalidf builds an invalid-input error about one field.

@@ -30,9 +30,13 @@ type env struct {
 
 func newEnv(t *testing.T, timeout time.Duration) *env {
 	client, srv := testenv.Redis(t)
-	store := invredis.New(client, invredis.Options{})
+	store := invredis.New(client, invredis.Options{Retention: 48 * time.Hour})
+	feed, err := invredis.NewFeed(store, invredis.FeedOptions{Settle: time.Nanosecond, Chunk: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
 	mux := http.NewServeMux()
-	invhttp.New(store, invhttp.Options{Timeout: timeout}).Register(mux)
+	invhttp.New(store, invhttp.Options{Timeout: timeout, Feed: feed, Snapshots: store}).Register(mux)
 	ts := httptest.NewServer(httpx.Instrument(mux, prometheus.NewRegistry(), testLogger(t)))
 	t.Cleanup(ts.Close)
 	return &env{url: ts.URL, store: store, redis: srv}

@@ -272,6 +272,10 @@ func problemOf(err error) httpx.Problem {
 			p.Status = http.StatusNotFound
 		case inventory.CodeInsufficientStock, inventory.CodeInsufficientReserved, inventory.CodeVersionConflict:
 			p.Status = http.StatusConflict
+		case inventory.CodeInvalidCursor:
+			p.Status = http.StatusBadRequest
+		case inventory.CodeExpired:
+			p.Status = http.StatusGone
 		case inventory.CodeUnavailable:
 			p.Status = http.StatusServiceUnavailable
 			p.Detail = "the stock store is unavailable; retrying with the same event ids is safe"

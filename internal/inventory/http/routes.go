@@ -19,6 +19,10 @@ const (
 
 // Options configures the API.
 type Options struct {
+	// Feed and Snapshots serve the change feed and snapshots; without them those routes
+	// are not registered.
+	Feed      inventory.ChangeFeed
+	Snapshots inventory.Snapshotter
 	// Timeout bounds the store work of one request; default 2s.
 	Timeout time.Duration
 	Logger  *slog.Logger
@@ -26,7 +30,9 @@ type Options struct {
 
 // API is the inventory HTTP API.
 type API struct {
-	store   inventory.StockStore
+	store     inventory.StockStore
+	feed      inventory.ChangeFeed
+	snapshots inventory.Snapshotter
 	timeout time.Duration
 	log     *slog.Logger
 }
@@ -39,7 +45,7 @@ func New(store inventory.StockStore, opts Options) *API {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &API{store: store, timeout: opts.Timeout, log: opts.Logger}
+	return &API{store: store, feed: opts.Feed, snapshots: opts.Snapshots, timeout: opts.Timeout, log: opts.Logger}
 }
 
 // Register adds every inventory route to mux. This is the one list of them.
@@ -48,6 +54,12 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.Handle("GET /v1/stores/{store}/stock", a.storeStock())
 	mux.Handle("GET /v1/skus/{sku}/stock", a.skuStock())
 	mux.Handle("POST /v1/events", a.postEvents())
+	if a.feed != nil && a.snapshots != nil {
+		mux.Handle("GET /v1/changes", a.changes())
+		mux.Handle("GET /v1/changes/stream", a.changeStream())
+		mux.Handle("GET /v1/stores/{store}/snapshot", a.storeSnapshot())
+		mux.Handle("GET /v1/snapshot", a.estateSnapshot())
+	}
 }
 
 func (a *API) ctx(r *http.Request) (context.Context, context.CancelFunc) {

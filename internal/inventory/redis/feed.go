@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -89,9 +88,42 @@ func (f *Feed) Retention() time.Duration { return f.s.opts.Retention }
 
 // Errors of the feed, matched with errors.Is.
 var (
-	ErrBadCursor = errors.New("malformed change-feed cursor")
-	ErrExpired   = errors.New("range older than the change-feed retention")
+	ErrBadCursor = &inventory.Error{Code: inventory.CodeInvalidCursor, Field: "cursor",
+		Detail: "malformed cursor: pass next_cursor back unchanged"}
+	ErrExpired = &inventory.Error{Code: inventory.CodeExpired, Field: "from",
+		Detail: "the range starts before the change-feed retention: those changes are gone; take a snapshot instead"}
 )
+
+// Changes implements inventory.ChangeFeed. With a cursor, from and to may be zero (the
+// cursor carries its range); if given they must be the cursor's.
+func (f *Feed) Changes(ctx context.Context, from, to time.Time, cursor string, limit int) (inventory.ChangePage, error) {
+	var cur *Cursor
+	if cursor != "" {
+		c, err := ParseCursor(cursor)
+		if err != nil {
+			return inventory.ChangePage{}, err
+		}
+		if (!from.IsZero() && from.UnixMilli() != c.From) || (!to.IsZero() && to.UnixMilli() != c.To) {
+			return inventory.ChangePage{}, &inventory.Error{Code: inventory.CodeInvalidCursor, Field: "cursor",
+				Detail: "the cursor belongs to another range: pass the same from and to, or none"}
+		}
+		cur = c
+	} else {
+		if !to.After(from) {
+			return inventory.ChangePage{}, inventory.Invalidf("to", "to must be after from")
+		}
+		cur = NewCursor(from, to)
+	}
+	page, err := f.Read(ctx, cur, limit)
+	if err != nil {
+		return inventory.ChangePage{}, err
+	}
+	out := inventory.ChangePage{Changes: page.Changes}
+	if page.Next != nil {
+		out.Next = page.Next.String()
+	}
+	return out, nil
+}
 
 // Cursor is a position in the feed: for every (shard group, day) stream, the id of the last
 // change returned, inside a fixed range. It travels as an opaque string.

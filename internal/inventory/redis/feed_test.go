@@ -280,7 +280,7 @@ func TestSnapshotPlusDeltasEqualsLive(t *testing.T) {
 	randomEvents(t, s, 8, 400, 1, 60, 2) // stock before the snapshot
 	var wg sync.WaitGroup
 	wg.Go(func() { randomEvents(t, s, 64, 6400, 1, 60, 3) })
-	cur, err := f.Position(context.Background())
+	cur, err := f.PositionCursor(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

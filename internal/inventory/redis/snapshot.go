@@ -25,8 +25,17 @@ import (
 // inventory.Change.ApplyTo ignores changes not newer than the record, so snapshot + every
 // change after the cursor gives the live state exactly, with no change lost or counted twice.
 
-// Position returns an open-ended cursor at the current end of the feed.
-func (f *Feed) Position(ctx context.Context) (*Cursor, error) {
+// Position implements inventory.ChangeFeed.
+func (f *Feed) Position(ctx context.Context) (string, error) {
+	c, err := f.position(ctx)
+	if err != nil {
+		return "", err
+	}
+	return c.String(), nil
+}
+
+// position returns an open-ended cursor at the current end of the feed.
+func (f *Feed) position(ctx context.Context) (*Cursor, error) {
 	now := f.opts.Now()
 	// Streams that do not exist yet are read from (now − clock skew), within retention.
 	from := now.Add(-min(f.opts.ClockSkew, f.s.opts.Retention/2))
@@ -77,12 +86,6 @@ func (s *Store) StoreStock(ctx context.Context, store string) ([]inventory.Stock
 	}
 }
 
-// EstatePage is one page of the whole-estate snapshot.
-type EstatePage struct {
-	Items []inventory.Stock
-	Next  string // empty after the last page
-}
-
 type estateToken struct {
 	G      int    `json:"g"`
 	Cursor uint64 `json:"c"`
@@ -90,15 +93,15 @@ type estateToken struct {
 
 // Estate returns one page of every store's stock: the stores of one SSCAN step of one
 // group's store set. token is "" for the first page.
-func (s *Store) Estate(ctx context.Context, token string) (EstatePage, error) {
+func (s *Store) Estate(ctx context.Context, token string) (inventory.EstatePage, error) {
 	var t estateToken
 	if token != "" {
 		b, err := base64.RawURLEncoding.DecodeString(token)
 		if err != nil || json.Unmarshal(b, &t) != nil || t.G < 0 || t.G >= s.opts.Groups {
-			return EstatePage{}, ErrBadCursor
+			return inventory.EstatePage{}, ErrBadCursor
 		}
 	}
-	var page EstatePage
+	var page inventory.EstatePage
 	e, err := s.client.Do(ctx, s.client.B().Sscan().Key(s.storesKey(t.G)).Cursor(t.Cursor).Count(10).Build()).AsScanEntry()
 	if err != nil {
 		return page, fmt.Errorf("estate snapshot: %w: %w", inventory.ErrUnavailable, err)
@@ -120,3 +123,6 @@ func (s *Store) Estate(ctx context.Context, token string) (EstatePage, error) {
 	}
 	return page, nil
 }
+
+// PositionCursor is Position as a Cursor.
+func (f *Feed) PositionCursor(ctx context.Context) (*Cursor, error) { return f.position(ctx) }

@@ -1,0 +1,239 @@
+package http
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jaego/jaego/internal/httpx"
+	"github.com/jaego/jaego/internal/inventory"
+)
+
+// Limits of the change feed API.
+const (
+	DefaultChangeLimit = 1000
+	MaxChangeLimit     = 10000
+	ndjsonPage         = 1000
+)
+
+// changesAnswer is one page of GET /v1/changes.
+type changesAnswer struct {
+	Changes    []inventory.Change `json:"changes"`
+	NextCursor string             `json:"next_cursor"`
+}
+
+// parseTime reads RFC 3339 or unix milliseconds.
+func parseTime(name, v string) (time.Time, error) {
+	if ms, err := strconv.ParseInt(v, 10, 64); err == nil {
+		return time.UnixMilli(ms), nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return time.Time{}, inventory.Invalidf(name, "%s must be RFC 3339 (2026-11-22T01:02:03Z) or unix milliseconds, got %q", name, v)
+	}
+	return t, nil
+}
+
+func (a *API) changes() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		var from, to time.Time
+		var err error
+		cursor := q.Get("cursor")
+		if v := q.Get("from"); v != "" {
+			if from, err = parseTime("from", v); err != nil {
+				a.fail(w, r, err)
+				return
+			}
+		} else if cursor == "" {
+			a.fail(w, r, inventory.Invalidf("from", "from is required (or a cursor)"))
+			return
+		}
+		if v := q.Get("to"); v != "" {
+			if to, err = parseTime("to", v); err != nil {
+				a.fail(w, r, err)
+				return
+			}
+		} else if cursor == "" {
+			to = time.Now()
+		}
+		limit := DefaultChangeLimit
+		if v := q.Get("limit"); v != "" {
+			if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > MaxChangeLimit {
+				a.fail(w, r, inventory.Invalidf("limit", "limit must be 1..%d, got %q", MaxChangeLimit, v))
+				return
+			}
+		}
+		if strings.Contains(r.Header.Get("Accept"), "application/x-ndjson") {
+			a.streamChanges(w, r, from, to, cursor)
+			return
+		}
+		ctx, cancel := a.ctx(r)
+		defer cancel()
+		page, err := a.feed.Changes(ctx, from, to, cursor, limit)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		if page.Changes == nil {
+			page.Changes = []inventory.Change{}
+		}
+		httpx.WriteJSON(w, http.StatusOK, changesAnswer{Changes: page.Changes, NextCursor: page.Next})
+	})
+}
+
+// streamChanges writes the whole range as NDJSON, a page at a time (bounded memory), and
+// the cursor to resume from in the X-Next-Cursor trailer ("" when the range is complete).
+func (a *API) streamChanges(w http.ResponseWriter, r *http.Request, from, to time.Time, cursor string) {
+	first, err := a.feed.Changes(r.Context(), from, to, cursor, ndjsonPage)
+	if err != nil {
+		a.fail(w, r, err) // nothing written yet: a proper problem answer
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.Header().Set("Trailer", "X-Next-Cursor")
+	w.WriteHeader(http.StatusOK)
+	enc := json.NewEncoder(w)
+	rc := http.NewResponseController(w)
+	page := first
+	for {
+		for _, c := range page.Changes {
+			if err := enc.Encode(c); err != nil {
+				return // the client went away
+			}
+		}
+		_ = rc.Flush()
+		if page.Next == "" || len(page.Changes) < ndjsonPage {
+			break // complete, or everything there is now (the trailer says where to resume)
+		}
+		if page, err = a.feed.Changes(r.Context(), time.Time{}, time.Time{}, page.Next, ndjsonPage); err != nil {
+			a.log.Error("change stream failed mid-way", "err", err)
+			return // the missing trailer tells the client the stream is incomplete
+		}
+	}
+	w.Header().Set("X-Next-Cursor", page.Next)
+}
+
+// changeStream is the live tail: Server-Sent Events, one `change` event per change, the
+// event id being the cursor after it (on the last change of each batch), resumable with
+// Last-Event-ID. Without a cursor it starts at the current end of the feed.
+func (a *API) changeStream() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cursor := r.Header.Get("Last-Event-ID")
+		if cursor == "" {
+			cursor = r.URL.Query().Get("cursor")
+		}
+		ctx := r.Context()
+		if cursor == "" {
+			var err error
+			if cursor, err = a.feed.Position(ctx); err != nil {
+				a.fail(w, r, err)
+				return
+			}
+		}
+		page, err := a.feed.Changes(ctx, time.Time{}, time.Time{}, cursor, ndjsonPage)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusOK)
+		rc := http.NewResponseController(w)
+		_, _ = fmt.Fprintf(w, ": jaego change stream\nretry: 1000\n\n")
+		_ = rc.Flush()
+		for {
+			for i, c := range page.Changes {
+				b, _ := json.Marshal(c)
+				id := ""
+				if i == len(page.Changes)-1 && page.Next != "" {
+					id = "id: " + page.Next + "\n"
+				}
+				if _, err := fmt.Fprintf(w, "event: change\n%sdata: %s\n\n", id, b); err != nil {
+					return
+				}
+			}
+			if len(page.Changes) > 0 {
+				cursor = page.Next
+			}
+			if err := rc.Flush(); err != nil || cursor == "" {
+				return
+			}
+			if len(page.Changes) < ndjsonPage {
+				if err := a.feed.Wait(ctx, cursor, 5*time.Second); err != nil && ctx.Err() == nil {
+					a.log.Warn("change stream wait failed; the client resumes with Last-Event-ID", "err", err)
+					return
+				}
+				if ctx.Err() != nil {
+					return
+				}
+				_, _ = fmt.Fprint(w, ": keep-alive\n\n")
+			}
+			if page, err = a.feed.Changes(ctx, time.Time{}, time.Time{}, cursor, ndjsonPage); err != nil {
+				a.log.Warn("change stream read failed", "err", err)
+				return
+			}
+		}
+	})
+}
+
+// storeSnapshot answers a store's records and the feed cursor to follow from.
+func (a *API) storeSnapshot() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		store := r.PathValue("store")
+		if err := inventory.CheckStore(store); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		ctx := r.Context()
+		cursor, err := a.feed.Position(ctx) // position first, then the records
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		items, err := a.snapshots.StoreStock(ctx, store)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		if items == nil {
+			items = []inventory.Stock{}
+		}
+		httpx.WriteJSON(w, http.StatusOK, map[string]any{"store": store, "items": items, "cursor": cursor})
+	})
+}
+
+// estateSnapshot pages through every store. The first page takes the feed position; each
+// next_page carries it, and every page repeats it as cursor.
+func (a *API) estateSnapshot() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		token, cursor, _ := strings.Cut(r.URL.Query().Get("page"), "~")
+		if r.URL.Query().Get("page") == "" {
+			var err error
+			if cursor, err = a.feed.Position(ctx); err != nil {
+				a.fail(w, r, err)
+				return
+			}
+		} else if cursor == "" {
+			a.fail(w, r, &inventory.Error{Code: inventory.CodeInvalidCursor, Field: "page", Detail: "malformed page token"})
+			return
+		}
+		page, err := a.snapshots.Estate(ctx, token)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		next := ""
+		if page.Next != "" {
+			next = page.Next + "~" + cursor
+		}
+		if page.Items == nil {
+			page.Items = []inventory.Stock{}
+		}
+		httpx.WriteJSON(w, http.StatusOK, map[string]any{"items": page.Items, "next_page": next, "cursor": cursor})
+	})
+}

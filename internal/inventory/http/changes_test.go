@@ -1,0 +1,191 @@
+package http_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jaego/jaego/internal/inventory"
+	"github.com/jaego/jaego/internal/inventory/inventorytest"
+)
+
+func seedChanges(t *testing.T, e *env, n int) []inventory.Event {
+	var events []inventory.Event
+	for i := 0; i < n; i++ {
+		events = append(events, inventorytest.Ev(inventory.Receipt, fmt.Sprintf("C%d", i%5), fmt.Sprintf("K%d", i%3), 1))
+	}
+	seed(t, e, events...)
+	return events
+}
+
+func TestChangesPagedAndStreamed(t *testing.T) {
+	e := newEnv(t, 2*time.Second)
+	from := time.Now().Add(-time.Second)
+	events := seedChanges(t, e, 23)
+	to := time.Now().Add(time.Millisecond)
+	for !time.Now().After(to) { // the range must be over to be complete
+	}
+	q := fmt.Sprintf("from=%s&to=%d", url.QueryEscape(from.Format(time.RFC3339Nano)), to.UnixMilli())
+	seen := map[string]bool{}
+	cursor, pages := "", 0
+	for {
+		a := do(t, "GET", e.url+"/v1/changes?"+q+"&limit=4&cursor="+url.QueryEscape(cursor), "")
+		if a.status != 200 {
+			t.Fatalf("page: %s", a.raw)
+		}
+		for _, c := range a.body["changes"].([]any) {
+			id := c.(map[string]any)["event_id"].(string)
+			if seen[id] {
+				t.Fatalf("%s twice", id)
+			}
+			seen[id] = true
+			for _, f := range []string{"id", "store", "sku", "type", "delta", "on_hand", "reserved", "version", "event_id", "at"} {
+				if _, ok := c.(map[string]any)[f]; !ok {
+					t.Fatalf("change lacks %s: %v", f, c)
+				}
+			}
+		}
+		pages++
+		if cursor = a.body["next_cursor"].(string); cursor == "" {
+			break
+		}
+	}
+	if len(seen) != len(events) || pages != 6 {
+		t.Errorf("%d changes in %d pages, want %d in 6", len(seen), pages, len(events))
+	}
+
+	// NDJSON: the whole range in one answer; the trailer says it is complete.
+	req, _ := http.NewRequest("GET", e.url+"/v1/changes?"+q, nil)
+	req.Header.Set("Accept", "application/x-ndjson")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	lines := strings.Split(strings.TrimSpace(string(body)), "\n")
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/x-ndjson" || len(lines) != len(events) {
+		t.Errorf("ndjson: %d %s, %d lines", resp.StatusCode, resp.Header.Get("Content-Type"), len(lines))
+	}
+	if _, ok := resp.Trailer["X-Next-Cursor"]; !ok || resp.Trailer.Get("X-Next-Cursor") != "" {
+		t.Errorf("trailer %v", resp.Trailer)
+	}
+
+	// Bad ranges, limits and cursors.
+	now := time.Now().UnixMilli()
+	for _, bad := range []string{"", "from=yesterday", fmt.Sprintf("from=%d&to=%d", now, now-1), q + "&limit=0", q + "&limit=10001",
+		q + "&limit=x", q + "&cursor=bm90LWEtY3Vyc29y", fmt.Sprintf("from=%d&to=%d&cursor=%s", now-5, now, url.QueryEscape(cursorOf(t, e, q)))} {
+		a := do(t, "GET", e.url+"/v1/changes?"+bad, "")
+		if a.status != 400 || a.ctype != "application/problem+json" {
+			t.Errorf("%q: %d %s", bad, a.status, a.raw)
+		}
+	}
+	old := time.Now().Add(-49 * time.Hour).UnixMilli()
+	do(t, "GET", e.url+"/v1/changes?from="+strconv.FormatInt(old, 10), "").problem(t, 410, "range_expired")
+}
+
+func cursorOf(t *testing.T, e *env, q string) string {
+	a := do(t, "GET", e.url+"/v1/changes?"+q+"&limit=1", "")
+	return a.body["next_cursor"].(string)
+}
+
+func TestSnapshots(t *testing.T) {
+	e := newEnv(t, 2*time.Second)
+	seedChanges(t, e, 15)
+	a := do(t, "GET", e.url+"/v1/stores/C1/snapshot", "")
+	if a.status != 200 || len(a.body["items"].([]any)) != 3 || a.body["cursor"] == "" {
+		t.Fatalf("store snapshot: %s", a.raw)
+	}
+	// Changes after the snapshot's cursor: exactly the ones applied after it.
+	seed(t, e, inventorytest.Ev(inventory.Sale, "C1", "K0", 1))
+	c := do(t, "GET", e.url+"/v1/changes?cursor="+url.QueryEscape(a.body["cursor"].(string)), "")
+	if chs := c.body["changes"].([]any); c.status != 200 || len(chs) != 1 || chs[0].(map[string]any)["type"] != "sale" {
+		t.Errorf("changes after the snapshot: %s", c.raw)
+	}
+	do(t, "GET", e.url+"/v1/stores/C:1/snapshot", "").problem(t, 400, "invalid_input")
+
+	var items int
+	page := ""
+	for i := 0; ; i++ {
+		a := do(t, "GET", e.url+"/v1/snapshot?page="+url.QueryEscape(page), "")
+		if a.status != 200 {
+			t.Fatalf("estate page: %s", a.raw)
+		}
+		items += len(a.body["items"].([]any))
+		if page = a.body["next_page"].(string); page == "" {
+			break
+		}
+	}
+	if items != 15 {
+		t.Errorf("estate snapshot: %d items, want 15", items)
+	}
+	do(t, "GET", e.url+"/v1/snapshot?page=nonsense", "").problem(t, 400, "invalid_cursor")
+}
+
+// TestChangeStreamSSE: the live tail delivers changes applied after it started, and a
+// reconnect with Last-Event-ID resumes after the last batch.
+func TestChangeStreamSSE(t *testing.T) {
+	e := newEnv(t, 2*time.Second)
+	seedChanges(t, e, 3) // before the stream: not sent
+	open := func(lastID string) (*bufio.Scanner, func()) {
+		req, _ := http.NewRequest("GET", e.url+"/v1/changes/stream", nil)
+		if lastID != "" {
+			req.Header.Set("Last-Event-ID", lastID)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+			t.Fatalf("stream: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+		sc := bufio.NewScanner(resp.Body)
+		if !sc.Scan() || !strings.HasPrefix(sc.Text(), ":") { // the stream's first comment: it is positioned
+			t.Fatalf("stream did not start: %q", sc.Text())
+		}
+		return sc, func() { resp.Body.Close() }
+	}
+	// next reads events until n changes arrived; it returns their event ids and the last id.
+	next := func(sc *bufio.Scanner, n int) ([]string, string) {
+		var ids []string
+		lastID := ""
+		for len(ids) < n && sc.Scan() {
+			line := sc.Text()
+			switch {
+			case strings.HasPrefix(line, "id: "):
+				lastID = strings.TrimPrefix(line, "id: ")
+			case strings.HasPrefix(line, "data: "):
+				var c inventory.Change
+				if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &c); err != nil {
+					t.Fatal(err)
+				}
+				ids = append(ids, c.EventID)
+			}
+		}
+		return ids, lastID
+	}
+	sc, closeStream := open("")
+	first := []inventory.Event{inventorytest.Ev(inventory.Receipt, "L1", "A", 1), inventorytest.Ev(inventory.Receipt, "L2", "B", 2)}
+	seed(t, e, first...)
+	got, lastID := next(sc, 2)
+	closeStream()
+	// Two stores, two shard groups: the feed orders per store × SKU only.
+	if len(got) != 2 || !(got[0] == first[0].EventID && got[1] == first[1].EventID || got[1] == first[0].EventID && got[0] == first[1].EventID) || lastID == "" {
+		t.Fatalf("live tail: %v (last id %q)", got, lastID)
+	}
+	// Applied while disconnected: delivered after the reconnect, and nothing twice.
+	later := inventorytest.Ev(inventory.Sale, "L1", "A", 1)
+	seed(t, e, later)
+	sc, closeStream = open(lastID)
+	defer closeStream()
+	if got, _ := next(sc, 1); len(got) != 1 || got[0] != later.EventID {
+		t.Fatalf("after reconnect: %v", got)
+	}
+}
