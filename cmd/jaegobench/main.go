@@ -4,6 +4,7 @@
 //	go run ./cmd/jaegobench store   # events/s: one event per script call vs batched, vs redis-benchmark -P 32
 //	go run ./cmd/jaegobench http    # single-SKU lookup vs a bare HMGET handler; 1,000-SKU store lookup p50/p99
 //	go run ./cmd/jaegobench pipeline # POS events end to end vs redis-benchmark; lag and latency at 5k/s; relay by linger
+//	go run ./cmd/jaegobench feed     # change feed: a POS day read by the raw XRANGE ceiling, windows, paged
 //	go run ./cmd/jaegobench lock    # hot SKU: lock + read-modify-write vs the Lua apply step; lock latency
 package main
 
@@ -34,7 +35,7 @@ func main() {
 
 func run(ctx context.Context, args []string, out io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: jaegobench store|http|pipeline|lock [flags]")
+		return errors.New("usage: jaegobench store|http|pipeline|feed|lock [flags]")
 	}
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 	switch args[0] {
@@ -59,6 +60,12 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 		return benchPipeline(ctx, out, *events, *rate, *steady)
+	case "feed":
+		txns := fs.Int("transactions", 1_400_000, "POS transactions of the filled day (about 1.45 change entries each)")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		return benchFeed(ctx, out, *txns)
 	case "lock":
 		dur := fs.Duration("duration", 10*time.Second, "duration of each phase")
 		if err := fs.Parse(args[1:]); err != nil {

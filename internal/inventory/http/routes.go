@@ -33,8 +33,8 @@ type API struct {
 	store     inventory.StockStore
 	feed      inventory.ChangeFeed
 	snapshots inventory.Snapshotter
-	timeout time.Duration
-	log     *slog.Logger
+	timeout   time.Duration
+	log       *slog.Logger
 }
 
 // New returns the API over store.

@@ -34,7 +34,7 @@ const (
 type FeedOptions struct {
 	Strategy string        // Paged (default) or Windows
 	Window   time.Duration // window of the Windows strategy; default 100ms
-	// Chunk is the COUNT of one XRANGE; default 1,000.
+	// Chunk is the largest COUNT of one XRANGE; default 2,000.
 	Chunk int
 	// ClockSkew is the largest difference between the clocks of jaego's servers and Redis:
 	// a change may sit in the stream of the neighbouring day by that much; default 10 min.
@@ -66,7 +66,7 @@ func NewFeed(s *Store, opts FeedOptions) (*Feed, error) {
 		opts.Window = 100 * time.Millisecond
 	}
 	if opts.Chunk <= 0 {
-		opts.Chunk = 1000
+		opts.Chunk = 2000
 	}
 	if opts.ClockSkew <= 0 {
 		opts.ClockSkew = 10 * time.Minute
@@ -291,33 +291,43 @@ func (f *Feed) fetch(ctx context.Context, subs []*subStream, end string, count i
 	return nil
 }
 
-// readPaged merges the sub-streams lazily: a sub-stream is refilled (all that need it in one
-// pipeline) only when its buffer ran dry and it may hold more.
+// readPaged merges the sub-streams lazily with a heap: a sub-stream is refilled (all that
+// need it in one pipeline) only when its buffer ran dry and it may hold more.
 func (f *Feed) readPaged(ctx context.Context, subs []*subStream, limit int, to int64) ([]streamEntry, error) {
 	end := strconv.FormatInt(to-1, 10)
 	chunk := min(f.opts.Chunk, max(limit/len(subs)*2, 16))
-	var out []streamEntry
-	for len(out) < limit {
-		var need []*subStream
-		for _, s := range subs {
-			if len(s.buf) == 0 && !s.exhausted {
-				need = append(need, s)
-			}
+	if err := f.fetch(ctx, subs, end, chunk); err != nil {
+		return nil, err
+	}
+	h := &mergeHeap{}
+	for _, s := range subs {
+		if len(s.buf) > 0 {
+			*h = append(*h, s)
 		}
-		if err := f.fetch(ctx, need, end, chunk); err != nil {
+	}
+	heap.Init(h)
+	out := make([]streamEntry, 0, min(limit, 4096))
+	var dry []*subStream
+	for len(out) < limit && h.Len() > 0 {
+		s := (*h)[0]
+		out = append(out, s.buf[0])
+		s.buf = s.buf[1:]
+		if len(s.buf) > 0 {
+			heap.Fix(h, 0)
+			continue
+		}
+		heap.Pop(h)
+		if s.exhausted {
+			continue
+		}
+		// The head's stream ran dry: refill it (and any other dry one) before the next pick.
+		dry = append(dry[:0], s)
+		if err := f.fetch(ctx, dry, end, chunk); err != nil {
 			return nil, err
 		}
-		best := -1
-		for i, s := range subs {
-			if len(s.buf) > 0 && (best < 0 || before(s, subs[best])) {
-				best = i
-			}
+		if len(s.buf) > 0 {
+			heap.Push(h, s)
 		}
-		if best < 0 {
-			break
-		}
-		out = append(out, subs[best].buf[0])
-		subs[best].buf = subs[best].buf[1:]
 	}
 	return out, nil
 }

@@ -1,0 +1,238 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/rueidis"
+
+	"github.com/jaego/jaego/internal/httpx"
+	invhttp "github.com/jaego/jaego/internal/inventory/http"
+	invredis "github.com/jaego/jaego/internal/inventory/redis"
+	"github.com/jaego/jaego/internal/pos"
+)
+
+// benchFeed fills yesterday's change streams (16 shard groups) with a POS day of change
+// entries and reads the whole day and the busiest hour with: a raw paged XRANGE loop (the
+// ceiling: no merge, no decoding), the windows strategy at 10/100/1000 ms, and the paged
+// strategy; then streams the whole day as NDJSON through the HTTP handler and samples the
+// heap.
+func benchFeed(ctx context.Context, out io.Writer, transactions int) error {
+	client, _, stop, err := privateRedis()
+	if err != nil {
+		return err
+	}
+	defer stop()
+	const groups = 16
+	store := invredis.New(client, invredis.Options{Groups: groups})
+	day := time.Now().UTC().Truncate(24 * time.Hour).Add(-24 * time.Hour)
+	n, perHour, err := fillDay(ctx, client, store, day, transactions)
+	if err != nil {
+		return err
+	}
+	busy := 0
+	for h := range perHour {
+		if perHour[h] > perHour[busy] {
+			busy = h
+		}
+	}
+	fmt.Fprintf(out, "%d change entries on %s in %d shard groups; busiest hour %02d:00 with %d\n\n", n, day.Format("2006-01-02"), groups, busy, perHour[busy])
+	ranges := []struct {
+		name     string
+		from, to time.Time
+	}{
+		{"whole day", day, day.Add(24 * time.Hour)},
+		{fmt.Sprintf("busy hour %02d-%02dh", busy, busy+1), day.Add(time.Duration(busy) * time.Hour), day.Add(time.Duration(busy+1) * time.Hour)},
+	}
+	fmt.Fprintf(out, "| range | reader | entries | seconds | entries/s | ratio to ceiling | Redis calls | calls ratio |\n|---|---|---:|---:|---:|---:|---:|---:|\n")
+	for _, r := range ranges {
+		base, baseCalls, baseEntries, err := rawXrange(ctx, client, store, groups, r.from, r.to)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "| %s | raw XRANGE COUNT 10000 loop (ceiling) | %d | %.2f | %.0f | 1.00 | %d | 1.00 |\n",
+			r.name, baseEntries, base.Seconds(), float64(baseEntries)/base.Seconds(), baseCalls)
+		for _, s := range []struct {
+			strategy string
+			window   time.Duration
+		}{{invredis.Windows, 10 * time.Millisecond}, {invredis.Windows, 100 * time.Millisecond}, {invredis.Windows, time.Second}, {invredis.Paged, 0}} {
+			name := s.strategy
+			if s.window > 0 {
+				name += " " + s.window.String()
+			}
+			// Days read: the range's days ± the 10 min clock skew.
+			subs := int64(groups * (int(r.to.Add(10*time.Minute).Sub(r.from.Add(-10*time.Minute).Truncate(24*time.Hour)).Hours()/24) + 1))
+			if s.window > 0 {
+				if calls := int64(r.to.Sub(r.from)/s.window) * subs; calls > 20_000_000 {
+					fmt.Fprintf(out, "| %s | %s | — | — | not run | — | ≥ %d | ≥ %.0f |\n", r.name, name, calls, float64(calls)/float64(baseCalls))
+					continue
+				}
+			}
+			reg := prometheus.NewRegistry()
+			feed, err := invredis.NewFeed(store, invredis.FeedOptions{Strategy: s.strategy, Window: s.window, Registerer: reg})
+			if err != nil {
+				return err
+			}
+			start := time.Now()
+			cur := invredis.NewCursor(r.from, r.to)
+			got := 0
+			for cur != nil {
+				page, err := feed.Read(ctx, cur, 10000)
+				if err != nil {
+					return err
+				}
+				got += len(page.Changes)
+				cur = page.Next
+			}
+			el := time.Since(start)
+			if got != baseEntries {
+				return fmt.Errorf("%s read %d entries, the ceiling %d", name, got, baseEntries)
+			}
+			calls := metricSum(reg, "jaego_changes_redis_calls_total")
+			fmt.Fprintf(out, "| %s | %s | %d | %.2f | %.0f | %.2f | %.0f | %.1f |\n", r.name, name, got, el.Seconds(),
+				float64(got)/el.Seconds(), (float64(got)/el.Seconds())/(float64(baseEntries)/base.Seconds()), calls, calls/float64(baseCalls))
+		}
+	}
+	return ndjsonMemory(ctx, out, store, ranges[0].from, ranges[0].to)
+}
+
+// fillDay writes change entries shaped like a POS day straight into the day streams (the
+// apply script stamps entries with the current time; a read benchmark needs a past day).
+func fillDay(ctx context.Context, client rueidis.Client, store *invredis.Store, day time.Time, transactions int) (int, [24]int, error) {
+	var perHour [24]int
+	n := 0
+	var cmds rueidis.Commands
+	flush := func() error {
+		for _, r := range client.DoMulti(ctx, cmds...) {
+			if err := r.Error(); err != nil {
+				return err
+			}
+		}
+		cmds = cmds[:0]
+		return nil
+	}
+	lastID := map[int][2]int64{}
+	for tx := range pos.Day(pos.DayOptions{Transactions: transactions, Date: day, Seed: 21}) {
+		for _, e := range tx.Events() {
+			g := int(crc32.ChecksumIEEE([]byte(e.Store)) % uint32(store.Groups()))
+			ms := tx.At.UnixMilli()
+			last := lastID[g]
+			seq := int64(0)
+			if ms <= last[0] {
+				ms, seq = last[0], last[1]+1
+			}
+			lastID[g] = [2]int64{ms, seq}
+			id := strconv.FormatInt(ms, 10) + "-" + strconv.FormatInt(seq, 10)
+			cmds = append(cmds, client.B().Xadd().Key(store.StreamKey(g, day)).Id(id).FieldValue().
+				FieldValue("store", e.Store).FieldValue("sku", e.SKU).FieldValue("type", string(e.Type)).
+				FieldValue("delta", strconv.FormatInt(-e.Qty, 10)).FieldValue("on_hand", "10").FieldValue("reserved", "0").
+				FieldValue("safety", "0").FieldValue("version", strconv.Itoa(n+1)).FieldValue("event_id", e.EventID).
+				FieldValue("at", strconv.FormatInt(ms, 10)).Build())
+			perHour[time.UnixMilli(ms).UTC().Hour()]++
+			n++
+			if len(cmds) == 5000 {
+				if err := flush(); err != nil {
+					return 0, perHour, err
+				}
+			}
+		}
+	}
+	return n, perHour, flush()
+}
+
+// rawXrange reads every group's stream of the range with XRANGE … COUNT 10000, groups in
+// parallel, and counts entries: the fastest a reader can go.
+func rawXrange(ctx context.Context, client rueidis.Client, store *invredis.Store, groups int, from, to time.Time) (time.Duration, int64, int, error) {
+	var calls, entries atomic.Int64
+	var wg sync.WaitGroup
+	var firstErr atomic.Value
+	start := time.Now()
+	for g := 0; g < groups; g++ {
+		wg.Go(func() {
+			key := store.StreamKey(g, from)
+			lo, hi := strconv.FormatInt(from.UnixMilli(), 10), strconv.FormatInt(to.UnixMilli()-1, 10)
+			for {
+				calls.Add(1)
+				page, err := client.Do(ctx, client.B().Xrange().Key(key).Start(lo).End(hi).Count(10000).Build()).AsXRange()
+				if err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+				entries.Add(int64(len(page)))
+				if len(page) < 10000 {
+					return
+				}
+				lo = "(" + page[len(page)-1].ID
+			}
+		})
+	}
+	wg.Wait()
+	if err, _ := firstErr.Load().(error); err != nil {
+		return 0, 0, 0, err
+	}
+	return time.Since(start), calls.Load(), int(entries.Load()), nil
+}
+
+// ndjsonMemory streams the range through GET /v1/changes with Accept: application/x-ndjson
+// and samples the heap while it runs.
+func ndjsonMemory(ctx context.Context, out io.Writer, store *invredis.Store, from, to time.Time) error {
+	feed, err := invredis.NewFeed(store, invredis.FeedOptions{})
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	invhttp.New(store, invhttp.Options{Feed: feed, Snapshots: store}).Register(mux)
+	srv := httptest.NewServer(httpx.Instrument(mux, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil))))
+	defer srv.Close()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	baseHeap := ms.HeapInuse
+	var peak atomic.Uint64
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(10 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				var m runtime.MemStats
+				runtime.ReadMemStats(&m)
+				if m.HeapInuse > peak.Load() {
+					peak.Store(m.HeapInuse)
+				}
+			}
+		}
+	}()
+	req, _ := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("%s/v1/changes?from=%d&to=%d", srv.URL, from.UnixMilli(), to.UnixMilli()), nil)
+	req.Header.Set("Accept", "application/x-ndjson")
+	start := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		close(done)
+		return err
+	}
+	nbytes, err := io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	close(done)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\n| NDJSON stream of the whole day | value |\n|---|---:|\n")
+	fmt.Fprintf(out, "| bytes streamed | %.1f MiB |\n| seconds | %.2f |\n| heap in use before | %.1f MiB |\n| peak heap in use while streaming (server and client in one process) | %.1f MiB |\n",
+		float64(nbytes)/(1<<20), time.Since(start).Seconds(), float64(baseHeap)/(1<<20), float64(peak.Load())/(1<<20))
+	return nil
+}
