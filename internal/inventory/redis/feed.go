@@ -320,8 +320,14 @@ func (f *Feed) readPaged(ctx context.Context, subs []*subStream, limit int, to i
 		if s.exhausted {
 			continue
 		}
-		// The head's stream ran dry: refill it (and any other dry one) before the next pick.
+		// The head's stream ran dry: refill it before the next pick, and in the same pipeline
+		// every stream whose buffer runs low, so that refills cost round trips rarely.
 		dry = append(dry[:0], s)
+		for _, o := range *h {
+			if !o.exhausted && len(o.buf) < chunk/4 {
+				dry = append(dry, o)
+			}
+		}
 		if err := f.fetch(ctx, dry, end, chunk); err != nil {
 			return nil, err
 		}
