@@ -18,7 +18,6 @@ import (
 
 	"github.com/redis/rueidis"
 
-	"github.com/jaego/jaego/internal/embedded"
 	"github.com/jaego/jaego/internal/lock"
 	"github.com/jaego/jaego/internal/testenv"
 )
@@ -47,17 +46,12 @@ func TestLockCluster(t *testing.T) {
 
 // TestLockEmbedded: jaego dev's embedded server has no sharded pub/sub.
 func TestLockEmbedded(t *testing.T) {
-	srv, err := embedded.StartRedis("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	c := testenv.EmbeddedRedis(t)
+	var addr string
+	for a := range c.Nodes() {
+		addr = a
 	}
-	t.Cleanup(srv.Close)
-	c, err := rueidis.NewClient(srv.ClientOption())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	suite(t, target{client: c, addrs: []string{srv.Addr()}, classic: true, small: true})
+	suite(t, target{client: c, addrs: []string{addr}, classic: true, small: true})
 }
 
 var prefixes atomic.Int64

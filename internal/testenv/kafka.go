@@ -3,6 +3,8 @@ package testenv
 import (
 	"testing"
 
+	"github.com/redis/rueidis"
+
 	"github.com/jaego/jaego/internal/embedded"
 )
 
@@ -16,4 +18,21 @@ func Kafka(t testing.TB, partitions int32, topics ...string) string {
 	}
 	t.Cleanup(k.Close)
 	return k.Addr
+}
+
+// EmbeddedRedis starts jaego dev's in-process Redis-protocol server and returns a client
+// configured the way jaego dev configures it.
+func EmbeddedRedis(t testing.TB) rueidis.Client {
+	t.Helper()
+	srv, err := embedded.StartRedis("127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	t.Cleanup(srv.Close)
+	c, err := rueidis.NewClient(srv.ClientOption())
+	if err != nil {
+		t.Fatalf("testenv: client for the embedded redis: %v", err)
+	}
+	t.Cleanup(c.Close)
+	return c
 }

@@ -12,7 +12,6 @@ import (
 
 	"github.com/redis/rueidis"
 
-	"github.com/jaego/jaego/internal/embedded"
 	"github.com/jaego/jaego/internal/inventory"
 	"github.com/jaego/jaego/internal/inventory/inventorytest"
 	invredis "github.com/jaego/jaego/internal/inventory/redis"
@@ -365,15 +364,5 @@ func TestEstateSnapshotPages(t *testing.T) {
 
 // TestFeedEmbedded: jaego dev's embedded server serves the feed the same way.
 func TestFeedEmbedded(t *testing.T) {
-	srv, err := embedded.StartRedis("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
-	client, err := rueidis.NewClient(srv.ClientOption())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(client.Close)
-	testFeedExactlyOnce(t, client)
+	testFeedExactlyOnce(t, testenv.EmbeddedRedis(t))
 }

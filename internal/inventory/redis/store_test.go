@@ -10,7 +10,6 @@ import (
 
 	"github.com/redis/rueidis"
 
-	"github.com/jaego/jaego/internal/embedded"
 	"github.com/jaego/jaego/internal/inventory"
 	"github.com/jaego/jaego/internal/inventory/inventorytest"
 	invredis "github.com/jaego/jaego/internal/inventory/redis"
@@ -49,16 +48,7 @@ func TestStoreCluster(t *testing.T) {
 // TestStoreMiniredis runs the suite against the embedded server of `jaego dev`, so that
 // the demo behaves exactly like production.
 func TestStoreMiniredis(t *testing.T) {
-	srv, err := embedded.StartRedis("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
-	client, err := rueidis.NewClient(srv.ClientOption())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(client.Close)
+	client := testenv.EmbeddedRedis(t)
 	inventorytest.StockStore(t, func(t *testing.T) inventory.StockStore {
 		return newStoreOn(client, invredis.Options{})
 	})
