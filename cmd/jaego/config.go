@@ -122,6 +122,23 @@ func kafkaFlags(f *envFlags, c *config) {
 	f.Duration(&c.KafkaSession, "kafka-session-timeout", "JAEGO_KAFKA_SESSION_TIMEOUT", 45*time.Second, "how long the group waits for a silent consumer before reassigning its partitions")
 }
 
+// serverConfig parses the flags of a server command (dev, serve): the common ones, the
+// Kafka topic and group, and the command's own.
+func serverConfig(name string, args []string, getenv func(string) string, stderr io.Writer, own func(*envFlags, *config)) (config, *slog.Logger, error) {
+	var cfg config
+	f := newEnvFlags(name, getenv, stderr)
+	commonFlags(f, &cfg)
+	kafkaFlags(f, &cfg)
+	own(f, &cfg)
+	if err := f.Parse(args); err != nil {
+		return cfg, nil, err
+	}
+	if err := cfg.check(); err != nil {
+		return cfg, nil, err
+	}
+	return cfg, cfg.logger(stderr), nil
+}
+
 func (c *config) check() error {
 	if c.ShardGroups < 1 || c.ShardGroups > 16384 {
 		return fmt.Errorf("--groups must be 1..16384, got %d", c.ShardGroups)

@@ -16,19 +16,13 @@ import (
 // seeded with demo stock before /readyz turns 200. The embedded server listens on a free
 // loopback port unless --redis-listen says otherwise, so a real Redis on 6379 never stops it.
 func runDev(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	var cfg config
-	f := newEnvFlags("dev", getenv, stderr)
-	commonFlags(f, &cfg)
-	f.String(&cfg.RedisListen, "redis-listen", "JAEGO_DEV_REDIS_LISTEN", "127.0.0.1:0", "where the embedded Redis-protocol server listens (for redis-cli)")
-	f.String(&cfg.KafkaListen, "kafka-listen", "JAEGO_DEV_KAFKA_LISTEN", "127.0.0.1:0", "where the embedded Kafka-protocol broker listens (for kcat)")
-	kafkaFlags(f, &cfg)
-	if err := f.Parse(args); err != nil {
+	cfg, log, err := serverConfig("dev", args, getenv, stderr, func(f *envFlags, cfg *config) {
+		f.String(&cfg.RedisListen, "redis-listen", "JAEGO_DEV_REDIS_LISTEN", "127.0.0.1:0", "where the embedded Redis-protocol server listens (for redis-cli)")
+		f.String(&cfg.KafkaListen, "kafka-listen", "JAEGO_DEV_KAFKA_LISTEN", "127.0.0.1:0", "where the embedded Kafka-protocol broker listens (for kcat)")
+	})
+	if err != nil {
 		return err
 	}
-	if err := cfg.check(); err != nil {
-		return err
-	}
-	log := cfg.logger(stderr)
 
 	redisSrv, err := embedded.StartRedis(cfg.RedisListen)
 	if err != nil {

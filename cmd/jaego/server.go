@@ -183,19 +183,13 @@ func (s *server) addConsumer(brokers []string) error {
 }
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	var cfg config
-	f := newEnvFlags("serve", getenv, stderr)
-	commonFlags(f, &cfg)
-	f.String(&cfg.RedisURL, "redis", "JAEGO_REDIS_URL", "", "Redis: redis://host:port/db, or host:port,host:port,… for a Cluster")
-	f.String(&cfg.KafkaBrokers, "kafka", "JAEGO_KAFKA_BROKERS", "", "Kafka brokers host:port,…; when set, the POS event consumer runs")
-	kafkaFlags(f, &cfg)
-	if err := f.Parse(args); err != nil {
+	cfg, log, err := serverConfig("serve", args, getenv, stderr, func(f *envFlags, cfg *config) {
+		f.String(&cfg.RedisURL, "redis", "JAEGO_REDIS_URL", "", "Redis: redis://host:port/db, or host:port,host:port,… for a Cluster")
+		f.String(&cfg.KafkaBrokers, "kafka", "JAEGO_KAFKA_BROKERS", "", "Kafka brokers host:port,…; when set, the POS event consumer runs")
+	})
+	if err != nil {
 		return err
 	}
-	if err := cfg.check(); err != nil {
-		return err
-	}
-	log := cfg.logger(stderr)
 	opt, err := redisOption(cfg.RedisURL)
 	if err != nil {
 		return err
