@@ -18,6 +18,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/jaego/jaego/internal/httpx"
+	"github.com/jaego/jaego/internal/inventory"
 	invhttp "github.com/jaego/jaego/internal/inventory/http"
 	invredis "github.com/jaego/jaego/internal/inventory/redis"
 	"github.com/jaego/jaego/internal/pos"
@@ -100,7 +101,24 @@ func benchFeed(ctx context.Context, out io.Writer, transactions int) error {
 				return fmt.Errorf("%s read %d entries, the ceiling %d", name, got, baseEntries)
 			}
 			calls := metricSum(reg, "jaego_changes_redis_calls_total")
-			fmt.Fprintf(out, "| %s | %s | %d | %.2f | %.0f | %.2f | %.0f | %.1f |\n", r.name, name, got, el.Seconds(),
+			fmt.Fprintf(out, "| %s | %s, pages of 10000 | %d | %.2f | %.0f | %.2f | %.0f | %.1f |\n", r.name, name, got, el.Seconds(),
+				float64(got)/el.Seconds(), (float64(got)/el.Seconds())/(float64(baseEntries)/base.Seconds()), calls, calls/float64(baseCalls))
+			if s.strategy != invredis.Paged {
+				continue
+			}
+			// The streaming read behind NDJSON: buffers kept across batches.
+			before := metricSum(reg, "jaego_changes_redis_calls_total")
+			start = time.Now()
+			got = 0
+			if _, err := feed.Stream(ctx, invredis.NewCursor(r.from, r.to), func(b []inventory.Change) error { got += len(b); return nil }); err != nil {
+				return err
+			}
+			el = time.Since(start)
+			if got != baseEntries {
+				return fmt.Errorf("stream read %d entries, the ceiling %d", got, baseEntries)
+			}
+			calls = metricSum(reg, "jaego_changes_redis_calls_total") - before
+			fmt.Fprintf(out, "| %s | paged, streamed (NDJSON) | %d | %.2f | %.0f | %.2f | %.0f | %.1f |\n", r.name, got, el.Seconds(),
 				float64(got)/el.Seconds(), (float64(got)/el.Seconds())/(float64(baseEntries)/base.Seconds()), calls, calls/float64(baseCalls))
 		}
 	}

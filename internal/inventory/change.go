@@ -55,6 +55,9 @@ type EstatePage struct {
 // is ErrExpired.
 type ChangeFeed interface {
 	Changes(ctx context.Context, from, to time.Time, cursor string, limit int) (ChangePage, error)
+	// StreamChanges hands every change of the range available now to emit, in batches,
+	// and returns the cursor to resume from ("" when the range is complete).
+	StreamChanges(ctx context.Context, from, to time.Time, cursor string, emit func([]Change) error) (string, error)
 	// Position is an open-ended cursor at the current end of the feed.
 	Position(ctx context.Context) (string, error)
 	// Wait returns when changes after cursor may have arrived, or after timeout.

@@ -85,36 +85,41 @@ func (a *API) changes() http.Handler {
 	})
 }
 
-// streamChanges writes the whole range as NDJSON, a page at a time (bounded memory), and
-// the cursor to resume from in the X-Next-Cursor trailer ("" when the range is complete).
+// streamChanges writes the whole range as NDJSON, batch by batch (bounded memory), and the
+// cursor to resume from in the X-Next-Cursor trailer ("" when the range is complete). A
+// stream that breaks has no trailer: the client resumes from its last cursor.
 func (a *API) streamChanges(w http.ResponseWriter, r *http.Request, from, to time.Time, cursor string) {
-	first, err := a.feed.Changes(r.Context(), from, to, cursor, ndjsonPage)
-	if err != nil {
-		a.fail(w, r, err) // nothing written yet: a proper problem answer
-		return
-	}
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.Header().Set("Trailer", "X-Next-Cursor")
-	w.WriteHeader(http.StatusOK)
 	enc := json.NewEncoder(w)
 	rc := http.NewResponseController(w)
-	page := first
-	for {
-		for _, c := range page.Changes {
+	started := false
+	next, err := a.feed.StreamChanges(r.Context(), from, to, cursor, func(batch []inventory.Change) error {
+		if !started {
+			started = true
+			w.Header().Set("Content-Type", "application/x-ndjson")
+			w.Header().Set("Trailer", "X-Next-Cursor")
+			w.WriteHeader(http.StatusOK)
+		}
+		for _, c := range batch {
 			if err := enc.Encode(c); err != nil {
-				return // the client went away
+				return err
 			}
 		}
-		_ = rc.Flush()
-		if page.Next == "" || len(page.Changes) < ndjsonPage {
-			break // complete, or everything there is now (the trailer says where to resume)
-		}
-		if page, err = a.feed.Changes(r.Context(), time.Time{}, time.Time{}, page.Next, ndjsonPage); err != nil {
+		return rc.Flush()
+	})
+	if err != nil {
+		if !started {
+			a.fail(w, r, err) // nothing written yet: a proper problem answer
+		} else {
 			a.log.Error("change stream failed mid-way", "err", err)
-			return // the missing trailer tells the client the stream is incomplete
 		}
+		return
 	}
-	w.Header().Set("X-Next-Cursor", page.Next)
+	if !started {
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		w.Header().Set("Trailer", "X-Next-Cursor")
+		w.WriteHeader(http.StatusOK)
+	}
+	w.Header().Set("X-Next-Cursor", next)
 }
 
 // changeStream is the live tail: Server-Sent Events, one `change` event per change, the

@@ -94,25 +94,25 @@ var (
 		Detail: "the range starts before the change-feed retention: those changes are gone; take a snapshot instead"}
 )
 
+// StreamChanges implements inventory.ChangeFeed with Stream.
+func (f *Feed) StreamChanges(ctx context.Context, from, to time.Time, cursor string, emit func([]inventory.Change) error) (string, error) {
+	cur, err := f.cursorFor(from, to, cursor)
+	if err != nil {
+		return "", err
+	}
+	next, err := f.Stream(ctx, cur, emit)
+	if err != nil || next == nil {
+		return "", err
+	}
+	return next.String(), nil
+}
+
 // Changes implements inventory.ChangeFeed. With a cursor, from and to may be zero (the
 // cursor carries its range); if given they must be the cursor's.
 func (f *Feed) Changes(ctx context.Context, from, to time.Time, cursor string, limit int) (inventory.ChangePage, error) {
-	var cur *Cursor
-	if cursor != "" {
-		c, err := ParseCursor(cursor)
-		if err != nil {
-			return inventory.ChangePage{}, err
-		}
-		if (!from.IsZero() && from.UnixMilli() != c.From) || (!to.IsZero() && to.UnixMilli() != c.To) {
-			return inventory.ChangePage{}, &inventory.Error{Code: inventory.CodeInvalidCursor, Field: "cursor",
-				Detail: "the cursor belongs to another range: pass the same from and to, or none"}
-		}
-		cur = c
-	} else {
-		if !to.After(from) {
-			return inventory.ChangePage{}, inventory.Invalidf("to", "to must be after from")
-		}
-		cur = NewCursor(from, to)
+	cur, err := f.cursorFor(from, to, cursor)
+	if err != nil {
+		return inventory.ChangePage{}, err
 	}
 	page, err := f.Read(ctx, cur, limit)
 	if err != nil {
@@ -123,6 +123,26 @@ func (f *Feed) Changes(ctx context.Context, from, to time.Time, cursor string, l
 		out.Next = page.Next.String()
 	}
 	return out, nil
+}
+
+// cursorFor is the cursor of a request: the given one (from and to, when given, must be its
+// range), or the start of [from, to).
+func (f *Feed) cursorFor(from, to time.Time, cursor string) (*Cursor, error) {
+	if cursor == "" {
+		if !to.After(from) {
+			return nil, inventory.Invalidf("to", "to must be after from")
+		}
+		return NewCursor(from, to), nil
+	}
+	c, err := ParseCursor(cursor)
+	if err != nil {
+		return nil, err
+	}
+	if (!from.IsZero() && from.UnixMilli() != c.From) || (!to.IsZero() && to.UnixMilli() != c.To) {
+		return nil, &inventory.Error{Code: inventory.CodeInvalidCursor, Field: "cursor",
+			Detail: "the cursor belongs to another range: pass the same from and to, or none"}
+	}
+	return c, nil
 }
 
 // Cursor is a position in the feed: for every (shard group, day) stream, the id of the last
@@ -208,17 +228,8 @@ func (f *Feed) Read(ctx context.Context, cur *Cursor, limit int) (Page, error) {
 	if err != nil {
 		return Page{}, err
 	}
-	next := &Cursor{From: cur.From, To: cur.To, W: cur.W, Pos: map[string]string{}}
-	for k, v := range cur.Pos {
-		next.Pos[k] = v
-	}
-	page := Page{Changes: make([]inventory.Change, 0, len(out))}
-	for _, e := range out {
-		sub := e.fields["\x00sub"]
-		next.Pos[sub] = e.id
-		next.W = int64(e.ms)
-		page.Changes = append(page.Changes, toChange(e, sub))
-	}
+	next := cur.clone()
+	page := Page{Changes: next.advance(out)}
 	complete := time.UnixMilli(cur.To).Add(f.opts.Settle).Before(now)
 	if len(out) < limit && complete {
 		return page, nil // the range is over and everything in it was returned
@@ -291,13 +302,24 @@ func (f *Feed) fetch(ctx context.Context, subs []*subStream, end string, count i
 	return nil
 }
 
-// readPaged merges the sub-streams lazily with a heap: a sub-stream is refilled (all that
-// need it in one pipeline) only when its buffer ran dry and it may hold more.
+// readPaged returns the next limit entries of the merged sub-streams.
 func (f *Feed) readPaged(ctx context.Context, subs []*subStream, limit int, to int64) ([]streamEntry, error) {
-	end := strconv.FormatInt(to-1, 10)
 	chunk := min(f.opts.Chunk, max(limit/len(subs)*2, 16))
+	var out []streamEntry
+	err := f.merge(ctx, subs, to, chunk, limit, func(batch []streamEntry) error {
+		out = append(out, batch...)
+		return nil
+	})
+	return out, err
+}
+
+// merge merges the sub-streams with a heap, lazily: a sub-stream is refilled only when its
+// buffer ran dry, together (one pipeline) with every other one running low. It hands the
+// entries to emit in order, in batches of up to 1,000, until limit (0: no limit) or the end.
+func (f *Feed) merge(ctx context.Context, subs []*subStream, to int64, chunk, limit int, emit func([]streamEntry) error) error {
+	end := strconv.FormatInt(to-1, 10)
 	if err := f.fetch(ctx, subs, end, chunk); err != nil {
-		return nil, err
+		return err
 	}
 	h := &mergeHeap{}
 	for _, s := range subs {
@@ -306,12 +328,20 @@ func (f *Feed) readPaged(ctx context.Context, subs []*subStream, limit int, to i
 		}
 	}
 	heap.Init(h)
-	out := make([]streamEntry, 0, min(limit, 4096))
+	batch := make([]streamEntry, 0, 1000)
 	var dry []*subStream
-	for len(out) < limit && h.Len() > 0 {
+	n := 0
+	for (limit <= 0 || n < limit) && h.Len() > 0 {
 		s := (*h)[0]
-		out = append(out, s.buf[0])
+		batch = append(batch, s.buf[0])
+		n++
 		s.buf = s.buf[1:]
+		if len(batch) == cap(batch) {
+			if err := emit(batch); err != nil {
+				return err
+			}
+			batch = batch[:0]
+		}
 		if len(s.buf) > 0 {
 			heap.Fix(h, 0)
 			continue
@@ -329,13 +359,57 @@ func (f *Feed) readPaged(ctx context.Context, subs []*subStream, limit int, to i
 			}
 		}
 		if err := f.fetch(ctx, dry, end, chunk); err != nil {
-			return nil, err
+			return err
 		}
 		if len(s.buf) > 0 {
 			heap.Push(h, s)
 		}
 	}
-	return out, nil
+	if len(batch) > 0 {
+		return emit(batch)
+	}
+	return nil
+}
+
+// Stream hands every change after the cursor to emit, in order and in batches, until the
+// end of what the range holds now, with buffers kept across batches (no page boundary
+// re-reads). It returns the cursor after the last change, or nil when the range is complete.
+func (f *Feed) Stream(ctx context.Context, cur *Cursor, emit func([]inventory.Change) error) (*Cursor, error) {
+	now := f.opts.Now()
+	if cur.From < now.Add(-f.s.opts.Retention).UnixMilli() {
+		return nil, ErrExpired
+	}
+	next := cur.clone()
+	err := f.merge(ctx, f.subStreams(cur, now), cur.To, f.opts.Chunk, 0, func(batch []streamEntry) error {
+		return emit(next.advance(batch))
+	})
+	if err != nil {
+		return nil, err
+	}
+	if time.UnixMilli(cur.To).Add(f.opts.Settle).Before(now) {
+		return nil, nil
+	}
+	return next, nil
+}
+
+func (c *Cursor) clone() *Cursor {
+	n := &Cursor{From: c.From, To: c.To, W: c.W, Pos: make(map[string]string, len(c.Pos))}
+	for k, v := range c.Pos {
+		n.Pos[k] = v
+	}
+	return n
+}
+
+// advance moves the cursor past entries and returns them as changes.
+func (c *Cursor) advance(entries []streamEntry) []inventory.Change {
+	out := make([]inventory.Change, len(entries))
+	for i, e := range entries {
+		sub := e.fields["\x00sub"]
+		c.Pos[sub] = e.id
+		c.W = int64(e.ms)
+		out[i] = toChange(e, sub)
+	}
+	return out
 }
 
 // before orders the heads of two sub-streams: by id, then day, then group.
