@@ -380,7 +380,8 @@ func (f *Feed) Stream(ctx context.Context, cur *Cursor, emit func([]inventory.Ch
 		return nil, ErrExpired
 	}
 	next := cur.clone()
-	err := f.merge(ctx, f.subStreams(cur, now), cur.To, f.opts.Chunk, 0, func(batch []streamEntry) error {
+	// A quarter chunk per stream keeps the buffers (chunk × streams entries) small.
+	err := f.merge(ctx, f.subStreams(cur, now), cur.To, max(f.opts.Chunk/4, 16), 0, func(batch []streamEntry) error {
 		return emit(next.advance(batch))
 	})
 	if err != nil {
