@@ -1,16 +1,15 @@
 // Package httpx holds what every HTTP adapter of jaego shares: RFC 9457 problem details,
-// strict JSON decoding with a body limit, and the middleware that measures, logs and
-// recovers every request.
+// the request body limit, and the middleware that measures, logs and recovers every
+// request. Strict JSON decoding is the domain's (inventory.StrictUnmarshal), so that HTTP
+// and Kafka refuse the same input the same way.
 package httpx
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"reflect"
 )
 
 // MaxBody is the largest request body accepted.
@@ -86,54 +85,4 @@ func ReadBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 		return nil, &DecodeError{Status: http.StatusBadRequest, Code: "invalid_json", Detail: "reading body: " + err.Error()}
 	}
 	return body, nil
-}
-
-// Unmarshal decodes exactly one JSON value into v, refusing unknown fields and trailing data.
-func Unmarshal(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return &DecodeError{Status: http.StatusBadRequest, Code: "invalid_json", Detail: describeJSONError(err)}
-	}
-	if dec.More() {
-		return &DecodeError{Status: http.StatusBadRequest, Code: "invalid_json", Detail: "unexpected data after the JSON value"}
-	}
-	return nil
-}
-
-func describeJSONError(err error) string {
-	var typeErr *json.UnmarshalTypeError
-	var syntaxErr *json.SyntaxError
-	switch {
-	case errors.As(err, &typeErr):
-		want := jsonKind(typeErr.Type.Kind())
-		if typeErr.Field != "" {
-			return fmt.Sprintf("field %q must be %s, got %s", typeErr.Field, want, typeErr.Value)
-		}
-		return fmt.Sprintf("expected %s, got %s", want, typeErr.Value)
-	case errors.As(err, &syntaxErr):
-		return fmt.Sprintf("malformed JSON at byte %d: %v", syntaxErr.Offset, syntaxErr)
-	case errors.Is(err, io.EOF):
-		return "request body is empty"
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return "request body ends in the middle of a JSON value"
-	}
-	return err.Error() // e.g. `json: unknown field "x"`
-}
-
-func jsonKind(k reflect.Kind) string {
-	switch k {
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return "an integer"
-	case reflect.Float32, reflect.Float64:
-		return "a number"
-	case reflect.String:
-		return "a string"
-	case reflect.Bool:
-		return "true or false"
-	case reflect.Slice, reflect.Array:
-		return "an array"
-	}
-	return "an object"
 }

@@ -12,6 +12,7 @@ type Code string
 // The error codes of the inventory domain.
 const (
 	CodeInvalid              Code = "invalid_input"
+	CodeInvalidJSON          Code = "invalid_json"
 	CodeNotFound             Code = "not_found"
 	CodeInsufficientStock    Code = "insufficient_stock"
 	CodeInsufficientReserved Code = "insufficient_reserved"

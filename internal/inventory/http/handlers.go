@@ -196,11 +196,8 @@ func decodeEvents(w http.ResponseWriter, r *http.Request) (events []inventory.Ev
 	}
 	raw, isBatch := top["events"]
 	if !isBatch {
-		var e inventory.Event
-		if err := httpx.Unmarshal(body, &e); err != nil {
-			return nil, false, err
-		}
-		if err := e.Validate(); err != nil {
+		e, err := inventory.DecodeEvent(body)
+		if err != nil {
 			return nil, false, err
 		}
 		return []inventory.Event{e}, true, nil
@@ -209,7 +206,7 @@ func decodeEvents(w http.ResponseWriter, r *http.Request) (events []inventory.Ev
 		return nil, false, inventory.Invalidf("events", "a batch body has only the field \"events\"")
 	}
 	var raws []json.RawMessage
-	if err := httpx.Unmarshal(raw, &raws); err != nil {
+	if err := inventory.StrictUnmarshal(raw, &raws); err != nil {
 		return nil, false, inventory.Invalidf("events", "events must be an array of event objects")
 	}
 	if len(raws) == 0 || len(raws) > MaxBatch {
@@ -218,11 +215,8 @@ func decodeEvents(w http.ResponseWriter, r *http.Request) (events []inventory.Ev
 	events = make([]inventory.Event, len(raws))
 	var problems []map[string]any
 	for i, raw := range raws {
-		err := httpx.Unmarshal(raw, &events[i])
-		if err == nil {
-			err = events[i].Validate()
-		}
-		if err != nil {
+		var err error
+		if events[i], err = inventory.DecodeEvent(raw); err != nil {
 			p := map[string]any{"index": i, "detail": err.Error()}
 			if events[i].EventID != "" {
 				p["event_id"] = events[i].EventID
@@ -266,7 +260,7 @@ func problemOf(err error) httpx.Problem {
 			p.Extra["field"] = ie.Field
 		}
 		switch ie.Code {
-		case inventory.CodeInvalid:
+		case inventory.CodeInvalid, inventory.CodeInvalidJSON:
 			p.Status = http.StatusBadRequest
 		case inventory.CodeNotFound:
 			p.Status = http.StatusNotFound

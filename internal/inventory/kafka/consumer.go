@@ -21,7 +21,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/jaego/jaego/internal/httpx"
 	"github.com/jaego/jaego/internal/inventory"
 )
 
@@ -205,7 +204,7 @@ func (c *Consumer) handle(ctx context.Context, records []*kgo.Record) error {
 	applied := make([]*kgo.Record, 0, len(records))
 	var dead []*kgo.Record
 	for _, r := range records {
-		e, err := decode(r.Value)
+		e, err := inventory.DecodeEvent(r.Value)
 		if err != nil {
 			dead = append(dead, c.deadLetter(r, err))
 			continue
@@ -283,24 +282,8 @@ func (c *Consumer) applyWithRetry(ctx context.Context, events []inventory.Event)
 	}
 }
 
-// decode reads one record value as a stock event, strictly.
-func decode(value []byte) (inventory.Event, error) {
-	var e inventory.Event
-	if err := httpx.Unmarshal(value, &e); err != nil {
-		return e, err
-	}
-	if err := e.Validate(); err != nil {
-		return e, err
-	}
-	return e, nil
-}
-
 func (c *Consumer) deadLetter(r *kgo.Record, err error) *kgo.Record {
 	code := string(inventory.ErrorCode(err))
-	var de *httpx.DecodeError
-	if errors.As(err, &de) {
-		code = de.Code
-	}
 	c.log.Warn("poison stock event sent to the DLQ", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "code", code, "err", err)
 	return &kgo.Record{
 		Topic: c.dlq,
