@@ -121,18 +121,7 @@ func TestCrashRecovery(t *testing.T) {
 	if len(events) < 200000 {
 		t.Fatalf("only %d events generated", len(events))
 	}
-	prod, err := invkafka.NewProducer(invkafka.ProducerOptions{Brokers: []string{broker}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range events {
-		if err := prod.Produce(context.Background(), e); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := prod.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	kafkatest.Produce(t, broker, events)
 	total := int64(len(events))
 
 	// waitFor polls Redis for progress: consumption has no event visible from outside.

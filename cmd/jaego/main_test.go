@@ -16,7 +16,6 @@ import (
 	"github.com/redis/rueidis"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/jaego/jaego/internal/embedded"
 	"github.com/jaego/jaego/internal/lock"
 	"github.com/jaego/jaego/internal/testenv"
 )
@@ -312,17 +311,7 @@ func TestShardedPubSubDetection(t *testing.T) {
 	if !shardedPubSub(context.Background(), real) {
 		t.Error("redis-server 7 not detected as having SPUBLISH")
 	}
-	srv, err := embedded.StartRedis("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	emb, err := rueidis.NewClient(srv.ClientOption())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer emb.Close()
-	if shardedPubSub(context.Background(), emb) {
+	if shardedPubSub(context.Background(), testenv.EmbeddedRedis(t)) {
 		t.Error("embedded server detected as having SPUBLISH")
 	}
 }

@@ -62,20 +62,7 @@ func (e *env) consumer(t *testing.T, opts invkafka.ConsumerOptions) *invkafka.Co
 	return c
 }
 
-func (e *env) produce(t *testing.T, events []inventory.Event) {
-	p, err := invkafka.NewProducer(invkafka.ProducerOptions{Brokers: []string{e.broker}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, ev := range events {
-		if err := p.Produce(context.Background(), ev); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := p.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-}
+func (e *env) produce(t *testing.T, events []inventory.Event) { kafkatest.Produce(t, e.broker, events) }
 
 // waitHandled waits until the consumers together handled n records. The consumer has no
 // event to wait on from outside; this polls its counter, bounded.

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/jaego/jaego/internal/inventory"
+	invkafka "github.com/jaego/jaego/internal/inventory/kafka"
 )
 
 // CheckTotals asserts that the store holds exactly the effect of events applied once each
@@ -205,4 +206,22 @@ func EndOffsets(t testing.TB, broker, topic string) int64 {
 		}
 	}
 	return n
+}
+
+// Produce sends events to the stock topic through the production producer and waits until
+// every one is acknowledged.
+func Produce(t testing.TB, broker string, events []inventory.Event) {
+	t.Helper()
+	p, err := invkafka.NewProducer(invkafka.ProducerOptions{Brokers: []string{broker}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range events {
+		if err := p.Produce(context.Background(), e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 }
