@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	_ "time/tzdata" // --promo-tz works on machines without a zoneinfo database
 
 	"github.com/redis/rueidis"
 )
@@ -29,9 +30,17 @@ type config struct {
 	LogLevel       slog.Level
 	LogFormat      string
 
+	// Gift promotions.
+	PostgresURL     string
+	PromoTZ         string
+	PromoPointerTTL time.Duration
+	PromoLocalTTL   time.Duration
+	PromoLocalMax   int
+
 	// jaego dev only.
 	RedisListen string
 	KafkaListen string
+	DataDir     string
 }
 
 // envFlags binds flags to a FlagSet with defaults taken from the environment, and
@@ -115,6 +124,15 @@ func commonFlags(f *envFlags, c *config) {
 	f.String(&c.LogFormat, "log-format", "JAEGO_LOG_FORMAT", "json", "log format: json or text")
 }
 
+// promoFlags are the settings of the gift-promotion cache.
+func promoFlags(f *envFlags, c *config) {
+	f.String(&c.PromoTZ, "promo-tz", "JAEGO_PROMO_TZ", "UTC", "time zone whose midnight starts the daily promotion rebuild (IANA name, e.g. Asia/Seoul)")
+	f.Duration(&c.PromoPointerTTL, "promo-pointer-cache", "JAEGO_PROMO_POINTER_CACHE", 0,
+		"keep the promotion version pointer in the RESP3 client-side cache for up to this long (0: read it every request; see docs/operations.md)")
+	f.Duration(&c.PromoLocalTTL, "promo-local-ttl", "JAEGO_PROMO_LOCAL_TTL", 60*time.Second, "expire-after-write of a promotion version in the local cache")
+	f.Int(&c.PromoLocalMax, "promo-local-max", "JAEGO_PROMO_LOCAL_MAX", 100, "promotion versions the local cache holds at most")
+}
+
 // kafkaFlags are the topic and group of the POS event pipeline.
 func kafkaFlags(f *envFlags, c *config) {
 	f.String(&c.KafkaTopic, "topic", "JAEGO_KAFKA_TOPIC", "jaego.stock-events", "topic of stock events (the DLQ is <topic>.dlq)")
@@ -129,6 +147,7 @@ func serverConfig(name string, args []string, getenv func(string) string, stderr
 	f := newEnvFlags(name, getenv, stderr)
 	commonFlags(f, &cfg)
 	kafkaFlags(f, &cfg)
+	promoFlags(f, &cfg)
 	own(f, &cfg)
 	if err := f.Parse(args); err != nil {
 		return cfg, nil, err
@@ -149,10 +168,25 @@ func (c *config) check() error {
 	if c.RequestTimeout <= 0 {
 		return fmt.Errorf("--request-timeout must be positive, got %s", c.RequestTimeout)
 	}
+	if _, err := c.location(); err != nil {
+		return err
+	}
+	if c.PromoPointerTTL < 0 || c.PromoLocalTTL <= 0 || c.PromoLocalMax < 1 {
+		return fmt.Errorf("--promo-pointer-cache must be >= 0, --promo-local-ttl > 0 and --promo-local-max >= 1")
+	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		return fmt.Errorf("--log-format must be json or text, got %q", c.LogFormat)
 	}
 	return nil
+}
+
+// location is the time zone of the daily promotion rebuild.
+func (c *config) location() (*time.Location, error) {
+	loc, err := time.LoadLocation(c.PromoTZ)
+	if err != nil {
+		return nil, fmt.Errorf("--promo-tz %q: %w", c.PromoTZ, err)
+	}
+	return loc, nil
 }
 
 func (c *config) logger(w io.Writer) *slog.Logger {

@@ -2,14 +2,20 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"time"
 
 	"github.com/redis/rueidis"
 
 	"github.com/jaego/jaego/internal/embedded"
 	"github.com/jaego/jaego/internal/inventory"
 	invkafka "github.com/jaego/jaego/internal/inventory/kafka"
+	"github.com/jaego/jaego/internal/promo"
+	promodb "github.com/jaego/jaego/internal/promo/db"
 )
 
 // runDev is `jaego dev`: the production server on an in-process Redis-protocol server,
@@ -19,9 +25,36 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	cfg, log, err := serverConfig("dev", args, getenv, stderr, func(f *envFlags, cfg *config) {
 		f.String(&cfg.RedisListen, "redis-listen", "JAEGO_DEV_REDIS_LISTEN", "127.0.0.1:0", "where the embedded Redis-protocol server listens (for redis-cli)")
 		f.String(&cfg.KafkaListen, "kafka-listen", "JAEGO_DEV_KAFKA_LISTEN", "127.0.0.1:0", "where the embedded Kafka-protocol broker listens (for kcat)")
+		f.String(&cfg.DataDir, "data", "JAEGO_DEV_DATA", "", "directory of the embedded SQL store of the promotions (kept across runs); default: a temporary one")
 	})
 	if err != nil {
 		return err
+	}
+	if cfg.PromoPointerTTL > 0 {
+		return errors.New("--promo-pointer-cache needs RESP3 client tracking, which the embedded Redis of jaego dev lacks: use jaego serve")
+	}
+	if cfg.DataDir == "" {
+		dir, err := os.MkdirTemp("", "jaego-dev-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		cfg.DataDir = dir
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return fmt.Errorf("--data: %w", err)
+	}
+	sqlURL := "sqlite:" + filepath.Join(cfg.DataDir, "promotions.db")
+	db, err := promodb.Open(ctx, sqlURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if _, err := db.Migrate(ctx, nil); err != nil {
+		return err
+	}
+	if err := seedPromotions(ctx, db, time.Now()); err != nil {
+		return fmt.Errorf("seed demo promotions: %w", err)
 	}
 
 	redisSrv, err := embedded.StartRedis(cfg.RedisListen)
@@ -51,16 +84,51 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err := seedDemo(ctx, s.stock); err != nil {
 		return fmt.Errorf("seed demo data: %w", err)
 	}
+	if err := s.addPromotions(ctx, db, client); err != nil {
+		return err
+	}
 	s.ready.Store(true)
 	api := s.apiURL()
 	fmt.Fprintf(stdout, `jaego dev is running (Ctrl-C stops it; nothing is kept)
   redis:  %s   (redis-cli -p %d)
   kafka:  %s   (topic %s; kcat -b %s -t %s -P)
-  api:    %s
+  sql:    %s
   try:    curl %s/v1/stores/S001/skus/8809461234567
-`, redisSrv.Addr(), redisSrv.Server().Addr().Port, broker.Addr, cfg.KafkaTopic, broker.Addr, cfg.KafkaTopic, api, api)
+          curl %s/v1/products/8809461234567/gifts
+  api:    %s
+`, redisSrv.Addr(), redisSrv.Server().Addr().Port, broker.Addr, cfg.KafkaTopic, broker.Addr, cfg.KafkaTopic, sqlURL, api, api, api)
 	log.Info("dev serving", "http", api, "redis", redisSrv.Addr(), "kafka", broker.Addr)
 	return s.serve(ctx)
+}
+
+// seedPromotions adds the demo promotions to an empty store: two running for a month from
+// today, one that starts tomorrow.
+func seedPromotions(ctx context.Context, db *promodb.DB, now time.Time) error {
+	n, err := db.Count(ctx)
+	if err != nil || n > 0 {
+		return err
+	}
+	day := now.UTC().Truncate(24 * time.Hour)
+	for _, s := range []promo.Spec{
+		{Name: "Buy 2 toners, get a sample kit", StartsAt: day, EndsAt: day.AddDate(0, 1, 0), Priority: 10,
+			Channels: []string{promo.ChannelOnline, promo.ChannelStore}, Targets: []string{demoSKUs[0], demoSKUs[1]},
+			Condition: promo.Condition{MinQty: 2}, Gifts: []promo.Gift{{SKU: "GIFT-SAMPLE-KIT", Qty: 1}}, MaxPerOrder: 3},
+		{Name: "30,000 won of sun care, get a pouch", StartsAt: day, EndsAt: day.AddDate(0, 1, 0), Priority: 5,
+			Channels: []string{promo.ChannelOnline}, Targets: []string{demoSKUs[2], demoSKUs[3]},
+			Condition: promo.Condition{MinQty: 1, MinAmount: 30000}, Gifts: []promo.Gift{{SKU: "GIFT-POUCH", Qty: 1}}, MaxPerOrder: 1},
+		{Name: "Store S001 opening: a photo card per item", StartsAt: day.AddDate(0, 0, 1), EndsAt: day.AddDate(0, 0, 8),
+			Channels: []string{promo.ChannelStore}, Stores: []string{demoStores[0]}, Targets: demoSKUs,
+			Condition: promo.Condition{MinQty: 1}, Gifts: []promo.Gift{{SKU: "GIFT-PHOTOCARD", Qty: 1}}},
+	} {
+		s.Normalize()
+		if err := s.Validate(); err != nil {
+			return err
+		}
+		if _, err := db.Create(ctx, s, now); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Demo data: three stores and five SKUs of a beauty and health shop.

@@ -24,6 +24,7 @@ import (
 	invredis "github.com/jaego/jaego/internal/inventory/redis"
 	"github.com/jaego/jaego/internal/lock"
 	lockhttp "github.com/jaego/jaego/internal/lock/http"
+	promodb "github.com/jaego/jaego/internal/promo/db"
 )
 
 // server is jaego's serving part, wired by hand: the stores, the API and its listener.
@@ -34,6 +35,7 @@ type server struct {
 	stock    *invredis.Store
 	feed     *invredis.Feed
 	locks    *lock.Locker
+	promo    *promotions // nil: gift promotions are off
 	ready    atomic.Bool // set once startup work (e.g. the dev seed) is done
 	http     *http.Server
 	listener net.Listener
@@ -71,8 +73,7 @@ func newServer(ctx context.Context, cfg config, client rueidis.Client, log *slog
 		return nil, fmt.Errorf("http listen on %s: %w", cfg.HTTPAddr, err)
 	}
 	s.listener = l
-	s.http = &http.Server{
-		Handler:           s.routes(),
+	s.http = &http.Server{ // its Handler is set by serve, once every part is added
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
@@ -99,6 +100,7 @@ func (s *server) routes() http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry}))
 	invhttp.New(s.stock, invhttp.Options{Timeout: s.cfg.RequestTimeout, Logger: s.log, Feed: s.feed, Snapshots: s.stock}).Register(mux)
 	lockhttp.New(s.locks, s.log).Register(mux)
+	s.registerPromotions(mux)
 	return httpx.Instrument(mux, s.registry, s.log)
 }
 
@@ -124,6 +126,12 @@ func (s *server) readyz() http.Handler {
 			httpx.WriteProblem(w, httpx.Problem{Status: http.StatusServiceUnavailable, Code: "store_unavailable", Detail: err.Error()})
 			return
 		}
+		if s.promo != nil {
+			if err := s.promo.db.PingContext(ctx); err != nil {
+				httpx.WriteProblem(w, httpx.Problem{Status: http.StatusServiceUnavailable, Code: "promotions_db_unavailable", Detail: err.Error()})
+				return
+			}
+		}
 		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
 }
@@ -145,6 +153,7 @@ func (s *server) serve(ctx context.Context) error {
 		})
 	}
 	defer wg.Wait()
+	s.http.Handler = s.routes()
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(s.listener) }()
 	select {
@@ -186,6 +195,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	cfg, log, err := serverConfig("serve", args, getenv, stderr, func(f *envFlags, cfg *config) {
 		f.String(&cfg.RedisURL, "redis", "JAEGO_REDIS_URL", "", "Redis: redis://host:port/db, or host:port,host:port,… for a Cluster")
 		f.String(&cfg.KafkaBrokers, "kafka", "JAEGO_KAFKA_BROKERS", "", "Kafka brokers host:port,…; when set, the POS event consumer runs")
+		f.String(&cfg.PostgresURL, "postgres", "JAEGO_POSTGRES_URL", "", "PostgreSQL of the gift promotions, postgres://user@host:port/db; without it promotions are off")
 	})
 	if err != nil {
 		return err
@@ -208,8 +218,19 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			return err
 		}
 	}
+	if cfg.PostgresURL != "" {
+		db, err := openPromoDB(ctx, cfg.PostgresURL)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		if err := s.addPromotions(ctx, db, client); err != nil {
+			return err
+		}
+	}
 	s.ready.Store(true)
-	fmt.Fprintf(stdout, "jaego serve\n  redis:  %s\n  kafka:  %s\n  api:    %s\n", cfg.RedisURL, orNone(cfg.KafkaBrokers), s.apiURL())
+	fmt.Fprintf(stdout, "jaego serve\n  redis:     %s\n  kafka:     %s\n  postgres:  %s\n  api:       %s\n",
+		cfg.RedisURL, orNone(cfg.KafkaBrokers), orNone(promodb.Redact(cfg.PostgresURL)), s.apiURL())
 	log.Info("serving", "http", s.apiURL(), "redis", cfg.RedisURL, "kafka", cfg.KafkaBrokers, "groups", cfg.ShardGroups)
 	return s.serve(ctx)
 }

@@ -20,6 +20,7 @@ const (
 	CodeUnavailable          Code = "store_unavailable"
 	CodeInvalidCursor        Code = "invalid_cursor"
 	CodeExpired              Code = "range_expired"
+	CodeNotBuilt             Code = "not_built" // a cache that was never built (promotions)
 )
 
 // Error is a domain error with a code, the offending field when there is one, and a

@@ -1,7 +1,6 @@
 package http
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -240,45 +239,21 @@ func (b *batchError) Error() string {
 	return fmt.Sprintf("%d of the events are invalid; none was applied", len(b.problems))
 }
 
-// problemOf is the one table from errors to HTTP problems.
+// problemOf is httpx.ProblemOf with the inventory's batch errors and retry advice.
 func problemOf(err error) httpx.Problem {
-	var de *httpx.DecodeError
 	var be *batchError
-	var ie *inventory.Error
-	switch {
-	case errors.As(err, &de):
-		return httpx.Problem{Status: de.Status, Code: de.Code, Detail: de.Detail, Extra: map[string]any{}}
-	case errors.As(err, &be):
+	if errors.As(err, &be) {
 		return httpx.Problem{Status: http.StatusBadRequest, Code: string(inventory.CodeInvalid), Detail: be.Error(),
 			Extra: map[string]any{"errors": be.problems}}
-	case errors.Is(err, context.DeadlineExceeded):
-		return httpx.Problem{Status: http.StatusGatewayTimeout, Code: "timeout",
-			Detail: "the stock store did not answer in time; retrying with the same event ids is safe", Extra: map[string]any{}}
-	case errors.As(err, &ie):
-		p := httpx.Problem{Detail: ie.Error(), Code: string(ie.Code), Extra: map[string]any{}}
-		if ie.Field != "" {
-			p.Extra["field"] = ie.Field
-		}
-		switch ie.Code {
-		case inventory.CodeInvalid, inventory.CodeInvalidJSON:
-			p.Status = http.StatusBadRequest
-		case inventory.CodeNotFound:
-			p.Status = http.StatusNotFound
-		case inventory.CodeInsufficientStock, inventory.CodeInsufficientReserved, inventory.CodeVersionConflict:
-			p.Status = http.StatusConflict
-		case inventory.CodeInvalidCursor:
-			p.Status = http.StatusBadRequest
-		case inventory.CodeExpired:
-			p.Status = http.StatusGone
-		case inventory.CodeUnavailable:
-			p.Status = http.StatusServiceUnavailable
-			p.Detail = "the stock store is unavailable; retrying with the same event ids is safe"
-		default:
-			p.Status = http.StatusInternalServerError
-		}
-		return p
 	}
-	return httpx.Problem{Status: http.StatusInternalServerError, Code: "internal", Detail: "internal error", Extra: map[string]any{}}
+	p := httpx.ProblemOf(err)
+	switch {
+	case p.Code == "timeout":
+		p.Detail = "the stock store did not answer in time; retrying with the same event ids is safe"
+	case p.Code == string(inventory.CodeUnavailable):
+		p.Detail = "the stock store is unavailable; retrying with the same event ids is safe"
+	}
+	return p
 }
 
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {

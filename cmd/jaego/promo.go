@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/jaego/jaego/internal/httpx"
+	"github.com/jaego/jaego/internal/lock"
+	promodb "github.com/jaego/jaego/internal/promo/db"
+	promohttp "github.com/jaego/jaego/internal/promo/http"
+	promoredis "github.com/jaego/jaego/internal/promo/redis"
+)
+
+// promotions is the gift-promotion part of a server: the SQL store, the versioned cache
+// and its rebuilder.
+type promotions struct {
+	db        *promodb.DB
+	cache     *promoredis.Cache
+	rebuilder *promoredis.Rebuilder
+}
+
+// addPromotions serves gift promotions from db: it builds today's version now when the
+// one served is not for today, and runs the daily batch as a worker.
+func (s *server) addPromotions(ctx context.Context, db *promodb.DB, client rueidis.Client) error {
+	if err := db.CheckSchema(ctx); err != nil {
+		return err
+	}
+	loc, err := s.cfg.location()
+	if err != nil {
+		return err
+	}
+	cache := promoredis.New(client, promoredis.Options{PointerTTL: s.cfg.PromoPointerTTL, LocalTTL: s.cfg.PromoLocalTTL,
+		LocalMax: s.cfg.PromoLocalMax, Registerer: s.registry, Logger: s.log})
+	rb := promoredis.NewRebuilder(cache, db, s.locks, loc, s.registry)
+	rb.Logger = s.log
+	s.promo = &promotions{db: db, cache: cache, rebuilder: rb}
+	if cat, err := cache.Current(ctx); err != nil || cat.Day != rb.Day() {
+		if _, err := rb.Rebuild(ctx, "startup"); err != nil {
+			s.log.Warn("promotion cache not built at startup; the daily batch retries", "err", err)
+		}
+	}
+	s.workers = append(s.workers, worker{name: "promotion rebuilder", run: func(ctx context.Context) error {
+		rb.Run(ctx)
+		return nil
+	}})
+	return nil
+}
+
+// registerPromotions adds the promotion routes, or, without a promotion store, answers
+// them with a problem that says how to turn them on.
+func (s *server) registerPromotions(mux *http.ServeMux) {
+	if s.promo != nil {
+		promohttp.New(s.promo.db, s.promo.cache, s.promo.rebuilder, promohttp.Options{Timeout: s.cfg.RequestTimeout, Logger: s.log}).Register(mux)
+		return
+	}
+	off := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		httpx.WriteProblem(w, httpx.Problem{Status: http.StatusServiceUnavailable, Code: "promotions_disabled",
+			Detail: "gift promotions are off: start jaego serve with --postgres (JAEGO_POSTGRES_URL)"})
+	})
+	for _, p := range []string{"/v1/admin/promotions", "/v1/admin/promotions/", "/v1/promotions/", "/v1/products/", "/v1/gifts/"} {
+		mux.Handle(p, off)
+	}
+}
+
+// runMigrate is `jaego migrate`: it applies the SQL migrations to --postgres.
+func runMigrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var url string
+	f := newEnvFlags("migrate", getenv, stderr)
+	f.String(&url, "postgres", "JAEGO_POSTGRES_URL", "", "PostgreSQL: postgres://user@host:port/db (or sqlite:PATH)")
+	if err := f.Parse(args); err != nil {
+		return err
+	}
+	db, err := openPromoDB(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	v, err := db.Migrate(ctx, nil)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "schema at version %d\n", v)
+	return nil
+}
+
+func openPromoDB(ctx context.Context, url string) (*promodb.DB, error) {
+	if url == "" {
+		return nil, errors.New("--postgres (JAEGO_POSTGRES_URL) is required, e.g. postgres://jaego@127.0.0.1:5432/jaego")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return promodb.Open(ctx, url)
+}
+
+// runPromo is `jaego promo rebuild`: one rebuild of the promotion cache, by hand.
+func runPromo(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "rebuild" {
+		return errors.New("usage: jaego promo rebuild --redis URL --postgres URL [--promo-tz ZONE]")
+	}
+	var cfg config
+	f := newEnvFlags("promo rebuild", getenv, stderr)
+	f.String(&cfg.RedisURL, "redis", "JAEGO_REDIS_URL", "", "Redis: redis://host:port/db, or host:port,… for a Cluster")
+	f.String(&cfg.PostgresURL, "postgres", "JAEGO_POSTGRES_URL", "", "PostgreSQL: postgres://user@host:port/db")
+	f.String(&cfg.PromoTZ, "promo-tz", "JAEGO_PROMO_TZ", "UTC", "time zone of the day the version is built for")
+	if err := f.Parse(args[1:]); err != nil {
+		return err
+	}
+	loc, err := cfg.location()
+	if err != nil {
+		return err
+	}
+	opt, err := redisOption(cfg.RedisURL)
+	if err != nil {
+		return err
+	}
+	client, err := rueidis.NewClient(opt)
+	if err != nil {
+		return fmt.Errorf("connect to redis %s: %w", cfg.RedisURL, err)
+	}
+	defer client.Close()
+	db, err := openPromoDB(ctx, cfg.PostgresURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := db.CheckSchema(ctx); err != nil {
+		return err
+	}
+	locks := lock.New(client, lock.Options{ClassicPubSub: !shardedPubSub(ctx, client)})
+	rb := promoredis.NewRebuilder(promoredis.New(client, promoredis.Options{}), db, locks, loc, nil)
+	v, err := rb.Rebuild(ctx, "manual")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "promotion cache version %d published\n", v)
+	return nil
+}

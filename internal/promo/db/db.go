@@ -1,0 +1,126 @@
+// Package db keeps gift promotions in SQL: PostgreSQL in production (pgx v5 through
+// database/sql), the pure-Go SQLite of `jaego dev` otherwise, with one set of goose
+// migrations embedded in the binary and one repository for both.
+package db
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"strings"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// DB is an open promotion database and its dialect.
+type DB struct {
+	*sql.DB
+	dialect goose.Dialect
+}
+
+// Open opens url: postgres://… or postgresql://… is PostgreSQL; sqlite:PATH (or
+// sqlite::memory:) is the embedded SQLite. It checks the connection.
+func Open(ctx context.Context, url string) (*DB, error) {
+	var d *DB
+	switch {
+	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
+		db, err := sql.Open("pgx", url)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: %w", err)
+		}
+		d = &DB{DB: db, dialect: goose.DialectPostgres}
+	case strings.HasPrefix(url, "sqlite:"):
+		path := strings.TrimPrefix(url, "sqlite:")
+		// One connection: SQLite has one writer anyway, and the busy timeout covers other
+		// processes; foreign keys are off by default in SQLite and must be asked for.
+		db, err := sql.Open("sqlite", "file:"+path+"?_pragma=foreign_keys(1)&_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)")
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: %w", err)
+		}
+		db.SetMaxOpenConns(1)
+		d = &DB{DB: db, dialect: goose.DialectSQLite3}
+	default:
+		return nil, fmt.Errorf("database url %q: want postgres://… or sqlite:PATH", Redact(url))
+	}
+	if err := d.PingContext(ctx); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("connecting to %s: %w", Redact(url), err)
+	}
+	return d, nil
+}
+
+// Redact hides the password of a URL, for messages and logs.
+func Redact(url string) string {
+	at := strings.LastIndex(url, "@")
+	scheme := strings.Index(url, "://")
+	if at < 0 || scheme < 0 {
+		return url
+	}
+	userinfo := url[scheme+3 : at]
+	if user, _, ok := strings.Cut(userinfo, ":"); ok {
+		return url[:scheme+3] + user + ":***" + url[at:]
+	}
+	return url
+}
+
+func (d *DB) provider(log *slog.Logger) (*goose.Provider, error) {
+	opts := []goose.ProviderOption{goose.WithDisableGlobalRegistry(true)}
+	if log != nil {
+		opts = append(opts, goose.WithSlog(log))
+	}
+	if d.dialect == goose.DialectPostgres {
+		// Two `jaego migrate` at once (say, two deploys) wait for each other on an
+		// advisory lock instead of racing.
+		locker, err := lock.NewPostgresSessionLocker()
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, goose.WithSessionLocker(locker))
+	}
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	return goose.NewProvider(d.dialect, d.DB, sub, opts...)
+}
+
+// Migrate applies every pending migration and returns the schema version reached.
+func (d *DB) Migrate(ctx context.Context, log *slog.Logger) (int64, error) {
+	p, err := d.provider(log)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return 0, fmt.Errorf("migrating: %w", err)
+	}
+	return p.GetDBVersion(ctx)
+}
+
+// ErrSchemaBehind means the database lacks migrations this binary needs.
+var ErrSchemaBehind = errors.New("the promotion schema is behind this binary: run `jaego migrate`")
+
+// CheckSchema answers ErrSchemaBehind when migrations are pending.
+func (d *DB) CheckSchema(ctx context.Context) error {
+	p, err := d.provider(nil)
+	if err != nil {
+		return err
+	}
+	current, target, err := p.GetVersions(ctx)
+	if err != nil {
+		return fmt.Errorf("reading the schema version: %w", err)
+	}
+	if current < target {
+		return fmt.Errorf("%w (database at %d, binary needs %d)", ErrSchemaBehind, current, target)
+	}
+	return nil
+}

@@ -1,0 +1,288 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/jaego/jaego/internal/inventory"
+	"github.com/jaego/jaego/internal/promo"
+)
+
+// ErrNotFound is a promotion id that does not exist.
+var ErrNotFound = &inventory.Error{Code: inventory.CodeNotFound, Detail: "no such promotion"}
+
+// Create stores a new active promotion from a validated spec.
+func (d *DB) Create(ctx context.Context, s promo.Spec, now time.Time) (promo.Promotion, error) {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return promo.Promotion{}, err
+	}
+	now = now.UTC().Truncate(time.Millisecond)
+	p := promo.Promotion{ID: id.String(), Status: promo.Active, Spec: s, CreatedAt: now, UpdatedAt: now}
+	err = d.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO promotions (id, name, status, starts_at_ms, ends_at_ms,
+			priority, min_qty, min_amount, max_per_order, created_at_ms, updated_at_ms)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+			p.ID, s.Name, p.Status, s.StartsAt.UnixMilli(), s.EndsAt.UnixMilli(), s.Priority,
+			s.Condition.MinQty, s.Condition.MinAmount, s.MaxPerOrder, now.UnixMilli(), now.UnixMilli()); err != nil {
+			return err
+		}
+		return insertChildren(ctx, tx, &p)
+	})
+	return p, err
+}
+
+// Update replaces the spec of promotion id with what change returns for the current one,
+// atomically: concurrent updates of one promotion are serialised, none is lost.
+func (d *DB) Update(ctx context.Context, id string, change func(*promo.Promotion) (promo.Spec, error), now time.Time) (promo.Promotion, error) {
+	var out promo.Promotion
+	err := d.inTx(ctx, func(tx *sql.Tx) error {
+		// Writing the row first takes its lock (PostgreSQL) or the database's (SQLite), so
+		// the read below is the latest committed state and stays so until commit.
+		if err := touch(ctx, tx, id, now); err != nil {
+			return err
+		}
+		cur, err := load(ctx, tx, "id = $1", id)
+		if err != nil {
+			return err
+		}
+		if len(cur) == 0 {
+			return ErrNotFound
+		}
+		s, err := change(&cur[0])
+		if err != nil {
+			return err
+		}
+		out = cur[0]
+		out.Spec = s
+		if _, err := tx.ExecContext(ctx, `UPDATE promotions SET name = $2, starts_at_ms = $3, ends_at_ms = $4,
+			priority = $5, min_qty = $6, min_amount = $7, max_per_order = $8 WHERE id = $1`,
+			id, s.Name, s.StartsAt.UnixMilli(), s.EndsAt.UnixMilli(), s.Priority,
+			s.Condition.MinQty, s.Condition.MinAmount, s.MaxPerOrder); err != nil {
+			return err
+		}
+		for _, table := range childTables {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE promotion_id = $1`, id); err != nil {
+				return err
+			}
+		}
+		return insertChildren(ctx, tx, &out)
+	})
+	return out, err
+}
+
+// Stop stops promotion id (stopping a stopped one is a no-op) and returns it.
+func (d *DB) Stop(ctx context.Context, id string, now time.Time) (promo.Promotion, error) {
+	var out promo.Promotion
+	err := d.inTx(ctx, func(tx *sql.Tx) error {
+		if err := touch(ctx, tx, id, now); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE promotions SET status = $2 WHERE id = $1`, id, promo.Stopped); err != nil {
+			return err
+		}
+		ps, err := load(ctx, tx, "id = $1", id)
+		if err == nil {
+			out = ps[0]
+		}
+		return err
+	})
+	return out, err
+}
+
+// Get returns promotion id.
+func (d *DB) Get(ctx context.Context, id string) (promo.Promotion, error) {
+	ps, err := load(ctx, d.DB, "id = $1", id)
+	if err != nil {
+		return promo.Promotion{}, err
+	}
+	if len(ps) == 0 {
+		return promo.Promotion{}, ErrNotFound
+	}
+	return ps[0], nil
+}
+
+// Count is the number of promotions stored, whatever their status.
+func (d *DB) Count(ctx context.Context) (int64, error) {
+	var n int64
+	err := d.QueryRowContext(ctx, `SELECT COUNT(*) FROM promotions`).Scan(&n)
+	return n, err
+}
+
+// Candidates returns the active promotions whose period overlaps [from, to): a cache
+// version's content.
+func (d *DB) Candidates(ctx context.Context, from, to time.Time) ([]promo.Promotion, error) {
+	return load(ctx, d.DB, "status = 'active' AND ends_at_ms > $1 AND starts_at_ms < $2", from.UnixMilli(), to.UnixMilli())
+}
+
+func touch(ctx context.Context, tx *sql.Tx, id string, now time.Time) error {
+	res, err := tx.ExecContext(ctx, `UPDATE promotions SET updated_at_ms = $2 WHERE id = $1`, id, now.UnixMilli())
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err == nil && n == 0 {
+		err = ErrNotFound
+	}
+	return err
+}
+
+func (d *DB) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := d.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+var childTables = []string{"promotion_channels", "promotion_stores", "promotion_targets", "promotion_gifts"}
+
+func insertChildren(ctx context.Context, tx *sql.Tx, p *promo.Promotion) error {
+	rows := func(vals []string) [][]any {
+		out := make([][]any, len(vals))
+		for i, v := range vals {
+			out[i] = []any{p.ID, v}
+		}
+		return out
+	}
+	gifts := make([][]any, len(p.Gifts))
+	for i, g := range p.Gifts {
+		gifts[i] = []any{p.ID, i, g.SKU, g.Qty}
+	}
+	for _, ins := range []struct {
+		table, cols string
+		rows        [][]any
+	}{
+		{"promotion_channels", "promotion_id, channel", rows(p.Channels)},
+		{"promotion_stores", "promotion_id, store", rows(p.Stores)},
+		{"promotion_targets", "promotion_id, sku", rows(p.Targets)},
+		{"promotion_gifts", "promotion_id, position, sku, qty", gifts},
+	} {
+		if err := insertRows(ctx, tx, ins.table, ins.cols, ins.rows); err != nil {
+			return fmt.Errorf("inserting %s: %w", ins.table, err)
+		}
+	}
+	return nil
+}
+
+// insertRows inserts rows with multi-row VALUES, 500 rows a statement: a promotion with
+// 10,000 targets is 20 round trips, not 10,000.
+func insertRows(ctx context.Context, tx *sql.Tx, table, cols string, rows [][]any) error {
+	const chunk = 500
+	for len(rows) > 0 {
+		n := min(chunk, len(rows))
+		var q strings.Builder
+		args := make([]any, 0, n*len(rows[0]))
+		fmt.Fprintf(&q, "INSERT INTO %s (%s) VALUES ", table, cols)
+		for i, r := range rows[:n] {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			q.WriteByte('(')
+			for j, v := range r {
+				if j > 0 {
+					q.WriteString(", ")
+				}
+				args = append(args, v)
+				fmt.Fprintf(&q, "$%d", len(args))
+			}
+			q.WriteByte(')')
+		}
+		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+			return err
+		}
+		rows = rows[n:]
+	}
+	return nil
+}
+
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// load reads the promotions matching where (a condition on the promotions table, with
+// args) with their children: one query per table, assembled in Go.
+func load(ctx context.Context, q querier, where string, args ...any) ([]promo.Promotion, error) {
+	rows, err := q.QueryContext(ctx, `SELECT id, name, status, starts_at_ms, ends_at_ms, priority,
+		min_qty, min_amount, max_per_order, created_at_ms, updated_at_ms FROM promotions WHERE `+where+` ORDER BY id`, args...)
+	if err != nil {
+		return nil, err
+	}
+	var ps []promo.Promotion
+	index := map[string]int{}
+	err = scanAll(rows, func(r *sql.Rows) error {
+		var p promo.Promotion
+		var starts, ends, created, updated int64
+		if err := r.Scan(&p.ID, &p.Name, &p.Status, &starts, &ends, &p.Priority, &p.Condition.MinQty,
+			&p.Condition.MinAmount, &p.MaxPerOrder, &created, &updated); err != nil {
+			return err
+		}
+		p.StartsAt, p.EndsAt = time.UnixMilli(starts).UTC(), time.UnixMilli(ends).UTC()
+		p.CreatedAt, p.UpdatedAt = time.UnixMilli(created).UTC(), time.UnixMilli(updated).UTC()
+		p.Channels, p.Stores, p.Targets, p.Gifts = []string{}, []string{}, []string{}, []promo.Gift{}
+		index[p.ID] = len(ps)
+		ps = append(ps, p)
+		return nil
+	})
+	if err != nil || len(ps) == 0 {
+		return ps, err
+	}
+	sub := `promotion_id IN (SELECT id FROM promotions WHERE ` + where + `)`
+	for _, c := range []struct {
+		table, col string
+		field      func(*promo.Promotion) *[]string
+	}{
+		{"promotion_channels", "channel", func(p *promo.Promotion) *[]string { return &p.Channels }},
+		{"promotion_stores", "store", func(p *promo.Promotion) *[]string { return &p.Stores }},
+		{"promotion_targets", "sku", func(p *promo.Promotion) *[]string { return &p.Targets }},
+	} {
+		rows, err := q.QueryContext(ctx, `SELECT promotion_id, `+c.col+` FROM `+c.table+` WHERE `+sub+` ORDER BY promotion_id, `+c.col, args...)
+		if err != nil {
+			return nil, err
+		}
+		if err := scanAll(rows, func(r *sql.Rows) error {
+			var id, v string
+			if err := r.Scan(&id, &v); err != nil {
+				return err
+			}
+			f := c.field(&ps[index[id]])
+			*f = append(*f, v)
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+	}
+	rows, err = q.QueryContext(ctx, `SELECT promotion_id, sku, qty FROM promotion_gifts WHERE `+sub+` ORDER BY promotion_id, position`, args...)
+	if err != nil {
+		return nil, err
+	}
+	return ps, scanAll(rows, func(r *sql.Rows) error {
+		var id string
+		var g promo.Gift
+		if err := r.Scan(&id, &g.SKU, &g.Qty); err != nil {
+			return err
+		}
+		p := &ps[index[id]]
+		p.Gifts = append(p.Gifts, g)
+		return nil
+	})
+}
+
+func scanAll(rows *sql.Rows, fn func(*sql.Rows) error) error {
+	defer rows.Close()
+	for rows.Next() {
+		if err := fn(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}

@@ -1,0 +1,240 @@
+// Package http serves the gift-promotion API of design §9: the admin routes that change
+// promotions in SQL and rebuild the cache before answering, and the read routes that
+// evaluate in memory on the catalog of the version served now.
+package http
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/jaego/jaego/internal/httpx"
+	"github.com/jaego/jaego/internal/inventory"
+	"github.com/jaego/jaego/internal/promo"
+	promoredis "github.com/jaego/jaego/internal/promo/redis"
+)
+
+// Store is the SQL side the admin routes write (promo/db.DB).
+type Store interface {
+	Create(ctx context.Context, s promo.Spec, now time.Time) (promo.Promotion, error)
+	Get(ctx context.Context, id string) (promo.Promotion, error)
+	Update(ctx context.Context, id string, change func(*promo.Promotion) (promo.Spec, error), now time.Time) (promo.Promotion, error)
+	Stop(ctx context.Context, id string, now time.Time) (promo.Promotion, error)
+}
+
+// API is the promotion HTTP API.
+type API struct {
+	store     Store
+	cache     *promoredis.Cache
+	rebuilder *promoredis.Rebuilder
+	now       func() time.Time
+	timeout   time.Duration
+	log       *slog.Logger
+}
+
+// Options configures the API.
+type Options struct {
+	Now     func() time.Time // the clock of the period checks; default time.Now
+	Timeout time.Duration    // bounds one read request; default 2s (admin changes get 30s)
+	Logger  *slog.Logger
+}
+
+// New returns the API.
+func New(store Store, cache *promoredis.Cache, rb *promoredis.Rebuilder, opts Options) *API {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 2 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &API{store: store, cache: cache, rebuilder: rb, now: opts.Now, timeout: opts.Timeout, log: opts.Logger}
+}
+
+// Register adds every promotion route to mux. This is the one list of them.
+func (a *API) Register(mux *http.ServeMux) {
+	mux.Handle("POST /v1/admin/promotions", a.create())
+	mux.Handle("GET /v1/admin/promotions/{id}", a.get())
+	mux.Handle("PATCH /v1/admin/promotions/{id}", a.patch())
+	mux.Handle("POST /v1/admin/promotions/{id}/stop", a.stop())
+	mux.Handle("GET /v1/promotions/version", a.version())
+	mux.Handle("GET /v1/products/{sku}/gifts", a.productGifts())
+	mux.Handle("POST /v1/gifts/evaluate", a.evaluate())
+}
+
+// adminTimeout bounds an admin change: the SQL commit, the wait for the rebuild lock and
+// the rebuild itself.
+const adminTimeout = 30 * time.Second
+
+func (a *API) create() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := httpx.ReadBody(w, r)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		spec, err := promo.DecodeSpec(body)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), adminTimeout)
+		defer cancel()
+		p, err := a.store.Create(ctx, spec, a.now())
+		a.changed(ctx, w, r, http.StatusCreated, p, err)
+	})
+}
+
+func (a *API) get() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), a.timeout)
+		defer cancel()
+		p, err := a.store.Get(ctx, r.PathValue("id"))
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		httpx.WriteJSON(w, http.StatusOK, p)
+	})
+}
+
+func (a *API) patch() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := httpx.ReadBody(w, r)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), adminTimeout)
+		defer cancel()
+		p, err := a.store.Update(ctx, r.PathValue("id"), func(cur *promo.Promotion) (promo.Spec, error) {
+			return promo.ApplyPatch(cur, body)
+		}, a.now())
+		a.changed(ctx, w, r, http.StatusOK, p, err)
+	})
+}
+
+func (a *API) stop() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), adminTimeout)
+		defer cancel()
+		p, err := a.store.Stop(ctx, r.PathValue("id"), a.now())
+		a.changed(ctx, w, r, http.StatusOK, p, err)
+	})
+}
+
+// changed answers an admin change: after the commit it rebuilds the cache, so that when
+// the answer arrives the pointer already names a version with the change, and the next
+// read on any instance sees it. When the rebuild fails the change is committed anyway: the
+// answer is a 503 that says so (with the promotion), and a background rebuild retries.
+func (a *API) changed(ctx context.Context, w http.ResponseWriter, r *http.Request, status int, p promo.Promotion, err error) {
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.log.Info("promotion changed", "method", r.Method, "path", r.URL.Path, "id", p.ID, "status", p.Status)
+	v, err := a.rebuilder.Rebuild(ctx, "admin")
+	if err != nil {
+		a.rebuilder.Soon()
+		a.log.Error("promotion saved but the cache rebuild failed; retrying in the background", "id", p.ID, "err", err)
+		httpx.WriteProblem(w, httpx.Problem{Status: http.StatusServiceUnavailable, Code: "cache_rebuild_failed",
+			Detail: "the change is saved but the promotion cache could not be rebuilt yet; it is retried in the " +
+				"background and served once a rebuild succeeds (do not repeat a create)",
+			Extra: map[string]any{"promotion": p}})
+		return
+	}
+	w.Header().Set("X-Promotion-Version", strconv.FormatInt(v, 10))
+	httpx.WriteJSON(w, status, p)
+}
+
+func (a *API) version() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), a.timeout)
+		defer cancel()
+		v, err := a.cache.Version(ctx)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		httpx.WriteJSON(w, http.StatusOK, map[string]int64{"version": v})
+	})
+}
+
+type productAnswer struct {
+	Version    int64         `json:"version"`
+	Promotions []promo.Offer `json:"promotions"`
+}
+
+func (a *API) productGifts() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sku := r.PathValue("sku")
+		q := r.URL.Query()
+		where := promo.Where{Channel: q.Get("channel"), Store: q.Get("store"), At: a.now()}
+		if where.Channel == "" {
+			where.Channel = promo.ChannelOnline
+		}
+		err := errors.Join(inventory.CheckSKU(sku), where.Check())
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		cat, err := a.catalog(r)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		httpx.WriteJSON(w, http.StatusOK, productAnswer{Version: cat.Version, Promotions: cat.ProductGifts(sku, where)})
+	})
+}
+
+type evaluateAnswer struct {
+	Version int64         `json:"version"`
+	Gifts   []promo.Grant `json:"gifts"`
+}
+
+func (a *API) evaluate() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := httpx.ReadBody(w, r)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		var order promo.Order
+		if err := inventory.StrictUnmarshal(body, &order); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		if order.Channel == "" {
+			order.Channel = promo.ChannelOnline
+		}
+		if err := order.Validate(); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		cat, err := a.catalog(r)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		httpx.WriteJSON(w, http.StatusOK, evaluateAnswer{Version: cat.Version, Gifts: cat.Evaluate(order, a.now())})
+	})
+}
+
+func (a *API) catalog(r *http.Request) (*promo.Catalog, error) {
+	ctx, cancel := context.WithTimeout(r.Context(), a.timeout)
+	defer cancel()
+	return a.cache.Current(ctx)
+}
+
+func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
+	p := httpx.ProblemOf(err)
+	if p.Status >= 500 {
+		a.log.Error("promotion request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	httpx.WriteProblem(w, p)
+}
