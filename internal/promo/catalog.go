@@ -26,7 +26,7 @@ type Catalog struct {
 	Version int64
 	Day     string // the day (YYYY-MM-DD, in the rebuild's time zone) it was built for
 
-	promos []Promotion       // in answer order: priority descending, then id
+	promos []Promotion        // in answer order: priority descending, then id
 	bySKU  map[string][]int32 // target SKU → indexes into promos, ascending
 }
 

@@ -144,7 +144,9 @@ func New(client rueidis.Client, opts Options) *Cache {
 	return c
 }
 
-func (c *Cache) metaKey(v int64) string { return c.opts.Prefix + ":{p}:v" + strconv.FormatInt(v, 10) + ":meta" }
+func (c *Cache) metaKey(v int64) string {
+	return c.opts.Prefix + ":{p}:v" + strconv.FormatInt(v, 10) + ":meta"
+}
 func (c *Cache) listKey(v int64) string {
 	return c.opts.Prefix + ":{p}:v" + strconv.FormatInt(v, 10) + ":promotions"
 }
