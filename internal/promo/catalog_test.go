@@ -91,7 +91,11 @@ func TestEvaluateRules(t *testing.T) {
 		{name: "priority orders the grants", specs: []promo.Spec{
 			spec(func(s *promo.Spec) { s.Priority = 1; s.Gifts = []promo.Gift{{SKU: "LOW", Qty: 1}} }),
 			spec(func(s *promo.Spec) { s.Priority = 9; s.Gifts = []promo.Gift{{SKU: "HIGH", Qty: 1}} }),
-			spec(func(s *promo.Spec) { s.Priority = 9; s.Targets = []string{"B"}; s.Gifts = []promo.Gift{{SKU: "HIGH2", Qty: 1}} }),
+			spec(func(s *promo.Spec) {
+				s.Priority = 9
+				s.Targets = []string{"B"}
+				s.Gifts = []promo.Gift{{SKU: "HIGH2", Qty: 1}}
+			}),
 		}, order: promo.Order{Channel: "online", Items: items("A", 2, 100, "B", 2, 100)}, grants: "p2:HIGH:2 p3:HIGH2:1 p1:LOW:2"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
