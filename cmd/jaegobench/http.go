@@ -58,8 +58,8 @@ func benchHTTP(ctx context.Context, out io.Writer, dur time.Duration, conns int)
 	}
 	defer bare.Close()
 
-	single := func(base string) func(*rand.Rand) string {
-		return func(r *rand.Rand) string { return base + "/v1/stores/S0001/skus/" + skus[r.IntN(benchSKUs)] }
+	single := func(base string) func(*rand.Rand) *http.Request {
+		return get(func(r *rand.Rand) string { return base + "/v1/stores/S0001/skus/" + skus[r.IntN(benchSKUs)] })
 	}
 	var jaegoRuns, bareRuns []loadResult
 	for round := 0; round < 2; round++ {
@@ -79,7 +79,7 @@ func benchHTTP(ctx context.Context, out io.Writer, dur time.Duration, conns int)
 	fmt.Fprintf(out, "| jaego GET /v1/stores/{store}/skus/{sku} | %.0f | %s | %s | %.2f |\n\n", jaegoAll.rate, ms(jaegoAll.lat.pct(.5)), ms(jaegoAll.lat.pct(.99)), jaegoAll.rate/bareAll.rate)
 
 	all := "http://" + jaego.Addr().String() + "/v1/stores/S0001/stock?sku=" + strings.Join(skus, ",")
-	bulk, err := load(ctx, func(*rand.Rand) string { return all }, 4, dur)
+	bulk, err := load(ctx, get(func(*rand.Rand) string { return all }), 4, dur)
 	if err != nil {
 		return err
 	}
@@ -140,8 +140,17 @@ func merge(rs []loadResult) loadResult {
 	return m
 }
 
-// load runs conns closed-loop clients for dur and fails on any non-200 answer.
-func load(ctx context.Context, url func(*rand.Rand) string, conns int, dur time.Duration) (loadResult, error) {
+// get makes GET requests of the URLs url draws.
+func get(url func(*rand.Rand) string) func(*rand.Rand) *http.Request {
+	return func(r *rand.Rand) *http.Request {
+		req, _ := http.NewRequest(http.MethodGet, url(r), nil)
+		return req
+	}
+}
+
+// load runs conns closed-loop clients sending the requests req draws for dur, and fails
+// on any non-200 answer.
+func load(ctx context.Context, req func(*rand.Rand) *http.Request, conns int, dur time.Duration) (loadResult, error) {
 	tr := &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns}
 	defer tr.CloseIdleConnections()
 	hc := &http.Client{Transport: tr}
@@ -158,7 +167,7 @@ func load(ctx context.Context, url func(*rand.Rand) string, conns int, dur time.
 			var lat latencies
 			for ctx.Err() == nil {
 				t0 := time.Now()
-				resp, err := hc.Get(url(rng))
+				resp, err := hc.Do(req(rng))
 				if err != nil {
 					if ctx.Err() == nil {
 						mu.Lock()

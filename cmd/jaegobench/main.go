@@ -6,6 +6,7 @@
 //	go run ./cmd/jaegobench pipeline # POS events end to end vs redis-benchmark; lag and latency at 5k/s; relay by linger
 //	go run ./cmd/jaegobench feed     # change feed: a POS day read by the raw XRANGE ceiling, windows, paged
 //	go run ./cmd/jaegobench lock    # hot SKU: lock + read-modify-write vs the Lua apply step; lock latency
+//	go run ./cmd/jaegobench promo   # gift promotions: Redis only vs pointer + local cache vs client-side pointer
 package main
 
 import (
@@ -35,7 +36,7 @@ func main() {
 
 func run(ctx context.Context, args []string, out io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: jaegobench store|http|pipeline|feed|lock [flags]")
+		return errors.New("usage: jaegobench store|http|pipeline|feed|lock|promo [flags]")
 	}
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 	switch args[0] {
@@ -72,6 +73,15 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 		return benchLock(ctx, out, *dur)
+	case "promo":
+		promotions := fs.Int("promotions", 2000, "active promotions")
+		targets := fs.Int("targets", 50000, "target SKUs")
+		dur := fs.Duration("duration", 10*time.Second, "duration of each mode")
+		conns := fs.Int("conns", 32, "concurrent connections")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		return benchPromo(ctx, out, *promotions, *targets, *dur, *conns)
 	}
 	return fmt.Errorf("unknown benchmark %q", args[0])
 }

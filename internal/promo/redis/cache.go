@@ -66,6 +66,10 @@ type Options struct {
 	// invalidation message arrives (docs/benchmarks.md measures the delay). 0 (default)
 	// reads the pointer on every request: a change is visible from the next request on.
 	PointerTTL time.Duration
+	// NoLocal switches the local cache off: every request reads and decodes the version's
+	// List from Redis. It is the original design without its local layer, kept as the
+	// baseline of `jaegobench promo`; never use it in production.
+	NoLocal    bool
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
 }
@@ -205,6 +209,9 @@ func (c *Cache) Current(ctx context.Context) (*promo.Catalog, error) {
 // Catalog returns version v from the local cache, loading it from Redis on a miss; while
 // one caller loads v, the others wait for its result.
 func (c *Cache) Catalog(ctx context.Context, v int64) (*promo.Catalog, error) {
+	if c.opts.NoLocal {
+		return c.read(ctx, v)
+	}
 	cat, err := c.local.Get(ctx, v, otter.LoaderFunc[int64, *promo.Catalog](c.load))
 	if err != nil {
 		return nil, err
