@@ -96,7 +96,7 @@ func benchPromo(ctx context.Context, out io.Writer, promotions, targets int, dur
 		if i == 0 {
 			baseRate, baseBytes = res.rate, perReq
 		}
-		fmt.Fprintf(out, "| %s | %.0f | %s | %s | %.0f | %.2f× | %+.2f%% |\n", m.name, res.rate, ms(res.lat.pct(.5)), ms(res.lat.pct(.99)),
+		fmt.Fprintf(out, "| %s | %.0f | %s | %s | %.0f | %.2f× | %+.4f%% |\n", m.name, res.rate, ms(res.lat.pct(.5)), ms(res.lat.pct(.99)),
 			perReq, res.rate/baseRate, 100*(perReq-baseBytes)/baseBytes)
 	}
 	fmt.Fprintln(out)
