@@ -92,6 +92,18 @@ func TestPromotionsAcrossInstances(t *testing.T) {
 		t.Fatalf("evaluate (6 targets, min 2, cap 2): %d %v", code, m)
 	}
 
+	// jaego promo rebuild publishes a new version by hand.
+	out.Reset()
+	if err := run(context.Background(), []string{"jaego", "promo", "rebuild"}, func(k string) string { return env[k] }, strings.NewReader(""), &out, t.Output()); err != nil {
+		t.Fatal(err)
+	}
+	if want := "promotion cache version " + strconv.FormatFloat(created+1, 'f', -1, 64) + " published"; !strings.Contains(out.String(), want) {
+		t.Fatalf("promo rebuild printed %q, want %q", out.String(), want)
+	}
+	if version(a) != created+1 || len(gifts(a, "TONER-1")) != 1 {
+		t.Fatalf("after promo rebuild: version %v", version(a))
+	}
+
 	// Rename on B, read on A.
 	if code, _, m := do(t, "PATCH", b.api+"/v1/admin/promotions/"+id, `{"name":"Toner 2+1"}`); code != 200 || m["name"] != "Toner 2+1" {
 		t.Fatalf("patch: %d %v", code, m)

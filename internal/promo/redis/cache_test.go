@@ -362,3 +362,50 @@ func TestWindow(t *testing.T) {
 		}
 	}
 }
+
+// TestRunRebuilds: the daily batch rebuilds at once when the version served is another
+// day's, retries a failed rebuild, and rebuilds when Soon asks.
+func TestRunRebuilds(t *testing.T) {
+	client, _ := testenv.Redis(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c := New(client, Options{Logger: quiet})
+	if _, err := c.Publish(ctx, 1, Meta{Day: "2000-01-01"}, build("old", 1)); err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int64
+	src := sourceFunc(func(context.Context, time.Time, time.Time) ([]promo.Promotion, error) {
+		if calls.Add(1) == 1 {
+			return nil, errors.New("database restarting")
+		}
+		return build("new", 2), nil
+	})
+	rb := NewRebuilder(c, src, lock.New(client, lock.Options{}), time.UTC, nil)
+	rb.Logger = quiet
+	done := make(chan struct{})
+	go func() { rb.Run(ctx); close(done) }()
+	waitFor(t, "today's version after a failed first try", func() bool {
+		cat, err := c.Current(ctx)
+		return err == nil && cat.Day == rb.Day() && cat.Len() == 2
+	})
+	if calls.Load() != 2 {
+		t.Fatalf("source read %d times, want 2 (one failure, one retry)", calls.Load())
+	}
+	v, _ := c.Version(ctx)
+	rb.Soon()
+	waitFor(t, "a rebuild on Soon", func() bool { n, _ := c.Version(ctx); return n > v })
+	cancel()
+	<-done
+}
+
+// waitFor polls cond until it holds, for at most 15 s: a state to reach, not a time to wait.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within 15s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
