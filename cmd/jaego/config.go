@@ -197,6 +197,19 @@ func (c *config) logger(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
+// redisClient connects to --redis.
+func redisClient(url string) (rueidis.Client, error) {
+	opt, err := redisOption(url)
+	if err != nil {
+		return nil, err
+	}
+	client, err := rueidis.NewClient(opt)
+	if err != nil {
+		return nil, fmt.Errorf("connect to redis %s: %w", url, err)
+	}
+	return client, nil
+}
+
 // redisOption turns --redis into a rueidis option: a redis:// or rediss:// URL (standalone,
 // with db and credentials), or a comma list of host:port seeds meaning a Cluster. rueidis
 // discovers the topology either way; the list only gives it more than one seed.

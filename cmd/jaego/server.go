@@ -200,13 +200,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	opt, err := redisOption(cfg.RedisURL)
+	client, err := redisClient(cfg.RedisURL)
 	if err != nil {
 		return err
-	}
-	client, err := rueidis.NewClient(opt)
-	if err != nil {
-		return fmt.Errorf("connect to redis %s: %w", cfg.RedisURL, err)
 	}
 	defer client.Close()
 	s, err := newServer(ctx, cfg, client, log)
