@@ -29,7 +29,7 @@ import (
 // ceiling: no merge, no decoding), the windows strategy at 10/100/1000 ms, and the paged
 // strategy; then streams the whole day as NDJSON through the HTTP handler and samples the
 // heap.
-func benchFeed(ctx context.Context, out io.Writer, transactions int) error {
+func benchFeed(ctx context.Context, out io.Writer, transactions int, windows []time.Duration) error {
 	client, _, stop, err := privateRedis()
 	if err != nil {
 		return err
@@ -64,10 +64,15 @@ func benchFeed(ctx context.Context, out io.Writer, transactions int) error {
 		}
 		fmt.Fprintf(out, "| %s | raw XRANGE COUNT 10000 loop (ceiling) | %d | %.2f | %.0f | 1.00 | %d | 1.00 |\n",
 			r.name, baseEntries, base.Seconds(), float64(baseEntries)/base.Seconds(), baseCalls)
-		for _, s := range []struct {
+		type reader struct {
 			strategy string
 			window   time.Duration
-		}{{invredis.Windows, 10 * time.Millisecond}, {invredis.Windows, 100 * time.Millisecond}, {invredis.Windows, time.Second}, {invredis.Paged, 0}} {
+		}
+		var readers []reader
+		for _, w := range windows {
+			readers = append(readers, reader{invredis.Windows, w})
+		}
+		for _, s := range append(readers, reader{invredis.Paged, 0}) {
 			name := s.strategy
 			if s.window > 0 {
 				name += " " + s.window.String()

@@ -17,7 +17,9 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -28,6 +30,18 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
+	// JAEGOBENCH_CPUPROFILE=file writes a CPU profile of the whole run (go tool pprof file).
+	if path := os.Getenv("JAEGOBENCH_CPUPROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "jaegobench:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "jaegobench:", err)
 		os.Exit(1)
@@ -63,10 +77,21 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return benchPipeline(ctx, out, *events, *rate, *steady)
 	case "feed":
 		txns := fs.Int("transactions", 1_400_000, "POS transactions of the filled day (about 1.45 change entries each)")
+		windows := fs.String("windows", "10ms,100ms,1s", "windows of the windows strategy to measure (comma list; empty: none)")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}
-		return benchFeed(ctx, out, *txns)
+		var ws []time.Duration
+		for _, w := range strings.Split(*windows, ",") {
+			if w = strings.TrimSpace(w); w != "" {
+				d, err := time.ParseDuration(w)
+				if err != nil {
+					return fmt.Errorf("-windows: %w", err)
+				}
+				ws = append(ws, d)
+			}
+		}
+		return benchFeed(ctx, out, *txns, ws)
 	case "lock":
 		dur := fs.Duration("duration", 10*time.Second, "duration of each phase")
 		if err := fs.Parse(args[1:]); err != nil {

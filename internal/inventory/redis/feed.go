@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -204,10 +206,14 @@ type subStream struct {
 	exhausted bool
 }
 
+// streamEntry is one change-stream entry, decoded straight from the XRANGE reply into its
+// change: no per-entry field map (which rueidis's AsXRange would build, and which cost half
+// of a feed read's time).
 type streamEntry struct {
 	ms, seq uint64
 	id      string
-	fields  map[string]string
+	sub     string // "<group>/<day>"
+	change  inventory.Change
 }
 
 // Read returns up to limit changes of the cursor's range after its position, in id order
@@ -261,50 +267,131 @@ func (f *Feed) subStreams(cur *Cursor, now time.Time) []*subStream {
 	return subs
 }
 
-// fetch reads the next chunk of every given sub-stream, pipelined, up to end (an inclusive
-// XRANGE bound) or the sub-stream's own end.
+// fetchParts is how many pipelines one fetch is split into. rueidis parses each pipeline's
+// replies on the goroutine of the connection it went to, and spreads concurrent pipelines
+// over its connections; one pipeline would parse (most of a feed read's work) on one core.
+const fetchParts = 4
+
+// fetch reads the next chunk of every given sub-stream, up to end (an inclusive XRANGE
+// bound) or the sub-stream's own end: in up to fetchParts concurrent pipelines, each
+// decoding its own replies.
 func (f *Feed) fetch(ctx context.Context, subs []*subStream, end string, count int) error {
-	var cmds rueidis.Commands
-	var which []*subStream
-	for _, s := range subs {
+	if len(subs) == 0 {
+		return nil
+	}
+	f.calls.WithLabelValues(f.opts.Strategy).Add(float64(len(subs)))
+	parts := min(len(subs), fetchParts)
+	if parts == 1 {
+		return f.fetchPart(ctx, subs, end, count)
+	}
+	size := (len(subs) + parts - 1) / parts
+	errs := make([]error, parts)
+	var wg sync.WaitGroup
+	for p := range parts {
+		lo, hi := min(p*size, len(subs)), min((p+1)*size, len(subs))
+		wg.Go(func() { errs[p] = f.fetchPart(ctx, subs[lo:hi], end, count) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (f *Feed) fetchPart(ctx context.Context, subs []*subStream, end string, count int) error {
+	if len(subs) == 0 {
+		return nil
+	}
+	cmds := make(rueidis.Commands, len(subs))
+	for i, s := range subs {
 		e := end
 		if s.end != "" {
 			e = s.end
 		}
-		cmds = append(cmds, f.s.client.B().Xrange().Key(s.key).Start(s.after).End(e).Count(int64(count)).Build())
-		which = append(which, s)
+		cmds[i] = f.s.client.B().Xrange().Key(s.key).Start(s.after).End(e).Count(int64(count)).Build()
 	}
-	if len(cmds) == 0 {
-		return nil
-	}
-	f.calls.WithLabelValues(f.opts.Strategy).Add(float64(len(cmds)))
 	for i, res := range f.s.client.DoMulti(ctx, cmds...) {
-		entries, err := res.AsXRange()
+		entries, err := res.ToArray()
 		if err != nil && !rueidis.IsRedisNil(err) {
 			return fmt.Errorf("read changes: %w: %w", inventory.ErrUnavailable, err)
 		}
-		s := which[i]
-		for _, e := range entries {
-			ms, seq, err := parseID(e.ID)
+		s := subs[i]
+		sub := strconv.Itoa(s.g) + "/" + s.day
+		for _, m := range entries {
+			e, err := decodeEntry(m, sub)
 			if err != nil {
 				return err
 			}
-			e.FieldValues["\x00sub"] = strconv.Itoa(s.g) + "/" + s.day
-			s.buf = append(s.buf, streamEntry{ms: ms, seq: seq, id: e.ID, fields: e.FieldValues})
+			s.buf = append(s.buf, e)
 		}
 		if len(entries) < count {
 			s.exhausted = true
 		}
-		if len(entries) > 0 {
-			s.after = "(" + entries[len(entries)-1].ID
+		if len(s.buf) > 0 {
+			s.after = "(" + s.buf[len(s.buf)-1].id
 		}
 	}
 	return nil
 }
 
+// decodeEntry decodes one XRANGE entry, [id, [field, value, …]], into its change.
+func decodeEntry(m rueidis.RedisMessage, sub string) (streamEntry, error) {
+	kv, err := m.ToArray()
+	if err != nil || len(kv) != 2 {
+		return streamEntry{}, fmt.Errorf("read changes: malformed stream entry: %v", err)
+	}
+	id, err := kv[0].ToString()
+	if err != nil {
+		return streamEntry{}, fmt.Errorf("read changes: stream entry id: %w", err)
+	}
+	ms, seq, err := parseID(id)
+	if err != nil {
+		return streamEntry{}, err
+	}
+	fields, err := kv[1].ToArray()
+	if err != nil {
+		return streamEntry{}, fmt.Errorf("read changes: entry %s: %w", id, err)
+	}
+	e := streamEntry{ms: ms, seq: seq, id: id, sub: sub}
+	c := &e.change
+	c.ID = id + "/" + sub
+	at := int64(-1)
+	for i := 0; i+1 < len(fields); i += 2 {
+		name, _ := fields[i].ToString()
+		v, _ := fields[i+1].ToString()
+		n := func() int64 { x, _ := strconv.ParseInt(v, 10, 64); return x }
+		switch name {
+		case "store":
+			c.Store = v
+		case "sku":
+			c.SKU = v
+		case "type":
+			c.Type = inventory.EventType(v)
+		case "event_id":
+			c.EventID = v
+		case "delta":
+			c.Delta = n()
+		case "on_hand":
+			c.OnHand = n()
+		case "reserved":
+			c.Reserved = n()
+		case "safety":
+			c.Safety = n()
+		case "version":
+			c.Version = n()
+		case "at":
+			at = n()
+		}
+	}
+	if at < 0 { // entries written before the at field: the id's time
+		at = int64(ms)
+	}
+	c.At = time.UnixMilli(at).UTC()
+	return e, nil
+}
+
 // readPaged returns the next limit entries of the merged sub-streams.
 func (f *Feed) readPaged(ctx context.Context, subs []*subStream, limit int, to int64) ([]streamEntry, error) {
-	chunk := min(f.opts.Chunk, max(limit/len(subs)*2, 16))
+	// A page discards what it fetched beyond limit, so fetch little more than its share
+	// (merge sizes refills the same way).
+	chunk := min(f.opts.Chunk, max(limit*5/4/len(subs), 16))
 	var out []streamEntry
 	err := f.merge(ctx, subs, to, chunk, limit, func(batch []streamEntry) error {
 		out = append(out, batch...)
@@ -352,13 +439,17 @@ func (f *Feed) merge(ctx context.Context, subs []*subStream, to int64, chunk, li
 		}
 		// The head's stream ran dry: refill it before the next pick, and in the same pipeline
 		// every stream whose buffer runs low, so that refills cost round trips rarely.
+		c := chunk
+		if limit > 0 { // a page: what it still needs, spread over the streams left, plus a quarter
+			c = min(f.opts.Chunk, max((limit-n)*5/4/(h.Len()+1), 16))
+		}
 		dry = append(dry[:0], s)
 		for _, o := range *h {
-			if !o.exhausted && len(o.buf) < chunk/4 {
+			if !o.exhausted && len(o.buf) < c/4 {
 				dry = append(dry, o)
 			}
 		}
-		if err := f.fetch(ctx, dry, end, chunk); err != nil {
+		if err := f.fetch(ctx, dry, end, c); err != nil {
 			return err
 		}
 		if len(s.buf) > 0 {
@@ -405,10 +496,9 @@ func (c *Cursor) clone() *Cursor {
 func (c *Cursor) advance(entries []streamEntry) []inventory.Change {
 	out := make([]inventory.Change, len(entries))
 	for i, e := range entries {
-		sub := e.fields["\x00sub"]
-		c.Pos[sub] = e.id
+		c.Pos[e.sub] = e.id
 		c.W = int64(e.ms)
-		out[i] = toChange(e, sub)
+		out[i] = e.change
 	}
 	return out
 }
@@ -533,17 +623,4 @@ func parseID(id string) (ms, seq uint64, err error) {
 		return 0, 0, fmt.Errorf("stream id %q: %w", id, ErrBadCursor)
 	}
 	return ms, seq, nil
-}
-
-func toChange(e streamEntry, sub string) inventory.Change {
-	n := func(k string) int64 { v, _ := strconv.ParseInt(e.fields[k], 10, 64); return v }
-	at := time.UnixMilli(n("at")).UTC()
-	if e.fields["at"] == "" {
-		at = time.UnixMilli(int64(e.ms)).UTC()
-	}
-	return inventory.Change{
-		ID: e.id + "/" + sub, Store: e.fields["store"], SKU: e.fields["sku"], Type: inventory.EventType(e.fields["type"]),
-		Delta: n("delta"), OnHand: n("on_hand"), Reserved: n("reserved"), Safety: n("safety"), Version: n("version"),
-		EventID: e.fields["event_id"], At: at,
-	}
 }
