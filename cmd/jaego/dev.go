@@ -33,7 +33,9 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	if cfg.PromoPointerTTL > 0 {
 		return errors.New("--promo-pointer-cache needs RESP3 client tracking, which the embedded Redis of jaego dev lacks: use jaego serve")
 	}
+	kept := "promotions are kept in " + cfg.DataDir
 	if cfg.DataDir == "" {
+		kept = "nothing is kept"
 		dir, err := os.MkdirTemp("", "jaego-dev-")
 		if err != nil {
 			return err
@@ -89,14 +91,14 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	}
 	s.ready.Store(true)
 	api := s.apiURL()
-	fmt.Fprintf(stdout, `jaego dev is running (Ctrl-C stops it; nothing is kept)
+	fmt.Fprintf(stdout, `jaego dev is running (Ctrl-C stops it; %s)
   redis:  %s   (redis-cli -p %d)
   kafka:  %s   (topic %s; kcat -b %s -t %s -P)
   sql:    %s
   try:    curl %s/v1/stores/S001/skus/8809461234567
           curl %s/v1/products/8809461234567/gifts
   api:    %s
-`, redisSrv.Addr(), redisSrv.Server().Addr().Port, broker.Addr, cfg.KafkaTopic, broker.Addr, cfg.KafkaTopic, sqlURL, api, api, api)
+`, kept, redisSrv.Addr(), redisSrv.Server().Addr().Port, broker.Addr, cfg.KafkaTopic, broker.Addr, cfg.KafkaTopic, sqlURL, api, api, api)
 	log.Info("dev serving", "http", api, "redis", redisSrv.Addr(), "kafka", broker.Addr)
 	return s.serve(ctx)
 }
