@@ -73,9 +73,8 @@ const adminTimeout = 30 * time.Second
 
 func (a *API) create() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := httpx.ReadBody(w, r)
-		if err != nil {
-			a.fail(w, r, err)
+		body, ok := a.body(w, r)
+		if !ok {
 			return
 		}
 		spec, err := promo.DecodeSpec(body)
@@ -105,9 +104,8 @@ func (a *API) get() http.Handler {
 
 func (a *API) patch() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := httpx.ReadBody(w, r)
-		if err != nil {
-			a.fail(w, r, err)
+		body, ok := a.body(w, r)
+		if !ok {
 			return
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), adminTimeout)
@@ -199,9 +197,8 @@ type evaluateAnswer struct {
 
 func (a *API) evaluate() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := httpx.ReadBody(w, r)
-		if err != nil {
-			a.fail(w, r, err)
+		body, ok := a.body(w, r)
+		if !ok {
 			return
 		}
 		var order promo.Order
@@ -229,6 +226,15 @@ func (a *API) catalog(r *http.Request) (*promo.Catalog, error) {
 	ctx, cancel := context.WithTimeout(r.Context(), a.timeout)
 	defer cancel()
 	return a.cache.Current(ctx)
+}
+
+// body reads the request body; when it cannot, it has answered the problem.
+func (a *API) body(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	b, err := httpx.ReadBody(w, r)
+	if err != nil {
+		a.fail(w, r, err)
+	}
+	return b, err == nil
 }
 
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
