@@ -10,15 +10,16 @@ import (
 
 // Limits of an order sheet, chosen so that every sum below fits in an int64.
 const (
-	MaxItems    = 1000
-	MaxItemQty  = 1_000_000
-	MaxPrice    = 1_000_000_000
-	MaxGiftQty  = 1000
-	MaxMinQty   = 1_000_000
-	maxAmountOK = MaxItems * MaxItemQty * MaxPrice // < 2^63
+	MaxItems   = 1000
+	MaxItemQty = 1_000_000
+	MaxPrice   = 1_000_000_000
+	MaxGiftQty = 1000
+	MaxMinQty  = 1_000_000
 )
 
-var _ = [1]struct{}{}[maxAmountOK>>62] // compile-time check: the largest amount is below 2^62
+// maxAmount is the largest target amount an order can sum to; as a typed constant it does
+// not compile if the limits above ever let it overflow an int64.
+const maxAmount int64 = MaxItems * MaxItemQty * MaxPrice
 
 // Catalog is one cache version's candidate promotions, indexed by target SKU for evaluation
 // in memory. It is immutable once built and safe for concurrent use.
