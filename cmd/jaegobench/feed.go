@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -26,10 +27,11 @@ import (
 
 // benchFeed fills yesterday's change streams (16 shard groups) with a POS day of change
 // entries and reads the whole day and the busiest hour with: a raw paged XRANGE loop (the
-// ceiling: no merge, no decoding), the windows strategy at 10/100/1000 ms, and the paged
-// strategy; then streams the whole day as NDJSON through the HTTP handler and samples the
-// heap.
-func benchFeed(ctx context.Context, out io.Writer, transactions int, windows []time.Duration) error {
+// ceiling: no merge, no cursor), the windows strategy at the given windows, and the paged
+// strategy, as pages and streamed; then streams the whole day as NDJSON through the HTTP
+// handler and samples the heap. The readers run in rounds, each round measuring the ceiling
+// again, and the report gives medians: the machine's pace drifts by a third between runs.
+func benchFeed(ctx context.Context, out io.Writer, transactions, rounds int, windows []time.Duration) error {
 	client, _, stop, err := privateRedis()
 	if err != nil {
 		return err
@@ -48,7 +50,7 @@ func benchFeed(ctx context.Context, out io.Writer, transactions int, windows []t
 			busy = h
 		}
 	}
-	fmt.Fprintf(out, "%d change entries on %s in %d shard groups; busiest hour %02d:00 with %d\n\n", n, day.Format("2006-01-02"), groups, busy, perHour[busy])
+	fmt.Fprintf(out, "%d change entries on %s in %d shard groups; busiest hour %02d:00 with %d; %d rounds, medians\n\n", n, day.Format("2006-01-02"), groups, busy, perHour[busy], rounds)
 	ranges := []struct {
 		name     string
 		from, to time.Time
@@ -56,78 +58,106 @@ func benchFeed(ctx context.Context, out io.Writer, transactions int, windows []t
 		{"whole day", day, day.Add(24 * time.Hour)},
 		{fmt.Sprintf("busy hour %02d-%02dh", busy, busy+1), day.Add(time.Duration(busy) * time.Hour), day.Add(time.Duration(busy+1) * time.Hour)},
 	}
-	fmt.Fprintf(out, "| range | reader | entries | seconds | entries/s | ratio to ceiling | Redis calls | calls ratio |\n|---|---|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(out, "| range | reader | entries | entries/s | ratio to ceiling (min–max) | Redis calls | calls ratio |\n|---|---|---:|---:|---:|---:|---:|\n")
 	for _, r := range ranges {
-		base, baseCalls, baseEntries, err := rawXrange(ctx, client, store, groups, r.from, r.to)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(out, "| %s | raw XRANGE COUNT 10000 loop (ceiling) | %d | %.2f | %.0f | 1.00 | %d | 1.00 |\n",
-			r.name, baseEntries, base.Seconds(), float64(baseEntries)/base.Seconds(), baseCalls)
-		type reader struct {
-			strategy string
-			window   time.Duration
-		}
-		var readers []reader
+		readers := []*feedReader{{name: "raw XRANGE COUNT 10000 loop (ceiling)", read: func() (int, float64, error) {
+			calls, entries, err := rawXrange(ctx, client, store, groups, r.from, r.to)
+			return entries, float64(calls), err
+		}}}
 		for _, w := range windows {
-			readers = append(readers, reader{invredis.Windows, w})
-		}
-		for _, s := range append(readers, reader{invredis.Paged, 0}) {
-			name := s.strategy
-			if s.window > 0 {
-				name += " " + s.window.String()
-			}
-			// Days read: the range's days ± the 10 min clock skew.
-			subs := int64(groups * (int(r.to.Add(10*time.Minute).Sub(r.from.Add(-10*time.Minute).Truncate(24*time.Hour)).Hours()/24) + 1))
-			if s.window > 0 {
-				if calls := int64(r.to.Sub(r.from)/s.window) * subs; calls > 20_000_000 {
-					fmt.Fprintf(out, "| %s | %s | — | — | not run | — | ≥ %d | ≥ %.0f |\n", r.name, name, calls, float64(calls)/float64(baseCalls))
-					continue
-				}
-			}
-			reg := prometheus.NewRegistry()
-			feed, err := invredis.NewFeed(store, invredis.FeedOptions{Strategy: s.strategy, Window: s.window, Registerer: reg})
-			if err != nil {
-				return err
-			}
-			start := time.Now()
-			cur := invredis.NewCursor(r.from, r.to)
-			got := 0
-			for cur != nil {
-				page, err := feed.Read(ctx, cur, 10000)
-				if err != nil {
-					return err
-				}
-				got += len(page.Changes)
-				cur = page.Next
-			}
-			el := time.Since(start)
-			if got != baseEntries {
-				return fmt.Errorf("%s read %d entries, the ceiling %d", name, got, baseEntries)
-			}
-			calls := metricSum(reg, "jaego_changes_redis_calls_total")
-			fmt.Fprintf(out, "| %s | %s, pages of 10000 | %d | %.2f | %.0f | %.2f | %.0f | %.1f |\n", r.name, name, got, el.Seconds(),
-				float64(got)/el.Seconds(), (float64(got)/el.Seconds())/(float64(baseEntries)/base.Seconds()), calls, calls/float64(baseCalls))
-			if s.strategy != invredis.Paged {
+			// The windows strategy issues one XRANGE per window per stream, whatever the
+			// window holds (16 groups × the days of the range ± 10 min of clock skew).
+			days := int(r.to.Add(10*time.Minute).Sub(r.from.Add(-10*time.Minute).Truncate(24*time.Hour)).Hours()/24) + 1
+			name := "windows " + w.String() + ", pages of 10000"
+			if calls := int64(r.to.Sub(r.from)/w) * int64(groups*days); calls > 20_000_000 {
+				fmt.Fprintf(out, "| %s | %s | — | not run | — | ≥ %d | — |\n", r.name, name, calls)
 				continue
 			}
-			// The streaming read behind NDJSON: buffers kept across batches.
-			before := metricSum(reg, "jaego_changes_redis_calls_total")
-			start = time.Now()
-			got = 0
-			if _, err := feed.Stream(ctx, invredis.NewCursor(r.from, r.to), func(b []inventory.Change) error { got += len(b); return nil }); err != nil {
-				return err
+			readers = append(readers, pagesReader(ctx, store, name, invredis.FeedOptions{Strategy: invredis.Windows, Window: w}, r.from, r.to))
+		}
+		readers = append(readers,
+			pagesReader(ctx, store, "paged, pages of 10000", invredis.FeedOptions{}, r.from, r.to),
+			streamReader(ctx, store, "paged, streamed (NDJSON)", r.from, r.to))
+		for range rounds {
+			var ceiling float64
+			for i, rd := range readers {
+				start := time.Now()
+				entries, calls, err := rd.read()
+				if err != nil {
+					return fmt.Errorf("%s: %w", rd.name, err)
+				}
+				rate := float64(entries) / time.Since(start).Seconds()
+				if i == 0 {
+					ceiling = rate
+				} else if entries != readers[0].entries {
+					return fmt.Errorf("%s read %d entries, the ceiling %d", rd.name, entries, readers[0].entries)
+				}
+				rd.entries, rd.calls = entries, calls
+				rd.rates = append(rd.rates, rate)
+				rd.ratios = append(rd.ratios, rate/ceiling)
 			}
-			el = time.Since(start)
-			if got != baseEntries {
-				return fmt.Errorf("stream read %d entries, the ceiling %d", got, baseEntries)
-			}
-			calls = metricSum(reg, "jaego_changes_redis_calls_total") - before
-			fmt.Fprintf(out, "| %s | paged, streamed (NDJSON) | %d | %.2f | %.0f | %.2f | %.0f | %.1f |\n", r.name, got, el.Seconds(),
-				float64(got)/el.Seconds(), (float64(got)/el.Seconds())/(float64(baseEntries)/base.Seconds()), calls, calls/float64(baseCalls))
+		}
+		for _, rd := range readers {
+			slices.Sort(rd.ratios)
+			fmt.Fprintf(out, "| %s | %s | %d | %.0f | %.2f (%.2f–%.2f) | %.0f | %.1f |\n", r.name, rd.name, rd.entries, median(rd.rates),
+				median(rd.ratios), rd.ratios[0], rd.ratios[len(rd.ratios)-1], rd.calls, rd.calls/readers[0].calls)
 		}
 	}
 	return ndjsonMemory(ctx, out, store, ranges[0].from, ranges[0].to)
+}
+
+// feedReader is one reader of a feed benchmark and what its rounds measured.
+type feedReader struct {
+	name          string
+	read          func() (entries int, calls float64, err error)
+	entries       int
+	calls         float64
+	rates, ratios []float64
+}
+
+// pagesReader reads the range with Feed.Read, pages of 10,000, cursor to cursor.
+func pagesReader(ctx context.Context, store *invredis.Store, name string, opts invredis.FeedOptions, from, to time.Time) *feedReader {
+	return &feedReader{name: name, read: func() (int, float64, error) {
+		reg := prometheus.NewRegistry()
+		opts.Registerer = reg
+		feed, err := invredis.NewFeed(store, opts)
+		if err != nil {
+			return 0, 0, err
+		}
+		got := 0
+		for cur := invredis.NewCursor(from, to); cur != nil; {
+			page, err := feed.Read(ctx, cur, 10000)
+			if err != nil {
+				return 0, 0, err
+			}
+			got += len(page.Changes)
+			cur = page.Next
+		}
+		return got, metricSum(reg, "jaego_changes_redis_calls_total"), nil
+	}}
+}
+
+// streamReader reads the range with Feed.Stream, the read behind NDJSON.
+func streamReader(ctx context.Context, store *invredis.Store, name string, from, to time.Time) *feedReader {
+	return &feedReader{name: name, read: func() (int, float64, error) {
+		reg := prometheus.NewRegistry()
+		feed, err := invredis.NewFeed(store, invredis.FeedOptions{Registerer: reg})
+		if err != nil {
+			return 0, 0, err
+		}
+		got := 0
+		_, err = feed.Stream(ctx, invredis.NewCursor(from, to), func(b []inventory.Change) error { got += len(b); return nil })
+		return got, metricSum(reg, "jaego_changes_redis_calls_total"), err
+	}}
+}
+
+// median of xs (sorted in place).
+func median(xs []float64) float64 {
+	slices.Sort(xs)
+	if len(xs)%2 == 1 {
+		return xs[len(xs)/2]
+	}
+	return (xs[len(xs)/2-1] + xs[len(xs)/2]) / 2
 }
 
 // fillDay writes change entries shaped like a POS day straight into the day streams (the
@@ -175,20 +205,28 @@ func fillDay(ctx context.Context, client rueidis.Client, store *invredis.Store, 
 }
 
 // rawXrange reads every group's stream of the range with XRANGE … COUNT 10000, groups in
-// parallel, and counts entries: the fastest a reader can go.
-func rawXrange(ctx context.Context, client rueidis.Client, store *invredis.Store, groups int, from, to time.Time) (time.Duration, int64, int, error) {
+// parallel, and counts the entries of each reply as rueidis parsed it: the fastest a reader
+// can go (it does not even decode the entries, which rueidis's AsXRange would do into a map
+// each).
+func rawXrange(ctx context.Context, client rueidis.Client, store *invredis.Store, groups int, from, to time.Time) (int64, int, error) {
 	var calls, entries atomic.Int64
 	var wg sync.WaitGroup
 	var firstErr atomic.Value
-	start := time.Now()
 	for g := 0; g < groups; g++ {
 		wg.Go(func() {
 			key := store.StreamKey(g, from)
 			lo, hi := strconv.FormatInt(from.UnixMilli(), 10), strconv.FormatInt(to.UnixMilli()-1, 10)
 			for {
 				calls.Add(1)
-				page, err := client.Do(ctx, client.B().Xrange().Key(key).Start(lo).End(hi).Count(10000).Build()).AsXRange()
-				if err != nil {
+				page, err := client.Do(ctx, client.B().Xrange().Key(key).Start(lo).End(hi).Count(10000).Build()).ToArray()
+				if err == nil && len(page) > 0 {
+					var last []rueidis.RedisMessage
+					if last, err = page[len(page)-1].ToArray(); err == nil {
+						lo, err = last[0].ToString()
+						lo = "(" + lo
+					}
+				}
+				if err != nil && !rueidis.IsRedisNil(err) {
 					firstErr.CompareAndSwap(nil, err)
 					return
 				}
@@ -196,15 +234,14 @@ func rawXrange(ctx context.Context, client rueidis.Client, store *invredis.Store
 				if len(page) < 10000 {
 					return
 				}
-				lo = "(" + page[len(page)-1].ID
 			}
 		})
 	}
 	wg.Wait()
 	if err, _ := firstErr.Load().(error); err != nil {
-		return 0, 0, 0, err
+		return 0, 0, err
 	}
-	return time.Since(start), calls.Load(), int(entries.Load()), nil
+	return calls.Load(), int(entries.Load()), nil
 }
 
 // ndjsonMemory streams the range through GET /v1/changes with Accept: application/x-ndjson

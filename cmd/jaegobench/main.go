@@ -78,6 +78,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	case "feed":
 		txns := fs.Int("transactions", 1_400_000, "POS transactions of the filled day (about 1.45 change entries each)")
 		windows := fs.String("windows", "10ms,100ms,1s", "windows of the windows strategy to measure (comma list; empty: none)")
+		rounds := fs.Int("rounds", 3, "rounds of every reader, each with the ceiling measured again")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}
@@ -91,7 +92,10 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 				ws = append(ws, d)
 			}
 		}
-		return benchFeed(ctx, out, *txns, ws)
+		if *rounds < 1 {
+			return fmt.Errorf("-rounds must be at least 1")
+		}
+		return benchFeed(ctx, out, *txns, *rounds, ws)
 	case "lock":
 		dur := fs.Duration("duration", 10*time.Second, "duration of each phase")
 		if err := fs.Parse(args[1:]); err != nil {

@@ -5,11 +5,10 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -156,6 +155,8 @@ type Cursor struct {
 	// W is the millisecond of the last change returned: the feed is ordered, so every stream
 	// without a position has nothing before it.
 	W int64 `json:"w,omitempty"`
+	// Done lists the streams read to the end of a complete range: later pages skip them.
+	Done []string `json:"d,omitempty"`
 }
 
 // String encodes the cursor.
@@ -179,6 +180,11 @@ func ParseCursor(s string) (*Cursor, error) {
 			return nil, ErrBadCursor
 		}
 	}
+	for _, k := range c.Done {
+		if !strings.Contains(k, "/") {
+			return nil, ErrBadCursor
+		}
+	}
 	return &c, nil
 }
 
@@ -199,11 +205,23 @@ type subStream struct {
 	g         int
 	day       string
 	dayIndex  int
+	name      string // "<group>/<day>", its key in a cursor
 	key       string
 	after     string // exclusive start: "(id", or the range start "ms"
 	end       string // inclusive end of this sub-stream's read, when it has its own
 	buf       []streamEntry
 	exhausted bool
+	// The read in flight (paged): its reply, the COUNT it asked for; low is the buffer
+	// length under which the next read starts.
+	pending  chan fetched
+	pendingN int
+	low      int
+}
+
+// fetched is the reply of one XRANGE, decoded.
+type fetched struct {
+	entries []streamEntry
+	err     error
 }
 
 // streamEntry is one change-stream entry, decoded straight from the XRANGE reply into its
@@ -224,21 +242,33 @@ func (f *Feed) Read(ctx context.Context, cur *Cursor, limit int) (Page, error) {
 		return Page{}, ErrExpired
 	}
 	subs := f.subStreams(cur, now)
-	var out []streamEntry
+	next := cur.clone()
+	var page Page
 	var err error
 	if f.opts.Strategy == Windows {
+		var out []streamEntry
 		out, err = f.readWindows(ctx, cur, subs, limit)
+		page.Changes = next.advance(nil, out)
 	} else {
-		out, err = f.readPaged(ctx, subs, limit, cur.To)
+		page.Changes, err = f.readPaged(ctx, subs, limit, next)
 	}
 	if err != nil {
 		return Page{}, err
 	}
-	next := cur.clone()
-	page := Page{Changes: next.advance(out)}
 	complete := time.UnixMilli(cur.To).Add(f.opts.Settle).Before(now)
-	if len(out) < limit && complete {
+	if len(page.Changes) < limit && complete {
 		return page, nil // the range is over and everything in it was returned
+	}
+	if complete {
+		// The range was complete before this read began, so a stream it read to the end
+		// and returned whole will never have more: the next pages skip it (on a whole day,
+		// two thirds of the streams are the neighbouring days', empty but for clock skew).
+		for _, s := range subs {
+			if s.exhausted && len(s.buf) == 0 && s.pending == nil {
+				next.Done = append(next.Done, s.name)
+				delete(next.Pos, s.name)
+			}
+		}
 	}
 	page.Next = next
 	return page, nil
@@ -256,6 +286,9 @@ func (f *Feed) subStreams(cur *Cursor, now time.Time) []*subStream {
 	for di, day := range days {
 		for g := 0; g < f.s.opts.Groups; g++ {
 			k := strconv.Itoa(g) + "/" + day
+			if slices.Contains(cur.Done, k) {
+				continue
+			}
 			// A stream with no position has returned nothing yet: paged reads it from the
 			// range start, so that an entry that reached it after another stream was read
 			// (fetches are concurrent pipelines) is still returned, just later. The windows
@@ -269,77 +302,89 @@ func (f *Feed) subStreams(cur *Cursor, now time.Time) []*subStream {
 			if id, ok := cur.Pos[k]; ok {
 				after = "(" + id
 			}
-			subs = append(subs, &subStream{g: g, day: day, dayIndex: di, after: after,
+			subs = append(subs, &subStream{g: g, day: day, dayIndex: di, name: k, after: after,
 				key: fmt.Sprintf("%s:chg:{%d}:%s", f.s.opts.Prefix, g, day)})
 		}
 	}
 	return subs
 }
 
-// fetchParts is how many concurrent pipelines a paged fetch is split into. rueidis parses a
-// pipeline's replies on the goroutine of the connection it went to and spreads concurrent
-// pipelines over its connections: one pipeline would parse (most of a feed read's work) on
-// one core. The windows strategy keeps one pipeline: its cursor start (the last change
-// returned) needs every stream read at one instant, which one pipeline gives (Redis runs
-// it without other clients' commands in between).
-const fetchParts = 4
-
-// fetch reads the next chunk of every given sub-stream, up to end (an inclusive XRANGE
-// bound) or the sub-stream's own end.
-func (f *Feed) fetch(ctx context.Context, subs []*subStream, end string, count int) error {
-	if len(subs) == 0 {
-		return nil
-	}
+// fetchWindows reads the next chunk of every given sub-stream, up to its own end, in one
+// pipeline: the windows strategy's cursor start (the last change returned) needs every
+// stream read at one instant, which one pipeline gives (Redis runs it without other
+// clients' commands in between).
+func (f *Feed) fetchWindows(ctx context.Context, subs []*subStream, count int) error {
 	f.calls.WithLabelValues(f.opts.Strategy).Add(float64(len(subs)))
-	parts := min(len(subs), fetchParts)
-	if f.opts.Strategy == Windows || parts == 1 {
-		return f.fetchPipeline(ctx, subs, end, count)
-	}
-	size := (len(subs) + parts - 1) / parts
-	errs := make([]error, parts)
-	var wg sync.WaitGroup
-	for p := range parts {
-		lo, hi := min(p*size, len(subs)), min((p+1)*size, len(subs))
-		if lo < hi {
-			wg.Go(func() { errs[p] = f.fetchPipeline(ctx, subs[lo:hi], end, count) })
-		}
-	}
-	wg.Wait()
-	return errors.Join(errs...)
-}
-
-// fetchPipeline reads subs in one pipeline and decodes the replies into their buffers.
-func (f *Feed) fetchPipeline(ctx context.Context, subs []*subStream, end string, count int) error {
 	cmds := make(rueidis.Commands, len(subs))
 	for i, s := range subs {
-		e := end
-		if s.end != "" {
-			e = s.end
-		}
-		cmds[i] = f.s.client.B().Xrange().Key(s.key).Start(s.after).End(e).Count(int64(count)).Build()
+		cmds[i] = f.s.client.B().Xrange().Key(s.key).Start(s.after).End(s.end).Count(int64(count)).Build()
 	}
 	for i, res := range f.s.client.DoMulti(ctx, cmds...) {
-		entries, err := res.ToArray()
-		if err != nil && !rueidis.IsRedisNil(err) {
-			return fmt.Errorf("read changes: %w: %w", inventory.ErrUnavailable, err)
+		entries, err := decodeReply(res, subs[i].name)
+		if err != nil {
+			return err
 		}
-		s := subs[i]
-		sub := strconv.Itoa(s.g) + "/" + s.day
-		for _, m := range entries {
-			e, err := decodeEntry(m, sub)
-			if err != nil {
-				return err
-			}
-			s.buf = append(s.buf, e)
-		}
-		if len(entries) < count {
-			s.exhausted = true
-		}
-		if len(s.buf) > 0 {
-			s.after = "(" + s.buf[len(s.buf)-1].id
-		}
+		subs[i].take(entries, count)
 	}
 	return nil
+}
+
+// readAhead starts the next XRANGE of s (up to end, COUNT count) on its own goroutine.
+// rueidis pipelines concurrent calls over its connections, so the reads of every stream go
+// out together and their replies are parsed and decoded on every core while the merge runs.
+func (f *Feed) readAhead(ctx context.Context, s *subStream, end string, count int) {
+	f.calls.WithLabelValues(f.opts.Strategy).Inc()
+	ch := make(chan fetched, 1)
+	s.pending, s.pendingN = ch, count
+	cmd := f.s.client.B().Xrange().Key(s.key).Start(s.after).End(end).Count(int64(count)).Build()
+	name := s.name
+	go func() {
+		entries, err := decodeReply(f.s.client.Do(ctx, cmd), name)
+		ch <- fetched{entries, err}
+	}()
+}
+
+// await waits for the read in flight of s and takes its entries.
+func (s *subStream) await() error {
+	r := <-s.pending
+	s.pending = nil
+	if r.err != nil {
+		return r.err
+	}
+	s.take(r.entries, s.pendingN)
+	return nil
+}
+
+// take appends the reply of a read that asked for count entries to the buffer. A shorter
+// reply is the end of the stream, as far as this read goes.
+func (s *subStream) take(entries []streamEntry, count int) {
+	if len(s.buf) == 0 {
+		s.buf = entries
+	} else {
+		s.buf = append(s.buf, entries...)
+	}
+	if len(entries) < count {
+		s.exhausted = true
+	}
+	if len(entries) > 0 {
+		s.after = "(" + entries[len(entries)-1].id
+	}
+	s.low = count / 2
+}
+
+// decodeReply decodes an XRANGE reply of the stream named sub.
+func decodeReply(res rueidis.RedisResult, sub string) ([]streamEntry, error) {
+	entries, err := res.ToArray()
+	if err != nil && !rueidis.IsRedisNil(err) {
+		return nil, fmt.Errorf("read changes: %w: %w", inventory.ErrUnavailable, err)
+	}
+	out := make([]streamEntry, len(entries))
+	for i, m := range entries {
+		if out[i], err = decodeEntry(m, sub); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // decodeEntry decodes one XRANGE entry, [id, [field, value, …]], into its change.
@@ -398,42 +443,76 @@ func decodeEntry(m rueidis.RedisMessage, sub string) (streamEntry, error) {
 	return e, nil
 }
 
-// readPaged returns the next limit entries of the merged sub-streams.
-func (f *Feed) readPaged(ctx context.Context, subs []*subStream, limit int, to int64) ([]streamEntry, error) {
+// readPaged returns the next limit changes of the merged sub-streams and moves cur past
+// them.
+func (f *Feed) readPaged(ctx context.Context, subs []*subStream, limit int, cur *Cursor) ([]inventory.Change, error) {
 	// A page discards what it fetched beyond limit, so fetch little more than its share
 	// (merge sizes refills the same way).
-	chunk := min(f.opts.Chunk, max(limit*5/4/len(subs), 16))
-	var out []streamEntry
-	err := f.merge(ctx, subs, to, chunk, limit, func(batch []streamEntry) error {
-		out = append(out, batch...)
+	chunk := min(f.opts.Chunk, max(limit*5/4/max(len(subs), 1), 16))
+	out := make([]inventory.Change, 0, min(limit, 4096))
+	err := f.merge(ctx, subs, cur.To, chunk, limit, func(batch []streamEntry) error {
+		out = cur.advance(out, batch)
 		return nil
 	})
 	return out, err
 }
 
-// merge merges the sub-streams with a heap, lazily: a sub-stream is refilled only when its
-// buffer ran dry, together (one pipeline) with every other one running low. It hands the
-// entries to emit in order, in batches of up to 1,000, until limit (0: no limit) or the end.
+// merge merges the sub-streams in feed order with a heap and hands the entries to emit in
+// batches of up to 1,000, until limit (0: no limit) or the end of every stream.
+//
+// Every stream reads ahead: once its buffer is down to half of its last read, the next read
+// goes out (readAhead), so Redis, the parsing of replies and the merge run at the same time,
+// as in a raw loop over the streams, instead of taking turns. A stream holds at most one
+// read in flight, and a stream whose buffer runs dry is refilled before the next pick, so
+// the order is the order of the ids. A page (limit > 0) reads ahead only what it may still
+// need beyond what it holds, since it discards what it fetched past its end.
 func (f *Feed) merge(ctx context.Context, subs []*subStream, to int64, chunk, limit int, emit func([]streamEntry) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer func() {
+		cancel()
+		for _, s := range subs {
+			if s.pending != nil {
+				<-s.pending
+			}
+		}
+	}()
 	end := strconv.FormatInt(to-1, 10)
-	if err := f.fetch(ctx, subs, end, chunk); err != nil {
+	held, n, active := 0, 0, len(subs) // entries buffered or asked for; returned; streams not exhausted
+	read := func(s *subStream, count int) {
+		f.readAhead(ctx, s, end, count)
+		held += count
+	}
+	await := func(s *subStream) error {
+		had := len(s.buf)
+		err := s.await()
+		held -= s.pendingN - (len(s.buf) - had)
+		if s.exhausted {
+			active--
+		}
 		return err
+	}
+	// What a page still needs, spread over the streams left, plus a quarter.
+	share := func(need int) int { return min(f.opts.Chunk, max(need*5/4/max(active, 1), 16)) }
+	for _, s := range subs {
+		read(s, chunk)
 	}
 	h := &mergeHeap{}
 	for _, s := range subs {
+		if err := await(s); err != nil {
+			return err
+		}
 		if len(s.buf) > 0 {
 			*h = append(*h, s)
 		}
 	}
 	heap.Init(h)
 	batch := make([]streamEntry, 0, 1000)
-	var dry []*subStream
-	n := 0
 	for (limit <= 0 || n < limit) && h.Len() > 0 {
 		s := (*h)[0]
 		batch = append(batch, s.buf[0])
-		n++
 		s.buf = s.buf[1:]
+		n++
+		held--
 		if len(batch) == cap(batch) {
 			if err := emit(batch); err != nil {
 				return err
@@ -441,26 +520,35 @@ func (f *Feed) merge(ctx context.Context, subs []*subStream, to int64, chunk, li
 			batch = batch[:0]
 		}
 		if len(s.buf) > 0 {
+			if s.pending == nil && !s.exhausted && len(s.buf) <= s.low {
+				if limit <= 0 {
+					read(s, chunk)
+				} else if limit-n-held > 0 {
+					read(s, share(limit-n))
+				}
+			}
 			heap.Fix(h, 0)
 			continue
 		}
 		heap.Pop(h)
-		if s.exhausted {
-			continue
-		}
-		// The head's stream ran dry: refill it before the next pick, and in the same pipeline
-		// every stream whose buffer runs low, so that refills cost round trips rarely.
-		c := chunk
-		if limit > 0 { // a page: what it still needs, spread over the streams left, plus a quarter
-			c = min(f.opts.Chunk, max((limit-n)*5/4/(h.Len()+1), 16))
-		}
-		dry = append(dry[:0], s)
-		for _, o := range *h {
-			if !o.exhausted && len(o.buf) < c/4 {
-				dry = append(dry, o)
+		if s.pending == nil {
+			if s.exhausted {
+				continue
+			}
+			// Dry with nothing in flight (a page that thought it held enough): read it, and
+			// every other stream running low, at once.
+			c := chunk
+			if limit > 0 {
+				c = share(limit - n)
+			}
+			read(s, c)
+			for _, o := range *h {
+				if o.pending == nil && !o.exhausted && len(o.buf) < c/4 {
+					read(o, c)
+				}
 			}
 		}
-		if err := f.fetch(ctx, dry, end, c); err != nil {
+		if err := await(s); err != nil {
 			return err
 		}
 		if len(s.buf) > 0 {
@@ -484,7 +572,7 @@ func (f *Feed) Stream(ctx context.Context, cur *Cursor, emit func([]inventory.Ch
 	next := cur.clone()
 	// A quarter chunk per stream keeps the buffers (chunk × streams entries) small.
 	err := f.merge(ctx, f.subStreams(cur, now), cur.To, max(f.opts.Chunk/4, 16), 0, func(batch []streamEntry) error {
-		return emit(next.advance(batch))
+		return emit(next.advance(nil, batch))
 	})
 	if err != nil {
 		return nil, err
@@ -496,22 +584,22 @@ func (f *Feed) Stream(ctx context.Context, cur *Cursor, emit func([]inventory.Ch
 }
 
 func (c *Cursor) clone() *Cursor {
-	n := &Cursor{From: c.From, To: c.To, W: c.W, Pos: make(map[string]string, len(c.Pos))}
+	n := &Cursor{From: c.From, To: c.To, W: c.W, Pos: make(map[string]string, len(c.Pos)), Done: slices.Clone(c.Done)}
 	for k, v := range c.Pos {
 		n.Pos[k] = v
 	}
 	return n
 }
 
-// advance moves the cursor past entries and returns them as changes.
-func (c *Cursor) advance(entries []streamEntry) []inventory.Change {
-	out := make([]inventory.Change, len(entries))
-	for i, e := range entries {
+// advance moves the cursor past entries and appends them to dst as changes.
+func (c *Cursor) advance(dst []inventory.Change, entries []streamEntry) []inventory.Change {
+	dst = slices.Grow(dst, len(entries))
+	for _, e := range entries {
 		c.Pos[e.sub] = e.id
 		c.W = int64(e.ms)
-		out[i] = e.change
+		dst = append(dst, e.change)
 	}
-	return out
+	return dst
 }
 
 // before orders the heads of two sub-streams: by id, then day, then group.
@@ -543,7 +631,7 @@ func (f *Feed) readWindows(ctx context.Context, cur *Cursor, subs []*subStream, 
 			hi := min(lo+w, cur.To)
 			win := make([]*subStream, len(subs))
 			for i, s := range subs {
-				c := &subStream{g: s.g, day: s.day, dayIndex: s.dayIndex, key: s.key, end: strconv.FormatInt(hi-1, 10)}
+				c := &subStream{g: s.g, day: s.day, dayIndex: s.dayIndex, name: s.name, key: s.key, end: strconv.FormatInt(hi-1, 10)}
 				if strings.HasPrefix(s.after, "(") && afterID(s.after) >= uint64(lo) {
 					c.after = s.after // the cursor is inside this window: resume after it
 				} else {
@@ -555,7 +643,7 @@ func (f *Feed) readWindows(ctx context.Context, cur *Cursor, subs []*subStream, 
 			pending = append(pending, win...)
 		}
 		for len(pending) > 0 {
-			if err := f.fetch(ctx, pending, "", f.opts.Chunk); err != nil {
+			if err := f.fetchWindows(ctx, pending, f.opts.Chunk); err != nil {
 				return nil, err
 			}
 			pending = pending[:0:0]

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/rueidis"
 
 	"github.com/jaego/jaego/internal/inventory"
@@ -279,6 +280,64 @@ func TestFeedRetentionAndBadCursor(t *testing.T) {
 	}
 	if _, err := invredis.NewFeed(s, invredis.FeedOptions{Strategy: "scan"}); err == nil {
 		t.Error("unknown strategy accepted")
+	}
+}
+
+// TestFeedSkipsFinishedStreams: once a complete range's stream was read to its end, the
+// next pages of the cursor do not read it again.
+func TestFeedSkipsFinishedStreams(t *testing.T) {
+	client, _ := testenv.Redis(t)
+	s := newStoreOn(client, invredis.Options{Groups: 4})
+	reg := prometheus.NewRegistry()
+	// 48 h of clock skew: 5 days × 4 groups = 20 streams, of which only one holds changes.
+	f, err := invredis.NewFeed(s, invredis.FeedOptions{ClockSkew: 48 * time.Hour, Settle: time.Nanosecond, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := func() float64 {
+		mfs, err := reg.Gather()
+		if err != nil || len(mfs) != 1 {
+			t.Fatalf("gather: %v, %d families", err, len(mfs))
+		}
+		return mfs[0].GetMetric()[0].GetCounter().GetValue()
+	}
+	from := time.Now().Add(-time.Second)
+	var events []inventory.Event
+	for i := range 40 {
+		events = append(events, inventorytest.Ev(inventory.Receipt, "S1", fmt.Sprintf("K%02d", i), 1))
+	}
+	inventorytest.MustApply(t, s, events...)
+	to := time.Now().Add(time.Millisecond)
+	for !time.Now().After(to) { // the range must be over to be complete
+	}
+	page, err := f.Read(context.Background(), invredis.NewCursor(from, to), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := calls(); got != 20 {
+		t.Fatalf("first page: %v XRANGE calls, want one per stream (20)", got)
+	}
+	if len(page.Changes) != 10 || page.Next == nil || len(page.Next.Done) != 19 {
+		t.Fatalf("first page: %d changes, next %+v; want 10 and the 19 empty streams done", len(page.Changes), page.Next)
+	}
+	next, err := invredis.ParseCursor(page.Next.String())
+	if err != nil || len(next.Done) != 19 {
+		t.Fatalf("the cursor does not carry its finished streams: %v, %+v", err, next)
+	}
+	got := len(page.Changes)
+	for cur := next; cur != nil; cur = page.Next {
+		before := calls()
+		if page, err = f.Read(context.Background(), cur, 10); err != nil {
+			t.Fatal(err)
+		}
+		// One call for the stream with changes; none once it too is done.
+		if c := calls() - before; c > 1 || (c == 0) != (len(cur.Done) == 20) {
+			t.Errorf("a later page (%d streams done) issued %v XRANGE calls", len(cur.Done), c)
+		}
+		got += len(page.Changes)
+	}
+	if got != len(events) {
+		t.Errorf("read %d changes, applied %d", got, len(events))
 	}
 }
 
