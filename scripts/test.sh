@@ -4,7 +4,8 @@
 # then runs go vet and every test with the race detector. Tests never touch the machine's
 # own data: they start their own Redis on free ports, and create (and drop) a private
 # database per test on PostgreSQL. kcat (librdkafka) proves that a Kafka client nobody here
-# wrote talks to jaego.
+# wrote talks to jaego. promtool and amtool check the alert rules, dashboard and
+# Alertmanager routes of deploy/ (no Prometheus or Alertmanager server is started).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,8 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 command -v redis-cli >/dev/null || missing+=(redis-tools)
 command -v kcat >/dev/null || missing+=(kcat)
 command -v gcc >/dev/null || missing+=(gcc libc6-dev)
+command -v promtool >/dev/null || missing+=(prometheus)
+command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 if ((${#missing[@]})); then
   sudo=""
