@@ -16,6 +16,7 @@ import (
 	invkafka "github.com/jaego/jaego/internal/inventory/kafka"
 	"github.com/jaego/jaego/internal/promo"
 	promodb "github.com/jaego/jaego/internal/promo/db"
+	"github.com/jaego/jaego/internal/sqldb"
 )
 
 // runDev is `jaego dev`: the production server on an in-process Redis-protocol server,
@@ -47,10 +48,11 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 		return fmt.Errorf("--data: %w", err)
 	}
 	sqlURL := "sqlite:" + filepath.Join(cfg.DataDir, "promotions.db")
-	db, err := promodb.Open(ctx, sqlURL)
+	sdb, err := sqldb.Open(ctx, sqlURL)
 	if err != nil {
 		return err
 	}
+	db := promodb.New(sdb)
 	defer db.Close()
 	if _, err := db.Migrate(ctx, nil); err != nil {
 		return err

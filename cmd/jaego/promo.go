@@ -15,6 +15,7 @@ import (
 	promodb "github.com/jaego/jaego/internal/promo/db"
 	promohttp "github.com/jaego/jaego/internal/promo/http"
 	promoredis "github.com/jaego/jaego/internal/promo/redis"
+	"github.com/jaego/jaego/internal/sqldb"
 )
 
 // promotions is the gift-promotion part of a server: the SQL store, the versioned cache
@@ -95,7 +96,11 @@ func openPromoDB(ctx context.Context, url string) (*promodb.DB, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	return promodb.Open(ctx, url)
+	db, err := sqldb.Open(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	return promodb.New(db), nil
 }
 
 // runPromo is `jaego promo rebuild`: one rebuild of the promotion cache, by hand.

@@ -24,7 +24,7 @@ import (
 	invredis "github.com/jaego/jaego/internal/inventory/redis"
 	"github.com/jaego/jaego/internal/lock"
 	lockhttp "github.com/jaego/jaego/internal/lock/http"
-	promodb "github.com/jaego/jaego/internal/promo/db"
+	"github.com/jaego/jaego/internal/sqldb"
 )
 
 // server is jaego's serving part, wired by hand: the stores, the API and its listener.
@@ -226,7 +226,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	s.ready.Store(true)
 	fmt.Fprintf(stdout, "jaego serve\n  redis:     %s\n  kafka:     %s\n  postgres:  %s\n  api:       %s\n",
-		cfg.RedisURL, orNone(cfg.KafkaBrokers), orNone(promodb.Redact(cfg.PostgresURL)), s.apiURL())
+		cfg.RedisURL, orNone(cfg.KafkaBrokers), orNone(sqldb.Redact(cfg.PostgresURL)), s.apiURL())
 	log.Info("serving", "http", s.apiURL(), "redis", cfg.RedisURL, "kafka", cfg.KafkaBrokers, "groups", cfg.ShardGroups)
 	return s.serve(ctx)
 }

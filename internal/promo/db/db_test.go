@@ -12,6 +12,7 @@ import (
 
 	"github.com/jaego/jaego/internal/promo"
 	"github.com/jaego/jaego/internal/promo/db"
+	"github.com/jaego/jaego/internal/sqldb"
 	"github.com/jaego/jaego/internal/testenv"
 )
 
@@ -23,12 +24,13 @@ func open(t *testing.T) map[string]*db.DB {
 		"postgres": testenv.Postgres(t),
 		"sqlite":   "sqlite:" + filepath.Join(t.TempDir(), "p.db"),
 	} {
-		d, err := db.Open(context.Background(), url)
+		sd, err := sqldb.Open(context.Background(), url)
 		if err != nil {
 			t.Fatal(err)
 		}
+		d := db.New(sd)
 		t.Cleanup(func() { d.Close() })
-		if err := d.CheckSchema(context.Background()); !errors.Is(err, db.ErrSchemaBehind) {
+		if err := d.CheckSchema(context.Background()); !errors.Is(err, sqldb.ErrSchemaBehind) {
 			t.Fatalf("%s: fresh database: want ErrSchemaBehind, got %v", name, err)
 		}
 		if v, err := d.Migrate(context.Background(), nil); err != nil || v < 1 {

@@ -1,3 +1,5 @@
+// Package db keeps gift promotions in jaego's SQL database (internal/sqldb): one repository
+// for PostgreSQL and the SQLite of jaego dev.
 package db
 
 import (
@@ -11,7 +13,14 @@ import (
 
 	"github.com/jaego/jaego/internal/inventory"
 	"github.com/jaego/jaego/internal/promo"
+	"github.com/jaego/jaego/internal/sqldb"
 )
+
+// DB is the promotion repository on an open database.
+type DB struct{ *sqldb.DB }
+
+// New returns the promotion repository of d.
+func New(d *sqldb.DB) *DB { return &DB{d} }
 
 // ErrNotFound is a promotion id that does not exist.
 var ErrNotFound = &inventory.Error{Code: inventory.CodeNotFound, Detail: "no such promotion"}
@@ -24,7 +33,7 @@ func (d *DB) Create(ctx context.Context, s promo.Spec, now time.Time) (promo.Pro
 	}
 	now = now.UTC().Truncate(time.Millisecond)
 	p := promo.Promotion{ID: id.String(), Status: promo.Active, Spec: s, CreatedAt: now, UpdatedAt: now}
-	err = d.inTx(ctx, func(tx *sql.Tx) error {
+	err = d.InTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO promotions (id, name, status, starts_at_ms, ends_at_ms,
 			priority, min_qty, min_amount, max_per_order, created_at_ms, updated_at_ms)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
@@ -41,7 +50,7 @@ func (d *DB) Create(ctx context.Context, s promo.Spec, now time.Time) (promo.Pro
 // atomically: concurrent updates of one promotion are serialised, none is lost.
 func (d *DB) Update(ctx context.Context, id string, change func(*promo.Promotion) (promo.Spec, error), now time.Time) (promo.Promotion, error) {
 	var out promo.Promotion
-	err := d.inTx(ctx, func(tx *sql.Tx) error {
+	err := d.InTx(ctx, func(tx *sql.Tx) error {
 		// Writing the row first takes its lock (PostgreSQL) or the database's (SQLite), so
 		// the read below is the latest committed state and stays so until commit.
 		if err := touch(ctx, tx, id, now); err != nil {
@@ -79,7 +88,7 @@ func (d *DB) Update(ctx context.Context, id string, change func(*promo.Promotion
 // Stop stops promotion id (stopping a stopped one is a no-op) and returns it.
 func (d *DB) Stop(ctx context.Context, id string, now time.Time) (promo.Promotion, error) {
 	var out promo.Promotion
-	err := d.inTx(ctx, func(tx *sql.Tx) error {
+	err := d.InTx(ctx, func(tx *sql.Tx) error {
 		if err := touch(ctx, tx, id, now); err != nil {
 			return err
 		}
@@ -130,18 +139,6 @@ func touch(ctx context.Context, tx *sql.Tx, id string, now time.Time) error {
 		err = ErrNotFound
 	}
 	return err
-}
-
-func (d *DB) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := d.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	return tx.Commit()
 }
 
 var childTables = []string{"promotion_channels", "promotion_stores", "promotion_targets", "promotion_gifts"}

@@ -1,7 +1,8 @@
-// Package db keeps gift promotions in SQL: PostgreSQL in production (pgx v5 through
+// Package sqldb is jaego's SQL database: PostgreSQL in production (pgx v5 through
 // database/sql), the pure-Go SQLite of `jaego dev` otherwise, with one set of goose
-// migrations embedded in the binary and one repository for both.
-package db
+// migrations embedded in the binary for both. It holds the gift promotions
+// (internal/promo/db) and the durable copy of the stock (internal/inventory/db).
+package sqldb
 
 import (
 	"context"
@@ -22,7 +23,7 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// DB is an open promotion database and its dialect.
+// DB is an open database and its dialect.
 type DB struct {
 	*sql.DB
 	dialect goose.Dialect
@@ -107,7 +108,7 @@ func (d *DB) Migrate(ctx context.Context, log *slog.Logger) (int64, error) {
 }
 
 // ErrSchemaBehind means the database lacks migrations this binary needs.
-var ErrSchemaBehind = errors.New("the promotion schema is behind this binary: run `jaego migrate`")
+var ErrSchemaBehind = errors.New("the database schema is behind this binary: run `jaego migrate`")
 
 // CheckSchema answers ErrSchemaBehind when migrations are pending.
 func (d *DB) CheckSchema(ctx context.Context) error {
@@ -123,4 +124,20 @@ func (d *DB) CheckSchema(ctx context.Context) error {
 		return fmt.Errorf("%w (database at %d, binary needs %d)", ErrSchemaBehind, current, target)
 	}
 	return nil
+}
+
+// Postgres reports whether the database is PostgreSQL (else the SQLite of jaego dev).
+func (d *DB) Postgres() bool { return d.dialect == goose.DialectPostgres }
+
+// InTx runs fn in a transaction and commits it, or rolls it back when fn fails.
+func (d *DB) InTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := d.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
 }
