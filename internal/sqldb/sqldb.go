@@ -1,7 +1,7 @@
 // Package sqldb is jaego's SQL database: PostgreSQL in production (pgx v5 through
 // database/sql), the pure-Go SQLite of `jaego dev` otherwise, with one set of goose
-// migrations embedded in the binary for both. It holds the gift promotions
-// (internal/promo/db) and the durable copy of the stock (internal/inventory/db).
+// migrations embedded in the binary for both. The gift promotions (internal/promo/db) live
+// in it.
 package sqldb
 
 import (
