@@ -117,12 +117,14 @@ func NewConsumer(store inventory.StockStore, opts ConsumerOptions) (*Consumer, e
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.AutoCommitMarks(),
-		kgo.OnPartitionsRevoked(func(ctx context.Context, cl *kgo.Client, _ map[string][]int32) {
+		kgo.OnPartitionsRevoked(func(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
 			// Only marked records were applied: commit exactly those before letting go.
 			if err := cl.CommitMarkedOffsets(ctx); err != nil {
 				c.log.Warn("commit on revoke failed; the new owner re-applies (idempotently)", "err", err)
 			}
+			c.forgetLag(revoked)
 		}),
+		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, lost map[string][]int32) { c.forgetLag(lost) }),
 		kgo.FetchMaxWait(200 * time.Millisecond),
 		kgo.SessionTimeout(opts.SessionTimeout),
 		kgo.HeartbeatInterval(opts.SessionTimeout / 10),
@@ -193,6 +195,16 @@ func (c *Consumer) Run(ctx context.Context) error {
 			}
 		})
 		c.client.AllowRebalance()
+	}
+}
+
+// forgetLag drops the lag gauges of partitions this member no longer owns: their new owner
+// reports them, and a stale value here would keep a lag alert firing.
+func (c *Consumer) forgetLag(partitions map[string][]int32) {
+	for topic, ps := range partitions {
+		for _, p := range ps {
+			c.m.lag.DeleteLabelValues(topic, strconv.Itoa(int(p)))
+		}
 	}
 }
 

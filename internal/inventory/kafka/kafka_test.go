@@ -211,6 +211,64 @@ func TestTwoConsumersShareTheGroup(t *testing.T) {
 	}
 }
 
+// TestLagGaugeFollowsAssignment: when a second member takes partitions over, the first
+// stops reporting their lag (a stale gauge would keep a lag alert firing forever).
+func TestLagGaugeFollowsAssignment(t *testing.T) {
+	e := newEnv(t)
+	opts := invkafka.ConsumerOptions{SessionTimeout: time.Second, MaxPoll: 100}
+	regA, regB := prometheus.NewRegistry(), prometheus.NewRegistry()
+	opts.Registerer = regA
+	a := e.consumer(t, opts)
+	events := dayEvents(300, 11)
+	e.produce(t, events)
+	waitHandled(t, int64(len(events)), a)
+	if got := lagPartitions(t, regA); len(got) < 2 {
+		t.Fatalf("the first member reports lag for %v; the test needs records on several partitions", got)
+	}
+	opts.Registerer = regB
+	b := e.consumer(t, opts)
+	// Keep producing until the second member has been given partitions and handled records.
+	deadline := time.Now().Add(60 * time.Second)
+	for seed := int64(12); b.Handled() == 0; seed++ {
+		if time.Now().After(deadline) {
+			t.Fatal("the second member was given no records in 60s")
+		}
+		more := dayEvents(20, seed)
+		e.produce(t, more)
+		events = append(events, more...)
+		waitHandled(t, int64(len(events)), a, b)
+	}
+	la, lb := lagPartitions(t, regA), lagPartitions(t, regB)
+	for p := range lb {
+		if la[p] {
+			t.Errorf("partition %s: both members report its lag (first %v, second %v)", p, la, lb)
+		}
+	}
+}
+
+// lagPartitions lists the partitions a consumer's registry reports lag for.
+func lagPartitions(t *testing.T, reg *prometheus.Registry) map[string]bool {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bool{}
+	for _, mf := range mfs {
+		if mf.GetName() != "jaego_consumer_lag" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "partition" {
+					out[l.GetValue()] = true
+				}
+			}
+		}
+	}
+	return out
+}
+
 // TestKcatInterop: Debian's kcat (librdkafka: a client nobody here wrote) produces events;
 // jaego applies them.
 func TestKcatInterop(t *testing.T) {
