@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/jaego/jaego/internal/inventory"
 	invkafka "github.com/jaego/jaego/internal/inventory/kafka"
 	"github.com/jaego/jaego/internal/pos"
 )
@@ -44,8 +46,27 @@ func runLoadgen(ctx context.Context, args []string, getenv func(string) string, 
 		return err
 	}
 	start := time.Now()
+	n, err := produceDay(ctx, pos.Day(opts), rate, func(e inventory.Event) error { return prod.Produce(ctx, e) })
+	if err != nil {
+		return err
+	}
+	closeCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := prod.Close(closeCtx); err != nil {
+		return err
+	}
+	el := time.Since(start)
+	fmt.Fprintf(stdout, "produced %d events of %d transactions in %s (%.0f events/s)\n", n, opts.Transactions, el.Round(time.Millisecond), float64(n)/el.Seconds())
+	return ctx.Err()
+}
+
+// produceDay produces the stock events of day's transactions, paced at rate events per second
+// (0: unpaced), until the day ends or ctx is cancelled; it returns how many it produced. A
+// cancel stops the generator too: the rest of the day is not generated.
+func produceDay(ctx context.Context, day iter.Seq[pos.Transaction], rate int, produce func(inventory.Event) error) (int, error) {
+	start := time.Now()
 	n := 0
-	for t := range pos.Day(opts) {
+	for t := range day {
 		for _, e := range t.Events() {
 			if rate > 0 {
 				// Pace by the clock: event n is due at start + n/rate.
@@ -57,21 +78,14 @@ func runLoadgen(ctx context.Context, args []string, getenv func(string) string, 
 				}
 			}
 			if ctx.Err() != nil {
-				break
+				return n, nil
 			}
 			e.OccurredAt = time.Now().UTC() // the day is replayed now: latency is measured from now
-			if err := prod.Produce(ctx, e); err != nil {
-				return err
+			if err := produce(e); err != nil {
+				return n, err
 			}
 			n++
 		}
 	}
-	closeCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := prod.Close(closeCtx); err != nil {
-		return err
-	}
-	el := time.Since(start)
-	fmt.Fprintf(stdout, "produced %d events of %d transactions in %s (%.0f events/s)\n", n, opts.Transactions, el.Round(time.Millisecond), float64(n)/el.Seconds())
-	return ctx.Err()
+	return n, nil
 }

@@ -236,3 +236,23 @@ func TestOrderValidate(t *testing.T) {
 		}
 	}
 }
+
+// Normalize must not reorder what it was given: jaego dev passes its package-level SKU list,
+// and a sorted list there seeded different stock on a restart than on a fresh start.
+func TestNormalizeKeepsCallerSlices(t *testing.T) {
+	skus := []string{"C", "A", "B", "A"}
+	channels := []string{"store", "online"}
+	gifts := []promo.Gift{{SKU: "G2", Qty: 1}, {SKU: "G1", Qty: 2}}
+	s := promo.Spec{Targets: skus, Channels: channels, Stores: skus[:2], Gifts: gifts}
+	s.Normalize()
+	if want := []string{"A", "B", "C"}; !slices.Equal(s.Targets, want) {
+		t.Fatalf("targets %v, want %v", s.Targets, want)
+	}
+	if !slices.Equal(skus, []string{"C", "A", "B", "A"}) || !slices.Equal(channels, []string{"store", "online"}) {
+		t.Fatalf("Normalize changed the caller's slices: %v %v", skus, channels)
+	}
+	s.Gifts[0].Qty = 9
+	if gifts[0].Qty != 1 {
+		t.Fatal("the normalized spec shares its gifts with the caller")
+	}
+}

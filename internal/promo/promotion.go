@@ -80,20 +80,25 @@ func (p *Promotion) ActiveAt(t time.Time) bool {
 }
 
 // Normalize sorts and de-duplicates the set-like fields, so that equal specs compare and
-// store equal, and truncates instants to the millisecond the stores keep.
+// store equal, and truncates instants to the millisecond the stores keep. It never changes
+// the slices it was given: s gets sorted copies.
 func (s *Spec) Normalize() {
 	s.Name = strings.TrimSpace(s.Name)
 	s.StartsAt = s.StartsAt.UTC().Truncate(time.Millisecond)
 	s.EndsAt = s.EndsAt.UTC().Truncate(time.Millisecond)
 	for _, set := range []*[]string{&s.Channels, &s.Stores, &s.Targets} {
-		slices.Sort(*set)
-		*set = slices.Compact(*set)
+		// A copy: the caller's slice (a package-level list, a request) is never reordered.
+		sorted := slices.Clone(*set)
+		slices.Sort(sorted)
+		*set = slices.Compact(sorted)
 		if len(*set) == 0 {
 			*set = []string{}
 		}
 	}
 	if s.Gifts == nil {
 		s.Gifts = []Gift{}
+	} else {
+		s.Gifts = slices.Clone(s.Gifts)
 	}
 }
 

@@ -141,3 +141,21 @@ func (d *DB) InTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	}
 	return tx.Commit()
 }
+
+// InSnapshot runs fn in a read-only transaction whose statements all see one committed
+// state: REPEATABLE READ on PostgreSQL; on SQLite (WAL) every transaction reads one snapshot.
+func (d *DB) InSnapshot(ctx context.Context, fn func(*sql.Tx) error) error {
+	var opts *sql.TxOptions
+	if d.Postgres() {
+		opts = &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}
+	}
+	tx, err := d.BeginTx(ctx, opts)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}

@@ -17,10 +17,15 @@ import (
 )
 
 // DB is the promotion repository on an open database.
-type DB struct{ *sqldb.DB }
+type DB struct {
+	*sqldb.DB
+	// afterPromotionsRead, set only by this package's tests, runs between the promotions
+	// query of a read and the queries of their children.
+	afterPromotionsRead func()
+}
 
 // New returns the promotion repository of d.
-func New(d *sqldb.DB) *DB { return &DB{d} }
+func New(d *sqldb.DB) *DB { return &DB{DB: d} }
 
 // ErrNotFound is a promotion id that does not exist.
 var ErrNotFound = &inventory.Error{Code: inventory.CodeNotFound, Detail: "no such promotion"}
@@ -56,7 +61,7 @@ func (d *DB) Update(ctx context.Context, id string, change func(*promo.Promotion
 		if err := touch(ctx, tx, id, now); err != nil {
 			return err
 		}
-		cur, err := load(ctx, tx, "id = $1", id)
+		cur, err := d.load(ctx, tx, "id = $1", id)
 		if err != nil {
 			return err
 		}
@@ -95,7 +100,7 @@ func (d *DB) Stop(ctx context.Context, id string, now time.Time) (promo.Promotio
 		if _, err := tx.ExecContext(ctx, `UPDATE promotions SET status = $2 WHERE id = $1`, id, promo.Stopped); err != nil {
 			return err
 		}
-		ps, err := load(ctx, tx, "id = $1", id)
+		ps, err := d.load(ctx, tx, "id = $1", id)
 		if err == nil {
 			out = ps[0]
 		}
@@ -106,7 +111,7 @@ func (d *DB) Stop(ctx context.Context, id string, now time.Time) (promo.Promotio
 
 // Get returns promotion id.
 func (d *DB) Get(ctx context.Context, id string) (promo.Promotion, error) {
-	ps, err := load(ctx, d.DB, "id = $1", id)
+	ps, err := d.read(ctx, "id = $1", id)
 	if err != nil {
 		return promo.Promotion{}, err
 	}
@@ -126,7 +131,19 @@ func (d *DB) Count(ctx context.Context) (int64, error) {
 // Candidates returns the active promotions whose period overlaps [from, to): a cache
 // version's content.
 func (d *DB) Candidates(ctx context.Context, from, to time.Time) ([]promo.Promotion, error) {
-	return load(ctx, d.DB, "status = 'active' AND ends_at_ms > $1 AND starts_at_ms < $2", from.UnixMilli(), to.UnixMilli())
+	return d.read(ctx, "status = 'active' AND ends_at_ms > $1 AND starts_at_ms < $2", from.UnixMilli(), to.UnixMilli())
+}
+
+// read runs load in one read-only snapshot: its five statements see one committed state, so a
+// promotion created or changed between two of them can neither lose nor graft children.
+func (d *DB) read(ctx context.Context, where string, args ...any) ([]promo.Promotion, error) {
+	var ps []promo.Promotion
+	err := d.InSnapshot(ctx, func(tx *sql.Tx) error {
+		var err error
+		ps, err = d.load(ctx, tx, where, args...)
+		return err
+	})
+	return ps, err
 }
 
 func touch(ctx context.Context, tx *sql.Tx, id string, now time.Time) error {
@@ -208,7 +225,7 @@ type querier interface {
 
 // load reads the promotions matching where (a condition on the promotions table, with
 // args) with their children: one query per table, assembled in Go.
-func load(ctx context.Context, q querier, where string, args ...any) ([]promo.Promotion, error) {
+func (d *DB) load(ctx context.Context, q querier, where string, args ...any) ([]promo.Promotion, error) {
 	rows, err := q.QueryContext(ctx, `SELECT id, name, status, starts_at_ms, ends_at_ms, priority,
 		min_qty, min_amount, max_per_order, created_at_ms, updated_at_ms FROM promotions WHERE `+where+` ORDER BY id`, args...)
 	if err != nil {
@@ -233,6 +250,18 @@ func load(ctx context.Context, q querier, where string, args ...any) ([]promo.Pr
 	if err != nil || len(ps) == 0 {
 		return ps, err
 	}
+	if d.afterPromotionsRead != nil {
+		d.afterPromotionsRead()
+	}
+	// A child of a promotion the first query did not return means the statements saw
+	// different states: refuse to assemble rather than graft it onto another promotion.
+	at := func(id string) (*promo.Promotion, error) {
+		i, ok := index[id]
+		if !ok {
+			return nil, fmt.Errorf("promotion %s appeared between two statements of one read", id)
+		}
+		return &ps[i], nil
+	}
 	sub := `promotion_id IN (SELECT id FROM promotions WHERE ` + where + `)`
 	for _, c := range []struct {
 		table, col string
@@ -251,7 +280,11 @@ func load(ctx context.Context, q querier, where string, args ...any) ([]promo.Pr
 			if err := r.Scan(&id, &v); err != nil {
 				return err
 			}
-			f := c.field(&ps[index[id]])
+			p, err := at(id)
+			if err != nil {
+				return err
+			}
+			f := c.field(p)
 			*f = append(*f, v)
 			return nil
 		}); err != nil {
@@ -268,7 +301,10 @@ func load(ctx context.Context, q querier, where string, args ...any) ([]promo.Pr
 		if err := r.Scan(&id, &g.SKU, &g.Qty); err != nil {
 			return err
 		}
-		p := &ps[index[id]]
+		p, err := at(id)
+		if err != nil {
+			return err
+		}
 		p.Gifts = append(p.Gifts, g)
 		return nil
 	})
