@@ -5,13 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"time"
 
 	"github.com/redis/rueidis"
 
-	"github.com/jaego/jaego/internal/httpx"
 	"github.com/jaego/jaego/internal/lock"
+	"github.com/jaego/jaego/internal/promo"
 	promodb "github.com/jaego/jaego/internal/promo/db"
 	promohttp "github.com/jaego/jaego/internal/promo/http"
 	promoredis "github.com/jaego/jaego/internal/promo/redis"
@@ -23,7 +24,7 @@ import (
 type promotions struct {
 	db        *promodb.DB
 	cache     *promoredis.Cache
-	rebuilder *promoredis.Rebuilder
+	rebuilder *promo.Rebuilder
 }
 
 // addPromotions serves gift promotions from db: it builds today's version now when the
@@ -38,8 +39,8 @@ func (s *server) addPromotions(ctx context.Context, db *promodb.DB, client rueid
 	}
 	cache := promoredis.New(client, promoredis.Options{PointerTTL: s.cfg.PromoPointerTTL, LocalTTL: s.cfg.PromoLocalTTL,
 		LocalMax: s.cfg.PromoLocalMax, Registerer: s.registry, Logger: s.log})
-	rb := promoredis.NewRebuilder(cache, db, s.locks, loc, s.registry)
-	rb.Logger = s.log
+	rb := promo.NewRebuilder(promo.RebuilderOptions{Source: db, Publisher: cache, Locker: s.locks, Location: loc,
+		Registerer: s.registry, Logger: s.log})
 	s.promo = &promotions{db: db, cache: cache, rebuilder: rb}
 	if cat, err := cache.Current(ctx); err != nil || cat.Day != rb.Day() {
 		if _, err := rb.Rebuild(ctx, "startup"); err != nil {
@@ -56,17 +57,11 @@ func (s *server) addPromotions(ctx context.Context, db *promodb.DB, client rueid
 // registerPromotions adds the promotion routes, or, without a promotion store, answers
 // them with a problem that says how to turn them on.
 func (s *server) registerPromotions(mux *http.ServeMux) {
-	if s.promo != nil {
-		promohttp.New(s.promo.db, s.promo.cache, s.promo.rebuilder, promohttp.Options{Timeout: s.cfg.RequestTimeout, Logger: s.log}).Register(mux)
+	if s.promo == nil {
+		promohttp.Disabled("gift promotions are off: start jaego serve with --postgres (JAEGO_POSTGRES_URL)").Register(mux)
 		return
 	}
-	off := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		httpx.WriteProblem(w, httpx.Problem{Status: http.StatusServiceUnavailable, Code: "promotions_disabled",
-			Detail: "gift promotions are off: start jaego serve with --postgres (JAEGO_POSTGRES_URL)"})
-	})
-	for _, p := range []string{"/v1/admin/promotions", "/v1/admin/promotions/", "/v1/promotions/", "/v1/products/", "/v1/gifts/"} {
-		mux.Handle(p, off)
-	}
+	promohttp.New(s.promo.db, s.promo.cache, s.promo.rebuilder, promohttp.Options{Timeout: s.cfg.RequestTimeout, Logger: s.log}).Register(mux)
 }
 
 // runMigrate is `jaego migrate`: it applies the SQL migrations to --postgres.
@@ -134,7 +129,8 @@ func runPromo(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	locks := lock.New(client, lock.Options{ClassicPubSub: !shardedPubSub(ctx, client)})
-	rb := promoredis.NewRebuilder(promoredis.New(client, promoredis.Options{}), db, locks, loc, nil)
+	rb := promo.NewRebuilder(promo.RebuilderOptions{Source: db, Publisher: promoredis.New(client, promoredis.Options{}),
+		Locker: locks, Location: loc, Logger: slog.New(slog.NewJSONHandler(stderr, nil))})
 	v, err := rb.Rebuild(ctx, "manual")
 	if err != nil {
 		return err

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,9 +15,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/jaego/jaego/internal/httpx"
-	"github.com/jaego/jaego/internal/inventory"
 	invkafka "github.com/jaego/jaego/internal/inventory/kafka"
 	"github.com/jaego/jaego/internal/pos"
+	poshttp "github.com/jaego/jaego/internal/pos/http"
 )
 
 // relayConfig is the configuration of `jaego relay`.
@@ -81,7 +80,7 @@ func runRelay(ctx context.Context, args []string, getenv func(string) string, st
 		defer file.Close()
 		in = file
 	}
-	st, err := relay(ctx, in, prod)
+	st, err := pos.Relay(ctx, in, prod)
 	fmt.Fprintf(stdout, "relayed %d events from %d lines (%d stock transactions; left out: %d non-stock transactions, %d non-stock lines, %d blank lines)\n",
 		st.Events, st.Lines, st.StockTxns, st.NonStockTxns, st.NonStockLines, st.BlankLinesSeen)
 	if err != nil {
@@ -90,50 +89,9 @@ func runRelay(ctx context.Context, args []string, getenv func(string) string, st
 	return nil
 }
 
-// relay produces the events of every transaction read and waits until all are acknowledged.
-// What was read before a malformed line is still produced and flushed: it was valid, and
-// the event ids make a re-run after the fix safe.
-func relay(ctx context.Context, in io.Reader, prod *invkafka.Producer) (pos.Stats, error) {
-	st, readErr := pos.Read(in, func(events []inventory.Event) error {
-		for _, e := range events {
-			if err := prod.Produce(ctx, e); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	flushErr := prod.Flush(ctx)
-	return st, errors.Join(readErr, flushErr)
-}
-
 func serveRelay(ctx context.Context, addr string, prod *invkafka.Producer, reg *prometheus.Registry, log *slog.Logger, stdout io.Writer) error {
 	mux := http.NewServeMux()
-	mux.Handle("POST /relay", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := httpx.ReadBody(w, r)
-		if err != nil {
-			var de *httpx.DecodeError
-			errors.As(err, &de)
-			httpx.WriteProblem(w, de.Problem())
-			return
-		}
-		// Validate the whole body before producing any of it: a bad request changes nothing.
-		if _, err := pos.Read(bytes.NewReader(body), func([]inventory.Event) error { return nil }); err != nil {
-			var le *pos.LineError
-			p := httpx.Problem{Status: http.StatusBadRequest, Code: "invalid_input", Detail: err.Error(), Extra: map[string]any{}}
-			if errors.As(err, &le) {
-				p.Extra["line"] = le.Line
-			}
-			httpx.WriteProblem(w, p)
-			return
-		}
-		st, err := relay(r.Context(), bytes.NewReader(body), prod)
-		if err != nil {
-			log.Error("relay request failed", "err", err)
-			httpx.WriteProblem(w, httpx.Problem{Status: http.StatusServiceUnavailable, Code: "kafka_unavailable", Detail: err.Error()})
-			return
-		}
-		httpx.WriteJSON(w, http.StatusOK, st)
-	}))
+	poshttp.New(prod, log).Register(mux)
 	mux.Handle("GET /healthz", healthz())
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	l, err := net.Listen("tcp", addr)

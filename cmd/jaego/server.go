@@ -22,6 +22,7 @@ import (
 	invhttp "github.com/jaego/jaego/internal/inventory/http"
 	invkafka "github.com/jaego/jaego/internal/inventory/kafka"
 	invredis "github.com/jaego/jaego/internal/inventory/redis"
+	"github.com/jaego/jaego/internal/jaego"
 	"github.com/jaego/jaego/internal/lock"
 	lockhttp "github.com/jaego/jaego/internal/lock/http"
 	"github.com/jaego/jaego/internal/sqldb"
@@ -117,18 +118,21 @@ func healthz() http.Handler {
 func (s *server) readyz() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.ready.Load() {
-			httpx.WriteProblem(w, httpx.Problem{Status: http.StatusServiceUnavailable, Code: "starting", Detail: "jaego is still starting"})
+			httpx.Fail(w, r, nil, jaego.Errorf(jaego.CodeStarting, "jaego is still starting"))
 			return
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
 		defer cancel()
+		// The answer names what is down, never where it is: the error goes to the log.
 		if err := s.stock.Ping(ctx); err != nil {
-			httpx.WriteProblem(w, httpx.Problem{Status: http.StatusServiceUnavailable, Code: "store_unavailable", Detail: err.Error()})
+			s.log.Warn("not ready: Redis does not answer", "err", err)
+			httpx.Fail(w, r, nil, jaego.Errorf(jaego.CodeUnavailable, "the stock store (Redis) does not answer"))
 			return
 		}
 		if s.promo != nil {
 			if err := s.promo.db.PingContext(ctx); err != nil {
-				httpx.WriteProblem(w, httpx.Problem{Status: http.StatusServiceUnavailable, Code: "promotions_db_unavailable", Detail: err.Error()})
+				s.log.Warn("not ready: the promotions database does not answer", "err", err)
+				httpx.Fail(w, r, nil, jaego.Errorf(jaego.CodePromotionsDBDown, "the promotions database does not answer"))
 				return
 			}
 		}

@@ -47,7 +47,7 @@ func benchPromo(ctx context.Context, out io.Writer, promotions, targets int, dur
 
 	quiet := slog.New(slog.DiscardHandler)
 	ps, skus := benchPromotions(promotions, targets)
-	if _, err := promoredis.New(plain, promoredis.Options{Logger: quiet}).Publish(ctx, 1, promoredis.Meta{Day: "bench"}, ps); err != nil {
+	if _, err := promoredis.New(plain, promoredis.Options{Logger: quiet}).Publish(ctx, 1, promo.Meta{Day: "bench"}, ps); err != nil {
 		return err
 	}
 	listBytes, _ := plain.Do(ctx, plain.B().Arbitrary("MEMORY", "USAGE").Keys("jg:promo:{p}:v1:promotions").Args("SAMPLES", "0").Build()).AsInt64()

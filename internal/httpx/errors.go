@@ -3,44 +3,67 @@ package httpx
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 
-	"github.com/jaego/jaego/internal/inventory"
+	"github.com/jaego/jaego/internal/jaego"
 )
 
-// statusOf is the one table from domain error codes to HTTP statuses.
-var statusOf = map[inventory.Code]int{
-	inventory.CodeInvalid:              http.StatusBadRequest,
-	inventory.CodeInvalidJSON:          http.StatusBadRequest,
-	inventory.CodeInvalidCursor:        http.StatusBadRequest,
-	inventory.CodeNotFound:             http.StatusNotFound,
-	inventory.CodeInsufficientStock:    http.StatusConflict,
-	inventory.CodeInsufficientReserved: http.StatusConflict,
-	inventory.CodeVersionConflict:      http.StatusConflict,
-	inventory.CodeExpired:              http.StatusGone,
-	inventory.CodeUnavailable:          http.StatusServiceUnavailable,
-	inventory.CodeNotBuilt:             http.StatusServiceUnavailable,
+// statusOf is the one table from error codes to HTTP statuses, for every route of jaego.
+var statusOf = map[jaego.Code]int{
+	jaego.CodeInvalid:              http.StatusBadRequest,
+	jaego.CodeInvalidJSON:          http.StatusBadRequest,
+	jaego.CodeInvalidCursor:        http.StatusBadRequest,
+	jaego.CodeBodyTooLarge:         http.StatusRequestEntityTooLarge,
+	jaego.CodeNotFound:             http.StatusNotFound,
+	jaego.CodeMethodNotAllowed:     http.StatusMethodNotAllowed,
+	jaego.CodeInsufficientStock:    http.StatusConflict,
+	jaego.CodeInsufficientReserved: http.StatusConflict,
+	jaego.CodeVersionConflict:      http.StatusConflict,
+	jaego.CodeExpired:              http.StatusGone,
+	jaego.CodeUnavailable:          http.StatusServiceUnavailable,
+	jaego.CodeNotBuilt:             http.StatusServiceUnavailable,
+	jaego.CodeRebuildFailed:        http.StatusServiceUnavailable,
+	jaego.CodePromotionsDisabled:   http.StatusServiceUnavailable,
+	jaego.CodePromotionsDBDown:     http.StatusServiceUnavailable,
+	jaego.CodeKafkaUnavailable:     http.StatusServiceUnavailable,
+	jaego.CodeStarting:             http.StatusServiceUnavailable,
+	jaego.CodeTimeout:              http.StatusGatewayTimeout,
+	jaego.CodeInternal:             http.StatusInternalServerError,
 }
 
-// ProblemOf turns an error into its problem detail: a body that could not be read, a
-// timeout (504), a domain error by its code, anything else a 500 that says nothing inside.
+// StatusOf is the HTTP status of code; a code the table lacks is a 500.
+func StatusOf(code jaego.Code) int {
+	if s, ok := statusOf[code]; ok {
+		return s
+	}
+	return http.StatusInternalServerError
+}
+
+// ProblemOf turns an error into its problem detail: a timeout (504), an error with a code by
+// the table above, anything else a 500 that says nothing of the inside.
 func ProblemOf(err error) Problem {
-	var de *DecodeError
-	var ie *inventory.Error
+	var e *jaego.Error
 	switch {
-	case errors.As(err, &de):
-		return Problem{Status: de.Status, Code: de.Code, Detail: de.Detail, Extra: map[string]any{}}
 	case errors.Is(err, context.DeadlineExceeded):
-		return Problem{Status: http.StatusGatewayTimeout, Code: "timeout", Detail: "the backing store did not answer in time", Extra: map[string]any{}}
-	case errors.As(err, &ie):
-		p := Problem{Status: http.StatusInternalServerError, Detail: ie.Error(), Code: string(ie.Code), Extra: map[string]any{}}
-		if s, ok := statusOf[ie.Code]; ok {
-			p.Status = s
-		}
-		if ie.Field != "" {
-			p.Extra["field"] = ie.Field
+		return Problem{Status: http.StatusGatewayTimeout, Code: string(jaego.CodeTimeout),
+			Detail: "the backing store did not answer in time", Extra: map[string]any{}}
+	case errors.As(err, &e):
+		p := Problem{Status: StatusOf(e.Code), Detail: e.Error(), Code: string(e.Code), Extra: map[string]any{}}
+		if e.Field != "" {
+			p.Extra["field"] = e.Field
 		}
 		return p
 	}
-	return Problem{Status: http.StatusInternalServerError, Code: "internal", Detail: "internal error", Extra: map[string]any{}}
+	return Problem{Status: http.StatusInternalServerError, Code: string(jaego.CodeInternal), Detail: "internal error", Extra: map[string]any{}}
+}
+
+// Fail answers the problem of err, and logs err (which may say more than the answer) when
+// the status is a server error.
+func Fail(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	p := ProblemOf(err)
+	if p.Status >= 500 && log != nil {
+		log.Error("request failed", "method", r.Method, "path", r.URL.Path, "code", p.Code, "err", err)
+	}
+	WriteProblem(w, p)
 }

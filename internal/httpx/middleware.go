@@ -1,11 +1,13 @@
 package httpx
 
 import (
+	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
 
+	"github.com/jaego/jaego/internal/jaego"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 )
@@ -32,7 +34,7 @@ func Instrument(mux *http.ServeMux, reg prometheus.Registerer, log *slog.Logger)
 			if p := recover(); p != nil {
 				log.Error("panic in handler", "method", r.Method, "path", r.URL.Path, "panic", p)
 				if rec.status == 0 {
-					WriteProblem(rec, Problem{Status: http.StatusInternalServerError, Code: "internal", Detail: "internal error"})
+					WriteProblem(rec, ProblemOf(errors.New("panic")))
 				}
 			}
 			route := r.Pattern
@@ -65,11 +67,11 @@ func problemForUnmatched(w http.ResponseWriter, r *http.Request, mux *http.Serve
 	if allow := probe.header.Get("Allow"); allow != "" {
 		w.Header().Set("Allow", allow)
 	}
-	p := Problem{Status: status, Code: "not_found", Detail: "no such resource: " + r.URL.Path}
+	err := jaego.Errorf(jaego.CodeNotFound, "no such resource: %s", r.URL.Path)
 	if status == http.StatusMethodNotAllowed {
-		p.Code, p.Detail = "method_not_allowed", r.Method+" is not allowed on "+r.URL.Path
+		err = jaego.Errorf(jaego.CodeMethodNotAllowed, "%s is not allowed on %s", r.Method, r.URL.Path)
 	}
-	WriteProblem(w, p)
+	WriteProblem(w, ProblemOf(err))
 }
 
 type headerOnly struct {

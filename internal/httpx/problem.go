@@ -1,15 +1,16 @@
 // Package httpx holds what every HTTP adapter of jaego shares: RFC 9457 problem details,
 // the request body limit, and the middleware that measures, logs and recovers every
-// request. Strict JSON decoding is the domain's (inventory.StrictUnmarshal), so that HTTP
+// request. Strict JSON decoding is the domain's (jaego.StrictUnmarshal), so that HTTP
 // and Kafka refuse the same input the same way.
 package httpx
 
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
+
+	"github.com/jaego/jaego/internal/jaego"
 )
 
 // MaxBody is the largest request body accepted.
@@ -58,31 +59,16 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// DecodeError is a request body that could not be decoded; it says why in client terms.
-type DecodeError struct {
-	Status int // 400 or 413
-	Code   string
-	Detail string
-}
-
-func (e *DecodeError) Error() string { return e.Detail }
-
-// Problem returns the problem detail of the decode error.
-func (e *DecodeError) Problem() Problem {
-	return Problem{Status: e.Status, Code: e.Code, Detail: e.Detail}
-}
-
 // ReadBody reads a request body of at most MaxBody bytes. The content type is not
 // checked: `curl -d` sends form encoding by default, and the body must parse as JSON anyway.
 func ReadBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
-		return nil, &DecodeError{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large",
-			Detail: fmt.Sprintf("request body is larger than %d bytes", MaxBody)}
+		return nil, jaego.Errorf(jaego.CodeBodyTooLarge, "request body is larger than %d bytes", MaxBody)
 	}
 	if err != nil {
-		return nil, &DecodeError{Status: http.StatusBadRequest, Code: "invalid_json", Detail: "reading body: " + err.Error()}
+		return nil, jaego.Errorf(jaego.CodeInvalidJSON, "reading body: %v", err)
 	}
 	return body, nil
 }

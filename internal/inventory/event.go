@@ -3,6 +3,8 @@ package inventory
 import (
 	"fmt"
 	"time"
+
+	"github.com/jaego/jaego/internal/jaego"
 )
 
 // EventType names what happened to the stock (design §2).
@@ -44,44 +46,44 @@ type Event struct {
 // Validate checks every field of e against design §2. A valid event may still be refused
 // by the state it meets (see Apply); an invalid one must never reach a store.
 func (e Event) Validate() error {
-	if !ValidEventID(e.EventID) {
-		return Invalidf("event_id", "event_id must be 1-128 printable ASCII characters")
+	if !jaego.ValidEventID(e.EventID) {
+		return jaego.Invalidf("event_id", "event_id must be 1-128 printable ASCII characters")
 	}
-	if err := CheckStore(e.Store); err != nil {
+	if err := jaego.CheckStore(e.Store); err != nil {
 		return err
 	}
-	if err := CheckSKU(e.SKU); err != nil {
+	if err := jaego.CheckSKU(e.SKU); err != nil {
 		return err
 	}
 	if len(e.Source) > 64 {
-		return Invalidf("source", "source must be at most 64 characters")
+		return jaego.Invalidf("source", "source must be at most 64 characters")
 	}
 	if e.ExpectedVersion != nil && e.Type != Set {
-		return Invalidf("expected_version", "expected_version is only allowed on set events")
+		return jaego.Invalidf("expected_version", "expected_version is only allowed on set events")
 	}
 	if e.ExpectedVersion != nil && *e.ExpectedVersion < 0 {
-		return Invalidf("expected_version", "expected_version must be >= 0")
+		return jaego.Invalidf("expected_version", "expected_version must be >= 0")
 	}
 	if e.Qty > MaxQty || e.Qty < -MaxQty {
-		return Invalidf("qty", "qty must be within ±%d", MaxQty)
+		return jaego.Invalidf("qty", "qty must be within ±%d", MaxQty)
 	}
 	switch e.Type {
 	case Sale, SaleCancel, Receipt, Return, Disposal, Reserve, Release, Fulfill:
 		if e.Qty <= 0 {
-			return Invalidf("qty", "qty of a %s event must be > 0, got %d", e.Type, e.Qty)
+			return jaego.Invalidf("qty", "qty of a %s event must be > 0, got %d", e.Type, e.Qty)
 		}
 	case Adjust:
 		if e.Qty == 0 {
-			return Invalidf("qty", "qty of an adjust event must be non-zero")
+			return jaego.Invalidf("qty", "qty of an adjust event must be non-zero")
 		}
 	case Set, SetSafety:
 		if e.Qty < 0 {
-			return Invalidf("qty", "qty of a %s event must be >= 0, got %d", e.Type, e.Qty)
+			return jaego.Invalidf("qty", "qty of a %s event must be >= 0, got %d", e.Type, e.Qty)
 		}
 	case "":
-		return Invalidf("type", "type is required")
+		return jaego.Invalidf("type", "type is required")
 	default:
-		return Invalidf("type", "unknown event type %q", e.Type)
+		return jaego.Invalidf("type", "unknown event type %q", e.Type)
 	}
 	return nil
 }
@@ -98,7 +100,7 @@ func Apply(s Stock, e Event) (Stock, error) {
 		s.OnHand += q
 	case Set:
 		if e.ExpectedVersion != nil && *e.ExpectedVersion != s.Version {
-			return s, &Error{Code: CodeVersionConflict, Field: "expected_version",
+			return s, &jaego.Error{Code: jaego.CodeVersionConflict, Field: "expected_version",
 				Detail: fmt.Sprintf("expected version %d, stock is at version %d", *e.ExpectedVersion, s.Version)}
 		}
 		s.OnHand = q
@@ -106,13 +108,13 @@ func Apply(s Stock, e Event) (Stock, error) {
 		s.Safety = q
 	case Reserve:
 		if avail := AvailableOf(s.OnHand, s.Reserved, s.Safety); avail < q {
-			return s, &Error{Code: CodeInsufficientStock, Field: "qty",
+			return s, &jaego.Error{Code: jaego.CodeInsufficientStock, Field: "qty",
 				Detail: fmt.Sprintf("cannot reserve %d: %d available", q, avail)}
 		}
 		s.Reserved += q
 	case Release, Fulfill:
 		if s.Reserved < q {
-			return s, &Error{Code: CodeInsufficientReserved, Field: "qty",
+			return s, &jaego.Error{Code: jaego.CodeInsufficientReserved, Field: "qty",
 				Detail: fmt.Sprintf("cannot %s %d: %d reserved", e.Type, q, s.Reserved)}
 		}
 		s.Reserved -= q
@@ -120,7 +122,7 @@ func Apply(s Stock, e Event) (Stock, error) {
 			s.OnHand -= q
 		}
 	default:
-		return s, Invalidf("type", "unknown event type %q", e.Type)
+		return s, jaego.Invalidf("type", "unknown event type %q", e.Type)
 	}
 	return s.WithAvailable(), nil
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/jaego/jaego/internal/inventory"
 	"github.com/jaego/jaego/internal/inventory/inventorytest"
+	"github.com/jaego/jaego/internal/jaego"
 )
 
 func TestIdentifierBounds(t *testing.T) {
@@ -15,17 +16,17 @@ func TestIdentifierBounds(t *testing.T) {
 		got  bool
 		name string
 	}{
-		{true, inventory.ValidStore(strings.Repeat("s", 32)), "32-char store"},
-		{false, inventory.ValidStore(strings.Repeat("s", 33)), "33-char store"},
-		{true, inventory.ValidStore("Gangnam_01-B"), "store with _ and -"},
-		{false, inventory.ValidStore("S.1"), "store with dot"},
-		{true, inventory.ValidSKU(strings.Repeat("9", 64)), "64-char sku"},
-		{true, inventory.ValidSKU("ABC.def-1_2"), "sku with . - _"},
-		{false, inventory.ValidSKU(strings.Repeat("9", 65)), "65-char sku"},
-		{true, inventory.ValidEventID(strings.Repeat("e", 128)), "128-char event id"},
-		{true, inventory.ValidEventID("pos S001 #12/3"), "printable punctuation and space"},
-		{false, inventory.ValidEventID(strings.Repeat("e", 129)), "129-char event id"},
-		{false, inventory.ValidEventID(""), "empty event id"},
+		{true, jaego.ValidStore(strings.Repeat("s", 32)), "32-char store"},
+		{false, jaego.ValidStore(strings.Repeat("s", 33)), "33-char store"},
+		{true, jaego.ValidStore("Gangnam_01-B"), "store with _ and -"},
+		{false, jaego.ValidStore("S.1"), "store with dot"},
+		{true, jaego.ValidSKU(strings.Repeat("9", 64)), "64-char sku"},
+		{true, jaego.ValidSKU("ABC.def-1_2"), "sku with . - _"},
+		{false, jaego.ValidSKU(strings.Repeat("9", 65)), "65-char sku"},
+		{true, jaego.ValidEventID(strings.Repeat("e", 128)), "128-char event id"},
+		{true, jaego.ValidEventID("pos S001 #12/3"), "printable punctuation and space"},
+		{false, jaego.ValidEventID(strings.Repeat("e", 129)), "129-char event id"},
+		{false, jaego.ValidEventID(""), "empty event id"},
 	}
 	for _, c := range cases {
 		if c.ok != c.got {
@@ -36,7 +37,7 @@ func TestIdentifierBounds(t *testing.T) {
 
 func TestValidateEveryInvalidEvent(t *testing.T) {
 	for name, e := range inventorytest.InvalidEvents() {
-		if err := e.Validate(); !errors.Is(err, inventory.ErrInvalid) {
+		if err := e.Validate(); !errors.Is(err, jaego.ErrInvalid) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}

@@ -5,7 +5,6 @@
 package inventory
 
 import (
-	"regexp"
 	"time"
 )
 
@@ -31,44 +30,4 @@ func AvailableOf(onHand, reserved, safety int64) int64 {
 func (s Stock) WithAvailable() Stock {
 	s.Available = AvailableOf(s.OnHand, s.Reserved, s.Safety)
 	return s
-}
-
-var (
-	storeRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
-	skuRE   = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
-)
-
-// ValidStore reports whether id is a well-formed store identifier.
-func ValidStore(id string) bool { return storeRE.MatchString(id) }
-
-// ValidSKU reports whether id is a well-formed SKU identifier.
-func ValidSKU(id string) bool { return skuRE.MatchString(id) }
-
-// ValidEventID reports whether id is 1–128 printable ASCII characters.
-func ValidEventID(id string) bool {
-	if len(id) < 1 || len(id) > 128 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		if id[i] < 0x20 || id[i] > 0x7e {
-			return false
-		}
-	}
-	return true
-}
-
-// CheckStore returns an invalid-input error when id is not a well-formed store identifier.
-func CheckStore(id string) error {
-	if !ValidStore(id) {
-		return Invalidf("store", "store %q must match %s", id, storeRE)
-	}
-	return nil
-}
-
-// CheckSKU returns an invalid-input error when id is not a well-formed SKU.
-func CheckSKU(id string) error {
-	if !ValidSKU(id) {
-		return Invalidf("sku", "sku %q must match %s", id, skuRE)
-	}
-	return nil
 }

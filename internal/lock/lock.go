@@ -19,8 +19,8 @@
 //     PTTL) and on a slow safety poll.
 //   - Fencing: every acquisition returns a token from a per-name counter that only rises.
 //     A paused holder whose lease ran out may still believe it holds the lock, so every write
-//     it guards must carry the token and be refused when a newer one was seen: see
-//     GuardedHSet and FenceCheckLua.
+//     it guards must carry the token and be refused when a newer one was seen (the
+//     promotion cache's fence; the tests' guardedHSet shows the pattern on a Redis hash).
 //   - Cluster: a lock's key, its counter and its channel share the hash tag {name}.
 //
 // Not provided: reentrancy (Go has no thread identity; take the lock once and pass the *Lock
@@ -46,6 +46,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jaego/jaego/internal/jaego"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/redis/rueidis"
@@ -55,8 +56,7 @@ import (
 var (
 	ErrNotAcquired = errors.New("lock not acquired within the wait time")
 	ErrNotHeld     = errors.New("lock not held: its lease ran out or it was force-unlocked")
-	ErrStaleToken  = errors.New("write refused: a newer fencing token was seen")
-	ErrInvalidName = errors.New("lock name must be 1-128 characters of A-Z a-z 0-9 _ . : -")
+	ErrInvalidName = jaego.Invalidf("name", "lock name must be 1-128 characters of A-Z a-z 0-9 _ . : -")
 )
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,128}$`)
@@ -394,7 +394,7 @@ func (l *Locker) ForceUnlock(ctx context.Context, name string) (bool, error) {
 	}
 	n, err := releaseScript.Exec(ctx, l.client, []string{l.key(name), l.Channel(name)}, []string{"", l.publishCmd()}).AsInt64()
 	if err != nil {
-		return false, fmt.Errorf("force-unlock %s: %w", name, err)
+		return false, jaego.Unavailable("force-unlock "+name, err)
 	}
 	if n == 1 {
 		l.opts.Logger.Warn("lock force-unlocked", "lock", name)
@@ -419,7 +419,7 @@ func (l *Locker) List(ctx context.Context) ([]Info, error) {
 		for {
 			e, err := node.Do(ctx, node.B().Scan().Cursor(cursor).Match(l.opts.Prefix+":{*}").Count(1000).Build()).AsScanEntry()
 			if err != nil {
-				return nil, fmt.Errorf("list locks: %w", err)
+				return nil, jaego.Unavailable("list locks", err)
 			}
 			for _, key := range e.Elements {
 				name := strings.TrimSuffix(strings.TrimPrefix(key, l.opts.Prefix+":{"), "}")
@@ -432,7 +432,7 @@ func (l *Locker) List(ctx context.Context) ([]Info, error) {
 					continue // released meanwhile
 				}
 				if err != nil {
-					return nil, fmt.Errorf("list locks: %w", err)
+					return nil, jaego.Unavailable("list locks", err)
 				}
 				pttl, _ := node.Do(ctx, node.B().Pttl().Key(key).Build()).AsInt64()
 				_, tok, _ := strings.Cut(v, ":")
@@ -456,34 +456,12 @@ func (l *Locker) nodes() []rueidis.Client {
 	return out
 }
 
-// FenceCheckLua is the fencing guard for scripts that write a guarded resource: with the
-// resource's hash in KEYS[1] and the writer's token in ARGV[1], it returns 0 from the script
-// when a newer token was seen and records the token otherwise. Paste it at the top of the
-// script, before any write.
-const FenceCheckLua = `
-local fence_tok = tonumber(ARGV[1])
-local fence_cur = tonumber(redis.call('HGET', KEYS[1], '_fence') or '0')
-if fence_tok < fence_cur then return 0 end
-redis.call('HSET', KEYS[1], '_fence', ARGV[1])
-`
-
-var guardedHSet = rueidis.NewLuaScript(FenceCheckLua + `
-for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-return 1`)
-
-// GuardedHSet sets fields of the hash key only if token is at least the highest token that
-// ever wrote it; otherwise it changes nothing and answers ErrStaleToken. fields alternate
-// name and value.
-func GuardedHSet(ctx context.Context, client rueidis.Client, key string, token int64, fields ...string) error {
-	if len(fields)%2 != 0 {
-		return errors.New("guarded hset: fields must be name, value pairs")
-	}
-	n, err := guardedHSet.Exec(ctx, client, []string{key}, append([]string{strconv.FormatInt(token, 10)}, fields...)).AsInt64()
+// Hold is Lock for callers that only need the fencing token and a release: it waits until
+// it holds name (or ctx ends) and returns the token and Unlock.
+func (l *Locker) Hold(ctx context.Context, name string, lease time.Duration) (int64, func(context.Context) error, error) {
+	k, err := l.Lock(ctx, name, lease)
 	if err != nil {
-		return fmt.Errorf("guarded hset %s: %w", key, err)
+		return 0, nil, err
 	}
-	if n == 0 {
-		return fmt.Errorf("guarded hset %s with token %d: %w", key, token, ErrStaleToken)
-	}
-	return nil
+	return k.Token, k.Unlock, nil
 }

@@ -257,11 +257,11 @@ func testLeaseExpiry(t *testing.T, tg target) {
 		t.Fatalf("tokens: A %d, B %d", a.Token, b.Token)
 	}
 	res := "{lease}:resource"
-	if err := lock.GuardedHSet(ctx, tg.client, res, b.Token, "value", "B"); err != nil {
+	if err := guardedHSet(ctx, tg.client, res, b.Token, "value", "B"); err != nil {
 		t.Fatalf("B's write: %v", err)
 	}
 	<-a.Lost() // A's own clock tells it too
-	if err := lock.GuardedHSet(ctx, tg.client, res, a.Token, "value", "A"); !errors.Is(err, lock.ErrStaleToken) {
+	if err := guardedHSet(ctx, tg.client, res, a.Token, "value", "A"); !errors.Is(err, errStaleToken) {
 		t.Errorf("A's late write: %v, want ErrStaleToken", err)
 	}
 	if v, _ := tg.client.Do(ctx, tg.client.B().Hget().Key(res).Field("value").Build()).ToString(); v != "B" {
@@ -374,9 +374,9 @@ func runHolder() int {
 	fmt.Printf("locked %d\n", k.Token)
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
-		err := lock.GuardedHSet(context.Background(), c, "{"+name+"}:resource", k.Token, "value", "holder")
+		err := guardedHSet(context.Background(), c, "{"+name+"}:resource", k.Token, "value", "holder")
 		switch {
-		case errors.Is(err, lock.ErrStaleToken):
+		case errors.Is(err, errStaleToken):
 			fmt.Println("write stale")
 		case err != nil:
 			fmt.Println("write error", err)
@@ -434,7 +434,7 @@ func testPausedHolder(t *testing.T, tg target) {
 	if err != nil {
 		t.Fatalf("lock of a paused holder not free: %v", err)
 	}
-	if err := lock.GuardedHSet(ctx, tg.client, "{paused}:resource", b.Token, "value", "successor"); err != nil {
+	if err := guardedHSet(ctx, tg.client, "{paused}:resource", b.Token, "value", "successor"); err != nil {
 		t.Fatal(err)
 	}
 	if err := h.cmd.Process.Signal(syscall.SIGCONT); err != nil {
@@ -488,4 +488,39 @@ func testTokensAndList(t *testing.T, tg target) {
 			t.Errorf("listed %+v, want token %d", in, held[in.Name])
 		}
 	}
+}
+
+// errStaleToken is a guarded write refused because a newer fencing token was seen.
+var errStaleToken = errors.New("write refused: a newer fencing token was seen")
+
+// fenceCheckLua is the fencing guard for scripts that write a guarded resource: with the
+// resource's hash in KEYS[1] and the writer's token in ARGV[1], it returns 0 from the script
+// when a newer token was seen and records the token otherwise. Paste it at the top of the
+// script, before any write.
+const fenceCheckLua = `
+local fence_tok = tonumber(ARGV[1])
+local fence_cur = tonumber(redis.call('HGET', KEYS[1], '_fence') or '0')
+if fence_tok < fence_cur then return 0 end
+redis.call('HSET', KEYS[1], '_fence', ARGV[1])
+`
+
+var guardedHSetScript = rueidis.NewLuaScript(fenceCheckLua + `
+for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return 1`)
+
+// guardedHSet sets fields of the hash key only if token is at least the highest token that
+// ever wrote it; otherwise it changes nothing and answers errStaleToken. fields alternate
+// name and value.
+func guardedHSet(ctx context.Context, client rueidis.Client, key string, token int64, fields ...string) error {
+	if len(fields)%2 != 0 {
+		return errors.New("guarded hset: fields must be name, value pairs")
+	}
+	n, err := guardedHSetScript.Exec(ctx, client, []string{key}, append([]string{strconv.FormatInt(token, 10)}, fields...)).AsInt64()
+	if err != nil {
+		return fmt.Errorf("guarded hset %s: %w", key, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("guarded hset %s with token %d: %w", key, token, errStaleToken)
+	}
+	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jaego/jaego/internal/inventory"
+	"github.com/jaego/jaego/internal/jaego"
 )
 
 // Transaction is one till transaction.
@@ -63,9 +64,9 @@ func Decode(line []byte) (Transaction, error) {
 
 func (t Transaction) check() error {
 	switch {
-	case len(t.TxnID) > 100 || !inventory.ValidEventID(t.TxnID):
+	case len(t.TxnID) > 100 || !jaego.ValidEventID(t.TxnID):
 		return errors.New("txn_id must be 1-100 printable ASCII characters")
-	case !inventory.ValidStore(t.Store):
+	case !jaego.ValidStore(t.Store):
 		return fmt.Errorf("store %q is not a valid store id", t.Store)
 	case t.At.IsZero():
 		return errors.New("at is required")
@@ -81,7 +82,7 @@ func (t Transaction) check() error {
 		if l.Kind != "" && l.Kind != "item" {
 			return fmt.Errorf("line %d: unknown kind %q", i+1, l.Kind)
 		}
-		if !inventory.ValidSKU(l.SKU) {
+		if !jaego.ValidSKU(l.SKU) {
 			return fmt.Errorf("line %d: sku %q is not a valid sku", i+1, l.SKU)
 		}
 		if l.Qty == 0 || l.Qty > inventory.MaxQty || l.Qty < -inventory.MaxQty {

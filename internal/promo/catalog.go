@@ -5,7 +5,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/jaego/jaego/internal/inventory"
+	"github.com/jaego/jaego/internal/jaego"
 )
 
 // Limits of an order sheet, chosen so that every sum below fits in an int64.
@@ -62,10 +62,10 @@ type Where struct {
 // Check validates the channel and store of w.
 func (w Where) Check() error {
 	if w.Channel != ChannelOnline && w.Channel != ChannelStore {
-		return inventory.Invalidf("channel", "unknown channel %q: want %q or %q", w.Channel, ChannelOnline, ChannelStore)
+		return jaego.Invalidf("channel", "unknown channel %q: want %q or %q", w.Channel, ChannelOnline, ChannelStore)
 	}
-	if w.Store != "" && !inventory.ValidStore(w.Store) {
-		return inventory.Invalidf("store", "malformed store id %q", w.Store)
+	if w.Store != "" && !jaego.ValidStore(w.Store) {
+		return jaego.Invalidf("store", "malformed store id %q", w.Store)
 	}
 	return nil
 }
@@ -129,19 +129,19 @@ func (o *Order) Validate() error {
 		return err
 	}
 	if len(o.Items) == 0 {
-		return inventory.Invalidf("items", "an order needs at least one item")
+		return jaego.Invalidf("items", "an order needs at least one item")
 	}
 	if len(o.Items) > MaxItems {
-		return inventory.Invalidf("items", "at most %d items", MaxItems)
+		return jaego.Invalidf("items", "at most %d items", MaxItems)
 	}
 	for i, it := range o.Items {
 		switch {
-		case !inventory.ValidSKU(it.SKU):
-			return inventory.Invalidf("items", "items[%d]: malformed SKU %q", i, it.SKU)
+		case !jaego.ValidSKU(it.SKU):
+			return jaego.Invalidf("items", "items[%d]: malformed SKU %q", i, it.SKU)
 		case it.Qty < 1 || it.Qty > MaxItemQty:
-			return inventory.Invalidf("items", "items[%d]: qty must be 1..%d, got %d", i, MaxItemQty, it.Qty)
+			return jaego.Invalidf("items", "items[%d]: qty must be 1..%d, got %d", i, MaxItemQty, it.Qty)
 		case it.Price < 0 || it.Price > MaxPrice:
-			return inventory.Invalidf("items", "items[%d]: price must be 0..%d, got %d", i, MaxPrice, it.Price)
+			return jaego.Invalidf("items", "items[%d]: price must be 0..%d, got %d", i, MaxPrice, it.Price)
 		}
 	}
 	return nil

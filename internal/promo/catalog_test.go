@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jaego/jaego/internal/inventory"
+	"github.com/jaego/jaego/internal/jaego"
 	"github.com/jaego/jaego/internal/promo"
 )
 
@@ -181,8 +181,8 @@ func TestValidate(t *testing.T) {
 	} {
 		s := spec(tc.change)
 		err := s.Validate()
-		var ie *inventory.Error
-		if !errors.As(err, &ie) || ie.Code != inventory.CodeInvalid || ie.Field != tc.field {
+		var ie *jaego.Error
+		if !errors.As(err, &ie) || ie.Code != jaego.CodeInvalid || ie.Field != tc.field {
 			t.Errorf("want invalid %s, got %v", tc.field, err)
 		}
 	}
@@ -216,7 +216,7 @@ func TestDecodeAndPatch(t *testing.T) {
 			t.Errorf("patch %s accepted", bad)
 		}
 	}
-	if _, err := promo.DecodeSpec([]byte(`{"name":"x","unknown":1}`)); inventory.ErrorCode(err) != inventory.CodeInvalidJSON {
+	if _, err := promo.DecodeSpec([]byte(`{"name":"x","unknown":1}`)); jaego.CodeOf(err) != jaego.CodeInvalidJSON {
 		t.Errorf("unknown field: %v", err)
 	}
 }
@@ -231,7 +231,7 @@ func TestOrderValidate(t *testing.T) {
 		{Channel: "online", Items: items("A", promo.MaxItemQty+1, 1)},
 		{Channel: "online", Items: items("", 1, 1)},
 	} {
-		if err := o.Validate(); inventory.ErrorCode(err) != inventory.CodeInvalid {
+		if err := o.Validate(); jaego.CodeOf(err) != jaego.CodeInvalid {
 			t.Errorf("%+v: %v", o, err)
 		}
 	}

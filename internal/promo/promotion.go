@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jaego/jaego/internal/inventory"
+	"github.com/jaego/jaego/internal/jaego"
 )
 
 // Status of a promotion. A stopped promotion grants nothing, whatever its period.
@@ -108,62 +108,62 @@ func (s *Spec) Normalize() {
 func (s *Spec) Validate() error {
 	switch {
 	case s.Name == "":
-		return inventory.Invalidf("name", "name is required")
+		return jaego.Invalidf("name", "name is required")
 	case len(s.Name) > MaxNameBytes:
-		return inventory.Invalidf("name", "name is longer than %d bytes", MaxNameBytes)
+		return jaego.Invalidf("name", "name is longer than %d bytes", MaxNameBytes)
 	case s.StartsAt.IsZero():
-		return inventory.Invalidf("starts_at", "starts_at is required (RFC 3339)")
+		return jaego.Invalidf("starts_at", "starts_at is required (RFC 3339)")
 	case s.EndsAt.IsZero():
-		return inventory.Invalidf("ends_at", "ends_at is required (RFC 3339)")
+		return jaego.Invalidf("ends_at", "ends_at is required (RFC 3339)")
 	case !s.EndsAt.After(s.StartsAt):
-		return inventory.Invalidf("ends_at", "ends_at %s is not after starts_at %s",
+		return jaego.Invalidf("ends_at", "ends_at %s is not after starts_at %s",
 			s.EndsAt.Format(time.RFC3339), s.StartsAt.Format(time.RFC3339))
 	case len(s.Channels) == 0:
-		return inventory.Invalidf("channels", "channels is required: %q, %q or both", ChannelOnline, ChannelStore)
+		return jaego.Invalidf("channels", "channels is required: %q, %q or both", ChannelOnline, ChannelStore)
 	case len(s.Targets) == 0:
-		return inventory.Invalidf("targets", "a promotion needs at least one target SKU")
+		return jaego.Invalidf("targets", "a promotion needs at least one target SKU")
 	case len(s.Targets) > MaxTargets:
-		return inventory.Invalidf("targets", "at most %d target SKUs", MaxTargets)
+		return jaego.Invalidf("targets", "at most %d target SKUs", MaxTargets)
 	case len(s.Stores) > MaxStores:
-		return inventory.Invalidf("stores", "at most %d stores", MaxStores)
+		return jaego.Invalidf("stores", "at most %d stores", MaxStores)
 	case len(s.Gifts) == 0:
-		return inventory.Invalidf("gifts", "a promotion needs at least one gift")
+		return jaego.Invalidf("gifts", "a promotion needs at least one gift")
 	case len(s.Gifts) > MaxGifts:
-		return inventory.Invalidf("gifts", "at most %d gifts", MaxGifts)
+		return jaego.Invalidf("gifts", "at most %d gifts", MaxGifts)
 	case s.Condition.MinQty < 1:
-		return inventory.Invalidf("condition.min_qty", "condition.min_qty must be at least 1, got %d", s.Condition.MinQty)
+		return jaego.Invalidf("condition.min_qty", "condition.min_qty must be at least 1, got %d", s.Condition.MinQty)
 	case s.Condition.MinQty > MaxMinQty:
-		return inventory.Invalidf("condition.min_qty", "condition.min_qty must be at most %d", MaxMinQty)
+		return jaego.Invalidf("condition.min_qty", "condition.min_qty must be at most %d", MaxMinQty)
 	case s.Condition.MinAmount < 0:
-		return inventory.Invalidf("condition.min_amount", "condition.min_amount must not be negative")
+		return jaego.Invalidf("condition.min_amount", "condition.min_amount must not be negative")
 	case s.MaxPerOrder < 0:
-		return inventory.Invalidf("max_per_order", "max_per_order must not be negative (0: no cap)")
+		return jaego.Invalidf("max_per_order", "max_per_order must not be negative (0: no cap)")
 	}
 	for _, c := range s.Channels {
 		if c != ChannelOnline && c != ChannelStore {
-			return inventory.Invalidf("channels", "unknown channel %q: want %q or %q", c, ChannelOnline, ChannelStore)
+			return jaego.Invalidf("channels", "unknown channel %q: want %q or %q", c, ChannelOnline, ChannelStore)
 		}
 	}
 	for _, st := range s.Stores {
-		if !inventory.ValidStore(st) {
-			return inventory.Invalidf("stores", "malformed store id %q", st)
+		if !jaego.ValidStore(st) {
+			return jaego.Invalidf("stores", "malformed store id %q", st)
 		}
 	}
 	for _, sku := range s.Targets {
-		if !inventory.ValidSKU(sku) {
-			return inventory.Invalidf("targets", "malformed target SKU %q", sku)
+		if !jaego.ValidSKU(sku) {
+			return jaego.Invalidf("targets", "malformed target SKU %q", sku)
 		}
 	}
 	seen := map[string]bool{}
 	for i, g := range s.Gifts {
-		if !inventory.ValidSKU(g.SKU) {
-			return inventory.Invalidf(fmt.Sprintf("gifts[%d].sku", i), "malformed gift SKU %q", g.SKU)
+		if !jaego.ValidSKU(g.SKU) {
+			return jaego.Invalidf(fmt.Sprintf("gifts[%d].sku", i), "malformed gift SKU %q", g.SKU)
 		}
 		if g.Qty < 1 || g.Qty > MaxGiftQty {
-			return inventory.Invalidf(fmt.Sprintf("gifts[%d].qty", i), "gift %s: qty must be 1..%d, got %d", g.SKU, MaxGiftQty, g.Qty)
+			return jaego.Invalidf(fmt.Sprintf("gifts[%d].qty", i), "gift %s: qty must be 1..%d, got %d", g.SKU, MaxGiftQty, g.Qty)
 		}
 		if seen[g.SKU] {
-			return inventory.Invalidf(fmt.Sprintf("gifts[%d].sku", i), "gift %s is listed twice", g.SKU)
+			return jaego.Invalidf(fmt.Sprintf("gifts[%d].sku", i), "gift %s is listed twice", g.SKU)
 		}
 		seen[g.SKU] = true
 	}
@@ -173,7 +173,7 @@ func (s *Spec) Validate() error {
 // DecodeSpec reads a create body strictly, normalizes and validates it.
 func DecodeSpec(data []byte) (Spec, error) {
 	var s Spec
-	if err := inventory.StrictUnmarshal(data, &s); err != nil {
+	if err := jaego.StrictUnmarshal(data, &s); err != nil {
 		return s, err
 	}
 	s.Normalize()
@@ -186,7 +186,7 @@ func ApplyPatch(p *Promotion, data []byte) (Spec, error) {
 	s := p.Spec
 	s.Channels, s.Stores, s.Targets = slices.Clone(s.Channels), slices.Clone(s.Stores), slices.Clone(s.Targets)
 	s.Gifts = slices.Clone(s.Gifts)
-	if err := inventory.StrictUnmarshal(data, &s); err != nil {
+	if err := jaego.StrictUnmarshal(data, &s); err != nil {
 		return s, err
 	}
 	s.Normalize()

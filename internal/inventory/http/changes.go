@@ -10,6 +10,7 @@ import (
 
 	"github.com/jaego/jaego/internal/httpx"
 	"github.com/jaego/jaego/internal/inventory"
+	"github.com/jaego/jaego/internal/jaego"
 )
 
 // Limits of the change feed API.
@@ -32,7 +33,7 @@ func parseTime(name, v string) (time.Time, error) {
 	}
 	t, err := time.Parse(time.RFC3339Nano, v)
 	if err != nil {
-		return time.Time{}, inventory.Invalidf(name, "%s must be RFC 3339 (2026-11-22T01:02:03Z) or unix milliseconds, got %q", name, v)
+		return time.Time{}, jaego.Invalidf(name, "%s must be RFC 3339 (2026-11-22T01:02:03Z) or unix milliseconds, got %q", name, v)
 	}
 	return t, nil
 }
@@ -49,7 +50,7 @@ func (a *API) changes() http.Handler {
 				return
 			}
 		} else if cursor == "" {
-			a.fail(w, r, inventory.Invalidf("from", "from is required (or a cursor)"))
+			a.fail(w, r, jaego.Invalidf("from", "from is required (or a cursor)"))
 			return
 		}
 		if v := q.Get("to"); v != "" {
@@ -63,7 +64,7 @@ func (a *API) changes() http.Handler {
 		limit := DefaultChangeLimit
 		if v := q.Get("limit"); v != "" {
 			if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > MaxChangeLimit {
-				a.fail(w, r, inventory.Invalidf("limit", "limit must be 1..%d, got %q", MaxChangeLimit, v))
+				a.fail(w, r, jaego.Invalidf("limit", "limit must be 1..%d, got %q", MaxChangeLimit, v))
 				return
 			}
 		}
@@ -189,7 +190,7 @@ func (a *API) changeStream() http.Handler {
 func (a *API) storeSnapshot() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		store := r.PathValue("store")
-		if err := inventory.CheckStore(store); err != nil {
+		if err := jaego.CheckStore(store); err != nil {
 			a.fail(w, r, err)
 			return
 		}
@@ -224,7 +225,7 @@ func (a *API) estateSnapshot() http.Handler {
 				return
 			}
 		} else if cursor == "" {
-			a.fail(w, r, &inventory.Error{Code: inventory.CodeInvalidCursor, Field: "page", Detail: "malformed page token"})
+			a.fail(w, r, &jaego.Error{Code: jaego.CodeInvalidCursor, Field: "page", Detail: "malformed page token"})
 			return
 		}
 		page, err := a.snapshots.Estate(ctx, token)

@@ -9,12 +9,13 @@ import (
 
 	"github.com/jaego/jaego/internal/httpx"
 	"github.com/jaego/jaego/internal/inventory"
+	"github.com/jaego/jaego/internal/jaego"
 )
 
 func (a *API) getStock() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		store, sku := r.PathValue("store"), r.PathValue("sku")
-		if err := errors.Join(inventory.CheckStore(store), inventory.CheckSKU(sku)); err != nil {
+		if err := errors.Join(jaego.CheckStore(store), jaego.CheckSKU(sku)); err != nil {
 			a.fail(w, r, err)
 			return
 		}
@@ -39,9 +40,9 @@ type lookupAnswer struct {
 func (a *API) storeStock() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		store := r.PathValue("store")
-		skus, err := listParam(r, "sku", inventory.CheckSKU)
+		skus, err := listParam(r, "sku", jaego.CheckSKU)
 		if err == nil {
-			err = inventory.CheckStore(store)
+			err = jaego.CheckStore(store)
 		}
 		if err != nil {
 			a.fail(w, r, err)
@@ -58,9 +59,9 @@ func (a *API) storeStock() http.Handler {
 func (a *API) skuStock() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sku := r.PathValue("sku")
-		stores, err := listParam(r, "store", inventory.CheckStore)
+		stores, err := listParam(r, "store", jaego.CheckStore)
 		if err == nil {
-			err = inventory.CheckSKU(sku)
+			err = jaego.CheckSKU(sku)
 		}
 		if err != nil {
 			a.fail(w, r, err)
@@ -111,9 +112,9 @@ func listParam(r *http.Request, name string, check func(string) error) ([]string
 	}
 	switch {
 	case len(out) == 0:
-		return nil, inventory.Invalidf(name, "give at least one %s (?%s=A&%s=B or ?%s=A,B)", name, name, name, name)
+		return nil, jaego.Invalidf(name, "give at least one %s (?%s=A&%s=B or ?%s=A,B)", name, name, name, name)
 	case len(out) > MaxLookup:
-		return nil, inventory.Invalidf(name, "at most %d values of %s per request, got %d", MaxLookup, name, len(out))
+		return nil, jaego.Invalidf(name, "at most %d values of %s per request, got %d", MaxLookup, name, len(out))
 	}
 	return out, nil
 }
@@ -122,7 +123,7 @@ func listParam(r *http.Request, name string, check func(string) error) ([]string
 type resultJSON struct {
 	EventID string           `json:"event_id"`
 	Status  inventory.Status `json:"status"`
-	Code    inventory.Code   `json:"code,omitempty"`
+	Code    jaego.Code       `json:"code,omitempty"`
 	Error   string           `json:"error,omitempty"`
 	Stock   *inventory.Stock `json:"stock,omitempty"`
 }
@@ -130,7 +131,7 @@ type resultJSON struct {
 func toJSON(r inventory.Result) resultJSON {
 	out := resultJSON{EventID: r.EventID, Status: r.Status}
 	if r.Err != nil {
-		out.Code, out.Error = inventory.ErrorCode(r.Err), r.Err.Error()
+		out.Code, out.Error = jaego.CodeOf(r.Err), r.Err.Error()
 	}
 	if r.Stock.Version > 0 || r.Status == inventory.Applied {
 		st := r.Stock
@@ -190,8 +191,7 @@ func decodeEvents(w http.ResponseWriter, r *http.Request) (events []inventory.Ev
 	}
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(body, &top); err != nil || top == nil {
-		return nil, false, &httpx.DecodeError{Status: http.StatusBadRequest, Code: "invalid_json",
-			Detail: "body must be one event object or {\"events\":[…]}"}
+		return nil, false, jaego.Errorf(jaego.CodeInvalidJSON, "body must be one event object or {\"events\":[…]}")
 	}
 	raw, isBatch := top["events"]
 	if !isBatch {
@@ -202,14 +202,14 @@ func decodeEvents(w http.ResponseWriter, r *http.Request) (events []inventory.Ev
 		return []inventory.Event{e}, true, nil
 	}
 	if len(top) != 1 {
-		return nil, false, inventory.Invalidf("events", "a batch body has only the field \"events\"")
+		return nil, false, jaego.Invalidf("events", "a batch body has only the field \"events\"")
 	}
 	var raws []json.RawMessage
-	if err := inventory.StrictUnmarshal(raw, &raws); err != nil {
-		return nil, false, inventory.Invalidf("events", "events must be an array of event objects")
+	if err := jaego.StrictUnmarshal(raw, &raws); err != nil {
+		return nil, false, jaego.Invalidf("events", "events must be an array of event objects")
 	}
 	if len(raws) == 0 || len(raws) > MaxBatch {
-		return nil, false, inventory.Invalidf("events", "a batch has 1 to %d events, got %d", MaxBatch, len(raws))
+		return nil, false, jaego.Invalidf("events", "a batch has 1 to %d events, got %d", MaxBatch, len(raws))
 	}
 	events = make([]inventory.Event, len(raws))
 	var problems []map[string]any
@@ -220,7 +220,7 @@ func decodeEvents(w http.ResponseWriter, r *http.Request) (events []inventory.Ev
 			if events[i].EventID != "" {
 				p["event_id"] = events[i].EventID
 			}
-			var de *inventory.Error
+			var de *jaego.Error
 			if errors.As(err, &de) && de.Field != "" {
 				p["field"] = de.Field
 			}
@@ -243,14 +243,14 @@ func (b *batchError) Error() string {
 func problemOf(err error) httpx.Problem {
 	var be *batchError
 	if errors.As(err, &be) {
-		return httpx.Problem{Status: http.StatusBadRequest, Code: string(inventory.CodeInvalid), Detail: be.Error(),
+		return httpx.Problem{Status: http.StatusBadRequest, Code: string(jaego.CodeInvalid), Detail: be.Error(),
 			Extra: map[string]any{"errors": be.problems}}
 	}
 	p := httpx.ProblemOf(err)
 	switch {
 	case p.Code == "timeout":
 		p.Detail = "the stock store did not answer in time; retrying with the same event ids is safe"
-	case p.Code == string(inventory.CodeUnavailable):
+	case p.Code == string(jaego.CodeUnavailable):
 		p.Detail = "the stock store is unavailable; retrying with the same event ids is safe"
 	}
 	return p

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/jaego/jaego/internal/inventory"
+	"github.com/jaego/jaego/internal/jaego"
 )
 
 // NewStore returns an empty store private to the test.
@@ -164,7 +165,7 @@ func testRefusals(t *testing.T, s inventory.StockStore) {
 	if got := mustGet(t, s, store, "A"); got != before {
 		t.Errorf("refusals changed the record: %+v -> %+v", before, got)
 	}
-	if _, err := s.Get(context.Background(), store, "NEVER-SEEN"); !errors.Is(err, inventory.ErrNotFound) {
+	if _, err := s.Get(context.Background(), store, "NEVER-SEEN"); !errors.Is(err, jaego.ErrNotFound) {
 		t.Errorf("refused reserve created a record: %v", err)
 	}
 	// A refused event is not remembered: after stock arrives, the same id applies.
@@ -179,7 +180,7 @@ func testRefusals(t *testing.T, s inventory.StockStore) {
 }
 
 func testVersions(t *testing.T, s inventory.StockStore) {
-	if _, err := s.Get(context.Background(), "VER", "X"); !errors.Is(err, inventory.ErrNotFound) {
+	if _, err := s.Get(context.Background(), "VER", "X"); !errors.Is(err, jaego.ErrNotFound) {
 		t.Fatalf("unknown pair: %v, want not found", err)
 	}
 	start := time.Now().Add(-time.Second)
@@ -257,7 +258,7 @@ func testBatch(t *testing.T, s inventory.StockStore) {
 			t.Errorf("result %d: %s %s, want %s %s", i, r.EventID, r.Status, events[i].EventID, want[i])
 		}
 	}
-	if !errors.Is(res[4].Err, inventory.ErrInsufficientStock) || !errors.Is(res[5].Err, inventory.ErrInvalid) {
+	if !errors.Is(res[4].Err, inventory.ErrInsufficientStock) || !errors.Is(res[5].Err, jaego.ErrInvalid) {
 		t.Errorf("errors: %v / %v", res[4].Err, res[5].Err)
 	}
 	if x := mustGet(t, s, "BAT1", "X"); x.OnHand != 7 || x.Version != 2 {
@@ -380,12 +381,12 @@ func InvalidEvents() map[string]inventory.Event {
 func testValidation(t *testing.T, s inventory.StockStore) {
 	for name, e := range InvalidEvents() {
 		res := MustApply(t, s, e)
-		if res[0].Status != inventory.Rejected || !errors.Is(res[0].Err, inventory.ErrInvalid) {
+		if res[0].Status != inventory.Rejected || !errors.Is(res[0].Err, jaego.ErrInvalid) {
 			t.Errorf("%s: %s %v, want rejected invalid", name, res[0].Status, res[0].Err)
 		}
 	}
 	// Nothing was stored for the valid-looking pair the invalid events named.
-	if _, err := s.Get(context.Background(), "VAL", "X"); !errors.Is(err, inventory.ErrNotFound) {
+	if _, err := s.Get(context.Background(), "VAL", "X"); !errors.Is(err, jaego.ErrNotFound) {
 		t.Errorf("invalid events stored a record: %v", err)
 	}
 	// The same id, valid now, is not a duplicate: invalid events are not remembered.
@@ -516,7 +517,7 @@ func testNoLostUpdate(t *testing.T, s inventory.StockStore) {
 			if v < 0 || v >= int64(len(states)) {
 				t.Fatalf("%s: refusal at unknown version %d", sku, v)
 			}
-			if _, err := inventory.Apply(states[v], o.ev); inventory.ErrorCode(err) != inventory.ErrorCode(o.r.Err) {
+			if _, err := inventory.Apply(states[v], o.ev); jaego.CodeOf(err) != jaego.CodeOf(o.r.Err) {
 				t.Fatalf("%s: %s %d refused at v%d with %v; model says %v", sku, o.ev.Type, o.ev.Qty, v, o.r.Err, err)
 			}
 		}

@@ -22,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/jaego/jaego/internal/inventory"
+	"github.com/jaego/jaego/internal/jaego"
 )
 
 // Defaults of the pipeline.
@@ -242,7 +243,7 @@ func (c *Consumer) handle(ctx context.Context, records []*kgo.Record) error {
 		case inventory.Rejected:
 			outcome = "refused"
 			c.log.Info("stock event refused", "event_id", res.EventID, "store", events[i].Store, "sku", events[i].SKU,
-				"type", events[i].Type, "code", inventory.ErrorCode(res.Err), "err", res.Err)
+				"type", events[i].Type, "code", jaego.CodeOf(res.Err), "err", res.Err)
 		case inventory.Applied:
 			c.m.endToEnd.Observe(now.Sub(applied[i].Timestamp).Seconds())
 		}
@@ -295,7 +296,7 @@ func (c *Consumer) applyWithRetry(ctx context.Context, events []inventory.Event)
 }
 
 func (c *Consumer) deadLetter(r *kgo.Record, err error) *kgo.Record {
-	code := string(inventory.ErrorCode(err))
+	code := string(jaego.CodeOf(err))
 	c.log.Warn("poison stock event sent to the DLQ", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "code", code, "err", err)
 	return &kgo.Record{
 		Topic: c.dlq,

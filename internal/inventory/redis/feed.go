@@ -16,6 +16,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/jaego/jaego/internal/inventory"
+	"github.com/jaego/jaego/internal/jaego"
 )
 
 // Read strategies of the change feed. Both return the same changes in the same order; they
@@ -89,9 +90,9 @@ func (f *Feed) Retention() time.Duration { return f.s.opts.Retention }
 
 // Errors of the feed, matched with errors.Is.
 var (
-	ErrBadCursor = &inventory.Error{Code: inventory.CodeInvalidCursor, Field: "cursor",
+	ErrBadCursor = &jaego.Error{Code: jaego.CodeInvalidCursor, Field: "cursor",
 		Detail: "malformed cursor: pass next_cursor back unchanged"}
-	ErrExpired = &inventory.Error{Code: inventory.CodeExpired, Field: "from",
+	ErrExpired = &jaego.Error{Code: jaego.CodeExpired, Field: "from",
 		Detail: "the range starts before the change-feed retention: those changes are gone; take a snapshot instead"}
 )
 
@@ -131,7 +132,7 @@ func (f *Feed) Changes(ctx context.Context, from, to time.Time, cursor string, l
 func (f *Feed) cursorFor(from, to time.Time, cursor string) (*Cursor, error) {
 	if cursor == "" {
 		if !to.After(from) {
-			return nil, inventory.Invalidf("to", "to must be after from")
+			return nil, jaego.Invalidf("to", "to must be after from")
 		}
 		return NewCursor(from, to), nil
 	}
@@ -140,7 +141,7 @@ func (f *Feed) cursorFor(from, to time.Time, cursor string) (*Cursor, error) {
 		return nil, err
 	}
 	if (!from.IsZero() && from.UnixMilli() != c.From) || (!to.IsZero() && to.UnixMilli() != c.To) {
-		return nil, &inventory.Error{Code: inventory.CodeInvalidCursor, Field: "cursor",
+		return nil, &jaego.Error{Code: jaego.CodeInvalidCursor, Field: "cursor",
 			Detail: "the cursor belongs to another range: pass the same from and to, or none"}
 	}
 	return c, nil
@@ -376,7 +377,7 @@ func (s *subStream) take(entries []streamEntry, count int) {
 func decodeReply(res rueidis.RedisResult, sub string) ([]streamEntry, error) {
 	entries, err := res.ToArray()
 	if err != nil && !rueidis.IsRedisNil(err) {
-		return nil, fmt.Errorf("read changes: %w: %w", inventory.ErrUnavailable, err)
+		return nil, jaego.Unavailable("read changes", err)
 	}
 	out := make([]streamEntry, len(entries))
 	for i, m := range entries {

@@ -4,13 +4,13 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"strconv"
 	"time"
 
 	"github.com/redis/rueidis"
 
 	"github.com/jaego/jaego/internal/inventory"
+	"github.com/jaego/jaego/internal/jaego"
 )
 
 // Snapshots for re-indexers (issue 4). The algorithm, also in docs/architecture.md:
@@ -48,7 +48,7 @@ func (f *Feed) position(ctx context.Context) (*Cursor, error) {
 	for i, res := range f.s.client.DoMulti(ctx, cmds...) {
 		entries, err := res.AsXRange()
 		if err != nil && !rueidis.IsRedisNil(err) {
-			return nil, fmt.Errorf("feed position: %w: %w", inventory.ErrUnavailable, err)
+			return nil, jaego.Unavailable("feed position", err)
 		}
 		if len(entries) == 1 {
 			cur.Pos[strconv.Itoa(subs[i].g)+"/"+subs[i].day] = entries[0].ID
@@ -65,7 +65,7 @@ func (s *Store) StoreStock(ctx context.Context, store string) ([]inventory.Stock
 	for {
 		e, err := s.client.Do(ctx, s.client.B().Sscan().Key(s.skusKey(store)).Cursor(cursor).Count(1000).Build()).AsScanEntry()
 		if err != nil {
-			return nil, fmt.Errorf("snapshot %s: %w: %w", store, inventory.ErrUnavailable, err)
+			return nil, jaego.Unavailable("snapshot "+store, err)
 		}
 		keys := make([]inventory.Key, len(e.Elements))
 		for i, sku := range e.Elements {
@@ -104,7 +104,7 @@ func (s *Store) Estate(ctx context.Context, token string) (inventory.EstatePage,
 	var page inventory.EstatePage
 	e, err := s.client.Do(ctx, s.client.B().Sscan().Key(s.storesKey(t.G)).Cursor(t.Cursor).Count(10).Build()).AsScanEntry()
 	if err != nil {
-		return page, fmt.Errorf("estate snapshot: %w: %w", inventory.ErrUnavailable, err)
+		return page, jaego.Unavailable("estate snapshot", err)
 	}
 	for _, store := range e.Elements {
 		items, err := s.StoreStock(ctx, store)

@@ -27,6 +27,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/jaego/jaego/internal/inventory"
+	"github.com/jaego/jaego/internal/jaego"
 )
 
 //go:embed apply.lua
@@ -249,8 +250,8 @@ func parseApplyRow(row rueidis.RedisMessage, e inventory.Event) (inventory.Resul
 	if r.Status == inventory.Rejected {
 		// The script only names the refusal; the reference model words it from the state.
 		_, r.Err = inventory.Apply(st, e)
-		if r.Err == nil || string(inventory.ErrorCode(r.Err)) != code {
-			r.Err = &inventory.Error{Code: inventory.Code(code), Detail: "refused: " + code}
+		if r.Err == nil || string(jaego.CodeOf(r.Err)) != code {
+			r.Err = &jaego.Error{Code: jaego.Code(code), Detail: "refused: " + code}
 		}
 	}
 	return r, nil
@@ -271,7 +272,7 @@ func (s *Store) Get(ctx context.Context, store, sku string) (inventory.Stock, er
 		return inventory.Stock{}, s.unavailable("get", err)
 	}
 	if !found {
-		return inventory.Stock{}, &inventory.Error{Code: inventory.CodeNotFound,
+		return inventory.Stock{}, &jaego.Error{Code: jaego.CodeNotFound,
 			Detail: fmt.Sprintf("no stock record for store %s, sku %s", store, sku)}
 	}
 	return st, nil
@@ -328,5 +329,5 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 func (s *Store) unavailable(op string, err error) error {
-	return fmt.Errorf("redis %s: %w: %w", op, inventory.ErrUnavailable, err)
+	return jaego.Unavailable("redis "+op, err)
 }

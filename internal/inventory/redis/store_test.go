@@ -13,6 +13,7 @@ import (
 	"github.com/jaego/jaego/internal/inventory"
 	"github.com/jaego/jaego/internal/inventory/inventorytest"
 	invredis "github.com/jaego/jaego/internal/inventory/redis"
+	"github.com/jaego/jaego/internal/jaego"
 	"github.com/jaego/jaego/internal/testenv"
 )
 
@@ -138,10 +139,10 @@ func TestUnavailable(t *testing.T) {
 	srv.Stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if _, err := s.Apply(ctx, []inventory.Event{inventorytest.Ev(inventory.Sale, "S", "K", 1)}); inventory.ErrorCode(err) != inventory.CodeUnavailable {
+	if _, err := s.Apply(ctx, []inventory.Event{inventorytest.Ev(inventory.Sale, "S", "K", 1)}); jaego.CodeOf(err) != jaego.CodeUnavailable {
 		t.Errorf("apply on dead redis: %v", err)
 	}
-	if _, err := s.Get(ctx, "S", "K"); inventory.ErrorCode(err) != inventory.CodeUnavailable {
+	if _, err := s.Get(ctx, "S", "K"); jaego.CodeOf(err) != jaego.CodeUnavailable {
 		t.Errorf("get on dead redis: %v", err)
 	}
 	if err := s.Ping(ctx); err == nil || !strings.Contains(err.Error(), "redis") {

@@ -4,7 +4,6 @@ package http
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net/http"
 	"time"
@@ -34,7 +33,7 @@ func (a *API) list() http.Handler {
 		defer cancel()
 		infos, err := a.locker.List(ctx)
 		if err != nil {
-			a.fail(w, err)
+			a.fail(w, r, err)
 			return
 		}
 		if infos == nil {
@@ -51,7 +50,7 @@ func (a *API) forceUnlock() http.Handler {
 		defer cancel()
 		released, err := a.locker.ForceUnlock(ctx, name)
 		if err != nil {
-			a.fail(w, err)
+			a.fail(w, r, err)
 			return
 		}
 		a.log.Warn("force-unlock by operator", "lock", name, "released", released, "remote", r.RemoteAddr)
@@ -59,11 +58,4 @@ func (a *API) forceUnlock() http.Handler {
 	})
 }
 
-func (a *API) fail(w http.ResponseWriter, err error) {
-	if errors.Is(err, lock.ErrInvalidName) {
-		httpx.WriteProblem(w, httpx.Problem{Status: http.StatusBadRequest, Code: "invalid_input", Detail: err.Error()})
-		return
-	}
-	a.log.Error("lock admin failed", "err", err)
-	httpx.WriteProblem(w, httpx.Problem{Status: http.StatusServiceUnavailable, Code: "store_unavailable", Detail: err.Error()})
-}
+func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) { httpx.Fail(w, r, a.log, err) }

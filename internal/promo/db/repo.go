@@ -11,7 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/jaego/jaego/internal/inventory"
+	"github.com/jaego/jaego/internal/jaego"
 	"github.com/jaego/jaego/internal/promo"
 	"github.com/jaego/jaego/internal/sqldb"
 )
@@ -28,7 +28,7 @@ type DB struct {
 func New(d *sqldb.DB) *DB { return &DB{DB: d} }
 
 // ErrNotFound is a promotion id that does not exist.
-var ErrNotFound = &inventory.Error{Code: inventory.CodeNotFound, Detail: "no such promotion"}
+var ErrNotFound = &jaego.Error{Code: jaego.CodeNotFound, Detail: "no such promotion"}
 
 // Create stores a new active promotion from a validated spec.
 func (d *DB) Create(ctx context.Context, s promo.Spec, now time.Time) (promo.Promotion, error) {

@@ -12,9 +12,8 @@ import (
 	"time"
 
 	"github.com/jaego/jaego/internal/httpx"
-	"github.com/jaego/jaego/internal/inventory"
+	"github.com/jaego/jaego/internal/jaego"
 	"github.com/jaego/jaego/internal/promo"
-	promoredis "github.com/jaego/jaego/internal/promo/redis"
 )
 
 // Store is the SQL side the admin routes write (promo/db.DB).
@@ -25,14 +24,29 @@ type Store interface {
 	Stop(ctx context.Context, id string, now time.Time) (promo.Promotion, error)
 }
 
+// Catalogs is the cache the read routes serve from (promo/redis.Cache).
+type Catalogs interface {
+	// Version is the version served now; Current is its catalog.
+	Version(ctx context.Context) (int64, error)
+	Current(ctx context.Context) (*promo.Catalog, error)
+}
+
+// Rebuilder rebuilds the cache after an admin change (promo.Rebuilder).
+type Rebuilder interface {
+	Rebuild(ctx context.Context, reason string) (int64, error)
+	// Soon asks the background loop to retry a rebuild that failed.
+	Soon()
+}
+
 // API is the promotion HTTP API.
 type API struct {
 	store     Store
-	cache     *promoredis.Cache
-	rebuilder *promoredis.Rebuilder
+	cache     Catalogs
+	rebuilder Rebuilder
 	now       func() time.Time
 	timeout   time.Duration
 	log       *slog.Logger
+	off       error // set by Disabled: every route answers it
 }
 
 // Options configures the API.
@@ -43,7 +57,7 @@ type Options struct {
 }
 
 // New returns the API.
-func New(store Store, cache *promoredis.Cache, rb *promoredis.Rebuilder, opts Options) *API {
+func New(store Store, cache Catalogs, rb Rebuilder, opts Options) *API {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -56,15 +70,32 @@ func New(store Store, cache *promoredis.Cache, rb *promoredis.Rebuilder, opts Op
 	return &API{store: store, cache: cache, rebuilder: rb, now: opts.Now, timeout: opts.Timeout, log: opts.Logger}
 }
 
+// Disabled returns the API of a server without promotions: the same routes, each answering
+// promotions_disabled with detail (how to turn them on).
+func Disabled(detail string) *API {
+	return &API{off: jaego.Errorf(jaego.CodePromotionsDisabled, "%s", detail)}
+}
+
 // Register adds every promotion route to mux. This is the one list of them.
 func (a *API) Register(mux *http.ServeMux) {
-	mux.Handle("POST /v1/admin/promotions", a.create())
-	mux.Handle("GET /v1/admin/promotions/{id}", a.get())
-	mux.Handle("PATCH /v1/admin/promotions/{id}", a.patch())
-	mux.Handle("POST /v1/admin/promotions/{id}/stop", a.stop())
-	mux.Handle("GET /v1/promotions/version", a.version())
-	mux.Handle("GET /v1/products/{sku}/gifts", a.productGifts())
-	mux.Handle("POST /v1/gifts/evaluate", a.evaluate())
+	for _, r := range []struct {
+		pattern string
+		handler func() http.Handler
+	}{
+		{"POST /v1/admin/promotions", a.create},
+		{"GET /v1/admin/promotions/{id}", a.get},
+		{"PATCH /v1/admin/promotions/{id}", a.patch},
+		{"POST /v1/admin/promotions/{id}/stop", a.stop},
+		{"GET /v1/promotions/version", a.version},
+		{"GET /v1/products/{sku}/gifts", a.productGifts},
+		{"POST /v1/gifts/evaluate", a.evaluate},
+	} {
+		h := r.handler()
+		if a.off != nil {
+			h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { httpx.Fail(w, r, nil, a.off) })
+		}
+		mux.Handle(r.pattern, h)
+	}
 }
 
 // adminTimeout bounds an admin change: the SQL commit, the wait for the rebuild lock and
@@ -140,10 +171,10 @@ func (a *API) changed(ctx context.Context, w http.ResponseWriter, r *http.Reques
 	if err != nil {
 		a.rebuilder.Soon()
 		a.log.Error("promotion saved but the cache rebuild failed; retrying in the background", "id", p.ID, "err", err)
-		httpx.WriteProblem(w, httpx.Problem{Status: http.StatusServiceUnavailable, Code: "cache_rebuild_failed",
-			Detail: "the change is saved but the promotion cache could not be rebuilt yet; it is retried in the " +
-				"background and served once a rebuild succeeds (do not repeat a create)",
-			Extra: map[string]any{"promotion": p}})
+		pb := httpx.ProblemOf(jaego.Errorf(jaego.CodeRebuildFailed, "the change is saved but the promotion cache "+
+			"could not be rebuilt yet; it is retried in the background and served once a rebuild succeeds (do not repeat a create)"))
+		pb.Extra["promotion"] = p
+		httpx.WriteProblem(w, pb)
 		return
 	}
 	w.Header().Set("X-Promotion-Version", strconv.FormatInt(v, 10))
@@ -176,7 +207,7 @@ func (a *API) productGifts() http.Handler {
 		if where.Channel == "" {
 			where.Channel = promo.ChannelOnline
 		}
-		err := errors.Join(inventory.CheckSKU(sku), where.Check())
+		err := errors.Join(jaego.CheckSKU(sku), where.Check())
 		if err != nil {
 			a.fail(w, r, err)
 			return
@@ -202,7 +233,7 @@ func (a *API) evaluate() http.Handler {
 			return
 		}
 		var order promo.Order
-		if err := inventory.StrictUnmarshal(body, &order); err != nil {
+		if err := jaego.StrictUnmarshal(body, &order); err != nil {
 			a.fail(w, r, err)
 			return
 		}
@@ -237,10 +268,4 @@ func (a *API) body(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	return b, err == nil
 }
 
-func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
-	p := httpx.ProblemOf(err)
-	if p.Status >= 500 {
-		a.log.Error("promotion request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-	}
-	httpx.WriteProblem(w, p)
-}
+func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) { httpx.Fail(w, r, a.log, err) }

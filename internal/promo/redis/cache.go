@@ -1,5 +1,5 @@
 // Package redis serves gift promotions from a versioned Redis cache with a local cache
-// keyed by version in front (design §9), and rebuilds that cache from the SQL source.
+// keyed by version in front (design §9); promo.Rebuilder publishes to it.
 //
 // Key layout, all under one hash tag so each script runs on one Cluster slot:
 //
@@ -36,17 +36,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/redis/rueidis"
 
-	"github.com/jaego/jaego/internal/inventory"
+	"github.com/jaego/jaego/internal/jaego"
 	"github.com/jaego/jaego/internal/promo"
 )
 
 // Errors of the cache.
 var (
 	// ErrNotBuilt: no version was ever published (run `jaego promo rebuild`).
-	ErrNotBuilt = &inventory.Error{Code: inventory.CodeNotBuilt,
+	ErrNotBuilt = &jaego.Error{Code: jaego.CodeNotBuilt,
 		Detail: "the promotion cache has no version yet: it is built at startup, by every admin change and by `jaego promo rebuild`"}
-	// ErrStaleToken: a newer builder claimed the cache; this builder may not publish.
-	ErrStaleToken = errors.New("promotion cache: a builder with a newer fencing token took over")
 	// ErrIncomplete: a version's keys do not hold what its meta says.
 	ErrIncomplete = errors.New("promotion cache: version incomplete")
 )
@@ -155,15 +153,6 @@ func (c *Cache) listKey(v int64) string {
 	return c.opts.Prefix + ":{p}:v" + strconv.FormatInt(v, 10) + ":promotions"
 }
 
-// Meta describes one version.
-type Meta struct {
-	Count   int       `json:"count"`
-	Day     string    `json:"day"`
-	From    time.Time `json:"from"` // the version holds the promotions active somewhere in [From, To)
-	To      time.Time `json:"to"`
-	BuiltAt time.Time `json:"built_at"`
-}
-
 // Version returns the version the pointer names now (0: none yet).
 func (c *Cache) Version(ctx context.Context) (int64, error) {
 	var r rueidis.RedisResult
@@ -191,7 +180,7 @@ func unavailable(err error) error {
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return err
 	}
-	return &inventory.Error{Code: inventory.CodeUnavailable, Detail: "promotion cache: " + err.Error()}
+	return &jaego.Error{Code: jaego.CodeUnavailable, Detail: "promotion cache: " + err.Error()}
 }
 
 // Current returns the catalog of the version served now.
@@ -251,7 +240,7 @@ func (c *Cache) read(ctx context.Context, v int64) (*promo.Catalog, error) {
 	if err != nil {
 		return nil, unavailable(err)
 	}
-	var meta Meta
+	var meta promo.Meta
 	if err := json.Unmarshal([]byte(raw), &meta); err != nil {
 		return nil, fmt.Errorf("version %d meta: %w", v, err)
 	}
@@ -308,14 +297,14 @@ return 1`)
 // Publish writes ps as a new version and moves the pointer to it. token is the builder's
 // fencing token (from the lock that serialises builders): Publish first raises the cache's
 // fence to it, so from then on no builder with an older token (one whose lock lease ran
-// out while it worked) can publish; its own publication is refused with ErrStaleToken if a
+// out while it worked) can publish; its own publication is refused with promo.ErrStaleToken if a
 // newer builder claimed the fence meanwhile. Returns the version published.
-func (c *Cache) Publish(ctx context.Context, token int64, meta Meta, ps []promo.Promotion) (int64, error) {
+func (c *Cache) Publish(ctx context.Context, token int64, meta promo.Meta, ps []promo.Promotion) (int64, error) {
 	v, err := c.publish(ctx, token, meta, ps)
 	switch {
 	case err == nil:
 		c.m.published.WithLabelValues("published").Inc()
-	case errors.Is(err, ErrStaleToken):
+	case errors.Is(err, promo.ErrStaleToken):
 		c.m.published.WithLabelValues("stale_token").Inc()
 	default:
 		c.m.published.WithLabelValues("error").Inc()
@@ -323,14 +312,14 @@ func (c *Cache) Publish(ctx context.Context, token int64, meta Meta, ps []promo.
 	return v, err
 }
 
-func (c *Cache) publish(ctx context.Context, token int64, meta Meta, ps []promo.Promotion) (int64, error) {
+func (c *Cache) publish(ctx context.Context, token int64, meta promo.Meta, ps []promo.Promotion) (int64, error) {
 	tok := strconv.FormatInt(token, 10)
 	v, err := claimScript.Exec(ctx, c.client, []string{c.fence, c.seq, c.ptr}, []string{tok}).AsInt64()
 	if err != nil {
 		return 0, unavailable(err)
 	}
 	if v < 0 {
-		return 0, fmt.Errorf("%w (token %d)", ErrStaleToken, token)
+		return 0, fmt.Errorf("%w (token %d)", promo.ErrStaleToken, token)
 	}
 	meta.Count = len(ps)
 	if err := c.write(ctx, v, meta, ps); err != nil {
@@ -355,7 +344,7 @@ func (c *Cache) publish(ctx context.Context, token int64, meta Meta, ps []promo.
 			c.opts.Logger.Info("promotion version published", "version", v, "replaces", old, "promotions", len(ps), "day", meta.Day)
 			return v, nil
 		case r == -1:
-			return 0, fmt.Errorf("%w (token %d, version %d not published)", ErrStaleToken, token, v)
+			return 0, fmt.Errorf("%w (token %d, version %d not published)", promo.ErrStaleToken, token, v)
 		case r == -2:
 			continue // the pointer moved between the GET and the script: read it again
 		case r == -3:
@@ -367,7 +356,7 @@ func (c *Cache) publish(ctx context.Context, token int64, meta Meta, ps []promo.
 }
 
 // write stores version v's List in chunks and then its meta, all with BuildTTL.
-func (c *Cache) write(ctx context.Context, v int64, meta Meta, ps []promo.Promotion) error {
+func (c *Cache) write(ctx context.Context, v int64, meta promo.Meta, ps []promo.Promotion) error {
 	const chunk = 256
 	list := c.listKey(v)
 	cmds := rueidis.Commands{c.client.B().Del().Key(list).Build()}

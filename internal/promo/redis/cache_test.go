@@ -74,7 +74,7 @@ func TestPublishAndRead(t *testing.T) {
 				t.Error("the pointer moved before publication")
 			}
 		}
-		v1, err := c.Publish(ctx, 1, Meta{Day: "2026-11-22"}, build("a", 700))
+		v1, err := c.Publish(ctx, 1, promo.Meta{Day: "2026-11-22"}, build("a", 700))
 		if err != nil || v1 != 1 || unpublished != 1 {
 			t.Fatalf("publish: %d %v", v1, err)
 		}
@@ -85,7 +85,7 @@ func TestPublishAndRead(t *testing.T) {
 		if got := cat.ProductGifts("SKU7", promo.Where{Channel: "online", At: day0.Add(time.Hour)}); len(got) != 14 {
 			t.Fatalf("SKU7 is a target of 14 promotions, got %d", len(got))
 		}
-		v2, err := c.Publish(ctx, 1, Meta{Day: "2026-11-22"}, build("b", 3))
+		v2, err := c.Publish(ctx, 1, promo.Meta{Day: "2026-11-22"}, build("b", 3))
 		if err != nil || v2 != 2 {
 			t.Fatalf("second publish: %d %v", v2, err)
 		}
@@ -101,7 +101,7 @@ func TestPublishAndRead(t *testing.T) {
 		}
 		// An empty version is a version too (every promotion stopped).
 		c.beforePublish = nil
-		if v, err := c.Publish(ctx, 1, Meta{}, nil); err != nil || v != 3 {
+		if v, err := c.Publish(ctx, 1, promo.Meta{}, nil); err != nil || v != 3 {
 			t.Fatalf("empty publish %d %v", v, err)
 		}
 		if cat, _ := c.Current(ctx); cat.Len() != 0 {
@@ -117,14 +117,14 @@ func TestIncompleteVersionRefused(t *testing.T) {
 	ctx := context.Background()
 	c := New(c0, Options{Logger: quiet})
 	c.beforePublish = func(v int64) { c0.Do(ctx, c0.B().Rpop().Key(c.listKey(v)).Build()) }
-	if _, err := c.Publish(ctx, 1, Meta{}, build("x", 5)); !errors.Is(err, ErrIncomplete) {
+	if _, err := c.Publish(ctx, 1, promo.Meta{}, build("x", 5)); !errors.Is(err, ErrIncomplete) {
 		t.Fatalf("publish of a truncated version: %v", err)
 	}
 	if v, _ := c.Version(ctx); v != 0 {
 		t.Fatalf("pointer moved to %d", v)
 	}
 	c.beforePublish = nil
-	v, err := c.Publish(ctx, 1, Meta{}, build("y", 5))
+	v, err := c.Publish(ctx, 1, promo.Meta{}, build("y", 5))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +156,7 @@ func TestPointerRace(t *testing.T) {
 			tag := fmt.Sprintf("b%d", i)
 			// The version number is known only once claimed, so record the size by tag.
 			sizes.Store(tag, n)
-			if _, err := c.Publish(ctx, 1, Meta{Day: tag}, build(tag, n)); err != nil {
+			if _, err := c.Publish(ctx, 1, promo.Meta{Day: tag}, build(tag, n)); err != nil {
 				t.Error(err)
 			}
 		}
@@ -235,7 +235,7 @@ func TestStaleBuilder(t *testing.T) {
 		stopWatch := watchPointer(t, a)
 		defer stopWatch()
 
-		la, err := locks.Lock(ctx, LockName, 300*time.Millisecond)
+		la, err := locks.Lock(ctx, promo.RebuildLock, 300*time.Millisecond)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -246,30 +246,30 @@ func TestStaleBuilder(t *testing.T) {
 		}
 		aErr := make(chan error, 1)
 		go func() {
-			_, err := a.Publish(ctx, la.Token, Meta{}, build("a", 10))
+			_, err := a.Publish(ctx, la.Token, promo.Meta{}, build("a", 10))
 			aErr <- err
 		}()
 		<-aWritten
-		lb, err := locks.Lock(ctx, LockName, 0) // waits for A's lease to run out
+		lb, err := locks.Lock(ctx, promo.RebuildLock, 0) // waits for A's lease to run out
 		if err != nil {
 			t.Fatal(err)
 		}
 		if lb.Token <= la.Token {
 			t.Fatalf("tokens %d then %d", la.Token, lb.Token)
 		}
-		vb, err := b.Publish(ctx, lb.Token, Meta{}, build("b", 10))
+		vb, err := b.Publish(ctx, lb.Token, promo.Meta{}, build("b", 10))
 		if err != nil {
 			t.Fatal(err)
 		}
 		close(bDone)
-		if err := <-aErr; !errors.Is(err, ErrStaleToken) {
+		if err := <-aErr; !errors.Is(err, promo.ErrStaleToken) {
 			t.Fatalf("stale builder: %v", err)
 		}
 		if v, _ := a.Version(ctx); v != vb {
 			t.Fatalf("pointer %d, want B's %d", v, vb)
 		}
 		// A stale token cannot even claim a version now.
-		if _, err := a.Publish(ctx, la.Token, Meta{}, build("a2", 1)); !errors.Is(err, ErrStaleToken) {
+		if _, err := a.Publish(ctx, la.Token, promo.Meta{}, build("a2", 1)); !errors.Is(err, promo.ErrStaleToken) {
 			t.Fatalf("stale claim: %v", err)
 		}
 		_ = lb.Unlock(ctx)
@@ -286,8 +286,8 @@ func TestConcurrentRebuilds(t *testing.T) {
 		var wg sync.WaitGroup
 		var published sync.Map
 		for i := range 2 {
-			rb := NewRebuilder(New(client, Options{Logger: quiet}), src, lock.New(client, lock.Options{ClassicPubSub: classic}), time.UTC, nil)
-			rb.Logger = quiet
+			rb := promo.NewRebuilder(promo.RebuilderOptions{Source: src, Publisher: New(client, Options{Logger: quiet}),
+				Locker: lock.New(client, lock.Options{ClassicPubSub: classic}), Logger: quiet})
 			wg.Go(func() {
 				for range 25 {
 					v, err := rb.Rebuild(ctx, "admin")
@@ -338,31 +338,6 @@ func watchPointer(t *testing.T, c *Cache) (stop func()) {
 	return func() { cancel(); <-done }
 }
 
-func TestWindow(t *testing.T) {
-	seoul, err := time.LoadLocation("Asia/Seoul")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ny, _ := time.LoadLocation("America/New_York")
-	for _, tc := range []struct {
-		now  time.Time
-		loc  *time.Location
-		next time.Time
-		day  string
-	}{
-		{time.Date(2026, 11, 22, 14, 59, 0, 0, time.UTC), seoul, time.Date(2026, 11, 23, 0, 0, 0, 0, seoul), "2026-11-22"},
-		{time.Date(2026, 11, 22, 15, 0, 0, 0, time.UTC), seoul, time.Date(2026, 11, 24, 0, 0, 0, 0, seoul), "2026-11-23"},
-		{time.Date(2026, 12, 31, 23, 0, 0, 0, time.UTC), time.UTC, time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), "2026-12-31"},
-		// The day after the autumn DST change in New York is 24 h from its midnight.
-		{time.Date(2026, 11, 1, 12, 0, 0, 0, ny), ny, time.Date(2026, 11, 2, 0, 0, 0, 0, ny), "2026-11-01"},
-	} {
-		from, to, day := Window(tc.now, tc.loc)
-		if !NextMidnight(tc.now, tc.loc).Equal(tc.next) || !from.Equal(tc.now) || !to.Equal(tc.next.Add(Overlap)) || day != tc.day {
-			t.Errorf("%s in %s: next %s, window %s..%s day %s", tc.now, tc.loc, NextMidnight(tc.now, tc.loc), from, to, day)
-		}
-	}
-}
-
 // TestRunRebuilds: the daily batch rebuilds at once when the version served is another
 // day's, retries a failed rebuild, and rebuilds when Soon asks.
 func TestRunRebuilds(t *testing.T) {
@@ -370,7 +345,7 @@ func TestRunRebuilds(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	c := New(client, Options{Logger: quiet})
-	if _, err := c.Publish(ctx, 1, Meta{Day: "2000-01-01"}, build("old", 1)); err != nil {
+	if _, err := c.Publish(ctx, 1, promo.Meta{Day: "2000-01-01"}, build("old", 1)); err != nil {
 		t.Fatal(err)
 	}
 	var calls atomic.Int64
@@ -380,8 +355,7 @@ func TestRunRebuilds(t *testing.T) {
 		}
 		return build("new", 2), nil
 	})
-	rb := NewRebuilder(c, src, lock.New(client, lock.Options{}), time.UTC, nil)
-	rb.Logger = quiet
+	rb := promo.NewRebuilder(promo.RebuilderOptions{Source: src, Publisher: c, Locker: lock.New(client, lock.Options{}), Logger: quiet})
 	done := make(chan struct{})
 	go func() { rb.Run(ctx); close(done) }()
 	waitFor(t, "today's version after a failed first try", func() bool {

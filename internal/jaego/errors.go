@@ -1,0 +1,92 @@
+// Package jaego is the shared kernel of every domain and transport (wtf's root package): the
+// error type with its stable codes, the strict JSON decoder, and the identifier rules of
+// design §2. It imports nothing of jaego, so the stock and promotion domains, the lock and
+// every adapter can share it without importing each other; each transport maps a Code to
+// its own vocabulary (an HTTP status, a Kafka disposition) in one table.
+package jaego
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Code is a stable, machine-readable error code that clients match on; docs/errors.md
+// lists every one.
+type Code string
+
+// The error codes of jaego, every domain and transport together: one list, so that a
+// transport's table can name them all.
+const (
+	CodeInvalid              Code = "invalid_input"
+	CodeInvalidJSON          Code = "invalid_json"
+	CodeBodyTooLarge         Code = "body_too_large"
+	CodeInvalidCursor        Code = "invalid_cursor"
+	CodeNotFound             Code = "not_found"
+	CodeMethodNotAllowed     Code = "method_not_allowed"
+	CodeInsufficientStock    Code = "insufficient_stock"
+	CodeInsufficientReserved Code = "insufficient_reserved"
+	CodeVersionConflict      Code = "version_conflict"
+	CodeExpired              Code = "range_expired"
+	CodeUnavailable          Code = "store_unavailable"
+	CodeTimeout              Code = "timeout"
+	CodeNotBuilt             Code = "not_built"            // the promotion cache has no version yet
+	CodeRebuildFailed        Code = "cache_rebuild_failed" // a promotion change saved, its cache not rebuilt
+	CodePromotionsDisabled   Code = "promotions_disabled"
+	CodePromotionsDBDown     Code = "promotions_db_unavailable"
+	CodeKafkaUnavailable     Code = "kafka_unavailable"
+	CodeStarting             Code = "starting"
+	CodeInternal             Code = "internal"
+)
+
+// Error is an error with a code, the offending field when there is one, and a detail that
+// is safe to show a client.
+type Error struct {
+	Code   Code
+	Field  string
+	Detail string
+}
+
+func (e *Error) Error() string {
+	if e.Detail == "" {
+		return string(e.Code)
+	}
+	return e.Detail
+}
+
+// Is makes errors.Is(err, ErrX) match any *Error with the same code.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Code == e.Code
+}
+
+// Sentinel errors of the codes every domain uses, matched with errors.Is.
+var (
+	ErrInvalid     = &Error{Code: CodeInvalid}
+	ErrNotFound    = &Error{Code: CodeNotFound}
+	ErrUnavailable = &Error{Code: CodeUnavailable}
+)
+
+// Errorf builds an error with code and a detail for the client.
+func Errorf(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Detail: fmt.Sprintf(format, args...)}
+}
+
+// Invalidf builds an invalid-input error about one field.
+func Invalidf(field, format string, args ...any) error {
+	return &Error{Code: CodeInvalid, Field: field, Detail: fmt.Sprintf(format, args...)}
+}
+
+// Unavailable wraps a failure of a backing store (Redis, PostgreSQL) as store_unavailable;
+// what says which store and operation, for the logs.
+func Unavailable(what string, err error) error {
+	return fmt.Errorf("%s: %w: %w", what, ErrUnavailable, err)
+}
+
+// CodeOf returns the code of err, or "" when err carries none.
+func CodeOf(err error) Code {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return ""
+}
