@@ -25,8 +25,6 @@ type config struct {
 	ShardGroups    int
 	Retention      time.Duration
 	RequestTimeout time.Duration
-	FeedStrategy   string
-	FeedWindow     time.Duration
 	LogLevel       slog.Level
 	LogFormat      string
 
@@ -117,8 +115,6 @@ func commonFlags(f *envFlags, c *config) {
 	f.String(&c.HTTPAddr, "http", "JAEGO_HTTP_ADDR", "127.0.0.1:8080", "HTTP listen address")
 	f.Int(&c.ShardGroups, "groups", "JAEGO_SHARD_GROUPS", 16, "shard groups G of the Redis key layout (fixed per deployment)")
 	f.Duration(&c.Retention, "changes-retention", "JAEGO_CHANGES_RETENTION", 48*time.Hour, "how long a day's change stream is kept")
-	f.String(&c.FeedStrategy, "changes-strategy", "JAEGO_CHANGES_STRATEGY", "paged", "change feed read strategy: paged or windows")
-	f.Duration(&c.FeedWindow, "changes-window", "JAEGO_CHANGES_WINDOW", 100*time.Millisecond, "window of the windows strategy")
 	f.Duration(&c.RequestTimeout, "request-timeout", "JAEGO_REQUEST_TIMEOUT", 2*time.Second, "bound on the store work of one HTTP request")
 	f.Level(&c.LogLevel, "log-level", "JAEGO_LOG_LEVEL", "log level: debug, info, warn, error")
 	f.String(&c.LogFormat, "log-format", "JAEGO_LOG_FORMAT", "json", "log format: json or text")

@@ -88,9 +88,9 @@ func appliedCount(t *testing.T, client rueidis.Client, store *invredis.Store) in
 	t.Helper()
 	now := time.Now()
 	var cmds rueidis.Commands
-	for g := 0; g < store.Groups(); g++ {
+	for g := 0; g < store.Keys().Groups(); g++ {
 		for _, day := range []time.Time{now.Add(-24 * time.Hour), now, now.Add(24 * time.Hour)} {
-			cmds = append(cmds, client.B().Xlen().Key(store.StreamKey(g, day)).Build())
+			cmds = append(cmds, client.B().Xlen().Key(store.Keys().StreamOn(g, day)).Build())
 		}
 	}
 	var n int64

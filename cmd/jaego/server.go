@@ -61,11 +61,7 @@ func newServer(ctx context.Context, cfg config, client rueidis.Client, log *slog
 		Registerer: reg,
 		Logger:     log,
 	})
-	feed, err := invredis.NewFeed(s.stock, invredis.FeedOptions{Strategy: cfg.FeedStrategy, Window: cfg.FeedWindow, Registerer: reg})
-	if err != nil {
-		return nil, err
-	}
-	s.feed = feed
+	s.feed = invredis.NewFeed(s.stock, invredis.FeedOptions{Registerer: reg})
 	sharded := shardedPubSub(ctx, client)
 	log.Debug("lock pub/sub", "sharded", sharded)
 	s.locks = lock.New(client, lock.Options{ClassicPubSub: !sharded, Registerer: reg, Logger: log})

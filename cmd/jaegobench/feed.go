@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"log/slog"
 	"net/http"
@@ -73,12 +72,12 @@ func benchFeed(ctx context.Context, out io.Writer, transactions, rounds int, win
 			// The windows strategy issues one XRANGE per window per stream, whatever the
 			// window holds (16 groups × the days of the range ± 10 min of clock skew).
 			days := int(r.to.Add(10*time.Minute).Sub(r.from.Add(-10*time.Minute).Truncate(24*time.Hour)).Hours()/24) + 1
-			name := "windows " + w.String() + ", pages of 10000"
+			name := "windows " + w.String() + " (original design, entries counted only)"
 			if calls := int64(r.to.Sub(r.from)/w) * int64(groups*days); calls > 20_000_000 {
 				notRun = append(notRun, skipped{name, calls})
 				continue
 			}
-			readers = append(readers, pagesReader(ctx, store, name, invredis.FeedOptions{Strategy: invredis.Windows, Window: w}, r.from, r.to))
+			readers = append(readers, windowsReader(ctx, client, store, name, w, r.from, r.to))
 		}
 		readers = append(readers,
 			pagesReader(ctx, store, "paged, pages of 10000", invredis.FeedOptions{}, r.from, r.to),
@@ -128,10 +127,7 @@ func pagesReader(ctx context.Context, store *invredis.Store, name string, opts i
 	return &feedReader{name: name, read: func() (int, float64, error) {
 		reg := prometheus.NewRegistry()
 		opts.Registerer = reg
-		feed, err := invredis.NewFeed(store, opts)
-		if err != nil {
-			return 0, 0, err
-		}
+		feed := invredis.NewFeed(store, opts)
 		got := 0
 		for cur := invredis.NewCursor(from, to); cur != nil; {
 			page, err := feed.Read(ctx, cur, 10000)
@@ -149,12 +145,9 @@ func pagesReader(ctx context.Context, store *invredis.Store, name string, opts i
 func streamReader(ctx context.Context, store *invredis.Store, name string, from, to time.Time) *feedReader {
 	return &feedReader{name: name, read: func() (int, float64, error) {
 		reg := prometheus.NewRegistry()
-		feed, err := invredis.NewFeed(store, invredis.FeedOptions{Registerer: reg})
-		if err != nil {
-			return 0, 0, err
-		}
+		feed := invredis.NewFeed(store, invredis.FeedOptions{Registerer: reg})
 		got := 0
-		_, err = feed.Stream(ctx, invredis.NewCursor(from, to), func(b []inventory.Change) error { got += len(b); return nil })
+		_, err := feed.Stream(ctx, invredis.NewCursor(from, to), func(b []inventory.Change) error { got += len(b); return nil })
 		return got, metricSum(reg, "jaego_changes_redis_calls_total"), err
 	}}
 }
@@ -186,7 +179,7 @@ func fillDay(ctx context.Context, client rueidis.Client, store *invredis.Store, 
 	lastID := map[int][2]int64{}
 	for tx := range pos.Day(pos.DayOptions{Transactions: transactions, Date: day, Seed: 21}) {
 		for _, e := range tx.Events() {
-			g := int(crc32.ChecksumIEEE([]byte(e.Store)) % uint32(store.Groups()))
+			g := store.Keys().Group(e.Store)
 			ms := tx.At.UnixMilli()
 			last := lastID[g]
 			seq := int64(0)
@@ -195,11 +188,13 @@ func fillDay(ctx context.Context, client rueidis.Client, store *invredis.Store, 
 			}
 			lastID[g] = [2]int64{ms, seq}
 			id := strconv.FormatInt(ms, 10) + "-" + strconv.FormatInt(seq, 10)
-			cmds = append(cmds, client.B().Xadd().Key(store.StreamKey(g, day)).Id(id).FieldValue().
-				FieldValue("store", e.Store).FieldValue("sku", e.SKU).FieldValue("type", string(e.Type)).
-				FieldValue("delta", strconv.FormatInt(-e.Qty, 10)).FieldValue("on_hand", "10").FieldValue("reserved", "0").
-				FieldValue("safety", "0").FieldValue("version", strconv.Itoa(n+1)).FieldValue("event_id", e.EventID).
-				FieldValue("at", strconv.FormatInt(ms, 10)).Build())
+			fv := client.B().Xadd().Key(store.Keys().StreamOn(g, day)).Id(id).FieldValue()
+			fields := invredis.EncodeChange(inventory.Change{Store: e.Store, SKU: e.SKU, Type: e.Type, Delta: -e.Qty,
+				OnHand: 10, Version: int64(n + 1), EventID: e.EventID, At: time.UnixMilli(ms)})
+			for i := 0; i < len(fields); i += 2 {
+				fv = fv.FieldValue(fields[i], fields[i+1])
+			}
+			cmds = append(cmds, fv.Build())
 			perHour[time.UnixMilli(ms).UTC().Hour()]++
 			n++
 			if len(cmds) == 5000 {
@@ -222,7 +217,7 @@ func rawXrange(ctx context.Context, client rueidis.Client, store *invredis.Store
 	var firstErr atomic.Value
 	for g := 0; g < groups; g++ {
 		wg.Go(func() {
-			key := store.StreamKey(g, from)
+			key := store.Keys().StreamOn(g, from)
 			lo, hi := strconv.FormatInt(from.UnixMilli(), 10), strconv.FormatInt(to.UnixMilli()-1, 10)
 			for {
 				calls.Add(1)
@@ -255,10 +250,7 @@ func rawXrange(ctx context.Context, client rueidis.Client, store *invredis.Store
 // ndjsonMemory streams the range through GET /v1/changes with Accept: application/x-ndjson
 // and samples the heap while it runs.
 func ndjsonMemory(ctx context.Context, out io.Writer, store *invredis.Store, from, to time.Time) error {
-	feed, err := invredis.NewFeed(store, invredis.FeedOptions{})
-	if err != nil {
-		return err
-	}
+	feed := invredis.NewFeed(store, invredis.FeedOptions{})
 	mux := http.NewServeMux()
 	invhttp.New(store, invhttp.Options{Feed: feed, Snapshots: store}).Register(mux)
 	srv := httptest.NewServer(httpx.Instrument(mux, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil))))
@@ -303,4 +295,55 @@ func ndjsonMemory(ctx context.Context, out io.Writer, store *invredis.Store, fro
 	fmt.Fprintf(out, "| bytes streamed | %.1f MiB |\n| seconds | %.2f |\n| heap in use before | %.1f MiB |\n| peak heap in use while streaming (server and client in one process) | %.1f MiB |\n",
 		float64(nbytes)/(1<<20), time.Since(start).Seconds(), float64(baseHeap)/(1<<20), float64(peak.Load())/(1<<20))
 	return nil
+}
+
+// windowsReader is the original design's read, kept here as a baseline only (production
+// reads pages, see docs/architecture.md): the range in fixed windows, 8 windows at a time in
+// one pipeline, each window of each (group, day) stream read with XRANGE … COUNT 2000 until
+// whole. It counts the entries without decoding or merging them, so it is measured a little
+// faster than it would serve.
+func windowsReader(ctx context.Context, client rueidis.Client, store *invredis.Store, name string, window time.Duration, from, to time.Time) *feedReader {
+	const parallel, count = 8, 2000
+	var keys []string
+	for d := from.Add(-10 * time.Minute).UTC().Truncate(24 * time.Hour); !d.After(to.Add(10 * time.Minute)); d = d.Add(24 * time.Hour) {
+		for g := range store.Keys().Groups() {
+			keys = append(keys, store.Keys().StreamOn(g, d))
+		}
+	}
+	type part struct{ key, start, end string }
+	return &feedReader{name: name, read: func() (int, float64, error) {
+		entries, calls := 0, 0
+		w := window.Milliseconds()
+		for ws := from.UnixMilli(); ws < to.UnixMilli(); ws += parallel * w {
+			var pending []part
+			for lo := ws; lo < min(ws+parallel*w, to.UnixMilli()); lo += w {
+				hi := strconv.FormatInt(min(lo+w, to.UnixMilli())-1, 10)
+				for _, k := range keys {
+					pending = append(pending, part{k, strconv.FormatInt(lo, 10), hi})
+				}
+			}
+			for len(pending) > 0 {
+				cmds := make(rueidis.Commands, len(pending))
+				for i, p := range pending {
+					cmds[i] = client.B().Xrange().Key(p.key).Start(p.start).End(p.end).Count(count).Build()
+				}
+				calls += len(cmds)
+				var more []part
+				for i, res := range client.DoMulti(ctx, cmds...) {
+					page, err := res.ToArray()
+					if err != nil && !rueidis.IsRedisNil(err) {
+						return 0, 0, err
+					}
+					entries += len(page)
+					if len(page) == count {
+						last, _ := page[len(page)-1].ToArray()
+						id, _ := last[0].ToString()
+						more = append(more, part{pending[i].key, "(" + id, pending[i].end})
+					}
+				}
+				pending = more
+			}
+		}
+		return entries, float64(calls), nil
+	}}
 }

@@ -92,7 +92,7 @@ func benchHTTP(ctx context.Context, out io.Writer, dur time.Duration, conns int)
 func bareHandler(client rueidis.Client, store *invredis.Store) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		parts := strings.Split(r.URL.Path, "/") // /v1/stores/{store}/skus/{sku}
-		key := store.StockKey(parts[3], parts[5])
+		key := store.Keys().Stock(parts[3], parts[5])
 		vals, err := client.Do(r.Context(), client.B().Hmget().Key(key).Field("on_hand", "reserved", "safety", "version").Build()).ToArray()
 		if err != nil {
 			http.Error(w, err.Error(), 500)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,20 +27,22 @@ type env struct {
 	url   string
 	store *invredis.Store
 	redis *testenv.RedisServer
+	// ahead moves the feed's clock forward (nanoseconds), so a test can end a range
+	// without waiting for it.
+	ahead *atomic.Int64
 }
 
 func newEnv(t *testing.T, timeout time.Duration) *env {
 	client, srv := testenv.Redis(t)
 	store := invredis.New(client, invredis.Options{Retention: 48 * time.Hour})
-	feed, err := invredis.NewFeed(store, invredis.FeedOptions{Settle: time.Nanosecond, Chunk: 7})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ahead := new(atomic.Int64)
+	feed := invredis.NewFeed(store, invredis.FeedOptions{Settle: time.Nanosecond, Chunk: 7,
+		Now: func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }})
 	mux := http.NewServeMux()
 	invhttp.New(store, invhttp.Options{Timeout: timeout, Feed: feed, Snapshots: store}).Register(mux)
 	ts := httptest.NewServer(httpx.Instrument(mux, prometheus.NewRegistry(), testLogger(t)))
 	t.Cleanup(ts.Close)
-	return &env{url: ts.URL, store: store, redis: srv}
+	return &env{url: ts.URL, store: store, redis: srv, ahead: ahead}
 }
 
 type answer struct {

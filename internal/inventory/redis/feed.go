@@ -13,29 +13,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
-	"github.com/redis/rueidis"
 
 	"github.com/jaego/jaego/internal/inventory"
 	"github.com/jaego/jaego/internal/jaego"
 )
 
-// Read strategies of the change feed. Both return the same changes in the same order; they
-// differ in the Redis calls they issue (docs/benchmarks.md).
-const (
-	// Paged reads every (shard group, day) stream with XRANGE … COUNT from the last id it
-	// returned, all streams pipelined, and merges them: the number of calls follows the
-	// number of entries. The default, by measurement.
-	Paged = "paged"
-	// Windows is the original design's: split the range into fixed time windows and read
-	// each window of each stream, windows in parallel; the number of calls follows the
-	// length of the range, whatever it holds.
-	Windows = "windows"
-)
-
 // FeedOptions configures a Feed.
 type FeedOptions struct {
-	Strategy string        // Paged (default) or Windows
-	Window   time.Duration // window of the Windows strategy; default 100ms
 	// Chunk is the largest COUNT of one XRANGE; default 2,000.
 	Chunk int
 	// ClockSkew is the largest difference between the clocks of jaego's servers and Redis:
@@ -52,21 +36,11 @@ type FeedOptions struct {
 type Feed struct {
 	s     *Store
 	opts  FeedOptions
-	calls *prometheus.CounterVec
+	calls prometheus.Counter
 }
 
 // NewFeed returns the change-feed reader of s.
-func NewFeed(s *Store, opts FeedOptions) (*Feed, error) {
-	switch opts.Strategy {
-	case "":
-		opts.Strategy = Paged
-	case Paged, Windows:
-	default:
-		return nil, fmt.Errorf("unknown change feed strategy %q (paged or windows)", opts.Strategy)
-	}
-	if opts.Window <= 0 {
-		opts.Window = 100 * time.Millisecond
-	}
+func NewFeed(s *Store, opts FeedOptions) *Feed {
 	if opts.Chunk <= 0 {
 		opts.Chunk = 2000
 	}
@@ -79,10 +53,10 @@ func NewFeed(s *Store, opts FeedOptions) (*Feed, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Feed{s: s, opts: opts, calls: promauto.With(opts.Registerer).NewCounterVec(prometheus.CounterOpts{
+	return &Feed{s: s, opts: opts, calls: promauto.With(opts.Registerer).NewCounter(prometheus.CounterOpts{
 		Name: "jaego_changes_redis_calls_total",
-		Help: "XRANGE calls issued by change-feed reads, by strategy.",
-	}, []string{"strategy"})}, nil
+		Help: "XRANGE calls issued by change-feed reads.",
+	})}
 }
 
 // Retention is how far back the feed reaches.
@@ -153,9 +127,6 @@ type Cursor struct {
 	From int64             `json:"f"`           // unix ms, inclusive
 	To   int64             `json:"t"`           // unix ms, exclusive
 	Pos  map[string]string `json:"p,omitempty"` // "<g>/<YYYYMMDD>" → last id returned
-	// W is the millisecond of the last change returned: the feed is ordered, so every stream
-	// without a position has nothing before it.
-	W int64 `json:"w,omitempty"`
 	// Done lists the streams read to the end of a complete range: later pages skip them.
 	Done []string `json:"d,omitempty"`
 }
@@ -209,7 +180,6 @@ type subStream struct {
 	name      string // "<group>/<day>", its key in a cursor
 	key       string
 	after     string // exclusive start: "(id", or the range start "ms"
-	end       string // inclusive end of this sub-stream's read, when it has its own
 	buf       []streamEntry
 	exhausted bool
 	// The read in flight (paged): its reply, the COUNT it asked for; low is the buffer
@@ -246,13 +216,7 @@ func (f *Feed) Read(ctx context.Context, cur *Cursor, limit int) (Page, error) {
 	next := cur.clone()
 	var page Page
 	var err error
-	if f.opts.Strategy == Windows {
-		var out []streamEntry
-		out, err = f.readWindows(ctx, cur, subs, limit)
-		page.Changes = next.advance(nil, out)
-	} else {
-		page.Changes, err = f.readPaged(ctx, subs, limit, next)
-	}
+	page.Changes, err = f.readPaged(ctx, subs, limit, next)
 	if err != nil {
 		return Page{}, err
 	}
@@ -281,60 +245,34 @@ func (f *Feed) subStreams(cur *Cursor, now time.Time) []*subStream {
 	end := time.UnixMilli(min(cur.To, now.UnixMilli())).Add(f.opts.ClockSkew)
 	var days []string
 	for d := time.UnixMilli(cur.From).Add(-f.opts.ClockSkew).UTC().Truncate(24 * time.Hour); !d.After(end); d = d.Add(24 * time.Hour) {
-		days = append(days, d.Format("20060102"))
+		days = append(days, StreamDay(d))
 	}
 	var subs []*subStream
 	for di, day := range days {
-		for g := 0; g < f.s.opts.Groups; g++ {
+		for g := 0; g < f.s.keys.Groups(); g++ {
 			k := strconv.Itoa(g) + "/" + day
 			if slices.Contains(cur.Done, k) {
 				continue
 			}
-			// A stream with no position has returned nothing yet: paged reads it from the
-			// range start, so that an entry that reached it after another stream was read
-			// (fetches are concurrent pipelines) is still returned, just later. The windows
-			// strategy reads whole windows in one pipeline and starts at the last change
-			// returned: every window before it is done.
-			start := cur.From
-			if f.opts.Strategy == Windows {
-				start = max(cur.From, cur.W)
-			}
-			after := strconv.FormatInt(start, 10)
+			// A stream with no position has returned nothing yet: it is read from the range
+			// start, so that an entry that reached it after another stream was read (fetches
+			// are concurrent) is still returned, just later.
+			after := strconv.FormatInt(cur.From, 10)
 			if id, ok := cur.Pos[k]; ok {
 				after = "(" + id
 			}
 			subs = append(subs, &subStream{g: g, day: day, dayIndex: di, name: k, after: after,
-				key: fmt.Sprintf("%s:chg:{%d}:%s", f.s.opts.Prefix, g, day)})
+				key: f.s.keys.Stream(g, day)})
 		}
 	}
 	return subs
-}
-
-// fetchWindows reads the next chunk of every given sub-stream, up to its own end, in one
-// pipeline: the windows strategy's cursor start (the last change returned) needs every
-// stream read at one instant, which one pipeline gives (Redis runs it without other
-// clients' commands in between).
-func (f *Feed) fetchWindows(ctx context.Context, subs []*subStream, count int) error {
-	f.calls.WithLabelValues(f.opts.Strategy).Add(float64(len(subs)))
-	cmds := make(rueidis.Commands, len(subs))
-	for i, s := range subs {
-		cmds[i] = f.s.client.B().Xrange().Key(s.key).Start(s.after).End(s.end).Count(int64(count)).Build()
-	}
-	for i, res := range f.s.client.DoMulti(ctx, cmds...) {
-		entries, err := decodeReply(res, subs[i].name)
-		if err != nil {
-			return err
-		}
-		subs[i].take(entries, count)
-	}
-	return nil
 }
 
 // readAhead starts the next XRANGE of s (up to end, COUNT count) on its own goroutine.
 // rueidis pipelines concurrent calls over its connections, so the reads of every stream go
 // out together and their replies are parsed and decoded on every core while the merge runs.
 func (f *Feed) readAhead(ctx context.Context, s *subStream, end string, count int) {
-	f.calls.WithLabelValues(f.opts.Strategy).Inc()
+	f.calls.Inc()
 	ch := make(chan fetched, 1)
 	s.pending, s.pendingN = ch, count
 	cmd := f.s.client.B().Xrange().Key(s.key).Start(s.after).End(end).Count(int64(count)).Build()
@@ -373,82 +311,11 @@ func (s *subStream) take(entries []streamEntry, count int) {
 	s.low = count / 2
 }
 
-// decodeReply decodes an XRANGE reply of the stream named sub.
-func decodeReply(res rueidis.RedisResult, sub string) ([]streamEntry, error) {
-	entries, err := res.ToArray()
-	if err != nil && !rueidis.IsRedisNil(err) {
-		return nil, jaego.Unavailable("read changes", err)
-	}
-	out := make([]streamEntry, len(entries))
-	for i, m := range entries {
-		if out[i], err = decodeEntry(m, sub); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
-}
-
-// decodeEntry decodes one XRANGE entry, [id, [field, value, …]], into its change.
-func decodeEntry(m rueidis.RedisMessage, sub string) (streamEntry, error) {
-	kv, err := m.ToArray()
-	if err != nil || len(kv) != 2 {
-		return streamEntry{}, fmt.Errorf("read changes: malformed stream entry: %v", err)
-	}
-	id, err := kv[0].ToString()
-	if err != nil {
-		return streamEntry{}, fmt.Errorf("read changes: stream entry id: %w", err)
-	}
-	ms, seq, err := parseID(id)
-	if err != nil {
-		return streamEntry{}, err
-	}
-	fields, err := kv[1].ToArray()
-	if err != nil {
-		return streamEntry{}, fmt.Errorf("read changes: entry %s: %w", id, err)
-	}
-	e := streamEntry{ms: ms, seq: seq, id: id, sub: sub}
-	c := &e.change
-	c.ID = id + "/" + sub
-	at := int64(-1)
-	for i := 0; i+1 < len(fields); i += 2 {
-		name, _ := fields[i].ToString()
-		v, _ := fields[i+1].ToString()
-		n := func() int64 { x, _ := strconv.ParseInt(v, 10, 64); return x }
-		switch name {
-		case "store":
-			c.Store = v
-		case "sku":
-			c.SKU = v
-		case "type":
-			c.Type = inventory.EventType(v)
-		case "event_id":
-			c.EventID = v
-		case "delta":
-			c.Delta = n()
-		case "on_hand":
-			c.OnHand = n()
-		case "reserved":
-			c.Reserved = n()
-		case "safety":
-			c.Safety = n()
-		case "version":
-			c.Version = n()
-		case "at":
-			at = n()
-		}
-	}
-	if at < 0 { // entries written before the at field: the id's time
-		at = int64(ms)
-	}
-	c.At = time.UnixMilli(at).UTC()
-	return e, nil
-}
-
 // readPaged returns the next limit changes of the merged sub-streams and moves cur past
 // them.
 func (f *Feed) readPaged(ctx context.Context, subs []*subStream, limit int, cur *Cursor) ([]inventory.Change, error) {
 	// A page discards what it fetched beyond limit, so fetch little more than its share
-	// (merge sizes refills the same way).
+	// (the merge sizes refills the same way).
 	chunk := min(f.opts.Chunk, max(limit*5/4/max(len(subs), 1), 16))
 	out := make([]inventory.Change, 0, min(limit, 4096))
 	err := f.merge(ctx, subs, cur.To, chunk, limit, func(batch []streamEntry) error {
@@ -469,6 +336,7 @@ func (f *Feed) readPaged(ctx context.Context, subs []*subStream, limit int, cur 
 // need beyond what it holds, since it discards what it fetched past its end.
 func (f *Feed) merge(ctx context.Context, subs []*subStream, to int64, chunk, limit int, emit func([]streamEntry) error) error {
 	ctx, cancel := context.WithCancel(ctx)
+	m := &merger{f: f, ctx: ctx, end: strconv.FormatInt(to-1, 10), chunk: chunk, limit: limit, active: len(subs)}
 	defer func() {
 		cancel()
 		for _, s := range subs {
@@ -477,43 +345,69 @@ func (f *Feed) merge(ctx context.Context, subs []*subStream, to int64, chunk, li
 			}
 		}
 	}()
-	end := strconv.FormatInt(to-1, 10)
-	held, n, active := 0, 0, len(subs) // entries buffered or asked for; returned; streams not exhausted
-	read := func(s *subStream, count int) {
-		f.readAhead(ctx, s, end, count)
-		held += count
+	return m.run(subs, emit)
+}
+
+// merger is the state of one merge.
+type merger struct {
+	f            *Feed
+	ctx          context.Context
+	end          string // inclusive end of every XRANGE: the range end − 1 ms
+	chunk, limit int
+	held         int // entries buffered or asked for
+	returned     int // entries handed to emit
+	active       int // streams not exhausted
+	heap         mergeHeap
+}
+
+// read sends the next XRANGE of s for count entries.
+func (m *merger) read(s *subStream, count int) {
+	m.f.readAhead(m.ctx, s, m.end, count)
+	m.held += count
+}
+
+// await takes the reply of s's read in flight.
+func (m *merger) await(s *subStream) error {
+	had := len(s.buf)
+	err := s.await()
+	m.held -= s.pendingN - (len(s.buf) - had)
+	if s.exhausted {
+		m.active--
 	}
-	await := func(s *subStream) error {
-		had := len(s.buf)
-		err := s.await()
-		held -= s.pendingN - (len(s.buf) - had)
-		if s.exhausted {
-			active--
-		}
-		return err
+	return err
+}
+
+// refill is the COUNT of a stream's next read: a whole chunk for a streamed read; for a
+// page, what it still needs spread over the streams left, plus a quarter.
+func (m *merger) refill() int {
+	if m.limit <= 0 {
+		return m.chunk
 	}
-	// What a page still needs, spread over the streams left, plus a quarter.
-	share := func(need int) int { return min(f.opts.Chunk, max(need*5/4/max(active, 1), 16)) }
+	need := m.limit - m.returned
+	return min(m.f.opts.Chunk, max(need*5/4/max(m.active, 1), 16))
+}
+
+func (m *merger) run(subs []*subStream, emit func([]streamEntry) error) error {
 	for _, s := range subs {
-		read(s, chunk)
+		m.read(s, m.chunk)
 	}
-	h := &mergeHeap{}
 	for _, s := range subs {
-		if err := await(s); err != nil {
+		if err := m.await(s); err != nil {
 			return err
 		}
 		if len(s.buf) > 0 {
-			*h = append(*h, s)
+			m.heap = append(m.heap, s)
 		}
 	}
+	h := &m.heap
 	heap.Init(h)
 	batch := make([]streamEntry, 0, 1000)
-	for (limit <= 0 || n < limit) && h.Len() > 0 {
-		s := (*h)[0]
+	for (m.limit <= 0 || m.returned < m.limit) && h.Len() > 0 {
+		s := m.heap[0]
 		batch = append(batch, s.buf[0])
 		s.buf = s.buf[1:]
-		n++
-		held--
+		m.returned++
+		m.held--
 		if len(batch) == cap(batch) {
 			if err := emit(batch); err != nil {
 				return err
@@ -521,12 +415,8 @@ func (f *Feed) merge(ctx context.Context, subs []*subStream, to int64, chunk, li
 			batch = batch[:0]
 		}
 		if len(s.buf) > 0 {
-			if s.pending == nil && !s.exhausted && len(s.buf) <= s.low {
-				if limit <= 0 {
-					read(s, chunk)
-				} else if limit-n-held > 0 {
-					read(s, share(limit-n))
-				}
+			if s.pending == nil && !s.exhausted && len(s.buf) <= s.low && (m.limit <= 0 || m.limit-m.returned-m.held > 0) {
+				m.read(s, m.refill())
 			}
 			heap.Fix(h, 0)
 			continue
@@ -538,18 +428,15 @@ func (f *Feed) merge(ctx context.Context, subs []*subStream, to int64, chunk, li
 			}
 			// Dry with nothing in flight (a page that thought it held enough): read it, and
 			// every other stream running low, at once.
-			c := chunk
-			if limit > 0 {
-				c = share(limit - n)
-			}
-			read(s, c)
-			for _, o := range *h {
+			c := m.refill()
+			m.read(s, c)
+			for _, o := range m.heap {
 				if o.pending == nil && !o.exhausted && len(o.buf) < c/4 {
-					read(o, c)
+					m.read(o, c)
 				}
 			}
 		}
-		if err := await(s); err != nil {
+		if err := m.await(s); err != nil {
 			return err
 		}
 		if len(s.buf) > 0 {
@@ -585,7 +472,7 @@ func (f *Feed) Stream(ctx context.Context, cur *Cursor, emit func([]inventory.Ch
 }
 
 func (c *Cursor) clone() *Cursor {
-	n := &Cursor{From: c.From, To: c.To, W: c.W, Pos: make(map[string]string, len(c.Pos)), Done: slices.Clone(c.Done)}
+	n := &Cursor{From: c.From, To: c.To, Pos: make(map[string]string, len(c.Pos)), Done: slices.Clone(c.Done)}
 	for k, v := range c.Pos {
 		n.Pos[k] = v
 	}
@@ -597,7 +484,6 @@ func (c *Cursor) advance(dst []inventory.Change, entries []streamEntry) []invent
 	dst = slices.Grow(dst, len(entries))
 	for _, e := range entries {
 		c.Pos[e.sub] = e.id
-		c.W = int64(e.ms)
 		dst = append(dst, e.change)
 	}
 	return dst
@@ -618,79 +504,6 @@ func before(a, b *subStream) bool {
 	return a.g < b.g
 }
 
-// readWindows reads fixed time windows, parallel windows at a time in one pipeline, each
-// (window, stream) paged by COUNT until read whole, and merges window by window.
-func (f *Feed) readWindows(ctx context.Context, cur *Cursor, subs []*subStream, limit int) ([]streamEntry, error) {
-	const parallel = 8
-	w := f.opts.Window.Milliseconds()
-	start := max(cur.From, cur.W) // every window before the last change returned is done
-	var out []streamEntry
-	for ws := start; ws < cur.To && len(out) < limit; ws += parallel * w {
-		var windows [][]*subStream
-		var pending []*subStream
-		for lo := ws; lo < min(ws+parallel*w, cur.To); lo += w {
-			hi := min(lo+w, cur.To)
-			win := make([]*subStream, len(subs))
-			for i, s := range subs {
-				c := &subStream{g: s.g, day: s.day, dayIndex: s.dayIndex, name: s.name, key: s.key, end: strconv.FormatInt(hi-1, 10)}
-				if strings.HasPrefix(s.after, "(") && afterID(s.after) >= uint64(lo) {
-					c.after = s.after // the cursor is inside this window: resume after it
-				} else {
-					c.after = strconv.FormatInt(lo, 10)
-				}
-				win[i] = c
-			}
-			windows = append(windows, win)
-			pending = append(pending, win...)
-		}
-		for len(pending) > 0 {
-			if err := f.fetchWindows(ctx, pending, f.opts.Chunk); err != nil {
-				return nil, err
-			}
-			pending = pending[:0:0]
-			for _, win := range windows {
-				for _, s := range win {
-					if !s.exhausted {
-						pending = append(pending, s)
-					}
-				}
-			}
-		}
-		for _, win := range windows {
-			for _, e := range mergeAll(win) {
-				if len(out) == limit {
-					break
-				}
-				out = append(out, e)
-			}
-		}
-	}
-	return out, nil
-}
-
-// mergeAll merges fully read sub-streams in feed order.
-func mergeAll(subs []*subStream) []streamEntry {
-	h := &mergeHeap{}
-	for _, s := range subs {
-		if len(s.buf) > 0 {
-			*h = append(*h, s)
-		}
-	}
-	heap.Init(h)
-	var out []streamEntry
-	for h.Len() > 0 {
-		s := (*h)[0]
-		out = append(out, s.buf[0])
-		s.buf = s.buf[1:]
-		if len(s.buf) == 0 {
-			heap.Pop(h)
-		} else {
-			heap.Fix(h, 0)
-		}
-	}
-	return out
-}
-
 type mergeHeap []*subStream
 
 func (h mergeHeap) Len() int           { return len(h) }
@@ -702,12 +515,6 @@ func (h *mergeHeap) Pop() any {
 	x := old[len(old)-1]
 	*h = old[:len(old)-1]
 	return x
-}
-
-// afterID is the millisecond part of a sub-stream's start ("(ms-seq" or "ms").
-func afterID(after string) uint64 {
-	ms, _, _ := parseID(strings.TrimPrefix(after, "("))
-	return ms
 }
 
 func parseID(id string) (ms, seq uint64, err error) {

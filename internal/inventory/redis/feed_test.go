@@ -31,12 +31,11 @@ func twoDays() func() time.Time {
 	}
 }
 
-func feedOn(t *testing.T, s *invredis.Store, strategy string, window time.Duration, settle time.Duration) *invredis.Feed {
-	f, err := invredis.NewFeed(s, invredis.FeedOptions{Strategy: strategy, Window: window, Chunk: 17, ClockSkew: 48 * time.Hour, Settle: settle})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return f
+// feedOn is a feed of s whose clock runs ahead of the wall clock by ahead: a test that
+// ends its range just after its last write makes it complete without waiting.
+func feedOn(s *invredis.Store, settle, ahead time.Duration) *invredis.Feed {
+	return invredis.NewFeed(s, invredis.FeedOptions{Chunk: 17, ClockSkew: 48 * time.Hour, Settle: settle,
+		Now: func() time.Time { return time.Now().Add(ahead) }})
 }
 
 // randomEvents applies n random events (some refused) to stores × skus from workers
@@ -148,48 +147,27 @@ func testFeedExactlyOnce(t *testing.T, client rueidis.Client) {
 	from := time.Now().Add(-time.Second)
 	applied := randomEvents(t, s, 16, 2000, 12, 20, 1)
 	to := time.Now().Add(time.Millisecond)
-	var reference []inventory.Change
-	for _, strat := range []struct {
-		name   string
-		window time.Duration
-	}{{invredis.Paged, 0}, {invredis.Windows, 7 * time.Millisecond}, {invredis.Windows, 100 * time.Millisecond}} {
-		f := feedOn(t, s, strat.name, strat.window, time.Nanosecond)
-		for !time.Now().After(to) { // the range must be over to be complete
+	f := feedOn(s, time.Nanosecond, time.Second) // the range is over: it is complete
+	// The streaming read (NDJSON) gives the same as paging.
+	var streamed []inventory.Change
+	next, err := f.Stream(context.Background(), invredis.NewCursor(from, to), func(b []inventory.Change) error {
+		streamed = append(streamed, b...)
+		return nil
+	})
+	if err != nil || next != nil {
+		t.Fatalf("stream: %v, next %v", err, next)
+	}
+	checkFeed(t, streamed, applied)
+	for _, limit := range []int{1, 13, 5000} {
+		got, pages := readAll(t, f, invredis.NewCursor(from, to), limit)
+		checkFeed(t, got, applied)
+		if limit == 5000 && pages != 1 {
+			t.Errorf("%d pages for a limit above the range", pages)
 		}
-		if strat.name == invredis.Paged {
-			// The streaming read (NDJSON) gives the same as paging.
-			var streamed []inventory.Change
-			next, err := f.Stream(context.Background(), invredis.NewCursor(from, to), func(b []inventory.Change) error {
-				streamed = append(streamed, b...)
-				return nil
-			})
-			if err != nil || next != nil {
-				t.Fatalf("stream: %v, next %v", err, next)
-			}
-			checkFeed(t, streamed, applied)
-			reference = streamed
-		}
-		limits := []int{1, 13, 5000}
-		if strat.name == invredis.Windows {
-			limits = limits[1:] // a page of 1 re-reads its window's streams: slow, and paged covers it
-		}
-		for _, limit := range limits {
-			// Wait out the settle time without sleeping: the range is complete once `to` is past.
-			for !time.Now().After(to) {
-			}
-			got, pages := readAll(t, f, invredis.NewCursor(from, to), limit)
-			checkFeed(t, got, applied)
-			if limit == 5000 && pages != 1 {
-				t.Errorf("%s: %d pages for a limit above the range", strat.name, pages)
-			}
-			// Both strategies, any page size: the very same changes in the same order.
-			if reference == nil {
-				reference = got
-			}
-			for i := range got {
-				if got[i].ID != reference[i].ID {
-					t.Fatalf("%s/%v limit %d: change %d is %s, paged says %s", strat.name, strat.window, limit, i, got[i].ID, reference[i].ID)
-				}
+		// Any page size: the very same changes in the same order.
+		for i := range got {
+			if got[i].ID != streamed[i].ID {
+				t.Fatalf("limit %d: change %d is %s, the streamed read says %s", limit, i, got[i].ID, streamed[i].ID)
 			}
 		}
 	}
@@ -201,7 +179,7 @@ func testFeedExactlyOnce(t *testing.T, client rueidis.Client) {
 func TestFeedCursorUnderConcurrentWrites(t *testing.T) {
 	client, _ := testenv.Redis(t)
 	s := newStoreOn(client, invredis.Options{Groups: 4})
-	f := feedOn(t, s, invredis.Paged, 0, 50*time.Millisecond)
+	f := feedOn(s, 50*time.Millisecond, 0)
 	from := time.Now()
 	to := from.Add(400 * time.Millisecond)
 	stop := make(chan struct{})
@@ -268,7 +246,7 @@ func TestFeedCursorUnderConcurrentWrites(t *testing.T) {
 func TestFeedRetentionAndBadCursor(t *testing.T) {
 	client, _ := testenv.Redis(t)
 	s := newStoreOn(client, invredis.Options{Retention: 48 * time.Hour})
-	f := feedOn(t, s, invredis.Paged, 0, time.Second)
+	f := feedOn(s, time.Second, 0)
 	old := time.Now().Add(-49 * time.Hour)
 	if _, err := f.Read(context.Background(), invredis.NewCursor(old, old.Add(time.Hour)), 10); !errors.Is(err, invredis.ErrExpired) {
 		t.Errorf("expired range: %v", err)
@@ -277,9 +255,6 @@ func TestFeedRetentionAndBadCursor(t *testing.T) {
 		if _, err := invredis.ParseCursor(bad); !errors.Is(err, invredis.ErrBadCursor) {
 			t.Errorf("cursor %q: %v", bad, err)
 		}
-	}
-	if _, err := invredis.NewFeed(s, invredis.FeedOptions{Strategy: "scan"}); err == nil {
-		t.Error("unknown strategy accepted")
 	}
 }
 
@@ -290,10 +265,9 @@ func TestFeedSkipsFinishedStreams(t *testing.T) {
 	s := newStoreOn(client, invredis.Options{Groups: 4})
 	reg := prometheus.NewRegistry()
 	// 48 h of clock skew: 5 days × 4 groups = 20 streams, of which only one holds changes.
-	f, err := invredis.NewFeed(s, invredis.FeedOptions{ClockSkew: 48 * time.Hour, Settle: time.Nanosecond, Registerer: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The feed's clock runs a second ahead: the range ending just after the writes is over.
+	f := invredis.NewFeed(s, invredis.FeedOptions{ClockSkew: 48 * time.Hour, Settle: time.Nanosecond, Registerer: reg,
+		Now: func() time.Time { return time.Now().Add(time.Second) }})
 	calls := func() float64 {
 		mfs, err := reg.Gather()
 		if err != nil || len(mfs) != 1 {
@@ -308,8 +282,6 @@ func TestFeedSkipsFinishedStreams(t *testing.T) {
 	}
 	inventorytest.MustApply(t, s, events...)
 	to := time.Now().Add(time.Millisecond)
-	for !time.Now().After(to) { // the range must be over to be complete
-	}
 	page, err := f.Read(context.Background(), invredis.NewCursor(from, to), 10)
 	if err != nil {
 		t.Fatal(err)
@@ -346,10 +318,7 @@ func TestFeedSkipsFinishedStreams(t *testing.T) {
 func TestSnapshotPlusDeltasEqualsLive(t *testing.T) {
 	client, _ := testenv.Redis(t)
 	s := newStoreOn(client, invredis.Options{Groups: 4})
-	f, err := invredis.NewFeed(s, invredis.FeedOptions{Chunk: 50})
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := invredis.NewFeed(s, invredis.FeedOptions{Chunk: 50})
 	randomEvents(t, s, 8, 400, 1, 60, 2) // stock before the snapshot
 	var wg sync.WaitGroup
 	wg.Go(func() { randomEvents(t, s, 64, 6400, 1, 60, 3) })

@@ -63,7 +63,7 @@ func (s *Store) StoreStock(ctx context.Context, store string) ([]inventory.Stock
 	var out []inventory.Stock
 	var cursor uint64
 	for {
-		e, err := s.client.Do(ctx, s.client.B().Sscan().Key(s.skusKey(store)).Cursor(cursor).Count(1000).Build()).AsScanEntry()
+		e, err := s.client.Do(ctx, s.client.B().Sscan().Key(s.keys.SKUs(store)).Cursor(cursor).Count(1000).Build()).AsScanEntry()
 		if err != nil {
 			return nil, jaego.Unavailable("snapshot "+store, err)
 		}
@@ -97,12 +97,12 @@ func (s *Store) Estate(ctx context.Context, token string) (inventory.EstatePage,
 	var t estateToken
 	if token != "" {
 		b, err := base64.RawURLEncoding.DecodeString(token)
-		if err != nil || json.Unmarshal(b, &t) != nil || t.G < 0 || t.G >= s.opts.Groups {
+		if err != nil || json.Unmarshal(b, &t) != nil || t.G < 0 || t.G >= s.keys.Groups() {
 			return inventory.EstatePage{}, ErrBadCursor
 		}
 	}
 	var page inventory.EstatePage
-	e, err := s.client.Do(ctx, s.client.B().Sscan().Key(s.storesKey(t.G)).Cursor(t.Cursor).Count(10).Build()).AsScanEntry()
+	e, err := s.client.Do(ctx, s.client.B().Sscan().Key(s.keys.Stores(t.G)).Cursor(t.Cursor).Count(10).Build()).AsScanEntry()
 	if err != nil {
 		return page, jaego.Unavailable("estate snapshot", err)
 	}
@@ -117,7 +117,7 @@ func (s *Store) Estate(ctx context.Context, token string) (inventory.EstatePage,
 	if e.Cursor == 0 {
 		next = estateToken{G: t.G + 1}
 	}
-	if next.G < s.opts.Groups {
+	if next.G < s.keys.Groups() {
 		b, _ := json.Marshal(next)
 		page.Next = base64.RawURLEncoding.EncodeToString(b)
 	}

@@ -17,7 +17,6 @@ import (
 	"context"
 	_ "embed"
 	"fmt"
-	"hash/crc32"
 	"log/slog"
 	"strconv"
 	"time"
@@ -87,6 +86,7 @@ func (o Options) withDefaults() Options {
 type Store struct {
 	client  rueidis.Client
 	opts    Options
+	keys    Keyspace
 	apply   *rueidis.Lua
 	metrics storeMetrics
 }
@@ -104,6 +104,7 @@ func New(client rueidis.Client, opts Options) *Store {
 	return &Store{
 		client: client,
 		opts:   opts,
+		keys:   Keyspace{prefix: opts.Prefix, groups: opts.Groups},
 		apply:  rueidis.NewLuaScript(applyLua),
 		metrics: storeMetrics{
 			events: f.NewCounterVec(prometheus.CounterOpts{
@@ -123,35 +124,8 @@ func New(client rueidis.Client, opts Options) *Store {
 	}
 }
 
-// Group returns the shard group of a store.
-func (s *Store) Group(store string) int {
-	return int(crc32.ChecksumIEEE([]byte(store)) % uint32(s.opts.Groups))
-}
-
-// Groups returns the number of shard groups.
-func (s *Store) Groups() int { return s.opts.Groups }
-
-// StockKey returns the key of the stock hash of store × sku.
-func (s *Store) StockKey(store, sku string) string {
-	return fmt.Sprintf("%s:stk:{%d}:%s:%s", s.opts.Prefix, s.Group(store), store, sku)
-}
-
-func (s *Store) lastChangeKey(g int) string { return fmt.Sprintf("%s:chgid:{%d}", s.opts.Prefix, g) }
-
-func (s *Store) storesKey(g int) string { return fmt.Sprintf("%s:stores:{%d}", s.opts.Prefix, g) }
-
-func (s *Store) skusKey(store string) string {
-	return fmt.Sprintf("%s:skus:{%d}:%s", s.opts.Prefix, s.Group(store), store)
-}
-
-func (s *Store) idemKey(g int, eventID string) string {
-	return fmt.Sprintf("%s:idem:{%d}:%s", s.opts.Prefix, g, eventID)
-}
-
-// StreamKey returns the change stream of shard group g on the UTC day of t.
-func (s *Store) StreamKey(g int, t time.Time) string {
-	return fmt.Sprintf("%s:chg:{%d}:%s", s.opts.Prefix, g, t.UTC().Format("20060102"))
-}
+// Keys is the store's keyspace.
+func (s *Store) Keys() Keyspace { return s.keys }
 
 // Apply implements inventory.StockStore. Valid events are grouped by shard group, in
 // order, into script calls of at most MaxBatch events; calls to different groups are
@@ -171,7 +145,7 @@ func (s *Store) Apply(ctx context.Context, events []inventory.Event) ([]inventor
 			s.metrics.events.WithLabelValues(string(e.Type), string(inventory.Rejected)).Inc()
 			continue
 		}
-		g := s.Group(e.Store)
+		g := s.keys.Group(e.Store)
 		c, ok := open[g]
 		if !ok || len(calls[c].idx) >= s.opts.MaxBatch {
 			calls = append(calls, call{group: g})
@@ -191,7 +165,7 @@ func (s *Store) Apply(ctx context.Context, events []inventory.Event) ([]inventor
 	for ci, c := range calls {
 		keys := make([]string, 0, 3+3*len(c.idx))
 		args := make([]string, 0, 2+6*len(c.idx))
-		keys = append(keys, s.StreamKey(c.group, stream), s.storesKey(c.group), s.lastChangeKey(c.group))
+		keys = append(keys, s.keys.StreamOn(c.group, stream), s.keys.Stores(c.group), s.keys.LastChange(c.group))
 		args = append(args, idemTTL, streamTTL)
 		for _, i := range c.idx {
 			e := events[i]
@@ -199,7 +173,7 @@ func (s *Store) Apply(ctx context.Context, events []inventory.Event) ([]inventor
 			if e.ExpectedVersion != nil {
 				expected = strconv.FormatInt(*e.ExpectedVersion, 10)
 			}
-			keys = append(keys, s.StockKey(e.Store, e.SKU), s.idemKey(c.group, e.EventID), s.skusKey(e.Store))
+			keys = append(keys, s.keys.Stock(e.Store, e.SKU), s.keys.Idempotency(c.group, e.EventID), s.keys.SKUs(e.Store))
 			args = append(args, e.EventID, string(e.Type), strconv.FormatInt(e.Qty, 10), expected, e.Store, e.SKU)
 		}
 		execs[ci] = rueidis.LuaExec{Keys: keys, Args: args}
@@ -260,7 +234,7 @@ func parseApplyRow(row rueidis.RedisMessage, e inventory.Event) (inventory.Resul
 var stockFields = []string{"on_hand", "reserved", "safety", "version", "updated_at"}
 
 func (s *Store) hmget(store, sku string) rueidis.Completed {
-	return s.client.B().Hmget().Key(s.StockKey(store, sku)).Field(stockFields...).Build()
+	return s.client.B().Hmget().Key(s.keys.Stock(store, sku)).Field(stockFields...).Build()
 }
 
 // Get implements inventory.StockStore.

@@ -71,9 +71,9 @@ func TestChangeRecordAndTTLs(t *testing.T) {
 		inventorytest.Ev(inventory.Reserve, "S001", "8809461234567", 100), // refused
 		inventorytest.Ev(inventory.Reserve, "S001", "8809461234567", 3),
 	)
-	g := s.Group("S001")
-	if want := fmt.Sprintf("jg:stk:{%d}:S001:8809461234567", g); s.StockKey("S001", "8809461234567") != want {
-		t.Errorf("stock key %s, want %s", s.StockKey("S001", "8809461234567"), want)
+	g := s.Keys().Group("S001")
+	if want := fmt.Sprintf("jg:stk:{%d}:S001:8809461234567", g); s.Keys().Stock("S001", "8809461234567") != want {
+		t.Errorf("stock key %s, want %s", s.Keys().Stock("S001", "8809461234567"), want)
 	}
 	stream := fmt.Sprintf("jg:chg:{%d}:20261122", g)
 	entries, err := client.Do(ctx, client.B().Xrange().Key(stream).Start("-").End("+").Build()).AsXRange()
@@ -147,5 +147,39 @@ func TestUnavailable(t *testing.T) {
 	}
 	if err := s.Ping(ctx); err == nil || !strings.Contains(err.Error(), "redis") {
 		t.Errorf("ping on dead redis: %v", err)
+	}
+}
+
+// TestStreamCodec holds the writers of stream entries to one codec: what apply.lua writes
+// has exactly EncodeChange's fields in its order, and the feed decodes it back to the change.
+func TestStreamCodec(t *testing.T) {
+	client, _ := testenv.Redis(t)
+	ctx := context.Background()
+	s := newStoreOn(client, invredis.Options{})
+	if _, err := s.Apply(ctx, []inventory.Event{{EventID: "c1", Type: inventory.Receipt, Store: "S1", SKU: "K1", Qty: 7}}); err != nil {
+		t.Fatal(err)
+	}
+	key := s.Keys().StreamOn(s.Keys().Group("S1"), time.Now())
+	entries, err := client.Do(ctx, client.B().Xrange().Key(key).Start("-").End("+").Build()).AsXRange()
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("stream %s: %v %v", key, entries, err)
+	}
+	raw, err := client.Do(ctx, client.B().Xrange().Key(key).Start("-").End("+").Build()).ToArray()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, _ := raw[0].ToArray()
+	written, _ := kv[1].AsStrSlice()
+	feed := invredis.NewFeed(s, invredis.FeedOptions{})
+	page, err := feed.Changes(ctx, time.Now().Add(-time.Minute), time.Now().Add(time.Minute), "", 10)
+	if err != nil || len(page.Changes) != 1 {
+		t.Fatalf("feed: %+v %v", page, err)
+	}
+	c := page.Changes[0]
+	if c.Store != "S1" || c.SKU != "K1" || c.Type != inventory.Receipt || c.Delta != 7 || c.OnHand != 7 || c.Version != 1 || c.EventID != "c1" {
+		t.Fatalf("decoded %+v", c)
+	}
+	if want := invredis.EncodeChange(c); strings.Join(written, ",") != strings.Join(want, ",") {
+		t.Fatalf("apply.lua wrote\n%v\nthe codec writes\n%v", written, want)
 	}
 }

@@ -27,7 +27,7 @@ func (f *Feed) Wait(ctx context.Context, cursor string, timeout time.Duration) e
 		return err
 	}
 	now := f.opts.Now()
-	subs := f.subStreams(&Cursor{From: max(cur.From, now.Add(-f.opts.ClockSkew).UnixMilli()), To: cur.To, Pos: cur.Pos, W: cur.W}, now.Add(f.opts.ClockSkew))
+	subs := f.subStreams(&Cursor{From: max(cur.From, now.Add(-f.opts.ClockSkew).UnixMilli()), To: cur.To, Pos: cur.Pos}, now.Add(f.opts.ClockSkew))
 	byGroup := map[int][]*subStream{}
 	for _, s := range subs {
 		byGroup[s.g] = append(byGroup[s.g], s)

@@ -1,0 +1,96 @@
+package redis
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/jaego/jaego/internal/inventory"
+	"github.com/jaego/jaego/internal/jaego"
+)
+
+// The stream entry codec: one change is one entry whose fields are, in this order,
+// store, sku, type, delta, on_hand, reserved, safety, version, event_id and at (unix ms).
+// apply.lua writes them (it cannot call Go; TestStreamCodec holds it to this list),
+// EncodeChange writes them for tools, decodeEntry reads them.
+
+// EncodeChange is c as the field, value pairs of its stream entry (the id is the caller's).
+func EncodeChange(c inventory.Change) []string {
+	i := strconv.FormatInt
+	return []string{"store", c.Store, "sku", c.SKU, "type", string(c.Type), "delta", i(c.Delta, 10),
+		"on_hand", i(c.OnHand, 10), "reserved", i(c.Reserved, 10), "safety", i(c.Safety, 10),
+		"version", i(c.Version, 10), "event_id", c.EventID, "at", i(c.At.UnixMilli(), 10)}
+}
+
+// decodeReply decodes an XRANGE reply of the stream named sub.
+func decodeReply(res rueidis.RedisResult, sub string) ([]streamEntry, error) {
+	entries, err := res.ToArray()
+	if err != nil && !rueidis.IsRedisNil(err) {
+		return nil, jaego.Unavailable("read changes", err)
+	}
+	out := make([]streamEntry, len(entries))
+	for i, m := range entries {
+		if out[i], err = decodeEntry(m, sub); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// decodeEntry decodes one XRANGE entry, [id, [field, value, …]], into its change.
+func decodeEntry(m rueidis.RedisMessage, sub string) (streamEntry, error) {
+	kv, err := m.ToArray()
+	if err != nil || len(kv) != 2 {
+		return streamEntry{}, fmt.Errorf("read changes: malformed stream entry: %v", err)
+	}
+	id, err := kv[0].ToString()
+	if err != nil {
+		return streamEntry{}, fmt.Errorf("read changes: stream entry id: %w", err)
+	}
+	ms, seq, err := parseID(id)
+	if err != nil {
+		return streamEntry{}, err
+	}
+	fields, err := kv[1].ToArray()
+	if err != nil {
+		return streamEntry{}, fmt.Errorf("read changes: entry %s: %w", id, err)
+	}
+	e := streamEntry{ms: ms, seq: seq, id: id, sub: sub}
+	c := &e.change
+	c.ID = id + "/" + sub
+	at := int64(-1)
+	for i := 0; i+1 < len(fields); i += 2 {
+		name, _ := fields[i].ToString()
+		v, _ := fields[i+1].ToString()
+		n := func() int64 { x, _ := strconv.ParseInt(v, 10, 64); return x }
+		switch name {
+		case "store":
+			c.Store = v
+		case "sku":
+			c.SKU = v
+		case "type":
+			c.Type = inventory.EventType(v)
+		case "event_id":
+			c.EventID = v
+		case "delta":
+			c.Delta = n()
+		case "on_hand":
+			c.OnHand = n()
+		case "reserved":
+			c.Reserved = n()
+		case "safety":
+			c.Safety = n()
+		case "version":
+			c.Version = n()
+		case "at":
+			at = n()
+		}
+	}
+	if at < 0 { // entries written before the at field: the id's time
+		at = int64(ms)
+	}
+	c.At = time.UnixMilli(at).UTC()
+	return e, nil
+}
