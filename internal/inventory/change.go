@@ -3,6 +3,8 @@ package inventory
 import (
 	"context"
 	"time"
+
+	"github.com/jaego/jaego/internal/jaego"
 )
 
 // Change is one applied stock event as the change feed tells it (design §4): what happened
@@ -51,8 +53,7 @@ type EstatePage struct {
 // Contract: changes come in an order in which every store × SKU's changes are in apply
 // order; a cursor resumes exactly after the last change returned, with no gap and no
 // repeat; Next is "" only once the range end is past and everything in it was returned.
-// A malformed cursor is ErrInvalid (code invalid_cursor); a range older than the retention
-// is ErrExpired.
+// A malformed cursor is ErrBadCursor; a range older than the retention is ErrExpired.
 type ChangeFeed interface {
 	Changes(ctx context.Context, from, to time.Time, cursor string, limit int) (ChangePage, error)
 	// StreamChanges hands every change of the range available now to emit, in batches,
@@ -69,3 +70,11 @@ type Snapshotter interface {
 	StoreStock(ctx context.Context, store string) ([]Stock, error)
 	Estate(ctx context.Context, token string) (EstatePage, error)
 }
+
+// Errors of a change feed, matched with errors.Is.
+var (
+	ErrBadCursor = &jaego.Error{Code: jaego.CodeInvalidCursor, Field: "cursor",
+		Detail: "malformed cursor: pass next_cursor back unchanged"}
+	ErrExpired = &jaego.Error{Code: jaego.CodeExpired, Field: "from",
+		Detail: "the range starts before the change-feed retention: those changes are gone; take a snapshot instead"}
+)

@@ -2,6 +2,7 @@ package http_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -96,7 +97,7 @@ func cursorOf(t *testing.T, e *env, q string) string {
 }
 
 func TestSnapshots(t *testing.T) {
-	e := newEnv(t, 2*time.Second)
+	e := newRedisEnv(t, 2*time.Second)
 	seedChanges(t, e, 15)
 	a := do(t, "GET", e.url+"/v1/stores/C1/snapshot", "")
 	if a.status != 200 || len(a.body["items"].([]any)) != 3 || a.body["cursor"] == "" {
@@ -133,8 +134,12 @@ func TestSnapshots(t *testing.T) {
 func TestChangeStreamSSE(t *testing.T) {
 	e := newEnv(t, 2*time.Second)
 	seedChanges(t, e, 3) // before the stream: not sent
+	// Every read of the stream ends by this deadline: a tail that never delivers fails the
+	// test instead of hanging it.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	open := func(lastID string) (*bufio.Scanner, func()) {
-		req, _ := http.NewRequest("GET", e.url+"/v1/changes/stream", nil)
+		req, _ := http.NewRequestWithContext(ctx, "GET", e.url+"/v1/changes/stream", nil)
 		if lastID != "" {
 			req.Header.Set("Last-Event-ID", lastID)
 		}
@@ -167,6 +172,9 @@ func TestChangeStreamSSE(t *testing.T) {
 				}
 				ids = append(ids, c.EventID)
 			}
+		}
+		if len(ids) < n {
+			t.Fatalf("the stream ended after %d of %d changes: %v", len(ids), n, sc.Err())
 		}
 		return ids, lastID
 	}

@@ -19,8 +19,8 @@ const (
 
 // Options configures the API.
 type Options struct {
-	// Feed and Snapshots serve the change feed and snapshots; without them those routes
-	// are not registered.
+	// Feed serves the change feed, and with Snapshots the snapshots; without them those
+	// routes are not registered.
 	Feed      inventory.ChangeFeed
 	Snapshots inventory.Snapshotter
 	// Timeout bounds the store work of one request; default 2s.
@@ -54,9 +54,11 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.Handle("GET /v1/stores/{store}/stock", a.storeStock())
 	mux.Handle("GET /v1/skus/{sku}/stock", a.skuStock())
 	mux.Handle("POST /v1/events", a.postEvents())
-	if a.feed != nil && a.snapshots != nil {
+	if a.feed != nil {
 		mux.Handle("GET /v1/changes", a.changes())
 		mux.Handle("GET /v1/changes/stream", a.changeStream())
+	}
+	if a.feed != nil && a.snapshots != nil {
 		mux.Handle("GET /v1/stores/{store}/snapshot", a.storeSnapshot())
 		mux.Handle("GET /v1/snapshot", a.estateSnapshot())
 	}

@@ -62,14 +62,6 @@ func NewFeed(s *Store, opts FeedOptions) *Feed {
 // Retention is how far back the feed reaches.
 func (f *Feed) Retention() time.Duration { return f.s.opts.Retention }
 
-// Errors of the feed, matched with errors.Is.
-var (
-	ErrBadCursor = &jaego.Error{Code: jaego.CodeInvalidCursor, Field: "cursor",
-		Detail: "malformed cursor: pass next_cursor back unchanged"}
-	ErrExpired = &jaego.Error{Code: jaego.CodeExpired, Field: "from",
-		Detail: "the range starts before the change-feed retention: those changes are gone; take a snapshot instead"}
-)
-
 // StreamChanges implements inventory.ChangeFeed with Stream.
 func (f *Feed) StreamChanges(ctx context.Context, from, to time.Time, cursor string, emit func([]inventory.Change) error) (string, error) {
 	cur, err := f.cursorFor(from, to, cursor)
@@ -141,20 +133,20 @@ func (c *Cursor) String() string {
 func ParseCursor(s string) (*Cursor, error) {
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil {
-		return nil, ErrBadCursor
+		return nil, inventory.ErrBadCursor
 	}
 	var c Cursor
 	if err := json.Unmarshal(b, &c); err != nil || c.To <= c.From {
-		return nil, ErrBadCursor
+		return nil, inventory.ErrBadCursor
 	}
 	for k, id := range c.Pos {
 		if _, _, err := parseID(id); err != nil || !strings.Contains(k, "/") {
-			return nil, ErrBadCursor
+			return nil, inventory.ErrBadCursor
 		}
 	}
 	for _, k := range c.Done {
 		if !strings.Contains(k, "/") {
-			return nil, ErrBadCursor
+			return nil, inventory.ErrBadCursor
 		}
 	}
 	return &c, nil
@@ -210,7 +202,7 @@ type streamEntry struct {
 func (f *Feed) Read(ctx context.Context, cur *Cursor, limit int) (Page, error) {
 	now := f.opts.Now()
 	if cur.From < now.Add(-f.s.opts.Retention).UnixMilli() {
-		return Page{}, ErrExpired
+		return Page{}, inventory.ErrExpired
 	}
 	subs := f.subStreams(cur, now)
 	next := cur.clone()
@@ -455,7 +447,7 @@ func (m *merger) run(subs []*subStream, emit func([]streamEntry) error) error {
 func (f *Feed) Stream(ctx context.Context, cur *Cursor, emit func([]inventory.Change) error) (*Cursor, error) {
 	now := f.opts.Now()
 	if cur.From < now.Add(-f.s.opts.Retention).UnixMilli() {
-		return nil, ErrExpired
+		return nil, inventory.ErrExpired
 	}
 	next := cur.clone()
 	// A quarter chunk per stream keeps the buffers (chunk × streams entries) small.
@@ -527,7 +519,7 @@ func parseID(id string) (ms, seq uint64, err error) {
 		seq, err = strconv.ParseUint(b, 10, 64)
 	}
 	if err != nil {
-		return 0, 0, fmt.Errorf("stream id %q: %w", id, ErrBadCursor)
+		return 0, 0, fmt.Errorf("stream id %q: %w", id, inventory.ErrBadCursor)
 	}
 	return ms, seq, nil
 }

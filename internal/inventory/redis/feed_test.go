@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -38,40 +37,6 @@ func feedOn(s *invredis.Store, settle, ahead time.Duration) *invredis.Feed {
 		Now: func() time.Time { return time.Now().Add(ahead) }})
 }
 
-// randomEvents applies n random events (some refused) to stores × skus from workers
-// goroutines and returns the applied ones.
-func randomEvents(t *testing.T, s *invredis.Store, workers, n, stores, skus int, seed uint64) []inventory.Result {
-	var mu sync.Mutex
-	var applied []inventory.Result
-	var wg sync.WaitGroup
-	types := []inventory.EventType{inventory.Sale, inventory.Receipt, inventory.Receipt, inventory.Reserve, inventory.Release, inventory.Adjust, inventory.SetSafety}
-	for w := 0; w < workers; w++ {
-		wg.Go(func() {
-			rng := rand.New(rand.NewPCG(seed, uint64(w)))
-			for i := 0; i < n/workers; i++ {
-				typ := types[rng.IntN(len(types))]
-				qty := int64(1 + rng.IntN(4))
-				if typ == inventory.SetSafety {
-					qty = int64(rng.IntN(2))
-				}
-				batch := []inventory.Event{inventorytest.Ev(typ, fmt.Sprintf("F%02d", rng.IntN(stores)), fmt.Sprintf("K%03d", rng.IntN(skus)), qty)}
-				res, err := s.Apply(context.Background(), batch)
-				if err != nil {
-					t.Errorf("apply: %v", err)
-					return
-				}
-				if res[0].Status == inventory.Applied {
-					mu.Lock()
-					applied = append(applied, res[0])
-					mu.Unlock()
-				}
-			}
-		})
-	}
-	wg.Wait()
-	return applied
-}
-
 // readAll pages through a cursor with small pages until the range is complete.
 func readAll(t *testing.T, f *invredis.Feed, cur *invredis.Cursor, limit int) ([]inventory.Change, int) {
 	t.Helper()
@@ -99,39 +64,6 @@ func readAll(t *testing.T, f *invredis.Feed, cur *invredis.Cursor, limit int) ([
 	return all, pages
 }
 
-// checkFeed: every applied event exactly once, per store × SKU in apply order with versions
-// gap-free.
-func checkFeed(t *testing.T, got []inventory.Change, applied []inventory.Result) {
-	t.Helper()
-	want := map[string]inventory.Stock{}
-	for _, r := range applied {
-		want[r.EventID] = r.Stock
-	}
-	seen := map[string]bool{}
-	last := map[inventory.Key]int64{}
-	for _, c := range got {
-		st, ok := want[c.EventID]
-		if !ok {
-			t.Fatalf("change of an unknown or refused event %s", c.EventID)
-		}
-		if seen[c.EventID] {
-			t.Fatalf("event %s twice in the feed", c.EventID)
-		}
-		seen[c.EventID] = true
-		if c.Version != st.Version || c.OnHand != st.OnHand || c.Reserved != st.Reserved || c.Store != st.Store || !c.At.Equal(st.UpdatedAt) {
-			t.Fatalf("change %+v does not match the apply result %+v", c, st)
-		}
-		k := inventory.Key{Store: c.Store, SKU: c.SKU}
-		if c.Version != last[k]+1 {
-			t.Fatalf("%s/%s: version %d after %d", c.Store, c.SKU, c.Version, last[k])
-		}
-		last[k] = c.Version
-	}
-	if len(seen) != len(want) {
-		t.Fatalf("%d of %d applied events in the feed", len(seen), len(want))
-	}
-}
-
 func TestFeedExactlyOnceAcrossGroupsAndDays(t *testing.T) {
 	client, _ := testenv.Redis(t)
 	testFeedExactlyOnce(t, client)
@@ -145,7 +77,7 @@ func TestFeedExactlyOnceCluster(t *testing.T) {
 func testFeedExactlyOnce(t *testing.T, client rueidis.Client) {
 	s := newStoreOn(client, invredis.Options{Groups: 5, Now: twoDays()})
 	from := time.Now().Add(-time.Second)
-	applied := randomEvents(t, s, 16, 2000, 12, 20, 1)
+	applied := inventorytest.ApplyRandom(t, s, 16, 2000, 12, 20, 1)
 	to := time.Now().Add(time.Millisecond)
 	f := feedOn(s, time.Nanosecond, time.Second) // the range is over: it is complete
 	// The streaming read (NDJSON) gives the same as paging.
@@ -157,10 +89,10 @@ func testFeedExactlyOnce(t *testing.T, client rueidis.Client) {
 	if err != nil || next != nil {
 		t.Fatalf("stream: %v, next %v", err, next)
 	}
-	checkFeed(t, streamed, applied)
+	inventorytest.CheckChanges(t, streamed, applied)
 	for _, limit := range []int{1, 13, 5000} {
 		got, pages := readAll(t, f, invredis.NewCursor(from, to), limit)
-		checkFeed(t, got, applied)
+		inventorytest.CheckChanges(t, got, applied)
 		if limit == 5000 && pages != 1 {
 			t.Errorf("%d pages for a limit above the range", pages)
 		}
@@ -248,11 +180,11 @@ func TestFeedRetentionAndBadCursor(t *testing.T) {
 	s := newStoreOn(client, invredis.Options{Retention: 48 * time.Hour})
 	f := feedOn(s, time.Second, 0)
 	old := time.Now().Add(-49 * time.Hour)
-	if _, err := f.Read(context.Background(), invredis.NewCursor(old, old.Add(time.Hour)), 10); !errors.Is(err, invredis.ErrExpired) {
+	if _, err := f.Read(context.Background(), invredis.NewCursor(old, old.Add(time.Hour)), 10); !errors.Is(err, inventory.ErrExpired) {
 		t.Errorf("expired range: %v", err)
 	}
 	for _, bad := range []string{"", "!!", "e30", invredis.NewCursor(time.Now(), time.Now().Add(-time.Hour)).String()} {
-		if _, err := invredis.ParseCursor(bad); !errors.Is(err, invredis.ErrBadCursor) {
+		if _, err := invredis.ParseCursor(bad); !errors.Is(err, inventory.ErrBadCursor) {
 			t.Errorf("cursor %q: %v", bad, err)
 		}
 	}
@@ -319,9 +251,9 @@ func TestSnapshotPlusDeltasEqualsLive(t *testing.T) {
 	client, _ := testenv.Redis(t)
 	s := newStoreOn(client, invredis.Options{Groups: 4})
 	f := invredis.NewFeed(s, invredis.FeedOptions{Chunk: 50})
-	randomEvents(t, s, 8, 400, 1, 60, 2) // stock before the snapshot
+	inventorytest.ApplyRandom(t, s, 8, 400, 1, 60, 2) // stock before the snapshot
 	var wg sync.WaitGroup
-	wg.Go(func() { randomEvents(t, s, 64, 6400, 1, 60, 3) })
+	wg.Go(func() { inventorytest.ApplyRandom(t, s, 64, 6400, 1, 60, 3) })
 	cur, err := f.PositionCursor(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -400,7 +332,7 @@ func TestEstateSnapshotPages(t *testing.T) {
 			t.Errorf("%s/%s: %d", e.Store, e.SKU, seen[inventory.Key{Store: e.Store, SKU: e.SKU}])
 		}
 	}
-	if _, err := s.Estate(context.Background(), "garbage!"); !errors.Is(err, invredis.ErrBadCursor) {
+	if _, err := s.Estate(context.Background(), "garbage!"); !errors.Is(err, inventory.ErrBadCursor) {
 		t.Errorf("bad page token: %v", err)
 	}
 }
@@ -408,4 +340,24 @@ func TestEstateSnapshotPages(t *testing.T) {
 // TestFeedEmbedded: jaego dev's embedded server serves the feed the same way.
 func TestFeedEmbedded(t *testing.T) {
 	testFeedExactlyOnce(t, testenv.EmbeddedRedis(t))
+}
+
+// redisFeeds makes feeds on client for the shared suite, each with its own keys and a clock
+// the suite can move ahead.
+func redisFeeds(client rueidis.Client) inventorytest.NewFeed {
+	return func(t *testing.T) inventorytest.Feed {
+		s := newStoreOn(client, invredis.Options{Groups: 4})
+		var ahead atomic.Int64
+		f := invredis.NewFeed(s, invredis.FeedOptions{Chunk: 17, Now: func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }})
+		return inventorytest.Feed{Store: s, Feed: f, Ahead: func(d time.Duration) { ahead.Add(int64(d)) }}
+	}
+}
+
+func TestFeedSuiteStandalone(t *testing.T) {
+	client, _ := testenv.Redis(t)
+	inventorytest.ChangeFeed(t, redisFeeds(client))
+}
+
+func TestFeedSuiteEmbedded(t *testing.T) {
+	inventorytest.ChangeFeed(t, redisFeeds(testenv.EmbeddedRedis(t)))
 }

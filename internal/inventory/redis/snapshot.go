@@ -98,7 +98,7 @@ func (s *Store) Estate(ctx context.Context, token string) (inventory.EstatePage,
 	if token != "" {
 		b, err := base64.RawURLEncoding.DecodeString(token)
 		if err != nil || json.Unmarshal(b, &t) != nil || t.G < 0 || t.G >= s.keys.Groups() {
-			return inventory.EstatePage{}, ErrBadCursor
+			return inventory.EstatePage{}, inventory.ErrBadCursor
 		}
 	}
 	var page inventory.EstatePage

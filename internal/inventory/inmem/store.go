@@ -1,0 +1,247 @@
+// Package inmem is a stock store and change feed in process memory, built on the reference
+// model inventory.Apply: the second implementation the shared suites (inventorytest) hold
+// the Redis store to, and the store of HTTP tests that need no server. It keeps nothing
+// across restarts and serves one process: never a production store.
+package inmem
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/jaego/jaego/internal/inventory"
+	"github.com/jaego/jaego/internal/jaego"
+)
+
+// Options configures a Store; zero fields take their defaults.
+type Options struct {
+	// Now is the clock of updated_at, change times and range completeness; default time.Now.
+	Now func() time.Time
+	// Retention is how far back the change feed reaches; default 48h.
+	Retention time.Duration
+	// Settle is how long after its end a range is complete; default 0.
+	Settle time.Duration
+}
+
+// Store is an inventory.StockStore and inventory.ChangeFeed in memory.
+type Store struct {
+	opts    Options
+	mu      sync.Mutex
+	stock   map[inventory.Key]inventory.Stock
+	applied map[[2]string]bool // store, event id: an event id is scoped to its store (§11)
+	log     []inventory.Change // every applied change, in apply order
+	grew    chan struct{}      // closed and replaced when the log grows
+}
+
+var (
+	_ inventory.StockStore = (*Store)(nil)
+	_ inventory.ChangeFeed = (*Store)(nil)
+)
+
+// New returns an empty store.
+func New(opts Options) *Store {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Retention <= 0 {
+		opts.Retention = 48 * time.Hour
+	}
+	return &Store{opts: opts, stock: map[inventory.Key]inventory.Stock{}, applied: map[[2]string]bool{}, grew: make(chan struct{})}
+}
+
+// Apply implements inventory.StockStore: each event under one lock, by the reference model.
+func (s *Store) Apply(ctx context.Context, events []inventory.Event) ([]inventory.Result, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	out := make([]inventory.Result, len(events))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	grew := false
+	for i, e := range events {
+		out[i].EventID = e.EventID
+		if err := e.Validate(); err != nil {
+			out[i].Status, out[i].Err = inventory.Rejected, err
+			continue
+		}
+		k := inventory.Key{Store: e.Store, SKU: e.SKU}
+		cur := s.stock[k]
+		cur.Store, cur.SKU = e.Store, e.SKU
+		if s.applied[[2]string{e.Store, e.EventID}] {
+			out[i].Status, out[i].Stock = inventory.Duplicate, cur.WithAvailable()
+			continue
+		}
+		next, err := inventory.Apply(cur, e)
+		if err != nil {
+			out[i].Status, out[i].Err, out[i].Stock = inventory.Rejected, err, cur.WithAvailable()
+			continue
+		}
+		now := s.opts.Now().UTC().Truncate(time.Millisecond)
+		next.Version, next.UpdatedAt = cur.Version+1, now
+		next = next.WithAvailable()
+		s.stock[k] = next
+		s.applied[[2]string{e.Store, e.EventID}] = true
+		s.log = append(s.log, inventory.Change{ID: strconv.Itoa(len(s.log) + 1), Store: e.Store, SKU: e.SKU, Type: e.Type,
+			Delta: next.OnHand - cur.OnHand, OnHand: next.OnHand, Reserved: next.Reserved, Safety: next.Safety,
+			Version: next.Version, EventID: e.EventID, At: now})
+		grew = true
+		out[i].Status, out[i].Stock = inventory.Applied, next
+	}
+	if grew {
+		close(s.grew)
+		s.grew = make(chan struct{})
+	}
+	return out, nil
+}
+
+// Get implements inventory.StockStore.
+func (s *Store) Get(ctx context.Context, store, sku string) (inventory.Stock, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, ok := s.stock[inventory.Key{Store: store, SKU: sku}]
+	if !ok {
+		return inventory.Stock{}, jaego.Errorf(jaego.CodeNotFound, "no stock record for store %s, sku %s", store, sku)
+	}
+	return st, nil
+}
+
+// GetMany implements inventory.StockStore.
+func (s *Store) GetMany(ctx context.Context, keys []inventory.Key) ([]inventory.Lookup, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]inventory.Lookup, len(keys))
+	for i, k := range keys {
+		out[i].Stock, out[i].Found = s.stock[k]
+	}
+	return out, nil
+}
+
+// Ping implements inventory.StockStore: memory always answers.
+func (s *Store) Ping(context.Context) error { return nil }
+
+// cursor is a position in the log within a range: N changes of the log were looked at.
+type cursor struct {
+	From int64 `json:"f"`
+	To   int64 `json:"t"`
+	N    int   `json:"n"`
+}
+
+func (c cursor) String() string {
+	b, _ := json.Marshal(c)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func (s *Store) cursorFor(from, to time.Time, token string) (cursor, error) {
+	if token == "" {
+		if !to.After(from) {
+			return cursor{}, jaego.Invalidf("to", "to must be after from")
+		}
+		return cursor{From: from.UnixMilli(), To: to.UnixMilli()}, nil
+	}
+	var c cursor
+	b, err := base64.RawURLEncoding.DecodeString(token)
+	if err != nil || json.Unmarshal(b, &c) != nil || c.To <= c.From || c.N < 0 {
+		return cursor{}, inventory.ErrBadCursor
+	}
+	if (!from.IsZero() && from.UnixMilli() != c.From) || (!to.IsZero() && to.UnixMilli() != c.To) {
+		return cursor{}, &jaego.Error{Code: jaego.CodeInvalidCursor, Field: "cursor",
+			Detail: "the cursor belongs to another range: pass the same from and to, or none"}
+	}
+	return c, nil
+}
+
+// read returns up to limit (0: all) changes of c's range after it, the cursor after them,
+// and whether the range is complete and read.
+func (s *Store) read(c cursor, limit int) ([]inventory.Change, cursor, bool, error) {
+	now := s.opts.Now()
+	if c.From < now.Add(-s.opts.Retention).UnixMilli() {
+		return nil, c, false, inventory.ErrExpired
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c.N > len(s.log) {
+		return nil, c, false, inventory.ErrBadCursor
+	}
+	var out []inventory.Change
+	for ; c.N < len(s.log) && (limit <= 0 || len(out) < limit); c.N++ {
+		if at := s.log[c.N].At.UnixMilli(); at >= c.From && at < c.To {
+			out = append(out, s.log[c.N])
+		}
+	}
+	complete := c.N == len(s.log) && time.UnixMilli(c.To).Add(s.opts.Settle).Before(now)
+	return out, c, complete, nil
+}
+
+// Changes implements inventory.ChangeFeed.
+func (s *Store) Changes(ctx context.Context, from, to time.Time, token string, limit int) (inventory.ChangePage, error) {
+	c, err := s.cursorFor(from, to, token)
+	if err != nil {
+		return inventory.ChangePage{}, err
+	}
+	changes, next, complete, err := s.read(c, limit)
+	if err != nil {
+		return inventory.ChangePage{}, err
+	}
+	page := inventory.ChangePage{Changes: changes}
+	if !complete {
+		page.Next = next.String()
+	}
+	return page, nil
+}
+
+// StreamChanges implements inventory.ChangeFeed.
+func (s *Store) StreamChanges(ctx context.Context, from, to time.Time, token string, emit func([]inventory.Change) error) (string, error) {
+	c, err := s.cursorFor(from, to, token)
+	if err != nil {
+		return "", err
+	}
+	changes, next, complete, err := s.read(c, 0)
+	if err != nil {
+		return "", err
+	}
+	if len(changes) > 0 {
+		if err := emit(changes); err != nil {
+			return "", err
+		}
+	}
+	if complete {
+		return "", nil
+	}
+	return next.String(), nil
+}
+
+// Position implements inventory.ChangeFeed: an open-ended cursor at the end of the log.
+func (s *Store) Position(ctx context.Context) (string, error) {
+	now := s.opts.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return cursor{From: now.Add(-s.opts.Retention / 2).UnixMilli(), To: now.AddDate(100, 0, 0).UnixMilli(), N: len(s.log)}.String(), nil
+}
+
+// Wait implements inventory.ChangeFeed: it returns once the log holds changes past the
+// cursor, or after timeout.
+func (s *Store) Wait(ctx context.Context, token string, timeout time.Duration) error {
+	c, err := s.cursorFor(time.Time{}, time.Time{}, token)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if len(s.log) > c.N {
+		s.mu.Unlock()
+		return nil
+	}
+	grew := s.grew
+	s.mu.Unlock()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-grew:
+	case <-t.C:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
+}
