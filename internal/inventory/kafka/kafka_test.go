@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -40,6 +41,13 @@ func newEnv(t *testing.T) *env {
 }
 
 func (e *env) consumer(t *testing.T, opts invkafka.ConsumerOptions) *invkafka.Consumer {
+	c, _ := e.stoppableConsumer(t, opts)
+	return c
+}
+
+// stoppableConsumer runs a consumer until the test ends or stop is called (it leaves the
+// group); stop returns once Run returned.
+func (e *env) stoppableConsumer(t *testing.T, opts invkafka.ConsumerOptions) (*invkafka.Consumer, func()) {
 	opts.Brokers = []string{e.broker}
 	if opts.Registerer == nil {
 		opts.Registerer = prometheus.NewRegistry()
@@ -52,14 +60,18 @@ func (e *env) consumer(t *testing.T, opts invkafka.ConsumerOptions) *invkafka.Co
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("consumer: %v", err)
-		}
-		c.Close()
-	})
-	return c
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("consumer: %v", err)
+			}
+			c.Close()
+		})
+	}
+	t.Cleanup(stop)
+	return c, stop
 }
 
 func (e *env) produce(t *testing.T, events []inventory.Event) { kafkatest.Produce(t, e.broker, events) }
@@ -84,9 +96,12 @@ func waitHandled(t *testing.T, n int64, cs ...*invkafka.Consumer) {
 	}
 }
 
+// dayEvents is a POS day of n transactions; every seed is another day, so the event ids of
+// two seeds never collide.
 func dayEvents(n int, seed int64) []inventory.Event {
 	var out []inventory.Event
-	for tx := range pos.Day(pos.DayOptions{Transactions: n, Stores: 40, SKUs: 300, Seed: seed}) {
+	day := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, int(seed))
+	for tx := range pos.Day(pos.DayOptions{Transactions: n, Stores: 40, SKUs: 300, Seed: seed, Date: day}) {
 		out = append(out, tx.Events()...)
 	}
 	return out
@@ -200,15 +215,39 @@ func TestTwoConsumersShareTheGroup(t *testing.T) {
 	e := newEnv(t)
 	events := dayEvents(4000, 4)
 	opts := invkafka.ConsumerOptions{SessionTimeout: time.Second, MaxPoll: 100}
-	a := e.consumer(t, opts)
+	a, stopA := e.stoppableConsumer(t, opts)
 	e.produce(t, events[:len(events)/2])
 	b := e.consumer(t, opts)
 	e.produce(t, events[len(events)/2:])
 	waitHandled(t, int64(len(events)), a, b)
-	kafkatest.CheckTotals(t, e.client, e.store, events)
-	if a.Handled() == 0 || b.Handled() == 0 {
-		t.Logf("partition split: a %d, b %d", a.Handled(), b.Handled())
+	// Both members must have taken part: keep producing until the second was given records.
+	deadline := time.Now().Add(60 * time.Second)
+	for seed := int64(40); b.Handled() == 0; seed++ {
+		if time.Now().After(deadline) {
+			t.Fatal("the second member was given no records in 60s")
+		}
+		more := dayEvents(20, seed)
+		e.produce(t, more)
+		events = append(events, more...)
+		waitHandled(t, int64(len(events)), a, b)
 	}
+	if a.Handled() == 0 {
+		t.Fatal("the first member handled nothing")
+	}
+	kafkatest.CheckTotals(t, e.client, e.store, events)
+
+	// The first member leaves: the survivor takes all its partitions over, and every event
+	// produced afterwards is applied, exactly once, by the survivor alone.
+	stopA()
+	handledByA, handledByB := a.Handled(), b.Handled()
+	later := dayEvents(2000, 5)
+	e.produce(t, later)
+	events = append(events, later...)
+	waitHandled(t, handledByB+int64(len(later)), b)
+	if a.Handled() != handledByA {
+		t.Errorf("the stopped member handled %d more records", a.Handled()-handledByA)
+	}
+	kafkatest.CheckTotals(t, e.client, e.store, events)
 }
 
 // TestLagGaugeFollowsAssignment: when a second member takes partitions over, the first
