@@ -220,17 +220,8 @@ func TestTwoConsumersShareTheGroup(t *testing.T) {
 	b := e.consumer(t, opts)
 	e.produce(t, events[len(events)/2:])
 	waitHandled(t, int64(len(events)), a, b)
-	// Both members must have taken part: keep producing until the second was given records.
-	deadline := time.Now().Add(60 * time.Second)
-	for seed := int64(40); b.Handled() == 0; seed++ {
-		if time.Now().After(deadline) {
-			t.Fatal("the second member was given no records in 60s")
-		}
-		more := dayEvents(20, seed)
-		e.produce(t, more)
-		events = append(events, more...)
-		waitHandled(t, int64(len(events)), a, b)
-	}
+	// Both members must have taken part.
+	events = produceUntilHandledBy(t, e, b, events, 40, a, b)
 	if a.Handled() == 0 {
 		t.Fatal("the first member handled nothing")
 	}
@@ -250,6 +241,24 @@ func TestTwoConsumersShareTheGroup(t *testing.T) {
 	kafkatest.CheckTotals(t, e.client, e.store, events)
 }
 
+// produceUntilHandledBy keeps producing small days (seeds from seed on) until member has been
+// given partitions and handled records, and all handled everything; it returns events with
+// what it produced.
+func produceUntilHandledBy(t *testing.T, e *env, member *invkafka.Consumer, events []inventory.Event, seed int64, all ...*invkafka.Consumer) []inventory.Event {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for ; member.Handled() == 0; seed++ {
+		if time.Now().After(deadline) {
+			t.Fatal("the member was given no records in 60s")
+		}
+		more := dayEvents(20, seed)
+		e.produce(t, more)
+		events = append(events, more...)
+		waitHandled(t, int64(len(events)), all...)
+	}
+	return events
+}
+
 // TestLagGaugeFollowsAssignment: when a second member takes partitions over, the first
 // stops reporting their lag (a stale gauge would keep a lag alert firing forever).
 func TestLagGaugeFollowsAssignment(t *testing.T) {
@@ -266,17 +275,7 @@ func TestLagGaugeFollowsAssignment(t *testing.T) {
 	}
 	opts.Registerer = regB
 	b := e.consumer(t, opts)
-	// Keep producing until the second member has been given partitions and handled records.
-	deadline := time.Now().Add(60 * time.Second)
-	for seed := int64(12); b.Handled() == 0; seed++ {
-		if time.Now().After(deadline) {
-			t.Fatal("the second member was given no records in 60s")
-		}
-		more := dayEvents(20, seed)
-		e.produce(t, more)
-		events = append(events, more...)
-		waitHandled(t, int64(len(events)), a, b)
-	}
+	events = produceUntilHandledBy(t, e, b, events, 12, a, b)
 	la, lb := lagPartitions(t, regA), lagPartitions(t, regB)
 	for p := range lb {
 		if la[p] {

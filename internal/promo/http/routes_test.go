@@ -2,8 +2,6 @@ package http_test
 
 import (
 	"context"
-	"encoding/json"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/jaego/jaego/internal/httpx"
+	"github.com/jaego/jaego/internal/httpx/httpxtest"
 	"github.com/jaego/jaego/internal/lock"
 	"github.com/jaego/jaego/internal/promo"
 	promodb "github.com/jaego/jaego/internal/promo/db"
@@ -25,25 +24,6 @@ import (
 
 const spec = `{"name":"Toner 1+1","starts_at":"2026-01-01T00:00:00Z","ends_at":"2099-01-01T00:00:00Z",
 	"channels":["online"],"targets":["TONER-1"],"condition":{"min_qty":2},"gifts":[{"sku":"GIFT-1","qty":1}]}`
-
-func call(t *testing.T, method, url, body string) (int, map[string]any) {
-	t.Helper()
-	req, _ := http.NewRequest(method, url, strings.NewReader(body))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	var m map[string]any
-	if err := json.Unmarshal(raw, &m); err != nil {
-		t.Fatalf("%s %s: %q is not a JSON object", method, url, raw)
-	}
-	if resp.StatusCode >= 400 && resp.Header.Get("Content-Type") != "application/problem+json" {
-		t.Errorf("%s %s: a %d that is not problem+json", method, url, resp.StatusCode)
-	}
-	return resp.StatusCode, m
-}
 
 func serve(t *testing.T, api *promohttp.API) string {
 	log := slog.New(slog.DiscardHandler)
@@ -74,30 +54,30 @@ func TestPromotionAdmin(t *testing.T) {
 	rb := promo.NewRebuilder(promo.RebuilderOptions{Source: store, Publisher: cache, Locker: lock.New(client, lock.Options{Logger: log}), Logger: log})
 	url := serve(t, promohttp.New(store, cache, rb, promohttp.Options{Logger: log}))
 
-	code, created := call(t, "POST", url+"/v1/admin/promotions", spec)
+	code, created := httpxtest.Call(t, "POST", url+"/v1/admin/promotions", spec)
 	if code != 201 || created["status"] != "active" {
 		t.Fatalf("create: %d %v", code, created)
 	}
-	code, gifts := call(t, "GET", url+"/v1/products/TONER-1/gifts", "")
+	code, gifts := httpxtest.Call(t, "GET", url+"/v1/products/TONER-1/gifts", "")
 	if code != 200 || len(gifts["promotions"].([]any)) != 1 {
 		t.Fatalf("served after the create: %d %v", code, gifts)
 	}
-	if code, m := call(t, "POST", url+"/v1/admin/promotions", strings.Replace(spec, `"min_qty":2`, `"min_qty":0`, 1)); code != 400 || m["code"] != "invalid_input" {
+	if code, m := httpxtest.Call(t, "POST", url+"/v1/admin/promotions", strings.Replace(spec, `"min_qty":2`, `"min_qty":0`, 1)); code != 400 || m["code"] != "invalid_input" {
 		t.Fatalf("invalid promotion: %d %v", code, m)
 	}
-	if code, m := call(t, "GET", url+"/v1/admin/promotions/nope", ""); code != 404 || m["code"] != "not_found" {
+	if code, m := httpxtest.Call(t, "GET", url+"/v1/admin/promotions/nope", ""); code != 404 || m["code"] != "not_found" {
 		t.Fatalf("unknown id: %d %v", code, m)
 	}
 
 	srv.Stop() // Redis is gone: the SQL change commits, the cache rebuild cannot
-	code, m := call(t, "POST", url+"/v1/admin/promotions/"+created["id"].(string)+"/stop", "")
+	code, m := httpxtest.Call(t, "POST", url+"/v1/admin/promotions/"+created["id"].(string)+"/stop", "")
 	if code != 503 || m["code"] != "cache_rebuild_failed" || m["promotion"].(map[string]any)["status"] != "stopped" {
 		t.Fatalf("stop with the cache down: %d %v", code, m)
 	}
 	if p, err := store.Get(ctx, created["id"].(string)); err != nil || p.Status != promo.Stopped {
 		t.Fatalf("the stop was not kept: %+v %v", p, err)
 	}
-	if code, m := call(t, "GET", url+"/v1/promotions/version", ""); code != 503 || m["code"] != "store_unavailable" {
+	if code, m := httpxtest.Call(t, "GET", url+"/v1/promotions/version", ""); code != 503 || m["code"] != "store_unavailable" {
 		t.Fatalf("version with Redis down: %d %v", code, m)
 	}
 }
@@ -110,7 +90,7 @@ func TestPromotionsDisabled(t *testing.T) {
 		{"POST", "/v1/admin/promotions/x/stop"}, {"GET", "/v1/promotions/version"}, {"GET", "/v1/products/A/gifts"},
 		{"POST", "/v1/gifts/evaluate"},
 	} {
-		code, m := call(t, r.method, url+r.path, "{}")
+		code, m := httpxtest.Call(t, r.method, url+r.path, "{}")
 		if code != 503 || m["code"] != "promotions_disabled" || !strings.Contains(m["detail"].(string), "--postgres") {
 			t.Errorf("%s %s: %d %v", r.method, r.path, code, m)
 		}
