@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -80,9 +81,13 @@ func start(t *testing.T, env map[string]string, args ...string) *started {
 	}
 }
 
+// client bounds every request of these tests: an answer that hangs fails the test with a
+// clear error instead of its timeout.
+var client = &http.Client{Timeout: time.Minute}
+
 func getJSON(t *testing.T, url string, v any) int {
 	t.Helper()
-	resp, err := http.Get(url)
+	resp, err := client.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +100,7 @@ func getJSON(t *testing.T, url string, v any) int {
 
 func post(t *testing.T, url, body string) (int, map[string]any) {
 	t.Helper()
-	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	resp, err := client.Post(url, "application/json", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +243,9 @@ func TestDevEndToEnd(t *testing.T) {
 func TestServeEndToEnd(t *testing.T) {
 	_, srv := testenv.Redis(t)
 	env := map[string]string{"JAEGO_REDIS_URL": "redis://" + srv.Addr + "/0", "JAEGO_HTTP_ADDR": "127.0.0.1:1"}
-	s := start(t, env, "serve", "--http", "127.0.0.1:0")
+	// A request timeout far beyond the test's: a dead Redis must be answered by its refusal
+	// (503), never by waiting for the deadline (504).
+	s := start(t, env, "serve", "--http", "127.0.0.1:0", "--request-timeout", "10m")
 	code, ans := post(t, s.api+"/v1/events", `{"event_id":"e1","type":"receipt","store":"S1","sku":"A","qty":3}`)
 	if code != 200 || ans["status"] != "applied" {
 		t.Fatalf("receipt: %d %v", code, ans)
@@ -256,6 +263,16 @@ func TestServeEndToEnd(t *testing.T) {
 	var ready map[string]any
 	if code := getJSON(t, s.api+"/readyz", &ready); code != 503 || ready["code"] != "store_unavailable" {
 		t.Errorf("readyz with redis down: %d %v", code, ready)
+	}
+	if strings.Contains(fmt.Sprint(ready), srv.Addr) {
+		t.Errorf("readyz tells the Redis address: %v", ready)
+	}
+	var p map[string]any
+	if code := getJSON(t, s.api+"/v1/stores/S1/skus/A", &p); code != 503 || p["code"] != "store_unavailable" {
+		t.Errorf("lookup with redis down: %d %v", code, p)
+	}
+	if code, p := post(t, s.api+"/v1/events", `{"event_id":"e2","type":"sale","store":"S1","sku":"A","qty":1}`); code != 503 || p["code"] != "store_unavailable" {
+		t.Errorf("event with redis down: %d %v", code, p)
 	}
 }
 
