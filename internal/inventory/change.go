@@ -21,6 +21,9 @@ type Change struct {
 	Version  int64     `json:"version"`
 	EventID  string    `json:"event_id"`
 	At       time.Time `json:"at"`
+	// Origin is the Kafka record the event came from, nil for other sources (internal: the
+	// durable copy's ledger keeps it for restores).
+	Origin *Origin `json:"-"`
 }
 
 // ApplyTo brings a snapshot record up to date with the change: a change older than or as

@@ -41,6 +41,16 @@ type Event struct {
 	ExpectedVersion *int64    `json:"expected_version,omitempty"`
 	OccurredAt      time.Time `json:"occurred_at,omitzero"`
 	Source          string    `json:"source,omitempty"`
+	// Origin is where the event was read from Kafka (the consumer sets it; never in JSON):
+	// the change records it, so that after a loss of Redis the consumer group can resume
+	// from the last offset the durable copy holds.
+	Origin *Origin `json:"-"`
+}
+
+// Origin is a Kafka record's place: its partition and offset.
+type Origin struct {
+	Partition int32
+	Offset    int64
 }
 
 // Validate checks every field of e against design §2. A valid event may still be refused

@@ -222,6 +222,7 @@ func (c *Consumer) handle(ctx context.Context, records []*kgo.Record) error {
 			dead = append(dead, c.deadLetter(r, err))
 			continue
 		}
+		e.Origin = &inventory.Origin{Partition: r.Partition, Offset: r.Offset}
 		events = append(events, e)
 		applied = append(applied, r)
 	}

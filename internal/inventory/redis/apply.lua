@@ -6,7 +6,8 @@
 -- KEYS[4+3i .. 6+3i]   event i's stock hash, idempotency mark and its store's SKU set
 --                      jg:stk:{g}:S:K, jg:idem:{g}:ID, jg:skus:{g}:S
 -- ARGV[1], ARGV[2]     idempotency TTL and stream TTL, seconds
--- ARGV[3+6i .. 8+6i]   event i: event_id, type, qty, expected_version ('' = none), store, sku
+-- ARGV[3+8i .. 10+8i]  event i: event_id, type, qty, expected_version ('' = none), store, sku,
+--                      Kafka partition and offset it came from ('' = not from Kafka)
 --
 -- Returns one row per event: {status, code, on_hand, reserved, safety, version, updated_at}
 -- with status 'applied', 'duplicate' or 'rejected' (code says why). Every check of an event
@@ -27,7 +28,7 @@ end
 local out, wrote = {}, false
 for i = 0, (#KEYS - 3) / 3 - 1 do
   local sk, ik, xk = KEYS[4 + 3 * i], KEYS[5 + 3 * i], KEYS[6 + 3 * i]
-  local a = 3 + 6 * i
+  local a = 3 + 8 * i
   local id, typ, q, ev = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2]), ARGV[a + 3]
   local h = redis.call('HMGET', sk, 'on_hand', 'reserved', 'safety', 'version', 'updated_at')
   local oh, rs, sf = tonumber(h[1]) or 0, tonumber(h[2]) or 0, tonumber(h[3]) or 0
@@ -66,8 +67,15 @@ for i = 0, (#KEYS - 3) / 3 - 1 do
     oh, v, up = oh + d, v + 1, now
     redis.call('HSET', sk, 'on_hand', oh, 'reserved', rs, 'safety', sf, 'version', v, 'updated_at', now)
     redis.call('SET', ik, v, 'EX', idem_ttl)
-    redis.call('XADD', KEYS[1], string.format('%d-%d', id_ms, id_seq), 'store', ARGV[a + 4], 'sku', ARGV[a + 5], 'type', typ,
-      'delta', d, 'on_hand', oh, 'reserved', rs, 'safety', sf, 'version', v, 'event_id', id, 'at', now)
+    local xid = string.format('%d-%d', id_ms, id_seq)
+    if ARGV[a + 6] == '' then
+      redis.call('XADD', KEYS[1], xid, 'store', ARGV[a + 4], 'sku', ARGV[a + 5], 'type', typ,
+        'delta', d, 'on_hand', oh, 'reserved', rs, 'safety', sf, 'version', v, 'event_id', id, 'at', now)
+    else
+      redis.call('XADD', KEYS[1], xid, 'store', ARGV[a + 4], 'sku', ARGV[a + 5], 'type', typ,
+        'delta', d, 'on_hand', oh, 'reserved', rs, 'safety', sf, 'version', v, 'event_id', id, 'at', now,
+        'kp', ARGV[a + 6], 'ko', ARGV[a + 7])
+    end
     id_seq = id_seq + 1
     wrote = true
   end

@@ -12,16 +12,21 @@ import (
 )
 
 // The stream entry codec: one change is one entry whose fields are, in this order,
-// store, sku, type, delta, on_hand, reserved, safety, version, event_id and at (unix ms).
+// store, sku, type, delta, on_hand, reserved, safety, version, event_id and at (unix ms),
+// then, for an event read from Kafka, kp and ko (its partition and offset).
 // apply.lua writes them (it cannot call Go; TestStreamCodec holds it to this list),
 // EncodeChange writes them for tools, decodeEntry reads them.
 
 // EncodeChange is c as the field, value pairs of its stream entry (the id is the caller's).
 func EncodeChange(c inventory.Change) []string {
 	i := strconv.FormatInt
-	return []string{"store", c.Store, "sku", c.SKU, "type", string(c.Type), "delta", i(c.Delta, 10),
+	f := []string{"store", c.Store, "sku", c.SKU, "type", string(c.Type), "delta", i(c.Delta, 10),
 		"on_hand", i(c.OnHand, 10), "reserved", i(c.Reserved, 10), "safety", i(c.Safety, 10),
 		"version", i(c.Version, 10), "event_id", c.EventID, "at", i(c.At.UnixMilli(), 10)}
+	if c.Origin != nil {
+		f = append(f, "kp", i(int64(c.Origin.Partition), 10), "ko", i(c.Origin.Offset, 10))
+	}
+	return f
 }
 
 // decodeReply decodes an XRANGE reply of the stream named sub.
@@ -86,6 +91,16 @@ func decodeEntry(m rueidis.RedisMessage, sub string) (streamEntry, error) {
 			c.Version = n()
 		case "at":
 			at = n()
+		case "kp":
+			if c.Origin == nil {
+				c.Origin = &inventory.Origin{}
+			}
+			c.Origin.Partition = int32(n())
+		case "ko":
+			if c.Origin == nil {
+				c.Origin = &inventory.Origin{}
+			}
+			c.Origin.Offset = n()
 		}
 	}
 	if at < 0 { // entries written before the at field: the id's time

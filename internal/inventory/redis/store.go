@@ -164,7 +164,7 @@ func (s *Store) Apply(ctx context.Context, events []inventory.Event) ([]inventor
 	execs := make([]rueidis.LuaExec, len(calls))
 	for ci, c := range calls {
 		keys := make([]string, 0, 3+3*len(c.idx))
-		args := make([]string, 0, 2+6*len(c.idx))
+		args := make([]string, 0, 2+8*len(c.idx))
 		keys = append(keys, s.keys.StreamOn(c.group, stream), s.keys.Stores(c.group), s.keys.LastChange(c.group))
 		args = append(args, idemTTL, streamTTL)
 		for _, i := range c.idx {
@@ -174,7 +174,11 @@ func (s *Store) Apply(ctx context.Context, events []inventory.Event) ([]inventor
 				expected = strconv.FormatInt(*e.ExpectedVersion, 10)
 			}
 			keys = append(keys, s.keys.Stock(e.Store, e.SKU), s.keys.Idempotency(c.group, e.EventID), s.keys.SKUs(e.Store))
-			args = append(args, e.EventID, string(e.Type), strconv.FormatInt(e.Qty, 10), expected, e.Store, e.SKU)
+			partition, offset := "", ""
+			if e.Origin != nil {
+				partition, offset = strconv.FormatInt(int64(e.Origin.Partition), 10), strconv.FormatInt(e.Origin.Offset, 10)
+			}
+			args = append(args, e.EventID, string(e.Type), strconv.FormatInt(e.Qty, 10), expected, e.Store, e.SKU, partition, offset)
 		}
 		execs[ci] = rueidis.LuaExec{Keys: keys, Args: args}
 	}

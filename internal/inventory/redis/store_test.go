@@ -183,3 +183,24 @@ func TestStreamCodec(t *testing.T) {
 		t.Fatalf("apply.lua wrote\n%v\nthe codec writes\n%v", written, want)
 	}
 }
+
+// An event read from Kafka carries its partition and offset into its change; others none.
+func TestChangeOrigin(t *testing.T) {
+	client, _ := testenv.Redis(t)
+	ctx := context.Background()
+	s := newStoreOn(client, invredis.Options{})
+	fromKafka := inventorytest.Ev(inventory.Receipt, "S1", "K1", 2)
+	fromKafka.Origin = &inventory.Origin{Partition: 5, Offset: 1234567}
+	inventorytest.MustApply(t, s, fromKafka, inventorytest.Ev(inventory.Sale, "S1", "K1", 1))
+	f := invredis.NewFeed(s, invredis.FeedOptions{})
+	page, err := f.Changes(ctx, time.Now().Add(-time.Minute), time.Now().Add(time.Minute), "", 10)
+	if err != nil || len(page.Changes) != 2 {
+		t.Fatalf("feed: %+v %v", page, err)
+	}
+	if o := page.Changes[0].Origin; o == nil || *o != *fromKafka.Origin {
+		t.Errorf("the Kafka event's change has origin %+v, want %+v", o, fromKafka.Origin)
+	}
+	if o := page.Changes[1].Origin; o != nil {
+		t.Errorf("an HTTP event's change has origin %+v", o)
+	}
+}
