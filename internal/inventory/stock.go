@@ -18,7 +18,16 @@ type Stock struct {
 	Available int64     `json:"available"`
 	Version   int64     `json:"version"`
 	UpdatedAt time.Time `json:"updated_at"`
+	// Source says where the record was read: "primary" (Redis) or "fallback" (the durable
+	// copy in PostgreSQL, while the breaker is open; design §8).
+	Source string `json:"source,omitempty"`
 }
+
+// The sources of a stock record.
+const (
+	SourcePrimary  = "primary"
+	SourceFallback = "fallback"
+)
 
 // AvailableOf is what the online shop may still promise: on_hand minus what is reserved for
 // open orders and the safety stock the store keeps back, never below zero.

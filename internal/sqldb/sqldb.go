@@ -1,7 +1,7 @@
 // Package sqldb is jaego's SQL database: PostgreSQL in production (pgx v5 through
 // database/sql), the pure-Go SQLite of `jaego dev` otherwise, with one set of goose
-// migrations embedded in the binary for both. The gift promotions (internal/promo/db) live
-// in it.
+// migrations embedded in the binary for both. The gift promotions (internal/promo/db) and
+// the durable stock copy (internal/inventory/db) live in it.
 package sqldb
 
 import (
@@ -75,7 +75,8 @@ func Redact(url string) string {
 }
 
 func (d *DB) provider(log *slog.Logger) (*goose.Provider, error) {
-	opts := []goose.ProviderOption{goose.WithDisableGlobalRegistry(true)}
+	opts := []goose.ProviderOption{goose.WithDisableGlobalRegistry(true),
+		goose.WithGoMigrations(stockCopyMigration(d.dialect == goose.DialectPostgres))}
 	if log != nil {
 		opts = append(opts, goose.WithSlog(log))
 	}

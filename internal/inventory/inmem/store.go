@@ -69,7 +69,7 @@ func (s *Store) Apply(ctx context.Context, events []inventory.Event) ([]inventor
 		}
 		k := inventory.Key{Store: e.Store, SKU: e.SKU}
 		cur := s.stock[k]
-		cur.Store, cur.SKU = e.Store, e.SKU
+		cur.Store, cur.SKU, cur.Source = e.Store, e.SKU, inventory.SourcePrimary
 		if s.applied[[2]string{e.Store, e.EventID}] {
 			out[i].Status, out[i].Stock = inventory.Duplicate, cur.WithAvailable()
 			continue

@@ -201,13 +201,13 @@ type streamEntry struct {
 // (and so, per store × SKU, in apply order).
 func (f *Feed) Read(ctx context.Context, cur *Cursor, limit int) (Page, error) {
 	now := f.opts.Now()
-	if cur.From < now.Add(-f.s.opts.Retention).UnixMilli() {
-		return Page{}, inventory.ErrExpired
+	cur, err := f.live(cur, now)
+	if err != nil {
+		return Page{}, err
 	}
 	subs := f.subStreams(cur, now)
 	next := cur.clone()
 	var page Page
-	var err error
 	page.Changes, err = f.readPaged(ctx, subs, limit, next)
 	if err != nil {
 		return Page{}, err
@@ -446,12 +446,13 @@ func (m *merger) run(subs []*subStream, emit func([]streamEntry) error) error {
 // re-reads). It returns the cursor after the last change, or nil when the range is complete.
 func (f *Feed) Stream(ctx context.Context, cur *Cursor, emit func([]inventory.Change) error) (*Cursor, error) {
 	now := f.opts.Now()
-	if cur.From < now.Add(-f.s.opts.Retention).UnixMilli() {
-		return nil, inventory.ErrExpired
+	cur, err := f.live(cur, now)
+	if err != nil {
+		return nil, err
 	}
 	next := cur.clone()
 	// A quarter chunk per stream keeps the buffers (chunk × streams entries) small.
-	err := f.merge(ctx, f.subStreams(cur, now), cur.To, max(f.opts.Chunk/4, 16), 0, func(batch []streamEntry) error {
+	err = f.merge(ctx, f.subStreams(cur, now), cur.To, max(f.opts.Chunk/4, 16), 0, func(batch []streamEntry) error {
 		return emit(next.advance(nil, batch))
 	})
 	if err != nil {
@@ -461,6 +462,35 @@ func (f *Feed) Stream(ctx context.Context, cur *Cursor, emit func([]inventory.Ch
 		return nil, nil
 	}
 	return next, nil
+}
+
+// open is how far ahead a range must end to be open-ended (Position's ranges end in a
+// hundred years): such a cursor follows the feed forever.
+const open = 365 * 24 * time.Hour
+
+// live checks that the cursor's range is still inside the retention. An open-ended cursor
+// never expires while it is read: once its start falls out of the retention it moves
+// forward to an hour inside it (the streams of older days are gone or read), forgetting the
+// positions of the days left behind; only a reader more than the retention behind loses
+// changes, and the copy's lag alert fires long before that.
+func (f *Feed) live(cur *Cursor, now time.Time) (*Cursor, error) {
+	oldest := now.Add(-f.s.opts.Retention)
+	if cur.From >= oldest.UnixMilli() {
+		return cur, nil
+	}
+	if cur.To < now.Add(open).UnixMilli() {
+		return nil, inventory.ErrExpired
+	}
+	c := cur.clone()
+	c.From = oldest.Add(time.Hour).UnixMilli()
+	first := StreamDay(time.UnixMilli(c.From).Add(-f.opts.ClockSkew))
+	for k := range c.Pos {
+		if _, day, _ := strings.Cut(k, "/"); day < first {
+			delete(c.Pos, k)
+		}
+	}
+	c.Done = slices.DeleteFunc(c.Done, func(k string) bool { _, day, _ := strings.Cut(k, "/"); return day < first })
+	return c, nil
 }
 
 func (c *Cursor) clone() *Cursor {

@@ -222,7 +222,7 @@ func parseApplyRow(row rueidis.RedisMessage, e inventory.Event) (inventory.Resul
 	}
 	st := inventory.Stock{
 		Store: e.Store, SKU: e.SKU, OnHand: n[0], Reserved: n[1], Safety: n[2], Version: n[3],
-		UpdatedAt: time.UnixMilli(n[4]).UTC(),
+		UpdatedAt: time.UnixMilli(n[4]).UTC(), Source: inventory.SourcePrimary,
 	}.WithAvailable()
 	r := inventory.Result{EventID: e.EventID, Status: inventory.Status(status), Stock: st}
 	if r.Status == inventory.Rejected {
@@ -294,7 +294,7 @@ func parseStock(res rueidis.RedisResult, store, sku string) (inventory.Stock, bo
 	}
 	return inventory.Stock{
 		Store: store, SKU: sku, OnHand: n[0], Reserved: n[1], Safety: n[2], Version: n[3],
-		UpdatedAt: time.UnixMilli(n[4]).UTC(),
+		UpdatedAt: time.UnixMilli(n[4]).UTC(), Source: inventory.SourcePrimary,
 	}.WithAvailable(), true, nil
 }
 

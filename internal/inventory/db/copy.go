@@ -1,0 +1,445 @@
+// Package db keeps the durable copy of the store inventory in jaego's SQL database
+// (internal/sqldb; PostgreSQL in production, the SQLite of jaego dev): current stock per
+// store × SKU with its version, a ledger of every change, and the feed position the copy
+// holds (design §8). The projector (inventory.Projector) writes it from the change feed;
+// the breaker reads it while Redis is down; `jaego restore` rebuilds Redis from it.
+//
+// Exactly-once: a batch's rows, its ledger entries and the feed cursor after it commit in
+// one transaction, guarded by the projector's fencing token, so a projector killed at any
+// point resumes from the cursor of its last commit, and a projector whose lock lease ran
+// out cannot write over its successor. Records apply only when their version is higher.
+package db
+
+import (
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jaego/jaego/internal/inventory"
+	"github.com/jaego/jaego/internal/jaego"
+	"github.com/jaego/jaego/internal/sqldb"
+)
+
+// Copy is the durable stock copy on an open, migrated database.
+type Copy struct {
+	db       *sqldb.DB
+	mu       sync.Mutex
+	partDays map[string]bool // ledger partitions known to exist (PostgreSQL)
+}
+
+// New returns the copy in d.
+func New(d *sqldb.DB) *Copy { return &Copy{db: d, partDays: map[string]bool{}} }
+
+var _ inventory.CopyStore = (*Copy)(nil)
+
+// ErrStaleToken is a write of a projector whose fencing token is below the copy's: a newer
+// projector took over.
+var ErrStaleToken = errors.New("stock copy: a projector with a newer fencing token took over")
+
+func unavailable(err error) error { return jaego.Unavailable("stock copy", err) }
+
+// Get implements inventory.StockReader from the copy: Source is "fallback".
+func (c *Copy) Get(ctx context.Context, store, sku string) (inventory.Stock, error) {
+	ls, err := c.GetMany(ctx, []inventory.Key{{Store: store, SKU: sku}})
+	if err != nil {
+		return inventory.Stock{}, err
+	}
+	if !ls[0].Found {
+		return inventory.Stock{}, jaego.Errorf(jaego.CodeNotFound, "no stock record for store %s, sku %s", store, sku)
+	}
+	return ls[0].Stock, nil
+}
+
+// GetMany implements inventory.StockReader: one statement for up to 500 keys at a time.
+func (c *Copy) GetMany(ctx context.Context, keys []inventory.Key) ([]inventory.Lookup, error) {
+	out := make([]inventory.Lookup, len(keys))
+	at := make(map[inventory.Key][]int, len(keys))
+	for i, k := range keys {
+		at[k] = append(at[k], i)
+	}
+	for start := 0; start < len(keys); start += 500 {
+		part := keys[start:min(start+500, len(keys))]
+		var q strings.Builder
+		args := make([]any, 0, 2*len(part))
+		q.WriteString(`SELECT store, sku, on_hand, reserved, safety, version, updated_at_ms FROM stock_copy WHERE (store, sku) IN (`)
+		for i, k := range part {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			fmt.Fprintf(&q, "($%d, $%d)", len(args)+1, len(args)+2)
+			args = append(args, k.Store, k.SKU)
+		}
+		q.WriteString(")")
+		rows, err := c.db.QueryContext(ctx, q.String(), args...)
+		if err != nil {
+			return nil, unavailable(err)
+		}
+		err = scanAll(rows, func(r *sql.Rows) error {
+			st, err := scanStock(r)
+			for _, i := range at[inventory.Key{Store: st.Store, SKU: st.SKU}] {
+				out[i] = inventory.Lookup{Stock: st, Found: true}
+			}
+			return err
+		})
+		if err != nil {
+			return nil, unavailable(err)
+		}
+	}
+	return out, nil
+}
+
+func scanStock(r *sql.Rows) (inventory.Stock, error) {
+	var st inventory.Stock
+	var updated int64
+	err := r.Scan(&st.Store, &st.SKU, &st.OnHand, &st.Reserved, &st.Safety, &st.Version, &updated)
+	st.UpdatedAt = time.UnixMilli(updated).UTC()
+	st.Source = inventory.SourceFallback
+	return st.WithAvailable(), err
+}
+
+// Position implements inventory.CopyStore: what the copy holds now.
+func (c *Copy) Position(ctx context.Context) (inventory.CopyPosition, error) {
+	var p inventory.CopyPosition
+	var asOf int64
+	err := c.db.QueryRowContext(ctx, `SELECT cursor, token, as_of_ms, changes FROM stock_projection WHERE id = 1`).
+		Scan(&p.Cursor, &p.Token, &asOf, &p.Changes)
+	if errors.Is(err, sql.ErrNoRows) {
+		return inventory.CopyPosition{}, nil
+	}
+	if err != nil {
+		return p, unavailable(err)
+	}
+	if asOf > 0 {
+		p.AsOf = time.UnixMilli(asOf).UTC()
+	}
+	return p, nil
+}
+
+// Claim implements inventory.CopyStore: it raises the copy's token to token, or answers
+// ErrStaleToken when a newer projector holds it, and returns the position to resume from.
+func (c *Copy) Claim(ctx context.Context, token int64) (inventory.CopyPosition, error) {
+	err := c.db.InTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO stock_projection (id, cursor, token, as_of_ms, changes)
+			VALUES (1, '', 0, 0, 0) ON CONFLICT (id) DO NOTHING`); err != nil {
+			return err
+		}
+		return claim(ctx, tx, token)
+	})
+	if err != nil {
+		return inventory.CopyPosition{}, err
+	}
+	return c.Position(ctx)
+}
+
+// claim raises the token in the position row, first thing in a transaction: the row lock
+// serialises projectors, and a stale one changes nothing.
+func claim(ctx context.Context, tx *sql.Tx, token int64) error {
+	res, err := tx.ExecContext(ctx, `UPDATE stock_projection SET token = $1 WHERE id = 1 AND token <= $1`, token)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return fmt.Errorf("token %d: %w", token, ErrStaleToken)
+	}
+	return nil
+}
+
+// Commit implements inventory.CopyStore: the batch's records (only where their version is
+// higher), its ledger entries, the Kafka offsets and the position, in one transaction.
+func (c *Copy) Commit(ctx context.Context, token int64, b inventory.Projection) error {
+	if c.db.Postgres() {
+		if err := c.ensurePartitions(ctx, b.Changes); err != nil {
+			return unavailable(err)
+		}
+	}
+	return c.db.InTx(ctx, func(tx *sql.Tx) error {
+		if err := claim(ctx, tx, token); err != nil {
+			return err
+		}
+		asOf := int64(0) // zero keeps the copy's as-of (a snapshot in progress)
+		if !b.AsOf.IsZero() {
+			asOf = b.AsOf.UnixMilli()
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE stock_projection SET cursor = $1,
+			as_of_ms = CASE WHEN CAST($2 AS BIGINT) > 0 THEN CAST($2 AS BIGINT) ELSE as_of_ms END, changes = changes + $3 WHERE id = 1`,
+			b.Cursor, asOf, len(b.Changes)); err != nil {
+			return err
+		}
+		latest := map[inventory.Key]inventory.Stock{}
+		for _, st := range b.Records {
+			if cur, ok := latest[inventory.Key{Store: st.Store, SKU: st.SKU}]; !ok || st.Version > cur.Version {
+				latest[inventory.Key{Store: st.Store, SKU: st.SKU}] = st
+			}
+		}
+		offsets := map[int32]int64{}
+		ledger := make([][]any, 0, len(b.Changes))
+		for _, ch := range b.Changes {
+			k := inventory.Key{Store: ch.Store, SKU: ch.SKU}
+			if cur, ok := latest[k]; !ok || ch.Version > cur.Version {
+				latest[k] = inventory.Stock{Store: ch.Store, SKU: ch.SKU, OnHand: ch.OnHand, Reserved: ch.Reserved,
+					Safety: ch.Safety, Version: ch.Version, UpdatedAt: ch.At}
+			}
+			var kp, ko any
+			if o := ch.Origin; o != nil {
+				kp, ko = o.Partition, o.Offset
+				if cur, ok := offsets[o.Partition]; !ok || o.Offset > cur {
+					offsets[o.Partition] = o.Offset
+				}
+			}
+			ledger = append(ledger, []any{ch.At.UnixMilli(), ch.ID, ch.Store, ch.SKU, string(ch.Type), ch.Delta, ch.OnHand,
+				ch.Reserved, ch.Safety, ch.Version, ch.EventID, kp, ko})
+		}
+		records := make([][]any, 0, len(latest))
+		for _, st := range latest {
+			records = append(records, []any{st.Store, st.SKU, st.OnHand, st.Reserved, st.Safety, st.Version, st.UpdatedAt.UnixMilli()})
+		}
+		if err := insert(ctx, tx, `INSERT INTO stock_copy (store, sku, on_hand, reserved, safety, version, updated_at_ms) VALUES `, records,
+			` ON CONFLICT (store, sku) DO UPDATE SET on_hand = excluded.on_hand, reserved = excluded.reserved,
+			safety = excluded.safety, version = excluded.version, updated_at_ms = excluded.updated_at_ms
+			WHERE stock_copy.version < excluded.version`); err != nil {
+			return fmt.Errorf("stock rows: %w", err)
+		}
+		if err := insert(ctx, tx, `INSERT INTO stock_ledger (at_ms, change_id, store, sku, type, delta, on_hand, reserved,
+			safety, version, event_id, kafka_partition, kafka_offset) VALUES `, ledger, ` ON CONFLICT DO NOTHING`); err != nil {
+			return fmt.Errorf("ledger: %w", err)
+		}
+		for p, o := range offsets {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO stock_kafka_offsets (kafka_partition, kafka_offset) VALUES ($1, $2)
+				ON CONFLICT (kafka_partition) DO UPDATE SET kafka_offset = excluded.kafka_offset
+				WHERE stock_kafka_offsets.kafka_offset < excluded.kafka_offset`, p, o); err != nil {
+				return fmt.Errorf("kafka offsets: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// insert runs head VALUES (…), (…) tail for rows, in statements of at most 4,000 values.
+func insert(ctx context.Context, tx *sql.Tx, head string, rows [][]any, tail string) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	per := max(1, 4000/len(rows[0]))
+	for len(rows) > 0 {
+		n := min(per, len(rows))
+		var q strings.Builder
+		q.WriteString(head)
+		args := make([]any, 0, n*len(rows[0]))
+		for i, r := range rows[:n] {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			q.WriteByte('(')
+			for j, v := range r {
+				if j > 0 {
+					q.WriteString(", ")
+				}
+				args = append(args, v)
+				q.WriteString("$" + strconv.Itoa(len(args)))
+			}
+			q.WriteByte(')')
+		}
+		q.WriteString(tail)
+		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+			return err
+		}
+		rows = rows[n:]
+	}
+	return nil
+}
+
+// ensurePartitions creates the PostgreSQL ledger partitions of the UTC days of changes.
+func (c *Copy) ensurePartitions(ctx context.Context, changes []inventory.Change) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, ch := range changes {
+		day := ch.At.UTC().Truncate(24 * time.Hour)
+		name := day.Format("20060102")
+		if c.partDays[name] {
+			continue
+		}
+		if _, err := c.db.ExecContext(ctx, fmt.Sprintf(`CREATE TABLE IF NOT EXISTS stock_ledger_%s PARTITION OF stock_ledger
+			FOR VALUES FROM (%d) TO (%d)`, name, day.UnixMilli(), day.Add(24*time.Hour).UnixMilli())); err != nil {
+			return err
+		}
+		c.partDays[name] = true
+	}
+	return nil
+}
+
+// Prune drops the ledger before the UTC day of before: whole day partitions on PostgreSQL,
+// rows on SQLite. It returns how many days (PostgreSQL) or rows (SQLite) went.
+func (c *Copy) Prune(ctx context.Context, before time.Time) (int64, error) {
+	cutoff := before.UTC().Truncate(24 * time.Hour)
+	if !c.db.Postgres() {
+		res, err := c.db.ExecContext(ctx, `DELETE FROM stock_ledger WHERE at_ms < $1`, cutoff.UnixMilli())
+		if err != nil {
+			return 0, unavailable(err)
+		}
+		return res.RowsAffected()
+	}
+	rows, err := c.db.QueryContext(ctx, `SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+		JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'stock_ledger'`)
+	if err != nil {
+		return 0, unavailable(err)
+	}
+	var old []string
+	err = scanAll(rows, func(r *sql.Rows) error {
+		var name string
+		if err := r.Scan(&name); err != nil {
+			return err
+		}
+		if day, err := time.Parse("20060102", strings.TrimPrefix(name, "stock_ledger_")); err == nil && day.Before(cutoff) {
+			old = append(old, name)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, unavailable(err)
+	}
+	for _, name := range old {
+		if _, err := c.db.ExecContext(ctx, `DROP TABLE IF EXISTS `+name); err != nil {
+			return 0, unavailable(err)
+		}
+		c.mu.Lock()
+		delete(c.partDays, strings.TrimPrefix(name, "stock_ledger_"))
+		c.mu.Unlock()
+	}
+	return int64(len(old)), nil
+}
+
+// History implements inventory.HistoryReader: the ledger of one store × SKU in [from, to),
+// oldest first, paged by version.
+func (c *Copy) History(ctx context.Context, store, sku string, from, to time.Time, cursor string, limit int) (inventory.ChangePage, error) {
+	after := int64(0)
+	if cursor != "" {
+		b, err := base64.RawURLEncoding.DecodeString(cursor)
+		v, perr := strconv.ParseInt(strings.TrimPrefix(string(b), "v"), 10, 64)
+		if err != nil || perr != nil || !strings.HasPrefix(string(b), "v") || v < 0 {
+			return inventory.ChangePage{}, inventory.ErrBadCursor
+		}
+		after = v
+	}
+	rows, err := c.db.QueryContext(ctx, `SELECT change_id, type, delta, on_hand, reserved, safety, version, event_id, at_ms
+		FROM stock_ledger WHERE store = $1 AND sku = $2 AND at_ms >= $3 AND at_ms < $4 AND version > $5
+		ORDER BY version LIMIT $6`, store, sku, from.UnixMilli(), to.UnixMilli(), after, limit+1)
+	if err != nil {
+		return inventory.ChangePage{}, unavailable(err)
+	}
+	var page inventory.ChangePage
+	err = scanAll(rows, func(r *sql.Rows) error {
+		ch := inventory.Change{Store: store, SKU: sku}
+		var typ string
+		var at int64
+		if err := r.Scan(&ch.ID, &typ, &ch.Delta, &ch.OnHand, &ch.Reserved, &ch.Safety, &ch.Version, &ch.EventID, &at); err != nil {
+			return err
+		}
+		ch.Type, ch.At = inventory.EventType(typ), time.UnixMilli(at).UTC()
+		page.Changes = append(page.Changes, ch)
+		return nil
+	})
+	if err != nil {
+		return inventory.ChangePage{}, unavailable(err)
+	}
+	if len(page.Changes) > limit {
+		page.Changes = page.Changes[:limit]
+		page.Next = base64.RawURLEncoding.EncodeToString([]byte("v" + strconv.FormatInt(page.Changes[limit-1].Version, 10)))
+	}
+	return page, nil
+}
+
+// KafkaOffsets is the highest Kafka offset the copy holds per partition.
+func (c *Copy) KafkaOffsets(ctx context.Context) (map[int32]int64, error) {
+	rows, err := c.db.QueryContext(ctx, `SELECT kafka_partition, kafka_offset FROM stock_kafka_offsets`)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	out := map[int32]int64{}
+	return out, scanAll(rows, func(r *sql.Rows) error {
+		var p int32
+		var o int64
+		err := r.Scan(&p, &o)
+		out[p] = o
+		return err
+	})
+}
+
+// Records hands every record of the copy to emit in pages of n, in (store, sku) order.
+func (c *Copy) Records(ctx context.Context, n int, emit func([]inventory.Stock) error) error {
+	last := inventory.Key{}
+	for {
+		rows, err := c.db.QueryContext(ctx, `SELECT store, sku, on_hand, reserved, safety, version, updated_at_ms FROM stock_copy
+			WHERE (store, sku) > ($1, $2) ORDER BY store, sku LIMIT $3`, last.Store, last.SKU, n)
+		if err != nil {
+			return unavailable(err)
+		}
+		var page []inventory.Stock
+		if err := scanAll(rows, func(r *sql.Rows) error {
+			st, err := scanStock(r)
+			page = append(page, st)
+			return err
+		}); err != nil {
+			return unavailable(err)
+		}
+		if len(page) == 0 {
+			return nil
+		}
+		if err := emit(page); err != nil {
+			return err
+		}
+		last = inventory.Key{Store: page[len(page)-1].Store, SKU: page[len(page)-1].SKU}
+	}
+}
+
+// AppliedSince hands the ledger's changes at or after since to emit in pages of n, oldest
+// first per store × SKU: the events a restore must remember as applied.
+func (c *Copy) AppliedSince(ctx context.Context, since time.Time, n int, emit func([]inventory.Change) error) error {
+	type pos struct {
+		store, sku string
+		version    int64
+	}
+	last := pos{}
+	for {
+		rows, err := c.db.QueryContext(ctx, `SELECT change_id, store, sku, version, event_id, at_ms FROM stock_ledger
+			WHERE at_ms >= $1 AND (store, sku, version) > ($2, $3, $4) ORDER BY store, sku, version LIMIT $5`,
+			since.UnixMilli(), last.store, last.sku, last.version, n)
+		if err != nil {
+			return unavailable(err)
+		}
+		var page []inventory.Change
+		if err := scanAll(rows, func(r *sql.Rows) error {
+			var ch inventory.Change
+			var at int64
+			err := r.Scan(&ch.ID, &ch.Store, &ch.SKU, &ch.Version, &ch.EventID, &at)
+			ch.At = time.UnixMilli(at).UTC()
+			page = append(page, ch)
+			return err
+		}); err != nil {
+			return unavailable(err)
+		}
+		if len(page) == 0 {
+			return nil
+		}
+		if err := emit(page); err != nil {
+			return err
+		}
+		l := page[len(page)-1]
+		last = pos{l.Store, l.SKU, l.Version}
+	}
+}
+
+func scanAll(rows *sql.Rows, fn func(*sql.Rows) error) error {
+	defer rows.Close()
+	for rows.Next() {
+		if err := fn(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}

@@ -1,0 +1,193 @@
+package inventory
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// ProjectorLock is the lock (design §7) that lets one instance at a time project.
+const ProjectorLock = "stock-projector"
+
+// ProjectorOptions configures a Projector. Feed, Snapshots, Copy and Locker are required.
+type ProjectorOptions struct {
+	Feed      ChangeFeed
+	Snapshots Snapshotter
+	Copy      CopyStore
+	Locker    Locker
+	// Batch is the most changes one commit holds; default 5,000.
+	Batch int
+	// Idle is how long the projector waits for new changes once caught up before it
+	// re-reads (a change wakes it at once); default 1s.
+	Idle time.Duration
+	// LedgerRetention is how long the ledger keeps changes; default 90 days.
+	LedgerRetention time.Duration
+	Now             func() time.Time
+	Logger          *slog.Logger
+	Registerer      prometheus.Registerer
+}
+
+// Projector is the use case that keeps the durable copy (design §8): it follows the change
+// feed and commits every change, with the feed position after it, in one transaction of
+// the copy. It starts from a snapshot when the copy is empty. One instance projects at a
+// time (ProjectorLock); its fencing token guards every commit, so a projector whose lease
+// ran out while it was paused cannot write over its successor.
+type Projector struct {
+	o ProjectorOptions
+	m projectorMetrics
+}
+
+type projectorMetrics struct {
+	changes prometheus.Counter
+	commits prometheus.Histogram
+	lag     prometheus.Gauge
+	active  prometheus.Gauge
+	errors  prometheus.Counter
+}
+
+// NewProjector returns a Projector; its metrics register on o.Registerer.
+func NewProjector(o ProjectorOptions) *Projector {
+	if o.Batch <= 0 {
+		o.Batch = 5000
+	}
+	if o.Idle <= 0 {
+		o.Idle = time.Second
+	}
+	if o.LedgerRetention <= 0 {
+		o.LedgerRetention = 90 * 24 * time.Hour
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	f := promauto.With(o.Registerer)
+	return &Projector{o: o, m: projectorMetrics{
+		changes: f.NewCounter(prometheus.CounterOpts{Name: "jaego_projector_changes_total",
+			Help: "Changes the projector committed to the durable copy."}),
+		commits: f.NewHistogram(prometheus.HistogramOpts{Name: "jaego_projector_commit_seconds",
+			Help: "Time of one durable-copy commit (rows, ledger and position in one transaction).", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
+		lag: f.NewGauge(prometheus.GaugeOpts{Name: "jaego_projector_lag_seconds",
+			Help: "How far the durable copy is behind now, as this instance's projector last saw it (0 when it does not project)."}),
+		active: f.NewGauge(prometheus.GaugeOpts{Name: "jaego_projector_active",
+			Help: "1 while this instance holds the projector lock and projects."}),
+		errors: f.NewCounter(prometheus.CounterOpts{Name: "jaego_projector_errors_total",
+			Help: "Projector runs that failed and were retried (feed, copy or lock errors)."}),
+	}}
+}
+
+// Run projects until ctx ends: it waits for the projector lock, projects while it holds
+// it, and starts over (after a second) when the feed, the copy or the lock fails.
+func (p *Projector) Run(ctx context.Context) {
+	for ctx.Err() == nil {
+		token, release, err := p.o.Locker.Hold(ctx, ProjectorLock, 0)
+		if err == nil {
+			p.m.active.Set(1)
+			err = p.project(ctx, token)
+			p.m.active.Set(0)
+			p.m.lag.Set(0)
+			_ = release(context.WithoutCancel(ctx))
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		p.m.errors.Inc()
+		p.o.Logger.Warn("stock projector stopped; starting over", "err", err)
+		t := time.NewTimer(time.Second)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (p *Projector) project(ctx context.Context, token int64) error {
+	pos, err := p.o.Copy.Claim(ctx, token)
+	if err != nil {
+		return err
+	}
+	cursor := pos.Cursor
+	if cursor == "" {
+		if cursor, err = p.bootstrap(ctx, token); err != nil {
+			return err
+		}
+	}
+	p.o.Logger.Info("stock projector running", "token", token, "changes_so_far", pos.Changes)
+	lastAsOf, lastPrune := pos.AsOf, time.Time{}
+	for ctx.Err() == nil {
+		start := p.o.Now()
+		page, err := p.o.Feed.Changes(ctx, time.Time{}, time.Time{}, cursor, p.o.Batch)
+		if err != nil {
+			return err
+		}
+		caughtUp := len(page.Changes) < p.o.Batch
+		asOf := start
+		if !caughtUp {
+			asOf = page.Changes[len(page.Changes)-1].At
+		}
+		// An idle copy still moves its as-of forward, once a second at most.
+		if len(page.Changes) > 0 || asOf.Sub(lastAsOf) >= time.Second {
+			t := time.Now()
+			if err := p.o.Copy.Commit(ctx, token, Projection{Changes: page.Changes, Cursor: page.Next, AsOf: asOf}); err != nil {
+				return err
+			}
+			p.m.commits.Observe(time.Since(t).Seconds())
+			p.m.changes.Add(float64(len(page.Changes)))
+			lastAsOf = asOf
+		}
+		cursor = page.Next
+		p.m.lag.Set(max(0, p.o.Now().Sub(lastAsOf).Seconds()))
+		if now := p.o.Now(); now.Sub(lastPrune) >= time.Hour {
+			if n, err := p.o.Copy.Prune(ctx, now.Add(-p.o.LedgerRetention)); err != nil {
+				p.o.Logger.Warn("ledger retention failed; retried in an hour", "err", err)
+			} else if n > 0 {
+				p.o.Logger.Info("ledger retention", "dropped", n)
+			}
+			lastPrune = now
+		}
+		if caughtUp {
+			if err := p.o.Feed.Wait(ctx, cursor, p.o.Idle); err != nil && ctx.Err() == nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// bootstrap fills an empty copy from a snapshot: the feed position first, then every
+// record (only-if-higher, so a record read late is fine), then the position is committed;
+// an interrupted bootstrap starts over from scratch and changes nothing twice.
+func (p *Projector) bootstrap(ctx context.Context, token int64) (string, error) {
+	cursor, err := p.o.Feed.Position(ctx)
+	if err != nil {
+		return "", err
+	}
+	p.o.Logger.Info("stock projector: empty copy, starting from a snapshot")
+	n := 0
+	for page := ""; ; {
+		est, err := p.o.Snapshots.Estate(ctx, page)
+		if err != nil {
+			return "", err
+		}
+		if len(est.Items) > 0 {
+			if err := p.o.Copy.Commit(ctx, token, Projection{Records: est.Items}); err != nil {
+				return "", err
+			}
+			n += len(est.Items)
+		}
+		if page = est.Next; page == "" {
+			break
+		}
+	}
+	if err := p.o.Copy.Commit(ctx, token, Projection{Cursor: cursor}); err != nil {
+		return "", err
+	}
+	p.o.Logger.Info("stock projector: snapshot copied", "records", n)
+	return cursor, nil
+}
