@@ -14,23 +14,31 @@ import (
 	"github.com/jaego/jaego/internal/testenv"
 )
 
-// copies returns a migrated, empty copy of each kind: a private PostgreSQL database and a
-// SQLite file.
+// openCopy returns a migrated, empty copy of a kind: "postgres" (a private database) or
+// "sqlite" (a file).
+func openCopy(t *testing.T, kind string) *invdb.Copy {
+	url := "sqlite:" + filepath.Join(t.TempDir(), "c.db")
+	if kind == "postgres" {
+		url = testenv.Postgres(t)
+	}
+	sd, err := sqldb.Open(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sd.Close() })
+	if _, err := sd.Migrate(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	return invdb.New(sd)
+}
+
+var kinds = []string{"postgres", "sqlite"}
+
+// copies returns an empty copy of each kind.
 func copies(t *testing.T) map[string]*invdb.Copy {
 	out := map[string]*invdb.Copy{}
-	for name, url := range map[string]string{
-		"postgres": testenv.Postgres(t),
-		"sqlite":   "sqlite:" + filepath.Join(t.TempDir(), "c.db"),
-	} {
-		sd, err := sqldb.Open(context.Background(), url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { sd.Close() })
-		if _, err := sd.Migrate(context.Background(), nil); err != nil {
-			t.Fatal(err)
-		}
-		out[name] = invdb.New(sd)
+	for _, k := range kinds {
+		out[k] = openCopy(t, k)
 	}
 	return out
 }
