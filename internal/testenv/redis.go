@@ -26,10 +26,11 @@ import (
 
 // RedisServer is one private redis-server process.
 type RedisServer struct {
-	Addr string
-	cmd  *exec.Cmd
-	dir  string
-	done chan struct{}
+	Addr  string
+	cmd   *exec.Cmd
+	dir   string
+	extra []string
+	done  chan struct{}
 }
 
 // Redis starts a private standalone redis-server for the test and returns a client to it.
@@ -131,7 +132,7 @@ func startRedisOn(bin, dir string, port int, extra []string) (*RedisServer, erro
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start redis-server: %w", err)
 	}
-	srv := &RedisServer{Addr: "127.0.0.1:" + strconv.Itoa(port), cmd: cmd, dir: nodeDir, done: make(chan struct{})}
+	srv := &RedisServer{Addr: "127.0.0.1:" + strconv.Itoa(port), cmd: cmd, dir: nodeDir, extra: extra, done: make(chan struct{})}
 	ready := make(chan error, 1)
 	go func() {
 		// The server says when it is ready; we read its log instead of guessing a delay.
@@ -173,6 +174,24 @@ func (s *RedisServer) Stop() {
 		_ = s.cmd.Process.Kill()
 	}
 	<-s.done
+}
+
+// Restart kills the server and starts it again on the same port, empty (nothing is
+// persisted): a Redis that came back after a crash without its data.
+func (s *RedisServer) Restart() error {
+	s.Stop()
+	bin, err := RedisServerBinary()
+	if err != nil {
+		return err
+	}
+	_, portText, _ := strings.Cut(s.Addr, ":")
+	port, _ := strconv.Atoi(portText)
+	n, err := startRedisOn(bin, filepath.Dir(s.dir), port, s.extra)
+	if err != nil {
+		return err
+	}
+	s.cmd, s.done = n.cmd, n.done
+	return nil
 }
 
 // Pause stops the server process (SIGSTOP) so that calls to it time out, as a hung Redis would.

@@ -1,0 +1,280 @@
+// Package breaker is the circuit breaker of design §8 around the Redis stock store: it
+// opens when Redis fails or slows down, serves reads from the durable copy while open,
+// refuses writes at once (503 with Retry-After) and closes by itself once trial calls
+// succeed.
+//
+// The state machine (open for a delay, then half-open with a fixed number of trial
+// permits, closed again when enough of them succeed) is failsafe-go's circuit breaker.
+// failsafe-go has no slow-call rate and no minimum number of calls in a count window, both
+// of which the original system's Resilience4j breaker had, so the closed state's decision
+// is this package's: a ring of the last Window calls, each a failure, slow, or fine; once it
+// holds MinCalls calls, a failure rate or slow-call rate at its threshold opens the breaker.
+package breaker
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/failsafe-go/failsafe-go/circuitbreaker"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/jaego/jaego/internal/jaego"
+)
+
+// Options configures a Breaker; zero fields take the original system's defaults.
+type Options struct {
+	FailureRate   float64       // fraction of failed calls that opens it; default 0.10
+	SlowCall      time.Duration // a call at least this long is slow; default 500ms
+	SlowRate      float64       // fraction of slow calls that opens it; default 0.10
+	Window        int           // calls the rates are taken over; default 100
+	MinCalls      int           // calls the window must hold before it can open; default 50
+	OpenFor       time.Duration // how long it stays open before trial calls; default 30s
+	HalfOpenCalls int           // trial calls while half-open; default 30
+	Registerer    prometheus.Registerer
+	Logger        *slog.Logger
+}
+
+// The states, as operators and metrics name them.
+const (
+	Closed     = "closed"
+	Open       = "open"
+	HalfOpen   = "half_open"
+	ForcedOpen = "forced_open"
+)
+
+// Breaker decides whether a call may go to Redis.
+type Breaker struct {
+	o  Options
+	cb circuitbreaker.CircuitBreaker[any]
+
+	mu                    sync.Mutex
+	ring                  []uint8 // per call: bit 1 failed, bit 2 slow
+	next, n, fails, slows int
+	forced                bool
+	since                 time.Time
+
+	state       *prometheus.GaugeVec
+	transitions *prometheus.CounterVec
+	calls       *prometheus.CounterVec
+}
+
+// New returns a closed Breaker.
+func New(o Options) *Breaker {
+	if o.FailureRate <= 0 {
+		o.FailureRate = 0.10
+	}
+	if o.SlowCall <= 0 {
+		o.SlowCall = 500 * time.Millisecond
+	}
+	if o.SlowRate <= 0 {
+		o.SlowRate = 0.10
+	}
+	if o.Window <= 0 {
+		o.Window = 100
+	}
+	if o.MinCalls <= 0 {
+		o.MinCalls = 50
+	}
+	o.MinCalls = min(o.MinCalls, o.Window)
+	if o.OpenFor <= 0 {
+		o.OpenFor = 30 * time.Second
+	}
+	if o.HalfOpenCalls <= 0 {
+		o.HalfOpenCalls = 30
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	f := promauto.With(o.Registerer)
+	b := &Breaker{o: o, ring: make([]uint8, o.Window), since: time.Now(),
+		state: f.NewGaugeVec(prometheus.GaugeOpts{Name: "jaego_breaker_state",
+			Help: "1 for the Redis breaker's current state (closed, open, half_open, forced_open), 0 for the others."}, []string{"state"}),
+		transitions: f.NewCounterVec(prometheus.CounterOpts{Name: "jaego_breaker_transitions_total",
+			Help: "Redis breaker state changes, by the state entered."}, []string{"to"}),
+		calls: f.NewCounterVec(prometheus.CounterOpts{Name: "jaego_breaker_calls_total",
+			Help: "Calls the Redis breaker saw, by outcome (ok, failed, slow, refused: not sent because it was open)."}, []string{"outcome"}),
+	}
+	// Trial calls: closed again when all but the failure rate's share of them succeed.
+	success := uint(o.HalfOpenCalls - int(math.Floor(float64(o.HalfOpenCalls)*o.FailureRate)))
+	b.cb = circuitbreaker.NewBuilder[any]().
+		WithFailureThreshold(math.MaxUint32). // the closed state's decision is the ring's
+		WithDelay(o.OpenFor).
+		WithSuccessThresholdRatio(max(success, 1), uint(o.HalfOpenCalls)).
+		OnStateChanged(func(e circuitbreaker.StateChangedEvent) { b.changed(e.NewState) }).
+		Build()
+	b.setGauge(Closed)
+	return b
+}
+
+func stateName(s circuitbreaker.State) string {
+	switch s {
+	case circuitbreaker.OpenState:
+		return Open
+	case circuitbreaker.HalfOpenState:
+		return HalfOpen
+	}
+	return Closed
+}
+
+func (b *Breaker) changed(to circuitbreaker.State) {
+	b.mu.Lock()
+	name := stateName(to)
+	if b.forced && to == circuitbreaker.OpenState {
+		name = ForcedOpen
+	}
+	b.since = time.Now()
+	if to == circuitbreaker.ClosedState {
+		clear(b.ring)
+		b.next, b.n, b.fails, b.slows = 0, 0, 0, 0
+	}
+	b.mu.Unlock()
+	b.setGauge(name)
+	b.transitions.WithLabelValues(name).Inc()
+	if to == circuitbreaker.ClosedState {
+		b.o.Logger.Info("redis breaker closed: calls go to Redis again")
+	} else {
+		b.o.Logger.Warn("redis breaker "+name, "open_for", b.o.OpenFor)
+	}
+}
+
+func (b *Breaker) setGauge(name string) {
+	for _, s := range []string{Closed, Open, HalfOpen, ForcedOpen} {
+		v := 0.0
+		if s == name {
+			v = 1
+		}
+		b.state.WithLabelValues(s).Set(v)
+	}
+}
+
+// OpenError is a call refused because the breaker is open; RetryAfter says when to retry.
+type OpenError struct{ after time.Duration }
+
+func (e *OpenError) Error() string {
+	return "the stock store (Redis) is failing: calls are refused until the breaker closes"
+}
+
+// Unwrap makes errors.Is(err, jaego.ErrUnavailable) hold: a 503 store_unavailable.
+func (e *OpenError) Unwrap() error { return jaego.ErrUnavailable }
+
+// RetryAfter is when the breaker lets the next trial call through.
+func (e *OpenError) RetryAfter() time.Duration { return e.after }
+
+// Allow takes a permit for one call, or answers an *OpenError when none may go.
+func (b *Breaker) Allow() error {
+	b.mu.Lock()
+	forced := b.forced
+	b.mu.Unlock()
+	if !forced && b.cb.TryAcquirePermit() {
+		return nil
+	}
+	b.calls.WithLabelValues("refused").Inc()
+	after := b.cb.RemainingDelay()
+	if forced || after <= 0 {
+		after = time.Second
+	}
+	return &OpenError{after: after}
+}
+
+// Failed reports whether err means the store failed (rather than refused or rejected the
+// call): it counts against the breaker.
+func Failed(err error) bool {
+	return err != nil && (errors.Is(err, jaego.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded))
+}
+
+// Record gives back the permit of a call that was allowed, with how it went.
+func (b *Breaker) Record(err error, took time.Duration) {
+	failed, slow := Failed(err), took >= b.o.SlowCall
+	switch {
+	case failed:
+		b.calls.WithLabelValues("failed").Inc()
+	case slow:
+		b.calls.WithLabelValues("slow").Inc()
+	default:
+		b.calls.WithLabelValues("ok").Inc()
+	}
+	if !b.cb.IsClosed() {
+		if failed || slow {
+			b.cb.RecordFailure()
+		} else {
+			b.cb.RecordSuccess()
+		}
+		return
+	}
+	b.cb.RecordSuccess() // releases the permit; the decision is the ring's
+	b.mu.Lock()
+	old := b.ring[b.next]
+	b.fails -= int(old & 1)
+	b.slows -= int(old >> 1 & 1)
+	var v uint8
+	if failed {
+		v |= 1
+	}
+	if slow {
+		v |= 2
+	}
+	b.ring[b.next] = v
+	b.fails += int(v & 1)
+	b.slows += int(v >> 1 & 1)
+	b.next = (b.next + 1) % len(b.ring)
+	b.n = min(b.n+1, len(b.ring))
+	trip := b.n >= b.o.MinCalls &&
+		(float64(b.fails) >= b.o.FailureRate*float64(b.n) || float64(b.slows) >= b.o.SlowRate*float64(b.n))
+	b.mu.Unlock()
+	if trip {
+		b.cb.Open()
+	}
+}
+
+// Status is what operators see of the breaker.
+type Status struct {
+	State       string    `json:"state"`
+	Since       time.Time `json:"since"`
+	FailureRate float64   `json:"failure_rate"` // over the closed-state window, 0..1
+	SlowRate    float64   `json:"slow_rate"`
+	Calls       int       `json:"window_calls"`
+}
+
+// Status returns the breaker's state and its window's rates.
+func (b *Breaker) Status() Status {
+	state := stateName(b.cb.State())
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.forced {
+		state = ForcedOpen
+	}
+	st := Status{State: state, Since: b.since.UTC(), Calls: b.n}
+	if b.n > 0 {
+		st.FailureRate, st.SlowRate = float64(b.fails)/float64(b.n), float64(b.slows)/float64(b.n)
+	}
+	return st
+}
+
+// Force opens the breaker and keeps it open until Auto (maintenance of Redis).
+func (b *Breaker) Force() {
+	b.mu.Lock()
+	b.forced = true
+	b.mu.Unlock()
+	if b.cb.IsOpen() {
+		b.changed(circuitbreaker.OpenState) // already open: now forced
+		return
+	}
+	b.cb.Open()
+}
+
+// Auto hands the breaker back to its rules: from forced open it goes half-open, so trial
+// calls decide.
+func (b *Breaker) Auto() {
+	b.mu.Lock()
+	was := b.forced
+	b.forced = false
+	b.mu.Unlock()
+	if was {
+		b.cb.HalfOpen()
+	}
+}

@@ -1,0 +1,173 @@
+package breaker_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/jaego/jaego/internal/inventory"
+	"github.com/jaego/jaego/internal/inventory/breaker"
+	invdb "github.com/jaego/jaego/internal/inventory/db"
+	"github.com/jaego/jaego/internal/inventory/inmem"
+	"github.com/jaego/jaego/internal/inventory/inventorytest"
+	invredis "github.com/jaego/jaego/internal/inventory/redis"
+	"github.com/jaego/jaego/internal/jaego"
+	"github.com/jaego/jaego/internal/sqldb"
+	"github.com/jaego/jaego/internal/testenv"
+)
+
+var quiet = slog.New(slog.DiscardHandler)
+
+// A closed breaker changes nothing: the guarded store passes the whole store suite.
+func TestStoreSuite(t *testing.T) {
+	inventorytest.StockStore(t, func(t *testing.T) inventory.StockStore {
+		return breaker.NewStore(inmem.New(inmem.Options{}), nil, breaker.New(breaker.Options{Logger: quiet}), nil)
+	})
+}
+
+// openCopy is a migrated SQLite copy holding one record: S1/A at version 7, 3 on hand.
+func openCopy(t *testing.T) *invdb.Copy {
+	sd, err := sqldb.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "c.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sd.Close() })
+	if _, err := sd.Migrate(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	c := invdb.New(sd)
+	if _, err := c.Claim(context.Background(), 1); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now().Add(-time.Minute)
+	if err := c.Commit(context.Background(), 1, inventory.Projection{Cursor: "x", AsOf: at,
+		Records: []inventory.Stock{{Store: "S1", SKU: "A", OnHand: 3, Version: 7, UpdatedAt: at}}}); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func get(t *testing.T, s inventory.StockStore) (inventory.Stock, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	return s.Get(ctx, "S1", "A")
+}
+
+// The breaker on a real Redis: a hung Redis (SIGSTOP) fails calls until the window's
+// failure rate opens it; while open, writes are refused at once with a retry time, without
+// reaching Redis, and reads come from the copy marked fallback; once Redis answers again the
+// trial calls close it by itself.
+func TestOpensAndClosesOnARealRedis(t *testing.T) {
+	client, srv := testenv.Redis(t)
+	primary := invredis.New(client, invredis.Options{})
+	b := breaker.New(breaker.Options{Window: 20, MinCalls: 10, OpenFor: 300 * time.Millisecond, HalfOpenCalls: 5, Logger: quiet})
+	s := breaker.NewStore(primary, openCopy(t), b, nil)
+	inventorytest.MustApply(t, s, inventorytest.Ev(inventory.Receipt, "S1", "A", 5))
+	if st, err := get(t, s); err != nil || st.Source != inventory.SourcePrimary || st.OnHand != 5 {
+		t.Fatalf("closed: %+v %v", st, err)
+	}
+	if err := srv.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; b.Status().State == breaker.Closed; i++ {
+		if i == 10 {
+			t.Fatalf("still closed after %d failed calls: %+v", i, b.Status())
+		}
+		st, err := get(t, s) // Redis times out; the copy answers
+		if err != nil || st.Source != inventory.SourceFallback || st.OnHand != 3 || st.Version != 7 {
+			t.Fatalf("a failed read: %+v %v", st, err)
+		}
+	}
+	if st := b.Status(); st.State != breaker.Open || st.FailureRate < 0.1 {
+		t.Fatalf("after the window reached its failure rate: %+v", st)
+	}
+	_, err := s.Apply(context.Background(), []inventory.Event{inventorytest.Ev(inventory.Sale, "S1", "A", 1)})
+	var open *breaker.OpenError
+	if !errors.As(err, &open) || !errors.Is(err, jaego.ErrUnavailable) || open.RetryAfter() <= 0 || open.RetryAfter() > 300*time.Millisecond {
+		t.Fatalf("a write while open: %v", err)
+	}
+	if st, err := get(t, s); err != nil || st.Source != inventory.SourceFallback {
+		t.Fatalf("a read while open: %+v %v", st, err)
+	}
+	if err := srv.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for b.Status().State != breaker.Closed {
+		if time.Now().After(deadline) {
+			t.Fatalf("not closed 30 s after Redis came back: %+v", b.Status())
+		}
+		_, _ = get(t, s) // trial calls, once the open delay is over
+	}
+	if st, err := get(t, s); err != nil || st.Source != inventory.SourcePrimary || st.OnHand != 5 {
+		t.Fatalf("closed again: %+v %v", st, err)
+	}
+}
+
+// Slow calls open it as failed ones do; without a copy, reads are refused like writes.
+func TestSlowCallsOpenIt(t *testing.T) {
+	b := breaker.New(breaker.Options{SlowCall: time.Nanosecond, Window: 10, MinCalls: 5, OpenFor: time.Hour, Logger: quiet})
+	s := breaker.NewStore(inmem.New(inmem.Options{}), nil, b, nil)
+	inventorytest.MustApply(t, s, inventorytest.Ev(inventory.Receipt, "S1", "A", 5))
+	for range 4 {
+		if _, err := s.Get(context.Background(), "S1", "A"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := b.Status(); st.State != breaker.Open || st.SlowRate < 0.99 || st.FailureRate != 0 {
+		t.Fatalf("after 5 slow calls: %+v", st)
+	}
+	if _, err := s.Get(context.Background(), "S1", "A"); !errors.Is(err, jaego.ErrUnavailable) {
+		t.Fatalf("a read while open without a copy: %v", err)
+	}
+}
+
+// Fewer calls than MinCalls never open it, whatever they did; refusals are not failures.
+func TestMinCallsAndRefusals(t *testing.T) {
+	b := breaker.New(breaker.Options{Window: 10, MinCalls: 5, Logger: quiet})
+	s := breaker.NewStore(inmem.New(inmem.Options{}), nil, b, nil)
+	for range 20 {
+		res := inventorytest.MustApply(t, s, inventorytest.Ev(inventory.Reserve, "S1", "A", 5)) // refused: no stock
+		if res[0].Status != inventory.Rejected {
+			t.Fatalf("reserve without stock: %+v", res[0])
+		}
+	}
+	if st := b.Status(); st.State != breaker.Closed || st.FailureRate != 0 {
+		t.Fatalf("refusals opened it: %+v", st)
+	}
+	b2 := breaker.New(breaker.Options{Window: 10, MinCalls: 5, Logger: quiet})
+	for range 4 {
+		if err := b2.Allow(); err != nil {
+			t.Fatal(err)
+		}
+		b2.Record(jaego.ErrUnavailable, 0)
+	}
+	if st := b2.Status(); st.State != breaker.Closed {
+		t.Fatalf("4 failures of 4 calls, below MinCalls, opened it: %+v", st)
+	}
+}
+
+// Operators force it open for maintenance: it stays open past its delay until handed back.
+func TestForcedOpen(t *testing.T) {
+	b := breaker.New(breaker.Options{OpenFor: time.Millisecond, HalfOpenCalls: 1, Logger: quiet})
+	b.Force()
+	if st := b.Status(); st.State != breaker.ForcedOpen {
+		t.Fatalf("forced: %+v", st)
+	}
+	for range 3 {
+		if err := b.Allow(); err == nil {
+			t.Fatal("a forced-open breaker let a call through")
+		}
+	}
+	b.Auto()
+	if err := b.Allow(); err != nil {
+		t.Fatalf("a trial call after auto: %v", err)
+	}
+	b.Record(nil, 0)
+	if st := b.Status(); st.State != breaker.Closed {
+		t.Fatalf("after a good trial call: %+v", st)
+	}
+}
