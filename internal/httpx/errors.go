@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/jaego/jaego/internal/jaego"
 )
@@ -52,6 +53,13 @@ func ProblemOf(err error) Problem {
 		p := Problem{Status: StatusOf(e.Code), Detail: e.Error(), Code: string(e.Code), Extra: map[string]any{}}
 		if e.Field != "" {
 			p.Extra["field"] = e.Field
+		}
+		var ra interface{ RetryAfter() time.Duration }
+		if errors.As(err, &ra) {
+			p.RetryAfter = ra.RetryAfter()
+			p.Detail = err.Error()
+		} else if e.Code == jaego.CodeUnavailable {
+			p.RetryAfter = time.Second
 		}
 		return p
 	}

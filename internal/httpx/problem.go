@@ -9,6 +9,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/jaego/jaego/internal/jaego"
 )
@@ -24,6 +26,8 @@ type Problem struct {
 	Title  string
 	Detail string
 	Extra  map[string]any
+	// RetryAfter, when set, is sent as the Retry-After header (whole seconds, at least 1).
+	RetryAfter time.Duration
 }
 
 // ProblemType is the type URI of a code; docs/errors.md lists every code.
@@ -47,6 +51,9 @@ func WriteProblem(w http.ResponseWriter, p Problem) {
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("Cache-Control", "no-store")
+	if p.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(max(1, (p.RetryAfter+time.Second-1)/time.Second))))
+	}
 	w.WriteHeader(p.Status)
 	_ = json.NewEncoder(w).Encode(body)
 }

@@ -57,3 +57,12 @@ type Locker interface {
 	// token of this holding and the function that releases it.
 	Hold(ctx context.Context, name string, lease time.Duration) (token int64, release func(context.Context) error, err error)
 }
+
+// BreakerStatus is what operators see of the Redis breaker (design §8).
+type BreakerStatus struct {
+	State       string    `json:"state"` // closed, open, half_open, forced_open
+	Since       time.Time `json:"since"`
+	FailureRate float64   `json:"failure_rate"` // over the closed-state window, 0..1
+	SlowRate    float64   `json:"slow_rate"`
+	WindowCalls int       `json:"window_calls"`
+}

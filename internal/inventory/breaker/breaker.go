@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
+	"github.com/jaego/jaego/internal/inventory"
 	"github.com/jaego/jaego/internal/jaego"
 )
 
@@ -231,24 +232,15 @@ func (b *Breaker) Record(err error, took time.Duration) {
 	}
 }
 
-// Status is what operators see of the breaker.
-type Status struct {
-	State       string    `json:"state"`
-	Since       time.Time `json:"since"`
-	FailureRate float64   `json:"failure_rate"` // over the closed-state window, 0..1
-	SlowRate    float64   `json:"slow_rate"`
-	Calls       int       `json:"window_calls"`
-}
-
 // Status returns the breaker's state and its window's rates.
-func (b *Breaker) Status() Status {
+func (b *Breaker) Status() inventory.BreakerStatus {
 	state := stateName(b.cb.State())
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.forced {
 		state = ForcedOpen
 	}
-	st := Status{State: state, Since: b.since.UTC(), Calls: b.n}
+	st := inventory.BreakerStatus{State: state, Since: b.since.UTC(), WindowCalls: b.n}
 	if b.n > 0 {
 		st.FailureRate, st.SlowRate = float64(b.fails)/float64(b.n), float64(b.slows)/float64(b.n)
 	}

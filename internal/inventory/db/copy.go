@@ -62,6 +62,7 @@ func (c *Copy) GetMany(ctx context.Context, keys []inventory.Key) ([]inventory.L
 	at := make(map[inventory.Key][]int, len(keys))
 	for i, k := range keys {
 		at[k] = append(at[k], i)
+		out[i].Stock.Source = inventory.SourceFallback // a miss too: the answer says who did not find it
 	}
 	for start := 0; start < len(keys); start += 500 {
 		part := keys[start:min(start+500, len(keys))]

@@ -1,11 +1,13 @@
 package http
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/jaego/jaego/internal/httpx"
 	"github.com/jaego/jaego/internal/inventory"
@@ -26,6 +28,7 @@ func (a *API) getStock() http.Handler {
 			a.fail(w, r, err)
 			return
 		}
+		a.sourceHeaders(ctx, w, st.Source)
 		httpx.WriteJSON(w, http.StatusOK, st)
 	})
 }
@@ -82,6 +85,9 @@ func (a *API) lookup(w http.ResponseWriter, r *http.Request, keys []inventory.Ke
 	if err != nil {
 		a.fail(w, r, err)
 		return
+	}
+	if len(found) > 0 {
+		a.sourceHeaders(ctx, w, found[0].Stock.Source)
 	}
 	ans := lookupAnswer{Items: []inventory.Stock{}, Missing: []string{}}
 	for i, f := range found {
@@ -262,4 +268,19 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 		a.log.Error("inventory request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	httpx.WriteProblem(w, p)
+}
+
+// sourceHeaders says where an answer's records come from (design §8): X-Stock-Source, and
+// for the durable copy X-Stock-As-Of, the time up to which it holds every change.
+func (a *API) sourceHeaders(ctx context.Context, w http.ResponseWriter, source string) {
+	if source == "" {
+		return
+	}
+	w.Header().Set("X-Stock-Source", source)
+	if source != inventory.SourceFallback || a.copy == nil {
+		return
+	}
+	if p, err := a.copy.Position(ctx); err == nil && !p.AsOf.IsZero() {
+		w.Header().Set("X-Stock-As-Of", p.AsOf.UTC().Format(time.RFC3339Nano))
+	}
 }

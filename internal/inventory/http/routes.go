@@ -23,9 +23,26 @@ type Options struct {
 	// routes are not registered.
 	Feed      inventory.ChangeFeed
 	Snapshots inventory.Snapshotter
+	// History serves the ledger of the durable copy; Breaker and Copy the breaker admin
+	// routes (design §8). Without them those routes are not registered.
+	History inventory.HistoryReader
+	Breaker Breaker
+	Copy    CopyPosition
 	// Timeout bounds the store work of one request; default 2s.
 	Timeout time.Duration
 	Logger  *slog.Logger
+}
+
+// Breaker is the Redis breaker as operators see and steer it (inventory/breaker).
+type Breaker interface {
+	Status() inventory.BreakerStatus
+	Force() // open until Auto
+	Auto()  // back to its rules
+}
+
+// CopyPosition says what the durable copy holds (inventory/db).
+type CopyPosition interface {
+	Position(ctx context.Context) (inventory.CopyPosition, error)
 }
 
 // API is the inventory HTTP API.
@@ -33,6 +50,9 @@ type API struct {
 	store     inventory.StockStore
 	feed      inventory.ChangeFeed
 	snapshots inventory.Snapshotter
+	history   inventory.HistoryReader
+	breaker   Breaker
+	copy      CopyPosition
 	timeout   time.Duration
 	log       *slog.Logger
 }
@@ -45,7 +65,8 @@ func New(store inventory.StockStore, opts Options) *API {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &API{store: store, feed: opts.Feed, snapshots: opts.Snapshots, timeout: opts.Timeout, log: opts.Logger}
+	return &API{store: store, feed: opts.Feed, snapshots: opts.Snapshots, history: opts.History, breaker: opts.Breaker,
+		copy: opts.Copy, timeout: opts.Timeout, log: opts.Logger}
 }
 
 // Register adds every inventory route to mux. This is the one list of them.
@@ -61,6 +82,13 @@ func (a *API) Register(mux *http.ServeMux) {
 	if a.feed != nil && a.snapshots != nil {
 		mux.Handle("GET /v1/stores/{store}/snapshot", a.storeSnapshot())
 		mux.Handle("GET /v1/snapshot", a.estateSnapshot())
+	}
+	if a.history != nil {
+		mux.Handle("GET /v1/stores/{store}/skus/{sku}/history", a.stockHistory())
+	}
+	if a.breaker != nil {
+		mux.Handle("GET /v1/admin/breaker", a.breakerStatus())
+		mux.Handle("POST /v1/admin/breaker", a.setBreaker())
 	}
 }
 

@@ -270,6 +270,7 @@ func (s *Store) GetMany(ctx context.Context, keys []inventory.Key) ([]inventory.
 			s.metrics.redisErrors.WithLabelValues("get_many").Inc()
 			return nil, s.unavailable("get many", err)
 		}
+		st.Source = inventory.SourcePrimary // a miss too: the answer says who did not find it
 		out[i] = inventory.Lookup{Stock: st, Found: found}
 	}
 	return out, nil
