@@ -11,6 +11,8 @@ import (
 	_ "time/tzdata" // --promo-tz works on machines without a zoneinfo database
 
 	"github.com/redis/rueidis"
+
+	"github.com/jaego/jaego/internal/inventory/breaker"
 )
 
 // config is every setting of jaego. Flags win over JAEGO_* environment variables, which win
@@ -34,6 +36,10 @@ type config struct {
 	PromoPointerTTL time.Duration
 	PromoLocalTTL   time.Duration
 	PromoLocalMax   int
+
+	// The breaker and the durable copy (design §8).
+	Breaker         breaker.Options
+	LedgerRetention time.Duration
 
 	// jaego dev only.
 	RedisListen string
@@ -86,6 +92,17 @@ func (e *envFlags) Duration(p *time.Duration, name, env string, def time.Duratio
 	e.fs.DurationVar(p, name, def, e.usage(env, text))
 }
 
+func (e *envFlags) Float(p *float64, name, env string, def float64, text string) {
+	if v := e.getenv(env); v != "" {
+		x, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			e.errs = append(e.errs, fmt.Errorf("%s=%q: not a number", env, v))
+		}
+		def = x
+	}
+	e.fs.Float64Var(p, name, def, e.usage(env, text))
+}
+
 func (e *envFlags) Level(p *slog.Level, name, env string, text string) {
 	def := "info"
 	if v := e.getenv(env); v != "" {
@@ -120,6 +137,20 @@ func commonFlags(f *envFlags, c *config) {
 	f.String(&c.LogFormat, "log-format", "JAEGO_LOG_FORMAT", "json", "log format: json or text")
 }
 
+// breakerFlags are the Redis breaker's settings (design §8; defaults: the original system's)
+// and the ledger's retention.
+func breakerFlags(f *envFlags, c *config) {
+	b := &c.Breaker
+	f.Float(&b.FailureRate, "breaker-failure-rate", "JAEGO_BREAKER_FAILURE_RATE", 10, "percent of failed Redis calls in the window that opens the breaker")
+	f.Duration(&b.SlowCall, "breaker-slow-call", "JAEGO_BREAKER_SLOW_CALL", 500*time.Millisecond, "a Redis call at least this long is slow")
+	f.Float(&b.SlowRate, "breaker-slow-rate", "JAEGO_BREAKER_SLOW_RATE", 10, "percent of slow Redis calls in the window that opens the breaker")
+	f.Int(&b.Window, "breaker-window", "JAEGO_BREAKER_WINDOW", 100, "the last calls the rates are taken over")
+	f.Int(&b.MinCalls, "breaker-min-calls", "JAEGO_BREAKER_MIN_CALLS", 50, "calls the window must hold before the breaker can open")
+	f.Duration(&b.OpenFor, "breaker-open-for", "JAEGO_BREAKER_OPEN_FOR", 30*time.Second, "how long the breaker stays open before trial calls")
+	f.Int(&b.HalfOpenCalls, "breaker-half-open-calls", "JAEGO_BREAKER_HALF_OPEN_CALLS", 30, "trial calls while half-open")
+	f.Duration(&c.LedgerRetention, "ledger-retention", "JAEGO_LEDGER_RETENTION", 90*24*time.Hour, "how long the durable copy's ledger keeps changes")
+}
+
 // promoFlags are the settings of the gift-promotion cache.
 func promoFlags(f *envFlags, c *config) {
 	f.String(&c.PromoTZ, "promo-tz", "JAEGO_PROMO_TZ", "UTC", "time zone whose midnight starts the daily promotion rebuild (IANA name, e.g. Asia/Seoul)")
@@ -144,6 +175,7 @@ func serverConfig(name string, args []string, getenv func(string) string, stderr
 	commonFlags(f, &cfg)
 	kafkaFlags(f, &cfg)
 	promoFlags(f, &cfg)
+	breakerFlags(f, &cfg)
 	own(f, &cfg)
 	if err := f.Parse(args); err != nil {
 		return cfg, nil, err
@@ -169,6 +201,16 @@ func (c *config) check() error {
 	}
 	if c.PromoPointerTTL < 0 || c.PromoLocalTTL <= 0 || c.PromoLocalMax < 1 {
 		return fmt.Errorf("--promo-pointer-cache must be >= 0, --promo-local-ttl > 0 and --promo-local-max >= 1")
+	}
+	b := &c.Breaker
+	if b.FailureRate <= 0 || b.FailureRate > 100 || b.SlowRate <= 0 || b.SlowRate > 100 {
+		return fmt.Errorf("--breaker-failure-rate and --breaker-slow-rate are percents: 0 < rate <= 100")
+	}
+	if b.SlowCall <= 0 || b.OpenFor <= 0 || b.Window < 1 || b.MinCalls < 1 || b.MinCalls > b.Window || b.HalfOpenCalls < 1 {
+		return fmt.Errorf("--breaker-slow-call and --breaker-open-for must be positive, 1 <= --breaker-min-calls <= --breaker-window, --breaker-half-open-calls >= 1")
+	}
+	if c.LedgerRetention < 24*time.Hour {
+		return fmt.Errorf("--ledger-retention must be at least 24h, got %s", c.LedgerRetention)
 	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		return fmt.Errorf("--log-format must be json or text, got %q", c.LogFormat)

@@ -34,7 +34,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	if cfg.PromoPointerTTL > 0 {
 		return errors.New("--promo-pointer-cache needs RESP3 client tracking, which the embedded Redis of jaego dev lacks: use jaego serve")
 	}
-	kept := "promotions are kept in " + cfg.DataDir
+	kept := "promotions and the durable stock copy are kept in " + cfg.DataDir
 	if cfg.DataDir == "" {
 		kept = "nothing is kept"
 		dir, err := os.MkdirTemp("", "jaego-dev-")
@@ -47,7 +47,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("--data: %w", err)
 	}
-	sqlURL := "sqlite:" + filepath.Join(cfg.DataDir, "promotions.db")
+	sqlURL := "sqlite:" + filepath.Join(cfg.DataDir, "jaego.db")
 	sdb, err := sqldb.Open(ctx, sqlURL)
 	if err != nil {
 		return err
@@ -78,7 +78,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	}
 	defer broker.Close()
 
-	s, err := newServer(ctx, cfg, client, log)
+	s, err := newServer(ctx, cfg, client, sdb, log)
 	if err != nil {
 		return err
 	}

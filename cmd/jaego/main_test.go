@@ -181,9 +181,14 @@ func TestDevEndToEnd(t *testing.T) {
 	var locks struct {
 		Locks []lock.Info `json:"locks"`
 	}
-	if code := getJSON(t, s.api+"/v1/admin/locks", &locks); code != 200 || len(locks.Locks) != 1 ||
-		locks.Locks[0].Name != "promo-rebuild" || locks.Locks[0].Token != held.Token {
-		t.Errorf("lock list: %d %+v", code, locks)
+	status := getJSON(t, s.api+"/v1/admin/locks", &locks)
+	listed := map[string]int64{}
+	for _, l := range locks.Locks {
+		listed[l.Name] = l.Token
+	}
+	delete(listed, "stock-projector") // the durable copy's projector may hold its own lock by now
+	if status != 200 || len(listed) != 1 || listed["promo-rebuild"] != held.Token {
+		t.Errorf("lock list: %d %+v", status, locks)
 	}
 	if code, ans := post(t, s.api+"/v1/admin/locks/promo-rebuild/force-unlock", ""); code != 200 || ans["released"] != true {
 		t.Errorf("force-unlock: %d %v", code, ans)

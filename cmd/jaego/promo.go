@@ -72,7 +72,7 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 	if err := f.Parse(args); err != nil {
 		return err
 	}
-	db, err := openPromoDB(ctx, url)
+	db, err := openSQL(ctx, url)
 	if err != nil {
 		return err
 	}
@@ -85,7 +85,8 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 	return nil
 }
 
-func openPromoDB(ctx context.Context, url string) (*promodb.DB, error) {
+// openSQL opens jaego's SQL database (PostgreSQL; sqlite:PATH for tests and dev).
+func openSQL(ctx context.Context, url string) (*sqldb.DB, error) {
 	if url == "" {
 		return nil, errors.New("--postgres (JAEGO_POSTGRES_URL) is required, e.g. postgres://jaego@127.0.0.1:5432/jaego")
 	}
@@ -95,7 +96,7 @@ func openPromoDB(ctx context.Context, url string) (*promodb.DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	return promodb.New(db), nil
+	return db, nil
 }
 
 // runPromo is `jaego promo rebuild`: one rebuild of the promotion cache, by hand.
@@ -120,14 +121,15 @@ func runPromo(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	defer client.Close()
-	db, err := openPromoDB(ctx, cfg.PostgresURL)
+	sdb, err := openSQL(ctx, cfg.PostgresURL)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	if err := db.CheckSchema(ctx); err != nil {
+	defer sdb.Close()
+	if err := sdb.CheckSchema(ctx); err != nil {
 		return err
 	}
+	db := promodb.New(sdb)
 	locks := lock.New(client, lock.Options{ClassicPubSub: !shardedPubSub(ctx, client)})
 	rb := promo.NewRebuilder(promo.RebuilderOptions{Source: db, Publisher: promoredis.New(client, promoredis.Options{}),
 		Locker: locks, Location: loc, Logger: slog.New(slog.NewJSONHandler(stderr, nil))})

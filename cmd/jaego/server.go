@@ -19,12 +19,16 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/jaego/jaego/internal/httpx"
+	"github.com/jaego/jaego/internal/inventory"
+	"github.com/jaego/jaego/internal/inventory/breaker"
+	invdb "github.com/jaego/jaego/internal/inventory/db"
 	invhttp "github.com/jaego/jaego/internal/inventory/http"
 	invkafka "github.com/jaego/jaego/internal/inventory/kafka"
 	invredis "github.com/jaego/jaego/internal/inventory/redis"
 	"github.com/jaego/jaego/internal/jaego"
 	"github.com/jaego/jaego/internal/lock"
 	lockhttp "github.com/jaego/jaego/internal/lock/http"
+	promodb "github.com/jaego/jaego/internal/promo/db"
 	"github.com/jaego/jaego/internal/sqldb"
 )
 
@@ -33,7 +37,10 @@ type server struct {
 	cfg      config
 	log      *slog.Logger
 	registry *prometheus.Registry
-	stock    *invredis.Store
+	stock    *invredis.Store // Redis itself: for startup work and the projector
+	guarded  *breaker.Store  // Redis through the breaker: for every request path
+	copy     *invdb.Copy     // nil: no durable copy (serve without --postgres)
+	sql      *sqldb.DB       // the copy's database, nil with it
 	feed     *invredis.Feed
 	locks    *lock.Locker
 	promo    *promotions // nil: gift promotions are off
@@ -50,11 +57,12 @@ type worker struct {
 	stop func() // after run returned
 }
 
-// newServer wires the serving part on client.
-func newServer(ctx context.Context, cfg config, client rueidis.Client, log *slog.Logger) (*server, error) {
+// newServer wires the serving part on client, with the durable copy in sdb when it is not
+// nil (its schema checked).
+func newServer(ctx context.Context, cfg config, client rueidis.Client, sdb *sqldb.DB, log *slog.Logger) (*server, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	s := &server{cfg: cfg, log: log, registry: reg}
+	s := &server{cfg: cfg, log: log, registry: reg, sql: sdb}
 	s.stock = invredis.New(client, invredis.Options{
 		Groups:     cfg.ShardGroups,
 		Retention:  cfg.Retention,
@@ -65,6 +73,20 @@ func newServer(ctx context.Context, cfg config, client rueidis.Client, log *slog
 	sharded := shardedPubSub(ctx, client)
 	log.Debug("lock pub/sub", "sharded", sharded)
 	s.locks = lock.New(client, lock.Options{ClassicPubSub: !sharded, Registerer: reg, Logger: log})
+	bo := cfg.Breaker
+	bo.FailureRate, bo.SlowRate, bo.Registerer, bo.Logger = bo.FailureRate/100, bo.SlowRate/100, reg, log
+	var fallback breaker.Copy
+	if sdb != nil {
+		if err := sdb.CheckSchema(ctx); err != nil {
+			return nil, err
+		}
+		s.copy = invdb.New(sdb)
+		fallback = s.copy
+		p := inventory.NewProjector(inventory.ProjectorOptions{Feed: s.feed, Snapshots: s.stock, Copy: s.copy, Locker: s.locks,
+			LedgerRetention: cfg.LedgerRetention, Logger: log, Registerer: reg})
+		s.workers = append(s.workers, worker{name: "stock projector", run: func(ctx context.Context) error { p.Run(ctx); return nil }})
+	}
+	s.guarded = breaker.NewStore(s.stock, fallback, breaker.New(bo), reg)
 	l, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return nil, fmt.Errorf("http listen on %s: %w", cfg.HTTPAddr, err)
@@ -95,7 +117,11 @@ func (s *server) routes() http.Handler {
 	mux.Handle("GET /healthz", healthz())
 	mux.Handle("GET /readyz", s.readyz())
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry}))
-	invhttp.New(s.stock, invhttp.Options{Timeout: s.cfg.RequestTimeout, Logger: s.log, Feed: s.feed, Snapshots: s.stock}).Register(mux)
+	opts := invhttp.Options{Timeout: s.cfg.RequestTimeout, Logger: s.log, Feed: s.feed, Snapshots: s.stock, Breaker: s.guarded.Breaker()}
+	if s.copy != nil {
+		opts.History, opts.Copy = s.copy, s.copy
+	}
+	invhttp.New(s.guarded, opts).Register(mux)
 	lockhttp.New(s.locks, s.log).Register(mux)
 	s.registerPromotions(mux)
 	return httpx.Instrument(mux, s.registry, s.log)
@@ -119,10 +145,16 @@ func (s *server) readyz() http.Handler {
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
 		defer cancel()
-		// The answer names what is down, never where it is: the error goes to the log.
+		// The answer names what is down, never where it is: the error goes to the log. With
+		// Redis down an instance that has the durable copy stays ready: it serves reads
+		// from the copy (and refuses writes fast), which is better than no answer at all.
 		if err := s.stock.Ping(ctx); err != nil {
-			s.log.Warn("not ready: Redis does not answer", "err", err)
-			httpx.Fail(w, r, nil, jaego.Errorf(jaego.CodeUnavailable, "the stock store (Redis) does not answer"))
+			s.log.Warn("Redis does not answer", "err", err)
+			if s.sql == nil || s.sql.PingContext(ctx) != nil {
+				httpx.Fail(w, r, nil, jaego.Errorf(jaego.CodeUnavailable, "the stock store (Redis) does not answer"))
+				return
+			}
+			httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "degraded", "redis": "down", "reads": "fallback"})
 			return
 		}
 		if s.promo != nil {
@@ -180,7 +212,7 @@ func (s *server) serve(ctx context.Context) error {
 
 // addConsumer runs the POS event consumer on brokers as a worker.
 func (s *server) addConsumer(brokers []string) error {
-	c, err := invkafka.NewConsumer(s.stock, invkafka.ConsumerOptions{
+	c, err := invkafka.NewConsumer(s.guarded, invkafka.ConsumerOptions{
 		Brokers: brokers, Topic: s.cfg.KafkaTopic, Group: s.cfg.KafkaGroup, SessionTimeout: s.cfg.KafkaSession,
 		Registerer: s.registry, Logger: s.log,
 	})
@@ -195,7 +227,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	cfg, log, err := serverConfig("serve", args, getenv, stderr, func(f *envFlags, cfg *config) {
 		f.String(&cfg.RedisURL, "redis", "JAEGO_REDIS_URL", "", "Redis: redis://host:port/db, or host:port,host:port,… for a Cluster")
 		f.String(&cfg.KafkaBrokers, "kafka", "JAEGO_KAFKA_BROKERS", "", "Kafka brokers host:port,…; when set, the POS event consumer runs")
-		f.String(&cfg.PostgresURL, "postgres", "JAEGO_POSTGRES_URL", "", "PostgreSQL of the gift promotions, postgres://user@host:port/db; without it promotions are off")
+		f.String(&cfg.PostgresURL, "postgres", "JAEGO_POSTGRES_URL", "", "PostgreSQL of the gift promotions and the durable stock copy, postgres://user@host:port/db; without it both are off")
 	})
 	if err != nil {
 		return err
@@ -205,7 +237,14 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	defer client.Close()
-	s, err := newServer(ctx, cfg, client, log)
+	var sdb *sqldb.DB
+	if cfg.PostgresURL != "" {
+		if sdb, err = openSQL(ctx, cfg.PostgresURL); err != nil {
+			return err
+		}
+		defer sdb.Close()
+	}
+	s, err := newServer(ctx, cfg, client, sdb, log)
 	if err != nil {
 		return err
 	}
@@ -214,13 +253,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			return err
 		}
 	}
-	if cfg.PostgresURL != "" {
-		db, err := openPromoDB(ctx, cfg.PostgresURL)
-		if err != nil {
-			return err
-		}
-		defer db.Close()
-		if err := s.addPromotions(ctx, db, client); err != nil {
+	if sdb != nil {
+		if err := s.addPromotions(ctx, promodb.New(sdb), client); err != nil {
 			return err
 		}
 	}
