@@ -1,0 +1,93 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/jaego/jaego/internal/inventory"
+)
+
+var _ inventory.RestoreTarget = (*Store)(nil)
+
+// KeyCount implements inventory.RestoreTarget: the keys under the store's prefix on every node.
+func (s *Store) KeyCount(ctx context.Context) (int64, error) {
+	var n int64
+	for _, node := range s.client.Nodes() {
+		var cursor uint64
+		for {
+			e, err := node.Do(ctx, node.B().Scan().Cursor(cursor).Match(s.opts.Prefix+":*").Count(1000).Build()).AsScanEntry()
+			if err != nil {
+				return 0, s.unavailable("restore scan", err)
+			}
+			n += int64(len(e.Elements))
+			if cursor = e.Cursor; cursor == 0 || n > 0 {
+				break // one key is enough to know
+			}
+		}
+	}
+	return n, nil
+}
+
+// PutRecords implements inventory.RestoreTarget: each record's hash, and the SKU and store
+// sets the apply script keeps, pipelined.
+func (s *Store) PutRecords(ctx context.Context, records []inventory.Stock) error {
+	cmds := make(rueidis.Commands, 0, 3*len(records))
+	for _, r := range records {
+		g := s.keys.Group(r.Store)
+		cmds = append(cmds,
+			s.client.B().Hset().Key(s.keys.Stock(r.Store, r.SKU)).FieldValue().
+				FieldValue("on_hand", strconv.FormatInt(r.OnHand, 10)).FieldValue("reserved", strconv.FormatInt(r.Reserved, 10)).
+				FieldValue("safety", strconv.FormatInt(r.Safety, 10)).FieldValue("version", strconv.FormatInt(r.Version, 10)).
+				FieldValue("updated_at", strconv.FormatInt(r.UpdatedAt.UnixMilli(), 10)).Build(),
+			s.client.B().Sadd().Key(s.keys.SKUs(r.Store)).Member(r.SKU).Build(),
+			s.client.B().Sadd().Key(s.keys.Stores(g)).Member(r.Store).Build())
+	}
+	return s.doAll(ctx, "restore records", cmds)
+}
+
+// MarkApplied implements inventory.RestoreTarget: the idempotency mark of each change's
+// event (value: the version it produced), expiring window after the change.
+func (s *Store) MarkApplied(ctx context.Context, changes []inventory.Change, window time.Duration) error {
+	cmds := make(rueidis.Commands, 0, len(changes))
+	for _, c := range changes {
+		left := time.Until(c.At.Add(window))
+		if left < time.Second {
+			continue
+		}
+		cmds = append(cmds, s.client.B().Set().Key(s.keys.Idempotency(s.keys.Group(c.Store), c.EventID)).
+			Value(strconv.FormatInt(c.Version, 10)).ExSeconds(int64(left/time.Second)).Build())
+	}
+	return s.doAll(ctx, "restore marks", cmds)
+}
+
+// RaiseChangeIDs implements inventory.RestoreTarget: each group's last change id (which
+// the apply script continues from) is set to the highest of ids for that group.
+func (s *Store) RaiseChangeIDs(ctx context.Context, ids []string) error {
+	cmds := make(rueidis.Commands, 0, len(ids))
+	for _, v := range ids {
+		id, group, ok := strings.Cut(v, "/")
+		g, err := strconv.Atoi(group)
+		if !ok || err != nil || g < 0 || g >= s.keys.Groups() {
+			return fmt.Errorf("restore change id %q: not id/group of this layout (%d groups)", v, s.keys.Groups())
+		}
+		cmds = append(cmds, s.client.B().Set().Key(s.keys.LastChange(g)).Value(id).Build())
+	}
+	return s.doAll(ctx, "restore change ids", cmds)
+}
+
+func (s *Store) doAll(ctx context.Context, op string, cmds rueidis.Commands) error {
+	if len(cmds) == 0 {
+		return nil
+	}
+	for _, res := range s.client.DoMulti(ctx, cmds...) {
+		if err := res.Error(); err != nil {
+			return s.unavailable(op, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,130 @@
+package inventory
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// RestoreSource is what a restore reads: the durable copy (inventory/db).
+type RestoreSource interface {
+	// Records hands every record to emit in pages of n.
+	Records(ctx context.Context, n int, emit func([]Stock) error) error
+	// AppliedSince hands the changes applied at or after since to emit in pages of n.
+	AppliedSince(ctx context.Context, since time.Time, n int, emit func([]Change) error) error
+	// KafkaOffsets is the highest Kafka offset held per partition.
+	KafkaOffsets(ctx context.Context) (map[int32]int64, error)
+}
+
+// RestoreTarget is the Redis being rebuilt (inventory/redis).
+type RestoreTarget interface {
+	// KeyCount counts the target's keys (every node of a Cluster; it may stop at the
+	// first: only zero matters).
+	KeyCount(ctx context.Context) (int64, error)
+	// PutRecords writes records with their versions, and indexes them for snapshots.
+	PutRecords(ctx context.Context, records []Stock) error
+	// MarkApplied remembers the events of changes as applied until at + window.
+	MarkApplied(ctx context.Context, changes []Change, window time.Duration) error
+	// RaiseChangeIDs makes the next change id of each shard group rise above ids (change
+	// ids as the feed gives them).
+	RaiseChangeIDs(ctx context.Context, ids []string) error
+}
+
+// RestoreOptions configures a restore.
+type RestoreOptions struct {
+	// Window is how long applied event ids are remembered (the idempotency window);
+	// default 7 days.
+	Window time.Duration
+	// Force writes into a target that is not empty.
+	Force bool
+	// Progress, when set, is told what was done so far.
+	Progress func(stage string, n int64)
+	Now      func() time.Time
+}
+
+// RestoreReport says what a restore wrote.
+type RestoreReport struct {
+	Records, Marks int64
+	KafkaOffsets   map[int32]int64 // the highest offset the copy holds per partition
+}
+
+// ErrTargetNotEmpty refuses a restore into a Redis that holds keys (without Force).
+var ErrTargetNotEmpty = fmt.Errorf("the target Redis is not empty: restore rebuilds an empty Redis (use --force to write over)")
+
+// Restore rebuilds a Redis from the durable copy (design §8): every record with its
+// version and index sets, the idempotency marks still inside their window (from the
+// ledger), and change ids that keep rising above every id the copy holds. It returns the
+// Kafka offsets the copy holds, from which the consumer group resumes.
+func Restore(ctx context.Context, src RestoreSource, dst RestoreTarget, o RestoreOptions) (RestoreReport, error) {
+	if o.Window <= 0 {
+		o.Window = 7 * 24 * time.Hour
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Progress == nil {
+		o.Progress = func(string, int64) {}
+	}
+	var rep RestoreReport
+	if n, err := dst.KeyCount(ctx); err != nil {
+		return rep, err
+	} else if n > 0 && !o.Force {
+		return rep, fmt.Errorf("%w (%d keys)", ErrTargetNotEmpty, n)
+	}
+	if err := src.Records(ctx, 1000, func(page []Stock) error {
+		if err := dst.PutRecords(ctx, page); err != nil {
+			return err
+		}
+		rep.Records += int64(len(page))
+		o.Progress("records", rep.Records)
+		return nil
+	}); err != nil {
+		return rep, err
+	}
+	maxID := map[string]string{} // group → highest change id
+	if err := src.AppliedSince(ctx, o.Now().Add(-o.Window), 1000, func(page []Change) error {
+		for _, c := range page {
+			id, group, ok := strings.Cut(c.ID, "/")
+			if g, _, _ := strings.Cut(group, "/"); ok && idAfter(id, maxID[g]) {
+				maxID[g] = id
+			}
+		}
+		if err := dst.MarkApplied(ctx, page, o.Window); err != nil {
+			return err
+		}
+		rep.Marks += int64(len(page))
+		o.Progress("idempotency marks", rep.Marks)
+		return nil
+	}); err != nil {
+		return rep, err
+	}
+	ids := make([]string, 0, len(maxID))
+	for g, id := range maxID {
+		ids = append(ids, id+"/"+g)
+	}
+	if err := dst.RaiseChangeIDs(ctx, ids); err != nil {
+		return rep, err
+	}
+	offsets, err := src.KafkaOffsets(ctx)
+	rep.KafkaOffsets = offsets
+	return rep, err
+}
+
+// idAfter reports whether stream id a ("ms-seq") is after b ("" is before everything).
+func idAfter(a, b string) bool {
+	if b == "" {
+		return true
+	}
+	am, as, _ := strings.Cut(a, "-")
+	bm, bs, _ := strings.Cut(b, "-")
+	x, _ := strconv.ParseUint(am, 10, 64)
+	y, _ := strconv.ParseUint(bm, 10, 64)
+	if x != y {
+		return x > y
+	}
+	p, _ := strconv.ParseUint(as, 10, 64)
+	q, _ := strconv.ParseUint(bs, 10, 64)
+	return p > q
+}
