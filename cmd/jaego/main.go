@@ -31,7 +31,8 @@ commands:
   serve   the production server against real Redis (--redis), with the POS event consumer (--kafka)
   relay   POS transactions (NDJSON on stdin, a file, or POST /relay) to stock events on Kafka
   loadgen a realistic POS day of stock events, produced to Kafka
-  migrate applies the SQL schema migrations of the gift promotions (--postgres)
+  migrate applies the SQL schema migrations (gift promotions, durable stock copy) to --postgres
+  restore rebuilds an empty Redis from the durable copy in PostgreSQL and moves the consumer group back
   promo   promo rebuild: builds and publishes a new promotion cache version by hand
 
 Run 'jaego <command> -h' for the flags of a command.
@@ -57,6 +58,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runMigrate(ctx, rest, getenv, stdout, stderr)
 	case "promo":
 		return runPromo(ctx, rest, getenv, stdout, stderr)
+	case "restore":
+		return runRestore(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

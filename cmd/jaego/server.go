@@ -64,10 +64,11 @@ func newServer(ctx context.Context, cfg config, client rueidis.Client, sdb *sqld
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s := &server{cfg: cfg, log: log, registry: reg, sql: sdb}
 	s.stock = invredis.New(client, invredis.Options{
-		Groups:     cfg.ShardGroups,
-		Retention:  cfg.Retention,
-		Registerer: reg,
-		Logger:     log,
+		Groups:       cfg.ShardGroups,
+		Retention:    cfg.Retention,
+		RequireEpoch: sdb != nil, // with a durable copy, an emptied Redis waits for a restore
+		Registerer:   reg,
+		Logger:       log,
 	})
 	s.feed = invredis.NewFeed(s.stock, invredis.FeedOptions{Registerer: reg})
 	sharded := shardedPubSub(ctx, client)
@@ -82,11 +83,26 @@ func newServer(ctx context.Context, cfg config, client rueidis.Client, sdb *sqld
 		}
 		s.copy = invdb.New(sdb)
 		fallback = s.copy
+		// A copy that never projected belongs to a new deployment: its Redis is whole by
+		// definition. Otherwise a missing epoch mark means Redis lost its data.
+		if pos, err := s.copy.Position(ctx); err != nil {
+			return nil, err
+		} else if pos.Cursor == "" && pos.Changes == 0 {
+			if err := s.stock.MarkEpoch(ctx, true); err != nil {
+				return nil, err
+			}
+		}
 		p := inventory.NewProjector(inventory.ProjectorOptions{Feed: s.feed, Snapshots: s.stock, Copy: s.copy, Locker: s.locks,
 			LedgerRetention: cfg.LedgerRetention, Logger: log, Registerer: reg})
 		s.workers = append(s.workers, worker{name: "stock projector", run: func(ctx context.Context) error { p.Run(ctx); return nil }})
 	}
 	s.guarded = breaker.NewStore(s.stock, fallback, breaker.New(bo), reg)
+	if s.copy != nil {
+		s.workers = append(s.workers, worker{name: "redis loss guard", run: func(ctx context.Context) error {
+			breaker.GuardLoss(ctx, s.guarded.Breaker(), s.stock.Lost, time.Second, log)
+			return nil
+		}})
+	}
 	l, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return nil, fmt.Errorf("http listen on %s: %w", cfg.HTTPAddr, err)
@@ -212,10 +228,14 @@ func (s *server) serve(ctx context.Context) error {
 
 // addConsumer runs the POS event consumer on brokers as a worker.
 func (s *server) addConsumer(brokers []string) error {
-	c, err := invkafka.NewConsumer(s.guarded, invkafka.ConsumerOptions{
+	opts := invkafka.ConsumerOptions{
 		Brokers: brokers, Topic: s.cfg.KafkaTopic, Group: s.cfg.KafkaGroup, SessionTimeout: s.cfg.KafkaSession,
 		Registerer: s.registry, Logger: s.log,
-	})
+	}
+	if s.copy != nil {
+		opts.WaitWhole = s.waitWhole
+	}
+	c, err := invkafka.NewConsumer(s.guarded, opts)
 	if err != nil {
 		return err
 	}
@@ -280,4 +300,20 @@ func orNone(s string) string {
 		return "(none)"
 	}
 	return s
+}
+
+// waitWhole returns once Redis holds its epoch marks again (after `jaego restore`).
+func (s *server) waitWhole(ctx context.Context) error {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		if lost, err := s.stock.Lost(ctx); err == nil && !lost {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
 }

@@ -23,6 +23,7 @@ var statusOf = map[jaego.Code]int{
 	jaego.CodeVersionConflict:      http.StatusConflict,
 	jaego.CodeExpired:              http.StatusGone,
 	jaego.CodeUnavailable:          http.StatusServiceUnavailable,
+	jaego.CodeStoreLost:            http.StatusServiceUnavailable,
 	jaego.CodeNotBuilt:             http.StatusServiceUnavailable,
 	jaego.CodeRebuildFailed:        http.StatusServiceUnavailable,
 	jaego.CodePromotionsDisabled:   http.StatusServiceUnavailable,
@@ -58,7 +59,7 @@ func ProblemOf(err error) Problem {
 		if errors.As(err, &ra) {
 			p.RetryAfter = ra.RetryAfter()
 			p.Detail = err.Error()
-		} else if e.Code == jaego.CodeUnavailable {
+		} else if e.Code == jaego.CodeUnavailable || e.Code == jaego.CodeStoreLost {
 			p.RetryAfter = time.Second
 		}
 		return p

@@ -18,3 +18,7 @@ func IsRefusal(err error) bool {
 	}
 	return false
 }
+
+// ErrLost is a write refused because the stock store lost its data (Redis came back empty)
+// in a deployment with a durable copy: nothing is written before `jaego restore`.
+var ErrLost = jaego.Errorf(jaego.CodeStoreLost, "the stock store (Redis) lost its data: writes wait for `jaego restore`; reads come from the durable copy")

@@ -30,6 +30,8 @@ type RestoreTarget interface {
 	// RaiseChangeIDs makes the next change id of each shard group rise above ids (change
 	// ids as the feed gives them).
 	RaiseChangeIDs(ctx context.Context, ids []string) error
+	// MarkEpoch marks the target whole again: writes are accepted from then on.
+	MarkEpoch(ctx context.Context, onlyNew bool) error
 }
 
 // RestoreOptions configures a restore.
@@ -41,6 +43,9 @@ type RestoreOptions struct {
 	Force bool
 	// Progress, when set, is told what was done so far.
 	Progress func(stage string, n int64)
+	// BeforeWhole, when set, runs with the copy's Kafka offsets just before the target is
+	// marked whole (writes accepted again): where the consumer group is moved back.
+	BeforeWhole func(ctx context.Context, kafkaOffsets map[int32]int64) error
 	Now      func() time.Time
 }
 
@@ -108,8 +113,16 @@ func Restore(ctx context.Context, src RestoreSource, dst RestoreTarget, o Restor
 		return rep, err
 	}
 	offsets, err := src.KafkaOffsets(ctx)
+	if err != nil {
+		return rep, err
+	}
 	rep.KafkaOffsets = offsets
-	return rep, err
+	if o.BeforeWhole != nil {
+		if err := o.BeforeWhole(ctx, offsets); err != nil {
+			return rep, err
+		}
+	}
+	return rep, dst.MarkEpoch(ctx, false)
 }
 
 // idAfter reports whether stream id a ("ms-seq") is after b ("" is before everything).

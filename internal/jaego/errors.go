@@ -28,6 +28,7 @@ const (
 	CodeVersionConflict      Code = "version_conflict"
 	CodeExpired              Code = "range_expired"
 	CodeUnavailable          Code = "store_unavailable"
+	CodeStoreLost            Code = "store_lost" // Redis lost its data: writes wait for a restore
 	CodeTimeout              Code = "timeout"
 	CodeNotBuilt             Code = "not_built"            // the promotion cache has no version yet
 	CodeRebuildFailed        Code = "cache_rebuild_failed" // a promotion change saved, its cache not rebuilt

@@ -185,7 +185,7 @@ func (b *Breaker) Allow() error {
 // Failed reports whether err means the store failed (rather than refused or rejected the
 // call): it counts against the breaker.
 func Failed(err error) bool {
-	return err != nil && (errors.Is(err, jaego.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded))
+	return err != nil && (errors.Is(err, jaego.ErrUnavailable) || errors.Is(err, inventory.ErrLost) || errors.Is(err, context.DeadlineExceeded))
 }
 
 // Record gives back the permit of a call that was allowed, with how it went.

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -61,11 +62,18 @@ type ConsumerOptions struct {
 	Logger         *slog.Logger
 	// ClientOpts are extra franz-go options (tests shorten session timeouts with them).
 	ClientOpts []kgo.Opt
+	// WaitWhole, when set, returns once a store that lost its data (inventory.ErrLost) is
+	// whole again (`jaego restore` done). Meanwhile the consumer leaves the group, so that
+	// the restore can move the group's offsets back to what the durable copy holds; it then
+	// joins again and resumes from there. Without it, a lost store is retried like a dead one.
+	WaitWhole func(ctx context.Context) error
 }
 
 // Consumer applies stock events from Kafka to a store.
 type Consumer struct {
+	mu     sync.Mutex
 	client *kgo.Client
+	kopts  []kgo.Opt
 	store  inventory.StockStore
 	opts   ConsumerOptions
 	dlq    string
@@ -132,11 +140,10 @@ func NewConsumer(store inventory.StockStore, opts ConsumerOptions) (*Consumer, e
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(0),
 	}, opts.ClientOpts...)
-	client, err := kgo.NewClient(kopts...)
-	if err != nil {
-		return nil, fmt.Errorf("kafka consumer: %w", err)
+	c.kopts = kopts
+	if err := c.join(); err != nil {
+		return nil, err
 	}
-	c.client = client
 	f := promauto.With(opts.Registerer)
 	c.m = consumerMetrics{
 		records: f.NewCounterVec(prometheus.CounterOpts{Name: "jaego_consumer_records_total",
@@ -155,22 +162,65 @@ func NewConsumer(store inventory.StockStore, opts ConsumerOptions) (*Consumer, e
 	return c, nil
 }
 
+// join makes the client that joins the group (lazily, on its first poll).
+func (c *Consumer) join() error {
+	client, err := kgo.NewClient(c.kopts...)
+	if err != nil {
+		return fmt.Errorf("kafka consumer: %w", err)
+	}
+	c.mu.Lock()
+	c.client = client
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *Consumer) current() *kgo.Client {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.client
+}
+
 // Close leaves the group, committing what was applied.
 func (c *Consumer) Close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := c.client.CommitMarkedOffsets(ctx); err != nil {
+	client := c.current()
+	if err := client.CommitMarkedOffsets(ctx); err != nil {
 		c.log.Warn("final commit failed", "err", err)
 	}
-	c.client.Close()
+	client.Close()
 }
 
 // Run consumes until ctx ends. It returns nil on a clean stop.
 func (c *Consumer) Run(ctx context.Context) error {
 	for {
-		fetches := c.client.PollRecords(ctx, c.opts.MaxPoll)
+		err := c.consume(ctx, c.current())
+		if !errors.Is(err, inventory.ErrLost) || c.opts.WaitWhole == nil {
+			return err
+		}
+		// The store lost its data: leave the group without committing the poll in hand,
+		// wait for the restore, and join again from the offsets it set.
+		c.log.Error("the stock store lost its data: the consumer leaves its group until `jaego restore` is done")
+		c.current().Close()
+		c.m.lag.Reset()
+		if err := c.opts.WaitWhole(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		c.log.Info("the stock store is whole again: the consumer joins its group")
+		if err := c.join(); err != nil {
+			return err
+		}
+	}
+}
+
+func (c *Consumer) consume(ctx context.Context, client *kgo.Client) error {
+	for {
+		fetches := client.PollRecords(ctx, c.opts.MaxPoll)
 		if ctx.Err() != nil {
-			c.client.AllowRebalance()
+			client.AllowRebalance()
 			return nil
 		}
 		if errors.Is(fetches.Err0(), kgo.ErrClientClosed) {
@@ -181,8 +231,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 		})
 		records := fetches.Records()
 		if len(records) > 0 {
-			if err := c.handle(ctx, records); err != nil {
-				c.client.AllowRebalance()
+			if err := c.handle(ctx, client, records); err != nil {
+				client.AllowRebalance()
 				if ctx.Err() != nil {
 					return nil
 				}
@@ -195,7 +245,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 				c.m.lag.WithLabelValues(p.Topic, strconv.Itoa(int(p.Partition))).Set(float64(max(lag, 0)))
 			}
 		})
-		c.client.AllowRebalance()
+		client.AllowRebalance()
 	}
 }
 
@@ -211,7 +261,7 @@ func (c *Consumer) forgetLag(partitions map[string][]int32) {
 
 // handle applies one poll: decode, dead-letter the poison, apply the rest (retrying while
 // the store is unavailable), then mark and commit every record.
-func (c *Consumer) handle(ctx context.Context, records []*kgo.Record) error {
+func (c *Consumer) handle(ctx context.Context, client *kgo.Client, records []*kgo.Record) error {
 	start := time.Now()
 	events := make([]inventory.Event, 0, len(records))
 	applied := make([]*kgo.Record, 0, len(records))
@@ -228,7 +278,7 @@ func (c *Consumer) handle(ctx context.Context, records []*kgo.Record) error {
 	}
 	if len(dead) > 0 {
 		// The poison goes to the DLQ, acknowledged, before its offset is committed.
-		if err := c.client.ProduceSync(ctx, dead...).FirstErr(); err != nil {
+		if err := client.ProduceSync(ctx, dead...).FirstErr(); err != nil {
 			return fmt.Errorf("produce to %s: %w", c.dlq, err)
 		}
 		c.m.records.WithLabelValues("dead_lettered").Add(float64(len(dead)))
@@ -250,8 +300,8 @@ func (c *Consumer) handle(ctx context.Context, records []*kgo.Record) error {
 		}
 		c.m.records.WithLabelValues(outcome).Inc()
 	}
-	c.client.MarkCommitRecords(records...)
-	if err := c.client.CommitMarkedOffsets(ctx); err != nil && ctx.Err() == nil {
+	client.MarkCommitRecords(records...)
+	if err := client.CommitMarkedOffsets(ctx); err != nil && ctx.Err() == nil {
 		c.m.commitErr.Inc()
 		c.log.Warn("offset commit failed; records will be re-applied idempotently", "err", err)
 	}
@@ -271,6 +321,9 @@ func (c *Consumer) applyWithRetry(ctx context.Context, events []inventory.Event)
 		attempt, cancel := context.WithTimeout(ctx, c.opts.ApplyTimeout)
 		results, err := c.store.Apply(attempt, events)
 		cancel()
+		if errors.Is(err, inventory.ErrLost) && c.opts.WaitWhole != nil {
+			return nil, err
+		}
 		if err == nil {
 			for _, r := range results {
 				if r.Status == inventory.Rejected && !inventory.IsRefusal(r.Err) {

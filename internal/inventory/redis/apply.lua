@@ -3,16 +3,22 @@
 -- KEYS[1]              the change stream of the group and day   jg:chg:{g}:YYYYMMDD
 -- KEYS[2]              the set of the group's stores              jg:stores:{g}
 -- KEYS[3]              the last change id of the group             jg:chgid:{g}
--- KEYS[4+3i .. 6+3i]   event i's stock hash, idempotency mark and its store's SKU set
+-- KEYS[4]              the group's epoch mark                      jg:epoch:{g}
+-- KEYS[5+3i .. 7+3i]   event i's stock hash, idempotency mark and its store's SKU set
 --                      jg:stk:{g}:S:K, jg:idem:{g}:ID, jg:skus:{g}:S
 -- ARGV[1], ARGV[2]     idempotency TTL and stream TTL, seconds
--- ARGV[3+8i .. 10+8i]  event i: event_id, type, qty, expected_version ('' = none), store, sku,
+-- ARGV[3]              '1': write nothing unless the epoch mark exists (a deployment with a
+--                      durable copy: a Redis that came back empty must be restored first)
+-- ARGV[4+8i .. 11+8i]  event i: event_id, type, qty, expected_version ('' = none), store, sku,
 --                      Kafka partition and offset it came from ('' = not from Kafka)
 --
 -- Returns one row per event: {status, code, on_hand, reserved, safety, version, updated_at}
 -- with status 'applied', 'duplicate' or 'rejected' (code says why). Every check of an event
 -- happens before any of its writes, and the script runs alone on its node, so each event is
 -- all-or-nothing and no update is ever lost.
+if ARGV[3] == '1' and redis.call('EXISTS', KEYS[4]) == 0 then
+  return redis.error_reply('REDISLOST this Redis has no epoch mark: it lost its data; run jaego restore')
+end
 local idem_ttl, stream_ttl = ARGV[1], ARGV[2]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -26,9 +32,9 @@ if last then
   if lms >= now then id_ms, id_seq = lms, lseq + 1 end
 end
 local out, wrote = {}, false
-for i = 0, (#KEYS - 3) / 3 - 1 do
-  local sk, ik, xk = KEYS[4 + 3 * i], KEYS[5 + 3 * i], KEYS[6 + 3 * i]
-  local a = 3 + 8 * i
+for i = 0, (#KEYS - 4) / 3 - 1 do
+  local sk, ik, xk = KEYS[5 + 3 * i], KEYS[6 + 3 * i], KEYS[7 + 3 * i]
+  local a = 4 + 8 * i
   local id, typ, q, ev = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2]), ARGV[a + 3]
   local h = redis.call('HMGET', sk, 'on_hand', 'reserved', 'safety', 'version', 'updated_at')
   local oh, rs, sf = tonumber(h[1]) or 0, tonumber(h[2]) or 0, tonumber(h[3]) or 0

@@ -52,3 +52,7 @@ func (k Keyspace) Stores(g int) string { return k.tagged("stores", g) }
 
 // SKUs is the set of a store's SKUs (for snapshots).
 func (k Keyspace) SKUs(store string) string { return k.tagged("skus", k.Group(store)) + ":" + store }
+
+// Epoch is group g's epoch mark: it exists while Redis holds the data the durable copy
+// follows (set at a deployment's start and by a restore; gone when Redis lost its data).
+func (k Keyspace) Epoch(g int) string { return k.tagged("epoch", g) }

@@ -91,3 +91,43 @@ func (s *Store) doAll(ctx context.Context, op string, cmds rueidis.Commands) err
 	}
 	return nil
 }
+
+// MarkEpoch implements inventory.RestoreTarget: every shard group's epoch mark, which a
+// Store with RequireEpoch writes only where it exists. onlyNew leaves existing marks alone
+// (a deployment's start); a restore writes them all.
+func (s *Store) MarkEpoch(ctx context.Context, onlyNew bool) error {
+	stamp := strconv.FormatInt(time.Now().UnixMilli(), 10)
+	cmds := make(rueidis.Commands, s.keys.Groups())
+	for g := range cmds {
+		set := s.client.B().Set().Key(s.keys.Epoch(g)).Value(stamp)
+		if onlyNew {
+			cmds[g] = set.Nx().Build()
+		} else {
+			cmds[g] = set.Build()
+		}
+	}
+	for _, res := range s.client.DoMulti(ctx, cmds...) {
+		if err := res.Error(); err != nil && !rueidis.IsRedisNil(err) {
+			return s.unavailable("epoch", err)
+		}
+	}
+	return nil
+}
+
+// Lost reports whether a shard group's epoch mark is gone: Redis lost (some of) its data.
+func (s *Store) Lost(ctx context.Context) (bool, error) {
+	cmds := make(rueidis.Commands, s.keys.Groups())
+	for g := range cmds {
+		cmds[g] = s.client.B().Exists().Key(s.keys.Epoch(g)).Build()
+	}
+	for _, res := range s.client.DoMulti(ctx, cmds...) {
+		n, err := res.AsInt64()
+		if err != nil {
+			return false, s.unavailable("epoch", err)
+		}
+		if n == 0 {
+			return true, nil
+		}
+	}
+	return false, nil
+}

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -49,6 +50,9 @@ type Options struct {
 	// MaxBatch is how many events of one shard group one script call applies; default 64.
 	// 1 applies every event in its own call.
 	MaxBatch int
+	// RequireEpoch refuses writes to a shard group without its epoch mark: a deployment
+	// with a durable copy, which must restore a Redis that came back empty before writing.
+	RequireEpoch bool
 	// Now is the clock that picks the day of the change stream; default time.Now.
 	Now func() time.Time
 	// Registerer receives the store's metrics; default: none are registered.
@@ -161,12 +165,16 @@ func (s *Store) Apply(ctx context.Context, events []inventory.Event) ([]inventor
 	stream := s.opts.Now()
 	idemTTL := strconv.FormatInt(int64(s.opts.IdempotencyTTL/time.Second), 10)
 	streamTTL := strconv.FormatInt(int64(s.opts.Retention/time.Second), 10)
+	requireEpoch := "0"
+	if s.opts.RequireEpoch {
+		requireEpoch = "1"
+	}
 	execs := make([]rueidis.LuaExec, len(calls))
 	for ci, c := range calls {
-		keys := make([]string, 0, 3+3*len(c.idx))
-		args := make([]string, 0, 2+8*len(c.idx))
-		keys = append(keys, s.keys.StreamOn(c.group, stream), s.keys.Stores(c.group), s.keys.LastChange(c.group))
-		args = append(args, idemTTL, streamTTL)
+		keys := make([]string, 0, 4+3*len(c.idx))
+		args := make([]string, 0, 3+8*len(c.idx))
+		keys = append(keys, s.keys.StreamOn(c.group, stream), s.keys.Stores(c.group), s.keys.LastChange(c.group), s.keys.Epoch(c.group))
+		args = append(args, idemTTL, streamTTL, requireEpoch)
 		for _, i := range c.idx {
 			e := events[i]
 			expected := ""
@@ -193,6 +201,9 @@ func (s *Store) Apply(ctx context.Context, events []inventory.Event) ([]inventor
 		}
 		if err != nil {
 			s.metrics.redisErrors.WithLabelValues("apply").Inc()
+			if strings.HasPrefix(err.Error(), "REDISLOST") {
+				return nil, inventory.ErrLost
+			}
 			return nil, s.unavailable("apply", err)
 		}
 		for ri, i := range calls[ci].idx {

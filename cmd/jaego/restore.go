@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/jaego/jaego/internal/inventory"
+	invdb "github.com/jaego/jaego/internal/inventory/db"
+	invkafka "github.com/jaego/jaego/internal/inventory/kafka"
+	invredis "github.com/jaego/jaego/internal/inventory/redis"
+)
+
+// runRestore is `jaego restore`: it rebuilds an empty Redis from the durable copy in
+// PostgreSQL (design §8) and, with --kafka, moves the consumer group back to the last
+// offsets the copy holds (less --replay-margin), so that Kafka events lost with Redis are
+// applied again, exactly once.
+func runRestore(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var cfg config
+	var force bool
+	var margin int
+	var window time.Duration
+	f := newEnvFlags("restore", getenv, stderr)
+	f.String(&cfg.RedisURL, "redis", "JAEGO_REDIS_URL", "", "the Redis to rebuild: redis://host:port/db, or host:port,… for a Cluster (required)")
+	f.String(&cfg.PostgresURL, "postgres", "JAEGO_POSTGRES_URL", "", "the PostgreSQL that holds the durable copy (required)")
+	f.String(&cfg.KafkaBrokers, "kafka", "JAEGO_KAFKA_BROKERS", "", "Kafka brokers: when set, the consumer group is moved back to the copy's offsets")
+	kafkaFlags(f, &cfg)
+	f.Int(&cfg.ShardGroups, "groups", "JAEGO_SHARD_GROUPS", 16, "shard groups G of the deployment's key layout")
+	f.Int(&margin, "replay-margin", "JAEGO_RESTORE_REPLAY_MARGIN", 4000,
+		"records per partition replayed before the copy's last offset (two consumer polls: a poll's events reach the copy in feed order, not offset order)")
+	f.Duration(&window, "idempotency-window", "JAEGO_IDEMPOTENCY_WINDOW", 7*24*time.Hour, "how long applied event ids are remembered")
+	f.fs.BoolVar(&force, "force", false, "write into a Redis that is not empty")
+	if err := f.Parse(args); err != nil {
+		return err
+	}
+	if cfg.PostgresURL == "" || cfg.RedisURL == "" {
+		return errors.New("--redis (JAEGO_REDIS_URL) and --postgres (JAEGO_POSTGRES_URL) are required")
+	}
+	if margin < 0 {
+		return fmt.Errorf("--replay-margin must be >= 0, got %d", margin)
+	}
+	sdb, err := openSQL(ctx, cfg.PostgresURL)
+	if err != nil {
+		return err
+	}
+	defer sdb.Close()
+	if err := sdb.CheckSchema(ctx); err != nil {
+		return err
+	}
+	client, err := redisClient(cfg.RedisURL)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	store := invredis.New(client, invredis.Options{Groups: cfg.ShardGroups, RequireEpoch: true})
+	start, last := time.Now(), time.Time{}
+	progress := func(stage string, n int64) {
+		if time.Since(last) >= 2*time.Second {
+			fmt.Fprintf(stdout, "restore: %d %s (%.0fs)\n", n, stage, time.Since(start).Seconds())
+			last = time.Now()
+		}
+	}
+	rep, err := inventory.Restore(ctx, invdb.New(sdb), store, inventory.RestoreOptions{Window: window, Force: force, Progress: progress,
+		BeforeWhole: func(ctx context.Context, offsets map[int32]int64) error {
+			if cfg.KafkaBrokers == "" {
+				return nil
+			}
+			at := map[int32]int64{}
+			for p, o := range offsets {
+				at[p] = max(0, o+1-int64(margin))
+			}
+			if err := invkafka.RewindGroup(ctx, splitList(cfg.KafkaBrokers), cfg.KafkaGroup, cfg.KafkaTopic, at); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "restore: consumer group %s moved back on %d partitions of %s\n", cfg.KafkaGroup, len(at), cfg.KafkaTopic)
+			return nil
+		}})
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	fmt.Fprintf(stdout, "restore: done in %s: %d records, %d idempotency marks, Kafka offsets of %d partitions; Redis accepts writes again\n",
+		time.Since(start).Round(time.Millisecond), rep.Records, rep.Marks, len(rep.KafkaOffsets))
+	return nil
+}
