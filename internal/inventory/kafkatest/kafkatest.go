@@ -24,6 +24,28 @@ import (
 // and the change streams under "jg:chg:" hold exactly one entry per event id.
 func CheckTotals(t testing.TB, client rueidis.Client, store inventory.StockStore, events []inventory.Event) {
 	t.Helper()
+	ids := CheckStock(t, store, events)
+	entries := ChangeEntries(t, client)
+	dups, missing := 0, 0
+	for id := range ids {
+		switch entries[id] {
+		case 1:
+		case 0:
+			missing++
+		default:
+			dups++
+		}
+		delete(entries, id)
+	}
+	if dups > 0 || missing > 0 || len(entries) > 0 {
+		t.Fatalf("change feed: %d events with more than one entry, %d with none, %d entries of unknown events", dups, missing, len(entries))
+	}
+}
+
+// CheckStock fails the test unless every store × SKU of events holds the sum of its events
+// (each event id counted once) at the version of its event count; it returns the event ids.
+func CheckStock(t testing.TB, store inventory.StockStore, events []inventory.Event) map[string]bool {
+	t.Helper()
 	type tot struct{ onHand, n int64 }
 	want := map[inventory.Key]*tot{}
 	ids := map[string]bool{}
@@ -62,21 +84,7 @@ func CheckTotals(t testing.TB, client rueidis.Client, store inventory.StockStore
 	if bad > 0 {
 		t.Fatalf("%d of %d pairs wrong", bad, len(keys))
 	}
-	entries := ChangeEntries(t, client)
-	dups, missing := 0, 0
-	for id := range ids {
-		switch entries[id] {
-		case 1:
-		case 0:
-			missing++
-		default:
-			dups++
-		}
-		delete(entries, id)
-	}
-	if dups > 0 || missing > 0 || len(entries) > 0 {
-		t.Fatalf("change feed: %d events with more than one entry, %d with none, %d entries of unknown events", dups, missing, len(entries))
-	}
+	return ids
 }
 
 // ChangeEntries counts the change-stream entries per event id over every "jg:chg:" stream.
