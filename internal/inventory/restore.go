@@ -46,7 +46,7 @@ type RestoreOptions struct {
 	// BeforeWhole, when set, runs with the copy's Kafka offsets just before the target is
 	// marked whole (writes accepted again): where the consumer group is moved back.
 	BeforeWhole func(ctx context.Context, kafkaOffsets map[int32]int64) error
-	Now      func() time.Time
+	Now         func() time.Time
 }
 
 // RestoreReport says what a restore wrote.
