@@ -236,3 +236,148 @@ func TestRedisDiesAndComesBack(t *testing.T) {
 		t.Errorf("a write after Redis came back: %+v", w)
 	}
 }
+
+// TestRedisLostAndRestored: redis-server restarts empty (no persistence). jaego notices
+// (the epoch marks are gone): it serves reads from the copy, writes nothing, and its
+// consumer leaves the group. `jaego restore` rebuilds Redis from the copy and moves the
+// group back; the consumer replays what Redis lost, exactly once: totals exact, versions
+// go on from the copy's, the change feed goes on with rising ids, and an event applied
+// before the loss is still a duplicate.
+func TestRedisLostAndRestored(t *testing.T) {
+	bin := buildJaego(t)
+	s := newCopyStack(t)
+	p := s.serve(t, bin)
+	first := dayOf(2000, 3)
+	kafkatest.Produce(t, s.broker, first)
+	web := `{"event_id":"web-before-loss","type":"receipt","store":"S0001","sku":"WEB","qty":5}`
+	if w := call(t, "POST", p.api+"/v1/events", web); w.status != 200 {
+		t.Fatalf("web event: %+v", w)
+	}
+	until(t, "the first day applied", time.Minute, func() bool { return appliedCount(t, s.client, s.store) == int64(len(first))+1 })
+	s.copied(t, int64(len(first))+1)
+	feed := invredis.NewFeed(s.store, invredis.FeedOptions{})
+	lastBefore := lastChangeID(t, feed)
+
+	// Lost: Redis comes back empty while more Kafka events keep arriving.
+	if err := s.redis.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	second := dayOf(1000, 4)
+	kafkatest.Produce(t, s.broker, second)
+	until(t, "the breaker forced open by the loss guard", 30*time.Second, func() bool {
+		return call(t, "GET", p.api+"/v1/admin/breaker", "").body["state"] == "forced_open"
+	})
+	probe := first[0]
+	if fb := call(t, "GET", p.api+"/v1/stores/"+probe.Store+"/skus/"+probe.SKU, ""); fb.status != 200 || fb.body["source"] != "fallback" {
+		t.Fatalf("read while Redis is lost: %+v", fb)
+	}
+	if w := call(t, "POST", p.api+"/v1/events", `{"event_id":"web-lost","type":"receipt","store":"S0001","sku":"WEB","qty":1}`); w.status != 503 {
+		t.Fatalf("write while Redis is lost: %+v", w)
+	}
+	if n := appliedCount(t, s.client, s.store); n != 0 {
+		t.Fatalf("%d changes written into the lost Redis", n)
+	}
+
+	// Restore, with the consumer group moved back.
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"jaego", "restore", "--redis", "redis://" + s.redis.Addr + "/0", "--postgres", s.pg,
+		"--kafka", s.broker}, func(string) string { return "" }, nil, &out, t.Output()); err != nil {
+		t.Fatalf("restore: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "records") || !strings.Contains(out.String(), "moved back") {
+		t.Errorf("restore printed %q", out.String())
+	}
+	var again bytes.Buffer
+	if err := run(context.Background(), []string{"jaego", "restore", "--redis", "redis://" + s.redis.Addr + "/0", "--postgres", s.pg},
+		func(string) string { return "" }, nil, &again, t.Output()); err == nil || !strings.Contains(err.Error(), "not empty") {
+		t.Errorf("a second restore into a restored Redis: %v", err)
+	}
+	until(t, "the breaker back to its rules", 30*time.Second, func() bool {
+		call(t, "GET", p.api+"/v1/stores/"+probe.Store+"/skus/"+probe.SKU, "")
+		return call(t, "GET", p.api+"/v1/admin/breaker", "").body["state"] == "closed"
+	})
+	all := append(append([]inventory.Event{}, first...), second...)
+	until(t, "every Kafka event applied", 2*time.Minute, func() bool {
+		ls, err := s.store.GetMany(context.Background(), lastKeys(all))
+		if err != nil {
+			return false
+		}
+		for i, l := range ls {
+			if !l.Found || l.Stock.Version != lastVersions(all)[i] {
+				return false
+			}
+		}
+		return true
+	})
+	kafkatest.CheckStock(t, s.store, all)
+	if w := call(t, "POST", p.api+"/v1/events", web); w.status != 200 || w.body["status"] != "duplicate" {
+		t.Errorf("an event applied before the loss, posted again: %+v", w)
+	}
+	w := call(t, "POST", p.api+"/v1/events", `{"event_id":"web-after","type":"receipt","store":"S0001","sku":"WEB","qty":1}`)
+	if w.status != 200 || w.body["status"] != "applied" || w.body["stock"].(map[string]any)["version"] != 2.0 || w.body["stock"].(map[string]any)["on_hand"] != 6.0 {
+		t.Errorf("a new event after the restore (version 2 after the copy's 1): %+v", w)
+	}
+	if after := lastChangeID(t, feed); !afterID(after, lastBefore) {
+		t.Errorf("change ids went back: %s after the restore, %s before the loss", after, lastBefore)
+	}
+}
+
+// lastKeys and lastVersions: every store × SKU of events and its event count.
+func lastKeys(events []inventory.Event) []inventory.Key {
+	seen := map[inventory.Key]bool{}
+	var keys []inventory.Key
+	for _, e := range events {
+		k := inventory.Key{Store: e.Store, SKU: e.SKU}
+		if !seen[k] {
+			seen[k] = true
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+func lastVersions(events []inventory.Event) []int64 {
+	n := map[inventory.Key]int64{}
+	for _, e := range events {
+		n[inventory.Key{Store: e.Store, SKU: e.SKU}]++
+	}
+	keys := lastKeys(events)
+	out := make([]int64, len(keys))
+	for i, k := range keys {
+		out[i] = n[k]
+	}
+	return out
+}
+
+// lastChangeID is the id of the newest change the feed holds (of the last hour).
+func lastChangeID(t *testing.T, f *invredis.Feed) string {
+	t.Helper()
+	last := ""
+	_, err := f.StreamChanges(context.Background(), time.Now().Add(-time.Hour), time.Now().Add(time.Minute), "", func(cs []inventory.Change) error {
+		for _, c := range cs {
+			if id, _, _ := strings.Cut(c.ID, "/"); afterID(id, last) {
+				last = id
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return last
+}
+
+func afterID(a, b string) bool {
+	if b == "" {
+		return a != ""
+	}
+	am, as, _ := strings.Cut(a, "-")
+	bm, bs, _ := strings.Cut(b, "-")
+	if len(am) != len(bm) {
+		return len(am) > len(bm)
+	}
+	if am != bm {
+		return am > bm
+	}
+	return len(as) > len(bs) || len(as) == len(bs) && as > bs
+}
