@@ -40,6 +40,7 @@ type config struct {
 	// The breaker and the durable copy (design §8).
 	Breaker         breaker.Options
 	LedgerRetention time.Duration
+	LockWatchdog    time.Duration
 
 	// jaego dev only.
 	RedisListen string
@@ -148,6 +149,8 @@ func breakerFlags(f *envFlags, c *config) {
 	f.Int(&b.MinCalls, "breaker-min-calls", "JAEGO_BREAKER_MIN_CALLS", 50, "calls the window must hold before the breaker can open")
 	f.Duration(&b.OpenFor, "breaker-open-for", "JAEGO_BREAKER_OPEN_FOR", 30*time.Second, "how long the breaker stays open before trial calls")
 	f.Int(&b.HalfOpenCalls, "breaker-half-open-calls", "JAEGO_BREAKER_HALF_OPEN_CALLS", 30, "trial calls while half-open")
+	f.Duration(&c.LockWatchdog, "lock-watchdog", "JAEGO_LOCK_WATCHDOG", 30*time.Second,
+		"lease a lock holder's watchdog keeps renewing: how soon another instance takes over the work of one that died (the projector, the promotion rebuild)")
 	f.Duration(&c.LedgerRetention, "ledger-retention", "JAEGO_LEDGER_RETENTION", 90*24*time.Hour, "how long the durable copy's ledger keeps changes")
 }
 
@@ -208,6 +211,9 @@ func (c *config) check() error {
 	}
 	if b.SlowCall <= 0 || b.OpenFor <= 0 || b.Window < 1 || b.MinCalls < 1 || b.MinCalls > b.Window || b.HalfOpenCalls < 1 {
 		return fmt.Errorf("--breaker-slow-call and --breaker-open-for must be positive, 1 <= --breaker-min-calls <= --breaker-window, --breaker-half-open-calls >= 1")
+	}
+	if c.LockWatchdog < time.Second {
+		return fmt.Errorf("--lock-watchdog must be at least 1s, got %s", c.LockWatchdog)
 	}
 	if c.LedgerRetention < 24*time.Hour {
 		return fmt.Errorf("--ledger-retention must be at least 24h, got %s", c.LedgerRetention)

@@ -381,3 +381,93 @@ func afterID(a, b string) bool {
 	}
 	return len(as) > len(bs) || len(as) == len(bs) && as > bs
 }
+
+// metricValue reads one unlabelled metric from an instance's /metrics.
+func metricValue(t *testing.T, api, name string) float64 {
+	t.Helper()
+	resp, err := client.Get(api + "/metrics")
+	if err != nil {
+		return -1 // a killed instance
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		var v float64
+		if _, err := fmt.Sscanf(sc.Text(), name+" %g", &v); err == nil {
+			return v
+		}
+	}
+	return -1
+}
+
+// TestProjectionExactlyOnce: two serve instances share Redis, Kafka and PostgreSQL while
+// more than 200,000 POS events flow. Only one projects; it is SIGKILLed mid-stream, the
+// other takes over from the committed position, and is killed in turn. Afterwards the copy
+// equals Redis record for record, and the ledger has every change once.
+func TestProjectionExactlyOnce(t *testing.T) {
+	bin := buildJaego(t)
+	s := newCopyStack(t)
+	var events []inventory.Event
+	for tx := range pos.Day(pos.DayOptions{Transactions: 150000, Stores: 300, SKUs: 2000, Seed: 11}) {
+		events = append(events, tx.Events()...)
+	}
+	if len(events) < 200000 {
+		t.Fatalf("only %d events generated", len(events))
+	}
+	total := int64(len(events))
+	serve := func() *jaegoProc { return s.serve(t, bin, "--lock-watchdog", "2s") }
+	procs := []*jaegoProc{serve(), serve()}
+	kafkatest.Produce(t, s.broker, events)
+	position := func() int64 {
+		p, err := s.copy.Position(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.Changes
+	}
+	for i, frac := range []float64{0.3, 0.6} {
+		until(t, "copy progress", 3*time.Minute, func() bool { return position() >= int64(frac*float64(total)) })
+		var active []int
+		for j, p := range procs {
+			if metricValue(t, p.api, "jaego_projector_active") == 1 {
+				active = append(active, j)
+			}
+		}
+		if len(active) != 1 {
+			t.Fatalf("%d instances project at once (want exactly one)", len(active))
+		}
+		procs[active[0]].kill(t)
+		t.Logf("kill %d: the projecting instance, at %d of %d changes copied", i+1, position(), total)
+		procs[active[0]] = serve()
+	}
+	until(t, "every event applied", 3*time.Minute, func() bool { return appliedCount(t, s.client, s.store) == total })
+	s.copied(t, total)
+	kafkatest.CheckTotals(t, s.client, s.store, events)
+	keys := lastKeys(events)
+	want, err := s.store.GetMany(context.Background(), keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.copy.GetMany(context.Background(), keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range keys {
+		w, g := want[i].Stock, got[i].Stock
+		if !got[i].Found || w.OnHand != g.OnHand || w.Version != g.Version || !w.UpdatedAt.Equal(g.UpdatedAt) {
+			t.Fatalf("%v: Redis %+v, copy %+v", keys[i], w, g)
+		}
+	}
+	sd, err := sqldb.Open(context.Background(), s.pg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sd.Close()
+	var rows, ids int64
+	if err := sd.QueryRowContext(context.Background(), `SELECT count(*), count(DISTINCT change_id) FROM stock_ledger`).Scan(&rows, &ids); err != nil {
+		t.Fatal(err)
+	}
+	if rows != total || ids != total {
+		t.Fatalf("ledger: %d rows, %d change ids; %d changes were applied", rows, ids, total)
+	}
+}

@@ -73,7 +73,7 @@ func newServer(ctx context.Context, cfg config, client rueidis.Client, sdb *sqld
 	s.feed = invredis.NewFeed(s.stock, invredis.FeedOptions{Registerer: reg})
 	sharded := shardedPubSub(ctx, client)
 	log.Debug("lock pub/sub", "sharded", sharded)
-	s.locks = lock.New(client, lock.Options{ClassicPubSub: !sharded, Registerer: reg, Logger: log})
+	s.locks = lock.New(client, lock.Options{ClassicPubSub: !sharded, WatchdogTimeout: cfg.LockWatchdog, Registerer: reg, Logger: log})
 	bo := cfg.Breaker
 	bo.FailureRate, bo.SlowRate, bo.Registerer, bo.Logger = bo.FailureRate/100, bo.SlowRate/100, reg, log
 	var fallback breaker.Copy
