@@ -156,6 +156,16 @@ func (s *copyStack) serve(t *testing.T, bin string, extra ...string) *jaegoProc 
 		"--breaker-window", "10", "--breaker-min-calls", "5", "--breaker-open-for", "1s", "--breaker-half-open-calls", "3"}, extra...)...)
 }
 
+// bootstrapped waits until the projector has taken its first feed position: changes
+// applied from then on are counted as changes, not copied as snapshot records.
+func (s *copyStack) bootstrapped(t *testing.T) {
+	t.Helper()
+	until(t, "the projector's first position", time.Minute, func() bool {
+		p, err := s.copy.Position(context.Background())
+		return err == nil && p.Cursor != ""
+	})
+}
+
 // copied waits until the copy holds n changes.
 func (s *copyStack) copied(t *testing.T, n int64) {
 	t.Helper()
@@ -184,6 +194,7 @@ func TestRedisDiesAndComesBack(t *testing.T) {
 	bin := buildJaego(t)
 	s := newCopyStack(t, "appendonly yes", "appendfsync always")
 	p := s.serve(t, bin)
+	s.bootstrapped(t)
 	first := dayOf(2000, 1)
 	kafkatest.Produce(t, s.broker, first)
 	until(t, "the first day applied", time.Minute, func() bool { return appliedCount(t, s.client, s.store) == int64(len(first)) })
@@ -247,6 +258,7 @@ func TestRedisLostAndRestored(t *testing.T) {
 	bin := buildJaego(t)
 	s := newCopyStack(t)
 	p := s.serve(t, bin)
+	s.bootstrapped(t)
 	first := dayOf(2000, 3)
 	kafkatest.Produce(t, s.broker, first)
 	web := `{"event_id":"web-before-loss","type":"receipt","store":"S0001","sku":"WEB","qty":5}`
@@ -417,6 +429,7 @@ func TestProjectionExactlyOnce(t *testing.T) {
 	total := int64(len(events))
 	serve := func() *jaegoProc { return s.serve(t, bin, "--lock-watchdog", "2s") }
 	procs := []*jaegoProc{serve(), serve()}
+	s.bootstrapped(t)
 	kafkatest.Produce(t, s.broker, events)
 	position := func() int64 {
 		p, err := s.copy.Position(context.Background())
