@@ -34,7 +34,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	if cfg.PromoPointerTTL > 0 {
 		return errors.New("--promo-pointer-cache needs RESP3 client tracking, which the embedded Redis of jaego dev lacks: use jaego serve")
 	}
-	kept := "promotions and the durable stock copy are kept in " + cfg.DataDir
+	kept := "promotions and stock (through the durable copy) are kept in " + cfg.DataDir
 	if cfg.DataDir == "" {
 		kept = "nothing is kept"
 		dir, err := os.MkdirTemp("", "jaego-dev-")
@@ -85,7 +85,19 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err := s.addConsumer([]string{broker.Addr}); err != nil {
 		return err
 	}
-	if err := seedDemo(ctx, s.stock); err != nil {
+	// The embedded Redis starts empty every time; with --data the copy kept the stock of the
+	// last run: put it back, idempotency marks included, before anything is written.
+	lost, err := s.stock.Lost(ctx)
+	if err != nil {
+		return err
+	}
+	if lost {
+		rep, err := inventory.Restore(ctx, s.copy, s.stock, inventory.RestoreOptions{})
+		if err != nil {
+			return fmt.Errorf("restoring the stock kept in %s: %w", cfg.DataDir, err)
+		}
+		log.Info("dev: stock restored from the durable copy", "records", rep.Records, "marks", rep.Marks)
+	} else if err := seedDemo(ctx, s.stock); err != nil { // a first run: the demo stock
 		return fmt.Errorf("seed demo data: %w", err)
 	}
 	if err := s.addPromotions(ctx, db, client); err != nil {

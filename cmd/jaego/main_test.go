@@ -337,3 +337,40 @@ func TestShardedPubSubDetection(t *testing.T) {
 		t.Error("embedded server detected as having SPUBLISH")
 	}
 }
+
+// TestDevDataKeepsStock: jaego dev --data keeps the stock and the idempotency marks across
+// a restart (through the durable copy), and seeds the demo only on a first run.
+func TestDevDataKeepsStock(t *testing.T) {
+	dir := t.TempDir()
+	var before map[string]any
+	t.Run("first run", func(t *testing.T) {
+		s := start(t, nil, "dev", "--http", "127.0.0.1:0", "--data", dir)
+		if code, ans := post(t, s.api+"/v1/events", `{"event_id":"kept-1","type":"receipt","store":"S001","sku":"8809461234567","qty":100}`); code != 200 || ans["status"] != "applied" {
+			t.Fatalf("receipt: %d %v", code, ans)
+		}
+		getJSON(t, s.api+"/v1/stores/S001/skus/8809461234567", &before)
+		deadline := time.Now().Add(30 * time.Second)
+		for { // the projector has copied the receipt once its history shows it
+			var h map[string]any
+			getJSON(t, s.api+"/v1/stores/S001/skus/8809461234567/history", &h)
+			if chs, _ := h["changes"].([]any); len(chs) == 1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the receipt never reached the durable copy")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+	t.Run("restart", func(t *testing.T) {
+		s := start(t, nil, "dev", "--http", "127.0.0.1:0", "--data", dir)
+		var after map[string]any
+		if code := getJSON(t, s.api+"/v1/stores/S001/skus/8809461234567", &after); code != 200 ||
+			after["on_hand"] != before["on_hand"] || after["version"] != before["version"] || after["reserved"] != before["reserved"] {
+			t.Fatalf("after a restart: %d %v, before %v", code, after, before)
+		}
+		if code, ans := post(t, s.api+"/v1/events", `{"event_id":"kept-1","type":"receipt","store":"S001","sku":"8809461234567","qty":100}`); code != 200 || ans["status"] != "duplicate" {
+			t.Fatalf("the receipt again after a restart: %d %v", code, ans)
+		}
+	})
+}

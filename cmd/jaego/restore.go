@@ -63,13 +63,13 @@ func runRestore(ctx context.Context, args []string, getenv func(string) string, 
 		}
 	}
 	rep, err := inventory.Restore(ctx, invdb.New(sdb), store, inventory.RestoreOptions{Window: window, Force: force, Progress: progress,
-		BeforeWhole: func(ctx context.Context, offsets map[int32]int64) error {
+		BeforeWhole: func(ctx context.Context, offsets map[int32]inventory.OffsetRange) error {
 			if cfg.KafkaBrokers == "" {
 				return nil
 			}
 			at := map[int32]int64{}
 			for p, o := range offsets {
-				at[p] = max(0, o+1-int64(margin))
+				at[p] = o.ResumeAt(int64(margin))
 			}
 			if err := invkafka.RewindGroup(ctx, splitList(cfg.KafkaBrokers), cfg.KafkaGroup, cfg.KafkaTopic, at); err != nil {
 				return err

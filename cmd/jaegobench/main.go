@@ -7,6 +7,7 @@
 //	go run ./cmd/jaegobench feed     # change feed: a POS day read by the raw XRANGE ceiling, windows, paged
 //	go run ./cmd/jaegobench lock    # hot SKU: lock + read-modify-write vs the Lua apply step; lock latency
 //	go run ./cmd/jaegobench promo   # gift promotions: Redis only vs pointer + local cache vs client-side pointer
+//	go run ./cmd/jaegobench copy    # durable copy: projector vs batched apply, lag at 5k/s, fallback vs primary reads, Redis outage
 package main
 
 import (
@@ -50,7 +51,7 @@ func main() {
 
 func run(ctx context.Context, args []string, out io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: jaegobench store|http|pipeline|feed|lock|promo [flags]")
+		return errors.New("usage: jaegobench store|http|pipeline|feed|lock|promo|copy [flags]")
 	}
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 	switch args[0] {
@@ -111,6 +112,15 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 		return benchPromo(ctx, out, *promotions, *targets, *dur, *conns)
+	case "copy":
+		events := fs.Int("events", 200_000, "changes of the projector's backlog")
+		rate := fs.Int("rate", 5000, "events per second of the steady run")
+		steady := fs.Duration("steady", 20*time.Second, "duration of the steady run")
+		dur := fs.Duration("duration", 5*time.Second, "duration of each lookup phase")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		return benchCopy(ctx, out, *events, *rate, *steady, *dur)
 	}
 	return fmt.Errorf("unknown benchmark %q", args[0])
 }
@@ -128,6 +138,13 @@ func (l latencies) pct(p float64) time.Duration {
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
+
+func tempDir() (string, error) { return os.MkdirTemp("", "jaegobench-") }
+
+// newClient is a client configured like jaego serve's (no client-side retries).
+func newClient(addr string) (rueidis.Client, error) {
+	return rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{addr}, DisableCache: true, DisableRetry: true})
+}
 
 // privateRedis starts a throwaway redis-server and a client to it; stop ends both.
 func privateRedis() (rueidis.Client, *testenv.RedisServer, func(), error) {

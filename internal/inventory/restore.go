@@ -14,9 +14,19 @@ type RestoreSource interface {
 	Records(ctx context.Context, n int, emit func([]Stock) error) error
 	// AppliedSince hands the changes applied at or after since to emit in pages of n.
 	AppliedSince(ctx context.Context, since time.Time, n int, emit func([]Change) error) error
-	// KafkaOffsets is the highest Kafka offset held per partition.
-	KafkaOffsets(ctx context.Context) (map[int32]int64, error)
+	// KafkaOffsets is the range of Kafka offsets the copy holds changes of, per partition.
+	KafkaOffsets(ctx context.Context) (map[int32]OffsetRange, error)
 }
+
+// OffsetRange is the lowest and highest offset of a Kafka partition whose events the copy
+// holds: records before First were applied before the copy existed (they are in its first
+// snapshot, with no idempotency marks in the ledger) and must never be consumed again.
+type OffsetRange struct{ First, Last int64 }
+
+// ResumeAt is where a consumer group resumes after a restore: margin records before the
+// last offset the copy holds (the changes of one poll reach the copy in feed order, not
+// offset order), but never before its first.
+func (r OffsetRange) ResumeAt(margin int64) int64 { return max(r.First, r.Last+1-margin) }
 
 // RestoreTarget is the Redis being rebuilt (inventory/redis).
 type RestoreTarget interface {
@@ -45,14 +55,14 @@ type RestoreOptions struct {
 	Progress func(stage string, n int64)
 	// BeforeWhole, when set, runs with the copy's Kafka offsets just before the target is
 	// marked whole (writes accepted again): where the consumer group is moved back.
-	BeforeWhole func(ctx context.Context, kafkaOffsets map[int32]int64) error
+	BeforeWhole func(ctx context.Context, kafkaOffsets map[int32]OffsetRange) error
 	Now         func() time.Time
 }
 
 // RestoreReport says what a restore wrote.
 type RestoreReport struct {
 	Records, Marks int64
-	KafkaOffsets   map[int32]int64 // the highest offset the copy holds per partition
+	KafkaOffsets   map[int32]OffsetRange // the offsets the copy holds per partition
 }
 
 // ErrTargetNotEmpty refuses a restore into a Redis that holds keys (without Force).

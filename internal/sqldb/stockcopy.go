@@ -15,7 +15,7 @@ import (
 //	stock_ledger            every change projected, by store × SKU and version
 //	stock_projection        one row: the feed cursor the copy holds, the projector's fencing
 //	                        token, the time up to which the copy is complete, a change count
-//	stock_kafka_offsets     the highest Kafka offset projected per partition (for restores)
+//	stock_kafka_offsets     the lowest and highest Kafka offset projected per partition (restores)
 func stockCopyMigration(postgres bool) *goose.Migration {
 	ledger := `CREATE TABLE stock_ledger (
     at_ms           BIGINT  NOT NULL,
@@ -58,6 +58,7 @@ func stockCopyMigration(postgres bool) *goose.Migration {
 )`,
 		`CREATE TABLE stock_kafka_offsets (
     kafka_partition INTEGER PRIMARY KEY,
+    first_offset    BIGINT  NOT NULL,
     kafka_offset    BIGINT  NOT NULL
 )`,
 	}

@@ -178,7 +178,7 @@ func (c *Copy) Commit(ctx context.Context, token int64, b inventory.Projection) 
 				latest[inventory.Key{Store: st.Store, SKU: st.SKU}] = st
 			}
 		}
-		offsets := map[int32]int64{}
+		offsets := map[int32][2]int64{} // partition → lowest, highest offset of the batch
 		ledger := make([][]any, 0, len(b.Changes))
 		for _, ch := range b.Changes {
 			k := inventory.Key{Store: ch.Store, SKU: ch.SKU}
@@ -189,9 +189,11 @@ func (c *Copy) Commit(ctx context.Context, token int64, b inventory.Projection) 
 			var kp, ko any
 			if o := ch.Origin; o != nil {
 				kp, ko = o.Partition, o.Offset
-				if cur, ok := offsets[o.Partition]; !ok || o.Offset > cur {
-					offsets[o.Partition] = o.Offset
+				cur, ok := offsets[o.Partition]
+				if !ok {
+					cur = [2]int64{o.Offset, o.Offset}
 				}
+				offsets[o.Partition] = [2]int64{min(cur[0], o.Offset), max(cur[1], o.Offset)}
 			}
 			ledger = append(ledger, []any{ch.At.UnixMilli(), ch.ID, ch.Store, ch.SKU, string(ch.Type), ch.Delta, ch.OnHand,
 				ch.Reserved, ch.Safety, ch.Version, ch.EventID, kp, ko})
@@ -211,9 +213,9 @@ func (c *Copy) Commit(ctx context.Context, token int64, b inventory.Projection) 
 			return fmt.Errorf("ledger: %w", err)
 		}
 		for p, o := range offsets {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO stock_kafka_offsets (kafka_partition, kafka_offset) VALUES ($1, $2)
+			if _, err := tx.ExecContext(ctx, `INSERT INTO stock_kafka_offsets (kafka_partition, first_offset, kafka_offset) VALUES ($1, $2, $3)
 				ON CONFLICT (kafka_partition) DO UPDATE SET kafka_offset = excluded.kafka_offset
-				WHERE stock_kafka_offsets.kafka_offset < excluded.kafka_offset`, p, o); err != nil {
+				WHERE stock_kafka_offsets.kafka_offset < excluded.kafka_offset`, p, o[0], o[1]); err != nil {
 				return fmt.Errorf("kafka offsets: %w", err)
 			}
 		}
@@ -355,17 +357,17 @@ func (c *Copy) History(ctx context.Context, store, sku string, from, to time.Tim
 	return page, nil
 }
 
-// KafkaOffsets is the highest Kafka offset the copy holds per partition.
-func (c *Copy) KafkaOffsets(ctx context.Context) (map[int32]int64, error) {
-	rows, err := c.db.QueryContext(ctx, `SELECT kafka_partition, kafka_offset FROM stock_kafka_offsets`)
+// KafkaOffsets implements inventory.RestoreSource.
+func (c *Copy) KafkaOffsets(ctx context.Context) (map[int32]inventory.OffsetRange, error) {
+	rows, err := c.db.QueryContext(ctx, `SELECT kafka_partition, first_offset, kafka_offset FROM stock_kafka_offsets`)
 	if err != nil {
 		return nil, unavailable(err)
 	}
-	out := map[int32]int64{}
+	out := map[int32]inventory.OffsetRange{}
 	return out, scanAll(rows, func(r *sql.Rows) error {
 		var p int32
-		var o int64
-		err := r.Scan(&p, &o)
+		var o inventory.OffsetRange
+		err := r.Scan(&p, &o.First, &o.Last)
 		out[p] = o
 		return err
 	})

@@ -116,7 +116,7 @@ func TestCopy(t *testing.T) {
 				t.Fatalf("bad history cursor: %v", err)
 			}
 			offs, err := c.KafkaOffsets(ctx)
-			if err != nil || len(offs) != 1 || offs[3] != 77 {
+			if err != nil || len(offs) != 1 || offs[3] != (inventory.OffsetRange{First: 77, Last: 77}) {
 				t.Fatalf("kafka offsets: %v %v", offs, err)
 			}
 			// Retention: the first day goes, the second stays.
