@@ -11,6 +11,7 @@ import (
 	invdb "github.com/jaego/jaego/internal/inventory/db"
 	invkafka "github.com/jaego/jaego/internal/inventory/kafka"
 	invredis "github.com/jaego/jaego/internal/inventory/redis"
+	"github.com/jaego/jaego/internal/lock"
 )
 
 // runRestore is `jaego restore`: it rebuilds an empty Redis from the durable copy in
@@ -55,6 +56,7 @@ func runRestore(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	defer client.Close()
 	store := invredis.New(client, invredis.Options{Groups: cfg.ShardGroups, RequireEpoch: true})
+	locks := lock.New(client, lock.Options{})
 	start, last := time.Now(), time.Time{}
 	progress := func(stage string, n int64) {
 		if time.Since(last) >= 2*time.Second {
@@ -62,7 +64,7 @@ func runRestore(ctx context.Context, args []string, getenv func(string) string, 
 			last = time.Now()
 		}
 	}
-	rep, err := inventory.Restore(ctx, invdb.New(sdb), store, inventory.RestoreOptions{Window: window, Force: force, Progress: progress,
+	rep, err := inventory.Restore(ctx, invdb.New(sdb), store, inventory.RestoreOptions{Window: window, Force: force, Progress: progress, Locks: locks,
 		BeforeWhole: func(ctx context.Context, offsets map[int32]inventory.OffsetRange) error {
 			if cfg.KafkaBrokers == "" {
 				return nil

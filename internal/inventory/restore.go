@@ -16,6 +16,8 @@ type RestoreSource interface {
 	AppliedSince(ctx context.Context, since time.Time, n int, emit func([]Change) error) error
 	// KafkaOffsets is the range of Kafka offsets the copy holds changes of, per partition.
 	KafkaOffsets(ctx context.Context) (map[int32]OffsetRange, error)
+	// Position is the copy's position, with the fencing token of its last projector.
+	Position(ctx context.Context) (CopyPosition, error)
 }
 
 // OffsetRange is the lowest and highest offset of a Kafka partition whose events the copy
@@ -44,6 +46,12 @@ type RestoreTarget interface {
 	MarkEpoch(ctx context.Context, onlyNew bool) error
 }
 
+// FenceRaiser raises a lock's token counter (the lock of design §7): after a restore the
+// projector's next token must be above the one the copy holds, or it could never commit.
+type FenceRaiser interface {
+	RaiseFence(ctx context.Context, name string, min int64) error
+}
+
 // RestoreOptions configures a restore.
 type RestoreOptions struct {
 	// Window is how long applied event ids are remembered (the idempotency window);
@@ -51,6 +59,8 @@ type RestoreOptions struct {
 	Window time.Duration
 	// Force writes into a target that is not empty.
 	Force bool
+	// Locks raises the projector lock's token counter above the copy's token; required.
+	Locks FenceRaiser
 	// Progress, when set, is told what was done so far.
 	Progress func(stage string, n int64)
 	// BeforeWhole, when set, runs with the copy's Kafka offsets just before the target is
@@ -70,8 +80,9 @@ var ErrTargetNotEmpty = fmt.Errorf("the target Redis is not empty: restore rebui
 
 // Restore rebuilds a Redis from the durable copy (design §8): every record with its
 // version and index sets, the idempotency marks still inside their window (from the
-// ledger), and change ids that keep rising above every id the copy holds. It returns the
-// Kafka offsets the copy holds, from which the consumer group resumes.
+// ledger), change ids that keep rising above every id the copy holds, and the projector
+// lock's token counter above the copy's token. It returns the Kafka offsets the copy holds,
+// from which the consumer group resumes.
 func Restore(ctx context.Context, src RestoreSource, dst RestoreTarget, o RestoreOptions) (RestoreReport, error) {
 	if o.Window <= 0 {
 		o.Window = 7 * 24 * time.Hour
@@ -120,6 +131,13 @@ func Restore(ctx context.Context, src RestoreSource, dst RestoreTarget, o Restor
 		ids = append(ids, id+"/"+g)
 	}
 	if err := dst.RaiseChangeIDs(ctx, ids); err != nil {
+		return rep, err
+	}
+	pos, err := src.Position(ctx)
+	if err == nil {
+		err = o.Locks.RaiseFence(ctx, ProjectorLock, pos.Token)
+	}
+	if err != nil {
 		return rep, err
 	}
 	offsets, err := src.KafkaOffsets(ctx)

@@ -465,3 +465,21 @@ func (l *Locker) Hold(ctx context.Context, name string, lease time.Duration) (in
 	}
 	return k.Token, k.Unlock, nil
 }
+
+var raiseFenceScript = rueidis.NewLuaScript(`
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+if cur < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
+return 1`)
+
+// RaiseFence makes every later acquisition of name get a token above min. A restore needs
+// it: a Redis that lost its data lost the token counters too, while the writes the lock
+// guarded (the durable copy) still hold the highest token they saw.
+func (l *Locker) RaiseFence(ctx context.Context, name string, min int64) error {
+	if !nameRE.MatchString(name) {
+		return ErrInvalidName
+	}
+	if err := raiseFenceScript.Exec(ctx, l.client, []string{l.fence(name)}, []string{strconv.FormatInt(min, 10)}).Error(); err != nil {
+		return jaego.Unavailable("raise fence "+name, err)
+	}
+	return nil
+}
