@@ -119,29 +119,32 @@ func (p *Projector) project(ctx context.Context, token int64) error {
 		}
 	}
 	p.o.Logger.Info("stock projector running", "token", token, "changes_so_far", pos.Changes)
+	// The feed is read ahead: the next page is fetched while the last one commits, so
+	// Redis, the decoding and PostgreSQL work at once (a page's cursor is known as soon as
+	// it is read).
+	rctx, stop := context.WithCancel(ctx)
+	defer stop()
+	pages := make(chan fetchedPage, 1)
+	go p.read(rctx, cursor, pages)
 	lastAsOf, lastPrune := pos.AsOf, time.Time{}
-	for ctx.Err() == nil {
-		start := p.o.Now()
-		page, err := p.o.Feed.Changes(ctx, time.Time{}, time.Time{}, cursor, p.o.Batch)
-		if err != nil {
-			return err
+	for f := range pages {
+		if f.err != nil {
+			return f.err
 		}
-		caughtUp := len(page.Changes) < p.o.Batch
-		asOf := start
-		if !caughtUp {
-			asOf = page.Changes[len(page.Changes)-1].At
+		asOf := f.start // caught up: the copy holds every change applied before the read
+		if len(f.page.Changes) == p.o.Batch {
+			asOf = f.page.Changes[len(f.page.Changes)-1].At
 		}
 		// An idle copy still moves its as-of forward, once a second at most.
-		if len(page.Changes) > 0 || asOf.Sub(lastAsOf) >= time.Second {
+		if len(f.page.Changes) > 0 || asOf.Sub(lastAsOf) >= time.Second {
 			t := time.Now()
-			if err := p.o.Copy.Commit(ctx, token, Projection{Changes: page.Changes, Cursor: page.Next, AsOf: asOf}); err != nil {
+			if err := p.o.Copy.Commit(ctx, token, Projection{Changes: f.page.Changes, Cursor: f.page.Next, AsOf: asOf}); err != nil {
 				return err
 			}
 			p.m.commits.Observe(time.Since(t).Seconds())
-			p.m.changes.Add(float64(len(page.Changes)))
+			p.m.changes.Add(float64(len(f.page.Changes)))
 			lastAsOf = asOf
 		}
-		cursor = page.Next
 		p.m.lag.Set(max(0, p.o.Now().Sub(lastAsOf).Seconds()))
 		if now := p.o.Now(); now.Sub(lastPrune) >= time.Hour {
 			if n, err := p.o.Copy.Prune(ctx, now.Add(-p.o.LedgerRetention)); err != nil {
@@ -151,13 +154,43 @@ func (p *Projector) project(ctx context.Context, token int64) error {
 			}
 			lastPrune = now
 		}
-		if caughtUp {
+	}
+	return ctx.Err()
+}
+
+// fetchedPage is one read of the feed, with the time it began.
+type fetchedPage struct {
+	page  ChangePage
+	start time.Time
+	err   error
+}
+
+// read follows the feed from cursor into pages until ctx ends or a read fails (its error is
+// the last page); once caught up it waits for new changes, Idle at most, between reads.
+func (p *Projector) read(ctx context.Context, cursor string, pages chan<- fetchedPage) {
+	defer close(pages)
+	for ctx.Err() == nil {
+		start := p.o.Now()
+		page, err := p.o.Feed.Changes(ctx, time.Time{}, time.Time{}, cursor, p.o.Batch)
+		select {
+		case pages <- fetchedPage{page: page, start: start, err: err}:
+		case <-ctx.Done():
+			return
+		}
+		if err != nil {
+			return
+		}
+		cursor = page.Next
+		if len(page.Changes) < p.o.Batch {
 			if err := p.o.Feed.Wait(ctx, cursor, p.o.Idle); err != nil && ctx.Err() == nil {
-				return err
+				select {
+				case pages <- fetchedPage{err: err}:
+				case <-ctx.Done():
+				}
+				return
 			}
 		}
 	}
-	return nil
 }
 
 // bootstrap fills an empty copy from a snapshot: the feed position first, then every

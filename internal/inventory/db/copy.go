@@ -21,6 +21,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/jaego/jaego/internal/inventory"
 	"github.com/jaego/jaego/internal/jaego"
 	"github.com/jaego/jaego/internal/sqldb"
@@ -130,7 +132,7 @@ func (c *Copy) Claim(ctx context.Context, token int64) (inventory.CopyPosition, 
 			VALUES (1, '', 0, 0, 0) ON CONFLICT (id) DO NOTHING`); err != nil {
 			return err
 		}
-		return claim(ctx, tx, token)
+		return claim(ctx, sqlTx{tx}, token)
 	})
 	if err != nil {
 		return inventory.CopyPosition{}, err
@@ -140,91 +142,142 @@ func (c *Copy) Claim(ctx context.Context, token int64) (inventory.CopyPosition, 
 
 // claim raises the token in the position row, first thing in a transaction: the row lock
 // serialises projectors, and a stale one changes nothing.
-func claim(ctx context.Context, tx *sql.Tx, token int64) error {
-	res, err := tx.ExecContext(ctx, `UPDATE stock_projection SET token = $1 WHERE id = 1 AND token <= $1`, token)
+func claim(ctx context.Context, tx execer, token int64) error {
+	n, err := tx.exec(ctx, `UPDATE stock_projection SET token = $1 WHERE id = 1 AND token <= $1`, token)
 	if err != nil {
 		return err
 	}
-	if n, err := res.RowsAffected(); err != nil || n == 0 {
+	if n == 0 {
 		return fmt.Errorf("token %d: %w", token, ErrStaleToken)
 	}
 	return nil
 }
 
+// execer is a transaction of either driver: database/sql's (SQLite) or pgx's (PostgreSQL,
+// where the ledger goes in with COPY).
+type execer interface {
+	exec(ctx context.Context, q string, args ...any) (rowsAffected int64, err error)
+}
+
+type sqlTx struct{ *sql.Tx }
+
+func (t sqlTx) exec(ctx context.Context, q string, args ...any) (int64, error) {
+	res, err := t.ExecContext(ctx, q, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+type pgxTx struct{ pgx.Tx }
+
+func (t pgxTx) exec(ctx context.Context, q string, args ...any) (int64, error) {
+	tag, err := t.Exec(ctx, q, args...)
+	return tag.RowsAffected(), err
+}
+
+// ledgerColumns are the stock_ledger columns a commit writes, in the order of its rows.
+var ledgerColumns = []string{"at_ms", "change_id", "store", "sku", "type", "delta", "on_hand", "reserved", "safety", "version", "event_id", "kafka_partition", "kafka_offset"}
+
 // Commit implements inventory.CopyStore: the batch's records (only where their version is
 // higher), its ledger entries, the Kafka offsets and the position, in one transaction.
 func (c *Copy) Commit(ctx context.Context, token int64, b inventory.Projection) error {
-	if c.db.Postgres() {
-		if err := c.ensurePartitions(ctx, b.Changes); err != nil {
-			return unavailable(err)
-		}
+	if !c.db.Postgres() {
+		return c.db.InTx(ctx, func(tx *sql.Tx) error {
+			return commit(ctx, sqlTx{tx}, token, b, func(rows [][]any) error {
+				return insert(ctx, sqlTx{tx}, `INSERT INTO stock_ledger (`+strings.Join(ledgerColumns, ", ")+`) VALUES `, rows, ` ON CONFLICT DO NOTHING`)
+			})
+		})
 	}
-	return c.db.InTx(ctx, func(tx *sql.Tx) error {
-		if err := claim(ctx, tx, token); err != nil {
-			return err
-		}
-		asOf := int64(0) // zero keeps the copy's as-of (a snapshot in progress)
-		if !b.AsOf.IsZero() {
-			asOf = b.AsOf.UnixMilli()
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE stock_projection SET cursor = $1,
-			as_of_ms = CASE WHEN CAST($2 AS BIGINT) > 0 THEN CAST($2 AS BIGINT) ELSE as_of_ms END, changes = changes + $3 WHERE id = 1`,
-			b.Cursor, asOf, len(b.Changes)); err != nil {
-			return err
-		}
-		latest := map[inventory.Key]inventory.Stock{}
-		for _, st := range b.Records {
-			if cur, ok := latest[inventory.Key{Store: st.Store, SKU: st.SKU}]; !ok || st.Version > cur.Version {
-				latest[inventory.Key{Store: st.Store, SKU: st.SKU}] = st
-			}
-		}
-		offsets := map[int32][2]int64{} // partition → lowest, highest offset of the batch
-		ledger := make([][]any, 0, len(b.Changes))
-		for _, ch := range b.Changes {
-			k := inventory.Key{Store: ch.Store, SKU: ch.SKU}
-			if cur, ok := latest[k]; !ok || ch.Version > cur.Version {
-				latest[k] = inventory.Stock{Store: ch.Store, SKU: ch.SKU, OnHand: ch.OnHand, Reserved: ch.Reserved,
-					Safety: ch.Safety, Version: ch.Version, UpdatedAt: ch.At}
-			}
-			var kp, ko any
-			if o := ch.Origin; o != nil {
-				kp, ko = o.Partition, o.Offset
-				cur, ok := offsets[o.Partition]
-				if !ok {
-					cur = [2]int64{o.Offset, o.Offset}
-				}
-				offsets[o.Partition] = [2]int64{min(cur[0], o.Offset), max(cur[1], o.Offset)}
-			}
-			ledger = append(ledger, []any{ch.At.UnixMilli(), ch.ID, ch.Store, ch.SKU, string(ch.Type), ch.Delta, ch.OnHand,
-				ch.Reserved, ch.Safety, ch.Version, ch.EventID, kp, ko})
-		}
-		records := make([][]any, 0, len(latest))
-		for _, st := range latest {
-			records = append(records, []any{st.Store, st.SKU, st.OnHand, st.Reserved, st.Safety, st.Version, st.UpdatedAt.UnixMilli()})
-		}
-		if err := insert(ctx, tx, `INSERT INTO stock_copy (store, sku, on_hand, reserved, safety, version, updated_at_ms) VALUES `, records,
-			` ON CONFLICT (store, sku) DO UPDATE SET on_hand = excluded.on_hand, reserved = excluded.reserved,
-			safety = excluded.safety, version = excluded.version, updated_at_ms = excluded.updated_at_ms
-			WHERE stock_copy.version < excluded.version`); err != nil {
-			return fmt.Errorf("stock rows: %w", err)
-		}
-		if err := insert(ctx, tx, `INSERT INTO stock_ledger (at_ms, change_id, store, sku, type, delta, on_hand, reserved,
-			safety, version, event_id, kafka_partition, kafka_offset) VALUES `, ledger, ` ON CONFLICT DO NOTHING`); err != nil {
-			return fmt.Errorf("ledger: %w", err)
-		}
-		for p, o := range offsets {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO stock_kafka_offsets (kafka_partition, first_offset, kafka_offset) VALUES ($1, $2, $3)
-				ON CONFLICT (kafka_partition) DO UPDATE SET kafka_offset = excluded.kafka_offset
-				WHERE stock_kafka_offsets.kafka_offset < excluded.kafka_offset`, p, o[0], o[1]); err != nil {
-				return fmt.Errorf("kafka offsets: %w", err)
-			}
-		}
-		return nil
+	// PostgreSQL: the same transaction on pgx itself, for COPY. A change is committed once
+	// (its cursor is in the same transaction), so the ledger needs no ON CONFLICT.
+	if err := c.ensurePartitions(ctx, b.Changes); err != nil {
+		return unavailable(err)
+	}
+	conn, err := c.db.Conn(ctx)
+	if err != nil {
+		return unavailable(err)
+	}
+	defer conn.Close()
+	return conn.Raw(func(dc any) error {
+		pc := dc.(*stdlib.Conn).Conn()
+		return pgx.BeginFunc(ctx, pc, func(tx pgx.Tx) error {
+			return commit(ctx, pgxTx{tx}, token, b, func(rows [][]any) error {
+				_, err := tx.CopyFrom(ctx, pgx.Identifier{"stock_ledger"}, ledgerColumns, pgx.CopyFromRows(rows))
+				return err
+			})
+		})
 	})
 }
 
+// commit writes a projection in tx: the token check, the position, the records (only where
+// their version is higher), the ledger (through writeLedger) and the Kafka offsets.
+func commit(ctx context.Context, tx execer, token int64, b inventory.Projection, writeLedger func([][]any) error) error {
+	if err := claim(ctx, tx, token); err != nil {
+		return err
+	}
+	asOf := int64(0) // zero keeps the copy's as-of (a snapshot in progress)
+	if !b.AsOf.IsZero() {
+		asOf = b.AsOf.UnixMilli()
+	}
+	if _, err := tx.exec(ctx, `UPDATE stock_projection SET cursor = $1,
+		as_of_ms = CASE WHEN CAST($2 AS BIGINT) > 0 THEN CAST($2 AS BIGINT) ELSE as_of_ms END, changes = changes + $3 WHERE id = 1`,
+		b.Cursor, asOf, len(b.Changes)); err != nil {
+		return err
+	}
+	latest := map[inventory.Key]inventory.Stock{}
+	for _, st := range b.Records {
+		if cur, ok := latest[inventory.Key{Store: st.Store, SKU: st.SKU}]; !ok || st.Version > cur.Version {
+			latest[inventory.Key{Store: st.Store, SKU: st.SKU}] = st
+		}
+	}
+	offsets := map[int32][2]int64{} // partition → lowest, highest offset of the batch
+	ledger := make([][]any, 0, len(b.Changes))
+	for _, ch := range b.Changes {
+		k := inventory.Key{Store: ch.Store, SKU: ch.SKU}
+		if cur, ok := latest[k]; !ok || ch.Version > cur.Version {
+			latest[k] = inventory.Stock{Store: ch.Store, SKU: ch.SKU, OnHand: ch.OnHand, Reserved: ch.Reserved,
+				Safety: ch.Safety, Version: ch.Version, UpdatedAt: ch.At}
+		}
+		var kp, ko any
+		if o := ch.Origin; o != nil {
+			kp, ko = o.Partition, o.Offset
+			cur, ok := offsets[o.Partition]
+			if !ok {
+				cur = [2]int64{o.Offset, o.Offset}
+			}
+			offsets[o.Partition] = [2]int64{min(cur[0], o.Offset), max(cur[1], o.Offset)}
+		}
+		ledger = append(ledger, []any{ch.At.UnixMilli(), ch.ID, ch.Store, ch.SKU, string(ch.Type), ch.Delta, ch.OnHand,
+			ch.Reserved, ch.Safety, ch.Version, ch.EventID, kp, ko})
+	}
+	records := make([][]any, 0, len(latest))
+	for _, st := range latest {
+		records = append(records, []any{st.Store, st.SKU, st.OnHand, st.Reserved, st.Safety, st.Version, st.UpdatedAt.UnixMilli()})
+	}
+	if err := insert(ctx, tx, `INSERT INTO stock_copy (store, sku, on_hand, reserved, safety, version, updated_at_ms) VALUES `, records,
+		` ON CONFLICT (store, sku) DO UPDATE SET on_hand = excluded.on_hand, reserved = excluded.reserved,
+		safety = excluded.safety, version = excluded.version, updated_at_ms = excluded.updated_at_ms
+		WHERE stock_copy.version < excluded.version`); err != nil {
+		return fmt.Errorf("stock rows: %w", err)
+	}
+	if len(ledger) > 0 {
+		if err := writeLedger(ledger); err != nil {
+			return fmt.Errorf("ledger: %w", err)
+		}
+	}
+	for p, o := range offsets {
+		if _, err := tx.exec(ctx, `INSERT INTO stock_kafka_offsets (kafka_partition, first_offset, kafka_offset) VALUES ($1, $2, $3)
+			ON CONFLICT (kafka_partition) DO UPDATE SET kafka_offset = excluded.kafka_offset
+			WHERE stock_kafka_offsets.kafka_offset < excluded.kafka_offset`, p, o[0], o[1]); err != nil {
+			return fmt.Errorf("kafka offsets: %w", err)
+		}
+	}
+	return nil
+}
+
 // insert runs head VALUES (…), (…) tail for rows, in statements of at most 4,000 values.
-func insert(ctx context.Context, tx *sql.Tx, head string, rows [][]any, tail string) error {
+func insert(ctx context.Context, tx execer, head string, rows [][]any, tail string) error {
 	if len(rows) == 0 {
 		return nil
 	}
@@ -249,7 +302,7 @@ func insert(ctx context.Context, tx *sql.Tx, head string, rows [][]any, tail str
 			q.WriteByte(')')
 		}
 		q.WriteString(tail)
-		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+		if _, err := tx.exec(ctx, q.String(), args...); err != nil {
 			return err
 		}
 		rows = rows[n:]
