@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/jaego/jaego/internal/inventory"
 	invdb "github.com/jaego/jaego/internal/inventory/db"
@@ -239,6 +241,16 @@ func TestRedisDiesAndComesBack(t *testing.T) {
 	}
 	if ready := call(t, "GET", p.api+"/readyz", ""); ready.status != 200 || ready.body["status"] != "degraded" {
 		t.Errorf("readyz with the copy serving: %+v", ready)
+	}
+	// The consumer retries without committing: while it keeps retrying, the group's offsets
+	// stay where the first day left them.
+	retries := func() float64 { return metricValue(t, p.api, "jaego_consumer_store_retries_total") }
+	until(t, "consumer retries", time.Minute, func() bool { return retries() >= 2 })
+	committed := committedOffsets(t, s.broker)
+	seen := retries()
+	until(t, "more consumer retries", time.Minute, func() bool { return retries() >= seen+2 })
+	if again := committedOffsets(t, s.broker); again != committed || committed != int64(len(first)) {
+		t.Errorf("offsets committed while Redis is dead: %d then %d; the first day is %d records", committed, again, len(first))
 	}
 
 	if err := s.redis.Restart(); err != nil { // back, with its AOF
@@ -507,4 +519,21 @@ func TestProjectionExactlyOnce(t *testing.T) {
 	if rows != total || ids != total {
 		t.Fatalf("ledger: %d rows, %d change ids; %d changes were applied", rows, ids, total)
 	}
+}
+
+// committedOffsets is the sum of the consumer group's committed offsets.
+func committedOffsets(t *testing.T, broker string) int64 {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(broker))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	res, err := kadm.NewClient(cl).FetchOffsets(context.Background(), invkafka.DefaultGroup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum int64
+	res.Offsets().Each(func(o kadm.Offset) { sum += o.At })
+	return sum
 }
