@@ -1,14 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -33,54 +29,11 @@ func buildJaego(t *testing.T) string {
 	return bin
 }
 
-// process is a `jaego serve` child process.
-type process struct {
-	cmd *exec.Cmd
-	log string
-}
-
-func startServe(t *testing.T, bin, redisAddr, broker string) *process {
+// startServe runs `jaego serve` on redisAddr and broker, the consumer's session short.
+func startServe(t *testing.T, bin, redisAddr, broker string) *jaegoProc {
 	t.Helper()
-	logPath := filepath.Join(t.TempDir(), "jaego.log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "serve", "--http", "127.0.0.1:0", "--redis", "redis://"+redisAddr+"/0",
+	return startJaego(t, bin, "serve", "--http", "127.0.0.1:0", "--redis", "redis://"+redisAddr+"/0",
 		"--kafka", broker, "--kafka-session-timeout", "1s", "--log-level", "warn")
-	cmd.Stderr = logFile
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	logFile.Close()
-	p := &process{cmd: cmd, log: logPath}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	sc := bufio.NewScanner(stdout)
-	for sc.Scan() {
-		if strings.Contains(sc.Text(), "api:") {
-			go func() {
-				for sc.Scan() {
-				}
-			}()
-			return p
-		}
-	}
-	b, _ := os.ReadFile(logPath)
-	t.Fatalf("jaego serve did not start:\n%s", b)
-	return nil
-}
-
-func (p *process) kill(t *testing.T) {
-	t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = p.cmd.Wait()
 }
 
 // appliedCount is the number of change entries: one per applied event.

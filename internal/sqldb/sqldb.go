@@ -160,3 +160,14 @@ func (d *DB) InSnapshot(ctx context.Context, fn func(*sql.Tx) error) error {
 	}
 	return tx.Commit()
 }
+
+// ScanAll calls fn for every row of rows, closes them, and returns the first error.
+func ScanAll(rows *sql.Rows, fn func(*sql.Rows) error) error {
+	defer rows.Close()
+	for rows.Next() {
+		if err := fn(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}

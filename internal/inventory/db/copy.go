@@ -83,7 +83,7 @@ func (c *Copy) GetMany(ctx context.Context, keys []inventory.Key) ([]inventory.L
 		if err != nil {
 			return nil, unavailable(err)
 		}
-		err = scanAll(rows, func(r *sql.Rows) error {
+		err = sqldb.ScanAll(rows, func(r *sql.Rows) error {
 			st, err := scanStock(r)
 			for _, i := range at[inventory.Key{Store: st.Store, SKU: st.SKU}] {
 				out[i] = inventory.Lookup{Stock: st, Found: true}
@@ -346,7 +346,7 @@ func (c *Copy) Prune(ctx context.Context, before time.Time) (int64, error) {
 		return 0, unavailable(err)
 	}
 	var old []string
-	err = scanAll(rows, func(r *sql.Rows) error {
+	err = sqldb.ScanAll(rows, func(r *sql.Rows) error {
 		var name string
 		if err := r.Scan(&name); err != nil {
 			return err
@@ -389,7 +389,7 @@ func (c *Copy) History(ctx context.Context, store, sku string, from, to time.Tim
 		return inventory.ChangePage{}, unavailable(err)
 	}
 	var page inventory.ChangePage
-	err = scanAll(rows, func(r *sql.Rows) error {
+	err = sqldb.ScanAll(rows, func(r *sql.Rows) error {
 		ch := inventory.Change{Store: store, SKU: sku}
 		var typ string
 		var at int64
@@ -417,7 +417,7 @@ func (c *Copy) KafkaOffsets(ctx context.Context) (map[int32]inventory.OffsetRang
 		return nil, unavailable(err)
 	}
 	out := map[int32]inventory.OffsetRange{}
-	return out, scanAll(rows, func(r *sql.Rows) error {
+	return out, sqldb.ScanAll(rows, func(r *sql.Rows) error {
 		var p int32
 		var o inventory.OffsetRange
 		err := r.Scan(&p, &o.First, &o.Last)
@@ -436,7 +436,7 @@ func (c *Copy) Records(ctx context.Context, n int, emit func([]inventory.Stock) 
 			return unavailable(err)
 		}
 		var page []inventory.Stock
-		if err := scanAll(rows, func(r *sql.Rows) error {
+		if err := sqldb.ScanAll(rows, func(r *sql.Rows) error {
 			st, err := scanStock(r)
 			page = append(page, st)
 			return err
@@ -469,7 +469,7 @@ func (c *Copy) AppliedSince(ctx context.Context, since time.Time, n int, emit fu
 			return unavailable(err)
 		}
 		var page []inventory.Change
-		if err := scanAll(rows, func(r *sql.Rows) error {
+		if err := sqldb.ScanAll(rows, func(r *sql.Rows) error {
 			var ch inventory.Change
 			var at int64
 			err := r.Scan(&ch.ID, &ch.Store, &ch.SKU, &ch.Version, &ch.EventID, &at)
@@ -488,14 +488,4 @@ func (c *Copy) AppliedSince(ctx context.Context, since time.Time, n int, emit fu
 		l := page[len(page)-1]
 		last = pos{l.Store, l.SKU, l.Version}
 	}
-}
-
-func scanAll(rows *sql.Rows, fn func(*sql.Rows) error) error {
-	defer rows.Close()
-	for rows.Next() {
-		if err := fn(rows); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
 }

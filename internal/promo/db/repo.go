@@ -233,7 +233,7 @@ func (d *DB) load(ctx context.Context, q querier, where string, args ...any) ([]
 	}
 	var ps []promo.Promotion
 	index := map[string]int{}
-	err = scanAll(rows, func(r *sql.Rows) error {
+	err = sqldb.ScanAll(rows, func(r *sql.Rows) error {
 		var p promo.Promotion
 		var starts, ends, created, updated int64
 		if err := r.Scan(&p.ID, &p.Name, &p.Status, &starts, &ends, &p.Priority, &p.Condition.MinQty,
@@ -275,7 +275,7 @@ func (d *DB) load(ctx context.Context, q querier, where string, args ...any) ([]
 		if err != nil {
 			return nil, err
 		}
-		if err := scanAll(rows, func(r *sql.Rows) error {
+		if err := sqldb.ScanAll(rows, func(r *sql.Rows) error {
 			var id, v string
 			if err := r.Scan(&id, &v); err != nil {
 				return err
@@ -295,7 +295,7 @@ func (d *DB) load(ctx context.Context, q querier, where string, args ...any) ([]
 	if err != nil {
 		return nil, err
 	}
-	return ps, scanAll(rows, func(r *sql.Rows) error {
+	return ps, sqldb.ScanAll(rows, func(r *sql.Rows) error {
 		var id string
 		var g promo.Gift
 		if err := r.Scan(&id, &g.SKU, &g.Qty); err != nil {
@@ -308,14 +308,4 @@ func (d *DB) load(ctx context.Context, q querier, where string, args ...any) ([]
 		p.Gifts = append(p.Gifts, g)
 		return nil
 	})
-}
-
-func scanAll(rows *sql.Rows, fn func(*sql.Rows) error) error {
-	defer rows.Close()
-	for rows.Next() {
-		if err := fn(rows); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
 }
