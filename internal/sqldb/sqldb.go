@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"strconv"
 	"strings"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
@@ -170,4 +171,45 @@ func ScanAll(rows *sql.Rows, fn func(*sql.Rows) error) error {
 		}
 	}
 	return rows.Err()
+}
+
+// Statement is one SQL statement and its arguments.
+type Statement struct {
+	SQL  string
+	Args []any
+}
+
+// MultiRowValues splits rows into statements head (…), (…) tail of at most 4,000
+// parameters each (PostgreSQL takes 65,535, SQLite 32,766): a batch of 10,000 rows is a
+// handful of round trips, not 10,000.
+func MultiRowValues(head string, rows [][]any, tail string) []Statement {
+	if len(rows) == 0 {
+		return nil
+	}
+	per := max(1, 4000/max(1, len(rows[0])))
+	var out []Statement
+	for len(rows) > 0 {
+		n := min(per, len(rows))
+		var q strings.Builder
+		q.WriteString(head)
+		args := make([]any, 0, n*len(rows[0]))
+		for i, r := range rows[:n] {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			q.WriteByte('(')
+			for j, v := range r {
+				if j > 0 {
+					q.WriteString(", ")
+				}
+				args = append(args, v)
+				q.WriteString("$" + strconv.Itoa(len(args)))
+			}
+			q.WriteByte(')')
+		}
+		q.WriteString(tail)
+		out = append(out, Statement{SQL: q.String(), Args: args})
+		rows = rows[n:]
+	}
+	return out
 }

@@ -278,34 +278,10 @@ func commit(ctx context.Context, tx execer, token int64, b inventory.Projection,
 
 // insert runs head VALUES (…), (…) tail for rows, in statements of at most 4,000 values.
 func insert(ctx context.Context, tx execer, head string, rows [][]any, tail string) error {
-	if len(rows) == 0 {
-		return nil
-	}
-	per := max(1, 4000/len(rows[0]))
-	for len(rows) > 0 {
-		n := min(per, len(rows))
-		var q strings.Builder
-		q.WriteString(head)
-		args := make([]any, 0, n*len(rows[0]))
-		for i, r := range rows[:n] {
-			if i > 0 {
-				q.WriteString(", ")
-			}
-			q.WriteByte('(')
-			for j, v := range r {
-				if j > 0 {
-					q.WriteString(", ")
-				}
-				args = append(args, v)
-				q.WriteString("$" + strconv.Itoa(len(args)))
-			}
-			q.WriteByte(')')
-		}
-		q.WriteString(tail)
-		if _, err := tx.exec(ctx, q.String(), args...); err != nil {
+	for _, st := range sqldb.MultiRowValues(head, rows, tail) {
+		if _, err := tx.exec(ctx, st.SQL, st.Args...); err != nil {
 			return err
 		}
-		rows = rows[n:]
 	}
 	return nil
 }

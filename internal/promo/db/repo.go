@@ -6,7 +6,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -188,33 +187,13 @@ func insertChildren(ctx context.Context, tx *sql.Tx, p *promo.Promotion) error {
 	return nil
 }
 
-// insertRows inserts rows with multi-row VALUES, 500 rows a statement: a promotion with
-// 10,000 targets is 20 round trips, not 10,000.
+// insertRows inserts rows with multi-row VALUES: a promotion with 10,000 targets is a
+// few round trips, not 10,000.
 func insertRows(ctx context.Context, tx *sql.Tx, table, cols string, rows [][]any) error {
-	const chunk = 500
-	for len(rows) > 0 {
-		n := min(chunk, len(rows))
-		var q strings.Builder
-		args := make([]any, 0, n*len(rows[0]))
-		fmt.Fprintf(&q, "INSERT INTO %s (%s) VALUES ", table, cols)
-		for i, r := range rows[:n] {
-			if i > 0 {
-				q.WriteString(", ")
-			}
-			q.WriteByte('(')
-			for j, v := range r {
-				if j > 0 {
-					q.WriteString(", ")
-				}
-				args = append(args, v)
-				fmt.Fprintf(&q, "$%d", len(args))
-			}
-			q.WriteByte(')')
-		}
-		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+	for _, st := range sqldb.MultiRowValues("INSERT INTO "+table+" ("+cols+") VALUES ", rows, "") {
+		if _, err := tx.ExecContext(ctx, st.SQL, st.Args...); err != nil {
 			return err
 		}
-		rows = rows[n:]
 	}
 	return nil
 }
