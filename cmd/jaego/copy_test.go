@@ -293,6 +293,7 @@ func TestRedisLostAndRestored(t *testing.T) {
 	lastBefore := lastChangeID(t, feed)
 
 	// Lost: Redis comes back empty while more Kafka events keep arriving.
+	lostAt := time.Now()
 	if err := s.redis.Restart(); err != nil {
 		t.Fatal(err)
 	}
@@ -302,8 +303,13 @@ func TestRedisLostAndRestored(t *testing.T) {
 		return call(t, "GET", p.api+"/v1/admin/breaker", "").body["state"] == "forced_open"
 	})
 	probe := first[0]
-	if fb := call(t, "GET", p.api+"/v1/stores/"+probe.Store+"/skus/"+probe.SKU, ""); fb.status != 200 || fb.body["source"] != "fallback" {
+	fb := call(t, "GET", p.api+"/v1/stores/"+probe.Store+"/skus/"+probe.SKU, "")
+	if fb.status != 200 || fb.body["source"] != "fallback" {
 		t.Fatalf("read while Redis is lost: %+v", fb)
+	}
+	// The copy does not claim to be newer than the loss: an empty Redis is not a feed.
+	if asOf, err := time.Parse(time.RFC3339Nano, fb.header.Get("X-Stock-As-Of")); err != nil || asOf.After(lostAt) {
+		t.Errorf("X-Stock-As-Of %q while Redis is lost (lost at %s): %v", fb.header.Get("X-Stock-As-Of"), lostAt.UTC().Format(time.RFC3339Nano), err)
 	}
 	if w := call(t, "POST", p.api+"/v1/events", `{"event_id":"web-lost","type":"receipt","store":"S0001","sku":"WEB","qty":1}`); w.status != 503 {
 		t.Fatalf("write while Redis is lost: %+v", w)

@@ -25,6 +25,10 @@ type ProjectorOptions struct {
 	Idle time.Duration
 	// LedgerRetention is how long the ledger keeps changes; default 90 days.
 	LedgerRetention time.Duration
+	// Lost, when set, says the stock store lost its data (Redis came back empty): the
+	// projector then commits nothing, so the copy's as-of stays at the loss instead of
+	// claiming an empty feed is up to date, until the store is restored.
+	Lost func(ctx context.Context) (bool, error)
 	Now             func() time.Time
 	Logger          *slog.Logger
 	Registerer      prometheus.Registerer
@@ -130,6 +134,11 @@ func (p *Projector) project(ctx context.Context, token int64) error {
 	for f := range pages {
 		if f.err != nil {
 			return f.err
+		}
+		if p.o.Lost != nil && len(f.page.Changes) == 0 {
+			if lost, err := p.o.Lost(ctx); err != nil || lost {
+				continue // nothing to copy, and no as-of to claim
+			}
 		}
 		asOf := f.start // caught up: the copy holds every change applied before the read
 		if len(f.page.Changes) == p.o.Batch {
