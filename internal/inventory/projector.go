@@ -28,10 +28,10 @@ type ProjectorOptions struct {
 	// Lost, when set, says the stock store lost its data (Redis came back empty): the
 	// projector then commits nothing, so the copy's as-of stays at the loss instead of
 	// claiming an empty feed is up to date, until the store is restored.
-	Lost func(ctx context.Context) (bool, error)
-	Now             func() time.Time
-	Logger          *slog.Logger
-	Registerer      prometheus.Registerer
+	Lost       func(ctx context.Context) (bool, error)
+	Now        func() time.Time
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
 }
 
 // Projector is the use case that keeps the durable copy (design §8): it follows the change
