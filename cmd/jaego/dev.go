@@ -105,14 +105,14 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	}
 	s.ready.Store(true)
 	api := s.apiURL()
-	fmt.Fprintf(stdout, `jaego dev is running (Ctrl-C stops it; %s)
+	fmt.Fprintf(stdout, `jaego dev %s is running (Ctrl-C stops it; %s)
   redis:  %s   (redis-cli -p %d)
   kafka:  %s   (topic %s; kcat -b %s -t %s -P)
   sql:    %s
   try:    curl %s/v1/stores/S001/skus/8809461234567
           curl %s/v1/products/8809461234567/gifts
   api:    %s
-`, kept, redisSrv.Addr(), redisSrv.Server().Addr().Port, broker.Addr, cfg.KafkaTopic, broker.Addr, cfg.KafkaTopic, sqlURL, api, api, api)
+`, readBuildInfo().Version, kept, redisSrv.Addr(), redisSrv.Server().Addr().Port, broker.Addr, cfg.KafkaTopic, broker.Addr, cfg.KafkaTopic, sqlURL, api, api, api)
 	log.Info("dev serving", "http", api, "redis", redisSrv.Addr(), "kafka", broker.Addr)
 	return s.serve(ctx)
 }

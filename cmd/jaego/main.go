@@ -34,6 +34,7 @@ commands:
   migrate applies the SQL schema migrations (gift promotions, durable stock copy) to --postgres
   restore rebuilds an empty Redis from the durable copy in PostgreSQL and moves the consumer group back
   promo   promo rebuild: builds and publishes a new promotion cache version by hand
+  version prints the version, commit and build date (also --version)
 
 Run 'jaego <command> -h' for the flags of a command.
 `
@@ -60,6 +61,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runPromo(ctx, rest, getenv, stdout, stderr)
 	case "restore":
 		return runRestore(ctx, rest, getenv, stdout, stderr)
+	case "version", "--version", "-version":
+		return runVersion(stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -9,7 +9,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os/exec"
+	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -236,7 +239,8 @@ func TestDevEndToEnd(t *testing.T) {
 		resp.Body.Close()
 		metrics = string(b)
 	}
-	for _, m := range []string{`jaego_stock_events_total{status="applied",type="sale"} 1`, "jaego_http_request_duration_seconds", "go_goroutines"} {
+	for _, m := range []string{`jaego_stock_events_total{status="applied",type="sale"} 1`, "jaego_http_request_duration_seconds", "go_goroutines",
+		`jaego_build_info{commit="unknown",go="` + runtime.Version() + `",version="(devel)"} 1`, `jaego_breaker_state{state="closed"} 1`} {
 		if !strings.Contains(metrics, m) {
 			t.Errorf("/metrics lacks %s", m)
 		}
@@ -373,4 +377,26 @@ func TestDevDataKeepsStock(t *testing.T) {
 			t.Fatalf("the receipt again after a restart: %d %v", code, ans)
 		}
 	})
+}
+
+// TestVersion: `jaego version` and `--version` say what the binary is; a build with
+// -ldflags says what it was given.
+func TestVersion(t *testing.T) {
+	for _, arg := range []string{"version", "--version"} {
+		var out strings.Builder
+		if err := run(context.Background(), []string{"jaego", arg}, func(string) string { return "" }, nil, &out, t.Output()); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(out.String(), "jaego ") || !strings.Contains(out.String(), runtime.Version()) {
+			t.Errorf("jaego %s printed %q", arg, out.String())
+		}
+	}
+	bin := filepath.Join(t.TempDir(), "jaego")
+	if out, err := exec.Command("go", "build", "-ldflags", "-X main.version=v9.8.7 -X main.commit=abc123", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "version").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "jaego v9.8.7, commit abc123") {
+		t.Fatalf("a release build says %q (%v)", out, err)
+	}
 }

@@ -62,6 +62,7 @@ type worker struct {
 func newServer(ctx context.Context, cfg config, client rueidis.Client, sdb *sqldb.DB, log *slog.Logger) (*server, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	registerBuildInfo(reg)
 	s := &server{cfg: cfg, log: log, registry: reg, sql: sdb}
 	s.stock = invredis.New(client, invredis.Options{
 		Groups:       cfg.ShardGroups,
@@ -279,9 +280,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		}
 	}
 	s.ready.Store(true)
-	fmt.Fprintf(stdout, "jaego serve\n  redis:     %s\n  kafka:     %s\n  postgres:  %s\n  api:       %s\n",
-		cfg.RedisURL, orNone(cfg.KafkaBrokers), orNone(sqldb.Redact(cfg.PostgresURL)), s.apiURL())
-	log.Info("serving", "http", s.apiURL(), "redis", cfg.RedisURL, "kafka", cfg.KafkaBrokers, "groups", cfg.ShardGroups)
+	fmt.Fprintf(stdout, "jaego serve (%s)\n  redis:     %s\n  kafka:     %s\n  postgres:  %s\n  api:       %s\n",
+		readBuildInfo().Version, cfg.RedisURL, orNone(cfg.KafkaBrokers), orNone(sqldb.Redact(cfg.PostgresURL)), s.apiURL())
+	log.Info("serving", "version", readBuildInfo().Version, "http", s.apiURL(), "redis", cfg.RedisURL, "kafka", cfg.KafkaBrokers, "groups", cfg.ShardGroups)
 	return s.serve(ctx)
 }
 
