@@ -54,12 +54,14 @@ type envFlags struct {
 	fs     *flag.FlagSet
 	getenv func(string) string
 	errs   []error
+	out    io.Writer // where -h prints the help
 }
 
 func newEnvFlags(name string, getenv func(string) string, stderr io.Writer) *envFlags {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	return &envFlags{fs: fs, getenv: getenv}
+	fs.SetOutput(io.Discard) // errors are returned (with a suggestion), help printed by Parse
+	fs.Usage = func() {}
+	return &envFlags{fs: fs, getenv: getenv, out: stderr}
 }
 
 func (e *envFlags) usage(env, text string) string { return fmt.Sprintf("%s (env %s)", text, env) }
@@ -120,7 +122,11 @@ func (e *envFlags) Parse(args []string) error {
 		return e.errs[0]
 	}
 	if err := e.fs.Parse(args); err != nil {
-		return err
+		if isHelp(err) {
+			printUsage(e.fs, e.fs.Name(), e.out)
+			return err
+		}
+		return fmt.Errorf("%w; see jaego %s -h", suggest(e.fs, err), e.fs.Name())
 	}
 	if e.fs.NArg() > 0 {
 		return fmt.Errorf("%s: unexpected argument %q", e.fs.Name(), e.fs.Arg(0))

@@ -400,3 +400,25 @@ func TestVersion(t *testing.T) {
 		t.Fatalf("a release build says %q (%v)", out, err)
 	}
 }
+
+// TestHelp: every command answers -h with its description, flags with defaults and env
+// names, and examples, as a help request (exit 0), not a failure; an unknown flag names the
+// nearest one.
+func TestHelp(t *testing.T) {
+	for _, cmd := range [][]string{{"dev"}, {"serve"}, {"relay"}, {"loadgen"}, {"migrate"}, {"restore"}, {"promo", "rebuild"}, {"promo"}} {
+		var out strings.Builder
+		err := run(context.Background(), append(append([]string{"jaego"}, cmd...), "-h"), func(string) string { return "" }, nil, &out, &out)
+		name := strings.Join(cmd, " ")
+		if name == "promo" {
+			name = "promo rebuild"
+		}
+		if !isHelp(err) || !strings.Contains(out.String(), "usage: jaego "+name) || !strings.Contains(out.String(), "examples:") ||
+			!strings.Contains(out.String(), "(env JAEGO_") || len(commandHelp[name].about) == 0 {
+			t.Errorf("jaego %s -h: %v\n%s", strings.Join(cmd, " "), err, out.String())
+		}
+	}
+	err := run(context.Background(), []string{"jaego", "serve", "--reddis", "x"}, func(string) string { return "" }, nil, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "did you mean --redis?") {
+		t.Errorf("an unknown flag: %v", err)
+	}
+}

@@ -102,7 +102,11 @@ func openSQL(ctx context.Context, url string) (*sqldb.DB, error) {
 // runPromo is `jaego promo rebuild`: one rebuild of the promotion cache, by hand.
 func runPromo(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "rebuild" {
-		return errors.New("usage: jaego promo rebuild --redis URL --postgres URL [--promo-tz ZONE]")
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+			args = []string{"rebuild", "-h"}
+		} else {
+			return errors.New("usage: jaego promo rebuild --redis URL --postgres URL [--promo-tz ZONE]; see jaego promo -h")
+		}
 	}
 	var cfg config
 	f := newEnvFlags("promo rebuild", getenv, stderr)

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// commandHelp is what `jaego <command> -h` says besides the flags: what the command is for
+// and how it is used.
+var commandHelp = map[string]struct{ about, examples string }{
+	"dev": {
+		about: "Runs everything in one process with embedded defaults and no external server: an in-process\n" +
+			"Redis-protocol server and Kafka-protocol broker on free loopback ports, a SQLite file for the\n" +
+			"promotions and the durable stock copy, demo stock and promotions, the API. It prints every\n" +
+			"address it uses. With --data DIR, stock and promotions survive a restart.",
+		examples: "jaego dev\njaego dev --http 127.0.0.1:9090 --data ./jaego-data\njaego dev --redis-listen 127.0.0.1:6400   # then: redis-cli -p 6400",
+	},
+	"serve": {
+		about: "The production server: the HTTP API against a real Redis (standalone or Cluster); with --kafka the\n" +
+			"POS event consumer; with --postgres the gift promotions, the durable stock copy (its projector,\n" +
+			"fallback reads while Redis fails, the history route). Every setting also has a JAEGO_* variable.",
+		examples: "JAEGO_REDIS_URL=redis://10.0.0.5:6379/0 jaego serve --http :8080\n" +
+			"jaego serve --redis 10.0.0.5:6379,10.0.0.6:6379,10.0.0.7:6379 --kafka 10.0.1.1:9092 --postgres postgres://jaego@10.0.0.9/jaego",
+	},
+	"relay": {
+		about: "Reads POS transactions (NDJSON: stdin, --in FILE, or POST /relay with --http), keeps the stock\n" +
+			"events and produces them to Kafka in asynchronous batches (docs/pos-format.md). A malformed line\n" +
+			"stops a file relay with its line number and refuses an HTTP request whole.",
+		examples: "jaego relay --kafka 10.0.1.1:9092 --in day.ndjson\ntail -f till.ndjson | jaego relay --kafka 10.0.1.1:9092\njaego relay --kafka 10.0.1.1:9092 --http :8090",
+	},
+	"loadgen": {
+		about:    "Produces a realistic POS day of stock events to Kafka (thousands of stores, long-tail SKUs, lunch\nand after-work peaks), as fast as the broker takes them or at --rate. The same --seed gives the same day.",
+		examples: "jaego loadgen --kafka 127.0.0.1:9092 --transactions 100000 --rate 5000",
+	},
+	"migrate": {
+		about:    "Applies the SQL schema migrations (gift promotions, durable stock copy) to --postgres. Idempotent;\ntwo at once wait for each other. jaego serve refuses a schema that is behind.",
+		examples: "JAEGO_POSTGRES_URL=postgres://jaego@10.0.0.9:5432/jaego jaego migrate",
+	},
+	"promo rebuild": {
+		about:    "Builds and publishes a new version of the promotion cache now, from PostgreSQL, under the\npromo-rebuild lock (every admin change and each midnight do it by themselves).",
+		examples: "jaego promo rebuild --redis redis://10.0.0.5:6379/0 --postgres postgres://jaego@10.0.0.9/jaego --promo-tz Asia/Seoul",
+	},
+	"restore": {
+		about: "Rebuilds a Redis that lost its data from the durable copy in PostgreSQL: records with their\n" +
+			"versions, idempotency marks, rising change ids; with --kafka it moves the consumer group back so\n" +
+			"that Kafka events lost with Redis are applied again, exactly once. See docs/operations.md,\n" +
+			"\"Redis came back empty\". It refuses a Redis that holds keys unless --force.",
+		examples: "jaego restore --redis redis://10.0.0.5:6379/0 --postgres postgres://jaego@10.0.0.9/jaego --kafka 10.0.1.1:9092",
+	},
+}
+
+// printUsage prints the command's description, its flags (defaults and env names) and
+// examples: what -h shows.
+func printUsage(fs *flag.FlagSet, name string, out io.Writer) {
+	{
+		h := commandHelp[name]
+		fmt.Fprintf(out, "usage: jaego %s [flags]\n\n", name)
+		if h.about != "" {
+			fmt.Fprintf(out, "%s\n\n", h.about)
+		}
+		fmt.Fprintln(out, "flags:")
+		fs.SetOutput(out)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
+		if h.examples != "" {
+			fmt.Fprintf(out, "\nexamples:\n  %s\n", strings.ReplaceAll(h.examples, "\n", "\n  "))
+		}
+	}
+}
+
+// suggest adds the nearest known flag to an unknown-flag error.
+func suggest(fs *flag.FlagSet, err error) error {
+	const prefix = "flag provided but not defined: -"
+	msg := err.Error()
+	if !strings.HasPrefix(msg, prefix) {
+		return err
+	}
+	bad := strings.TrimPrefix(msg, prefix)
+	best, bestD := "", 4
+	fs.VisitAll(func(f *flag.Flag) {
+		if d := distance(bad, f.Name); d < bestD {
+			best, bestD = f.Name, d
+		}
+	})
+	if best == "" {
+		return err
+	}
+	return fmt.Errorf("%w (did you mean --%s?)", err, best)
+}
+
+// distance is the Levenshtein distance of a and b.
+func distance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}
+
+// isHelp reports whether err is a -h/--help request, which is not a failure.
+func isHelp(err error) bool { return errors.Is(err, flag.ErrHelp) }
