@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/rueidis"
 
+	"github.com/jaego/jaego/internal/httpx"
 	"github.com/jaego/jaego/internal/inventory/breaker"
 )
 
@@ -27,6 +28,7 @@ type config struct {
 	ShardGroups    int
 	Retention      time.Duration
 	RequestTimeout time.Duration
+	AccessLog      bool
 	LogLevel       slog.Level
 	LogFormat      string
 
@@ -95,6 +97,17 @@ func (e *envFlags) Duration(p *time.Duration, name, env string, def time.Duratio
 	e.fs.DurationVar(p, name, def, e.usage(env, text))
 }
 
+func (e *envFlags) Bool(p *bool, name, env string, def bool, text string) {
+	if v := e.getenv(env); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			e.errs = append(e.errs, fmt.Errorf("%s=%q: not true or false", env, v))
+		}
+		def = b
+	}
+	e.fs.BoolVar(p, name, def, e.usage(env, text))
+}
+
 func (e *envFlags) Float(p *float64, name, env string, def float64, text string) {
 	if v := e.getenv(env); v != "" {
 		x, err := strconv.ParseFloat(v, 64)
@@ -142,6 +155,7 @@ func commonFlags(f *envFlags, c *config) {
 	f.Duration(&c.RequestTimeout, "request-timeout", "JAEGO_REQUEST_TIMEOUT", 2*time.Second, "bound on the store work of one HTTP request")
 	f.Level(&c.LogLevel, "log-level", "JAEGO_LOG_LEVEL", "log level: debug, info, warn, error")
 	f.String(&c.LogFormat, "log-format", "JAEGO_LOG_FORMAT", "json", "log format: json or text")
+	f.Bool(&c.AccessLog, "access-log", "JAEGO_ACCESS_LOG", false, "log one line per HTTP request (method, path, route, status, duration, request id)")
 }
 
 // breakerFlags are the Redis breaker's settings (design §8; defaults: the original system's)
@@ -241,10 +255,11 @@ func (c *config) location() (*time.Location, error) {
 
 func (c *config) logger(w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: c.LogLevel}
+	var h slog.Handler = slog.NewJSONHandler(w, opts)
 	if c.LogFormat == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
+		h = slog.NewTextHandler(w, opts)
 	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	return slog.New(httpx.ContextHandler{Handler: h}) // log lines of a request carry its id
 }
 
 // redisClient connects to --redis.

@@ -141,7 +141,7 @@ func (s *server) routes() http.Handler {
 	invhttp.New(s.guarded, opts).Register(mux)
 	lockhttp.New(s.locks, s.log).Register(mux)
 	s.registerPromotions(mux)
-	return httpx.Instrument(mux, s.registry, s.log)
+	return httpx.Instrument(mux, s.registry, s.log, httpx.Options{AccessLog: s.cfg.AccessLog})
 }
 
 // apiURL is where the API answers.
@@ -166,7 +166,7 @@ func (s *server) readyz() http.Handler {
 		// Redis down an instance that has the durable copy stays ready: it serves reads
 		// from the copy (and refuses writes fast), which is better than no answer at all.
 		if err := s.stock.Ping(ctx); err != nil {
-			s.log.Warn("Redis does not answer", "err", err)
+			s.log.WarnContext(r.Context(), "Redis does not answer", "err", err)
 			if s.sql == nil || s.sql.PingContext(ctx) != nil {
 				httpx.Fail(w, r, nil, jaego.Errorf(jaego.CodeUnavailable, "the stock store (Redis) does not answer"))
 				return
@@ -176,7 +176,7 @@ func (s *server) readyz() http.Handler {
 		}
 		if s.promo != nil {
 			if err := s.promo.db.PingContext(ctx); err != nil {
-				s.log.Warn("not ready: the promotions database does not answer", "err", err)
+				s.log.WarnContext(r.Context(), "not ready: the promotions database does not answer", "err", err)
 				httpx.Fail(w, r, nil, jaego.Errorf(jaego.CodePromotionsDBDown, "the promotions database does not answer"))
 				return
 			}

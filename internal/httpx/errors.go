@@ -72,7 +72,7 @@ func ProblemOf(err error) Problem {
 func Fail(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	p := ProblemOf(err)
 	if p.Status >= 500 && log != nil {
-		log.Error("request failed", "method", r.Method, "path", r.URL.Path, "code", p.Code, "err", err)
+		log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "code", p.Code, "err", err)
 	}
 	WriteProblem(w, p)
 }

@@ -1,6 +1,7 @@
 package httpx
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -12,10 +13,22 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 )
 
-// Instrument wraps a ServeMux: it records jaego_http_requests_total and
-// jaego_http_request_duration_seconds by route pattern, logs 5xx answers and panics, turns
-// a panic into a 500 problem, and answers unknown paths and methods with problem+json.
-func Instrument(mux *http.ServeMux, reg prometheus.Registerer, log *slog.Logger) http.Handler {
+// Options configures Instrument.
+type Options struct {
+	// AccessLog logs one line per request (method, path, route, status, duration, request
+	// id, remote address).
+	AccessLog bool
+}
+
+// Instrument wraps a ServeMux: it gives every request an id (X-Request-Id), records
+// jaego_http_requests_total and jaego_http_request_duration_seconds by route pattern, logs
+// 5xx answers and panics (and every request with Options.AccessLog), turns a panic into a
+// 500 problem, and answers unknown paths and methods with problem+json.
+func Instrument(mux *http.ServeMux, reg prometheus.Registerer, log *slog.Logger, opts ...Options) http.Handler {
+	var o Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
 	f := promauto.With(reg)
 	requests := f.NewCounterVec(prometheus.CounterOpts{
 		Name: "jaego_http_requests_total",
@@ -29,10 +42,14 @@ func Instrument(mux *http.ServeMux, reg prometheus.Registerer, log *slog.Logger)
 
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		id := requestID(r)
+		w.Header().Set(RequestIDHeader, id)
+		r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
+		ctx := r.Context()
 		rec := &statusRecorder{ResponseWriter: w}
 		defer func() {
 			if p := recover(); p != nil {
-				log.Error("panic in handler", "method", r.Method, "path", r.URL.Path, "panic", p)
+				log.ErrorContext(ctx, "panic in handler", "method", r.Method, "path", r.URL.Path, "panic", p)
 				if rec.status == 0 {
 					WriteProblem(rec, ProblemOf(errors.New("panic")))
 				}
@@ -43,8 +60,13 @@ func Instrument(mux *http.ServeMux, reg prometheus.Registerer, log *slog.Logger)
 			}
 			requests.WithLabelValues(route, r.Method, strconv.Itoa(rec.code())).Inc()
 			latency.WithLabelValues(route).Observe(time.Since(start).Seconds())
-			if rec.code() >= 500 {
-				log.Warn("request failed", "method", r.Method, "path", r.URL.Path, "status", rec.code(), "duration", time.Since(start))
+			took := float64(time.Since(start).Microseconds()) / 1000
+			switch {
+			case o.AccessLog:
+				log.InfoContext(ctx, "request", "method", r.Method, "path", r.URL.Path, "route", route, "status", rec.code(),
+					"duration_ms", took, "remote", r.RemoteAddr)
+			case rec.code() >= 500:
+				log.WarnContext(ctx, "request failed", "method", r.Method, "path", r.URL.Path, "status", rec.code(), "duration_ms", took)
 			}
 		}()
 		if _, pattern := mux.Handler(r); pattern == "" {

@@ -49,6 +49,9 @@ func WriteProblem(w http.ResponseWriter, p Problem) {
 	if p.Detail != "" {
 		body["detail"] = p.Detail
 	}
+	if id := w.Header().Get(RequestIDHeader); id != "" {
+		body["request_id"] = id
+	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("Cache-Control", "no-store")
 	if p.RetryAfter > 0 {

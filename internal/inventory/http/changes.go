@@ -111,7 +111,7 @@ func (a *API) streamChanges(w http.ResponseWriter, r *http.Request, from, to tim
 		if !started {
 			a.fail(w, r, err) // nothing written yet: a proper problem answer
 		} else {
-			a.log.Error("change stream failed mid-way", "err", err)
+			a.log.ErrorContext(r.Context(), "change stream failed mid-way", "err", err)
 		}
 		return
 	}
@@ -170,7 +170,7 @@ func (a *API) changeStream() http.Handler {
 			}
 			if len(page.Changes) < ndjsonPage {
 				if err := a.feed.Wait(ctx, cursor, 5*time.Second); err != nil && ctx.Err() == nil {
-					a.log.Warn("change stream wait failed; the client resumes with Last-Event-ID", "err", err)
+					a.log.WarnContext(r.Context(), "change stream wait failed; the client resumes with Last-Event-ID", "err", err)
 					return
 				}
 				if ctx.Err() != nil {
@@ -179,7 +179,7 @@ func (a *API) changeStream() http.Handler {
 				_, _ = fmt.Fprint(w, ": keep-alive\n\n")
 			}
 			if page, err = a.feed.Changes(ctx, time.Time{}, time.Time{}, cursor, ndjsonPage); err != nil {
-				a.log.Warn("change stream read failed", "err", err)
+				a.log.WarnContext(r.Context(), "change stream read failed", "err", err)
 				return
 			}
 		}

@@ -83,7 +83,7 @@ func (a *API) breakerAnswer(r *http.Request) breakerAnswer {
 		at, lag := p.AsOf.UTC(), max(0, time.Since(p.AsOf).Seconds())
 		ans.CopyPosition, ans.CopyLagSeconds, ans.CopyChanges = &at, &lag, p.Changes
 	} else if err != nil {
-		a.log.Warn("breaker status: the copy's position is unreadable", "err", err)
+		a.log.WarnContext(r.Context(), "breaker status: the copy's position is unreadable", "err", err)
 	}
 	return ans
 }
@@ -117,7 +117,7 @@ func (a *API) setBreaker() http.Handler {
 			a.fail(w, r, jaego.Invalidf("state", `state must be "forced_open" or "auto", got %q`, req.State))
 			return
 		}
-		a.log.Warn("redis breaker set by an operator", "state", req.State, "remote", r.RemoteAddr)
+		a.log.WarnContext(r.Context(), "redis breaker set by an operator", "state", req.State, "remote", r.RemoteAddr)
 		httpx.WriteJSON(w, http.StatusOK, a.breakerAnswer(r))
 	})
 }

@@ -265,7 +265,7 @@ func problemOf(err error) httpx.Problem {
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	p := problemOf(err)
 	if p.Status >= 500 {
-		a.log.Error("inventory request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		a.log.ErrorContext(r.Context(), "inventory request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	httpx.WriteProblem(w, p)
 }

@@ -337,7 +337,7 @@ func (c *Consumer) applyWithRetry(ctx context.Context, events []inventory.Event)
 			return nil, ctx.Err()
 		}
 		c.m.retries.Inc()
-		c.log.Warn("stock store unavailable; retrying the batch", "events", len(events), "backoff", backoff, "err", err)
+		c.log.Warn("stock store unavailable; retrying the batch", "events", len(events), "backoff_ms", backoff.Milliseconds(), "err", err)
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():

@@ -53,7 +53,7 @@ func (a *API) forceUnlock() http.Handler {
 			a.fail(w, r, err)
 			return
 		}
-		a.log.Warn("force-unlock by operator", "lock", name, "released", released, "remote", r.RemoteAddr)
+		a.log.WarnContext(r.Context(), "force-unlock by operator", "lock", name, "released", released, "remote", r.RemoteAddr)
 		httpx.WriteJSON(w, http.StatusOK, map[string]any{"name": name, "released": released})
 	})
 }

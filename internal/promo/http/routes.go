@@ -166,11 +166,11 @@ func (a *API) changed(ctx context.Context, w http.ResponseWriter, r *http.Reques
 		a.fail(w, r, err)
 		return
 	}
-	a.log.Info("promotion changed", "method", r.Method, "path", r.URL.Path, "id", p.ID, "status", p.Status)
+	a.log.InfoContext(ctx, "promotion changed", "method", r.Method, "path", r.URL.Path, "id", p.ID, "status", p.Status)
 	v, err := a.rebuilder.Rebuild(ctx, "admin")
 	if err != nil {
 		a.rebuilder.Soon()
-		a.log.Error("promotion saved but the cache rebuild failed; retrying in the background", "id", p.ID, "err", err)
+		a.log.ErrorContext(ctx, "promotion saved but the cache rebuild failed; retrying in the background", "id", p.ID, "err", err)
 		pb := httpx.ProblemOf(jaego.Errorf(jaego.CodeRebuildFailed, "the change is saved but the promotion cache "+
 			"could not be rebuilt yet; it is retried in the background and served once a rebuild succeeds (do not repeat a create)"))
 		pb.Extra["promotion"] = p

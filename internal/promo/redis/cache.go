@@ -225,7 +225,7 @@ func (c *Cache) load(ctx context.Context, v int64) (*promo.Catalog, error) {
 	}
 	c.m.loads.WithLabelValues("loaded").Inc()
 	c.m.loadTime.Observe(time.Since(start).Seconds())
-	c.opts.Logger.Info("promotion version loaded", "version", v, "promotions", cat.Len(), "took", time.Since(start))
+	c.opts.Logger.Debug("promotion version loaded", "version", v, "promotions", cat.Len(), "took_ms", float64(time.Since(start).Microseconds())/1000)
 	return cat, nil
 }
 

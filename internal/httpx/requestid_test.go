@@ -1,0 +1,91 @@
+package httpx_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/jaego/jaego/internal/httpx"
+)
+
+// Every answer has a request id, the caller's when sane; the log lines of the request and
+// its problem body carry it; the access log has one line per request with its duration in
+// milliseconds.
+func TestRequestIDs(t *testing.T) {
+	var logs bytes.Buffer
+	log := slog.New(httpx.ContextHandler{Handler: slog.NewJSONHandler(&logs, nil)})
+	mux := http.NewServeMux()
+	mux.Handle("GET /ok", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		log.InfoContext(r.Context(), "handling")
+		httpx.WriteJSON(w, http.StatusOK, map[string]string{"id": httpx.RequestID(r.Context())})
+	}))
+	mux.Handle("GET /fail", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		httpx.Fail(w, r, log, errors.New("a bug"))
+	}))
+	srv := httptest.NewServer(httpx.Instrument(mux, prometheus.NewRegistry(), log, httpx.Options{AccessLog: true}))
+	defer srv.Close()
+
+	get := func(path, id string) (*http.Response, map[string]any) {
+		req, _ := http.NewRequest("GET", srv.URL+path, nil)
+		if id != "" {
+			req.Header.Set(httpx.RequestIDHeader, id)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		return resp, body
+	}
+	resp, body := get("/ok", "")
+	made := resp.Header.Get(httpx.RequestIDHeader)
+	if !regexp.MustCompile(`^[0-9a-f]{24}$`).MatchString(made) || body["id"] != made {
+		t.Errorf("a new id: header %q, seen by the handler %v", made, body["id"])
+	}
+	resp, _ = get("/ok", "shop-7f3a")
+	if got := resp.Header.Get(httpx.RequestIDHeader); got != "shop-7f3a" {
+		t.Errorf("the caller's id: %q", got)
+	}
+	resp, _ = get("/ok", "bad id with spaces")
+	if got := resp.Header.Get(httpx.RequestIDHeader); got == "bad id with spaces" || got == "" {
+		t.Errorf("an id with spaces is replaced, got %q", got)
+	}
+	resp, body = get("/fail", "trace-42")
+	if resp.StatusCode != 500 || body["request_id"] != "trace-42" || body["detail"] != "internal error" {
+		t.Errorf("problem body: %d %v", resp.StatusCode, body)
+	}
+	var lines []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("log line %q: %v", l, err)
+		}
+		lines = append(lines, m)
+	}
+	byID := map[string][]string{}
+	for _, l := range lines {
+		id, _ := l["request_id"].(string)
+		byID[id] = append(byID[id], l["msg"].(string))
+		if l["msg"] == "request" {
+			if _, ok := l["duration_ms"].(float64); !ok || l["route"] == nil {
+				t.Errorf("access log line %v", l)
+			}
+		}
+	}
+	if got := strings.Join(byID[made], ","); got != "handling,request" {
+		t.Errorf("log lines of the first request: %q", got)
+	}
+	if got := strings.Join(byID["trace-42"], ","); got != "request failed,request" {
+		t.Errorf("log lines of the failing request: %q (all: %v)", got, byID)
+	}
+}
