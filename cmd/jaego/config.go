@@ -263,11 +263,15 @@ func (c *config) logger(w io.Writer) *slog.Logger {
 }
 
 // redisClient connects to --redis.
-func redisClient(url string) (rueidis.Client, error) {
+// Server-assisted client-side caching (RESP3 CLIENT TRACKING) is asked for only when
+// tracking is true (--promo-pointer-cache), so any Redis 6.2+, Valkey or a server without
+// tracking serves jaego otherwise.
+func redisClient(url string, tracking bool) (rueidis.Client, error) {
 	opt, err := redisOption(url)
 	if err != nil {
 		return nil, err
 	}
+	opt.DisableCache = !tracking
 	// No client-side retries: a dead Redis must fail the call at once (the breaker, the
 	// consumer's own retry loop and the caller decide what happens next), not hold it to
 	// its deadline. With retries on, a refused connection cost ~1.5 s per request.

@@ -20,6 +20,7 @@ import (
 	"github.com/redis/rueidis"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/jaego/jaego/internal/embedded"
 	"github.com/jaego/jaego/internal/lock"
 	"github.com/jaego/jaego/internal/testenv"
 )
@@ -420,5 +421,32 @@ func TestHelp(t *testing.T) {
 	err := run(context.Background(), []string{"jaego", "serve", "--reddis", "x"}, func(string) string { return "" }, nil, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "did you mean --redis?") {
 		t.Errorf("an unknown flag: %v", err)
+	}
+}
+
+// TestServeWithoutClientTracking: serve and promo rebuild work on a Redis without RESP3
+// client tracking (here jaego dev's embedded server) when no option needs it.
+func TestServeWithoutClientTracking(t *testing.T) {
+	srv, err := embedded.StartRedis("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	pg := testenv.Postgres(t)
+	env := map[string]string{"JAEGO_REDIS_URL": "redis://" + srv.Addr() + "/0", "JAEGO_POSTGRES_URL": pg}
+	if err := run(context.Background(), []string{"jaego", "migrate"}, func(k string) string { return env[k] }, nil, io.Discard, t.Output()); err != nil {
+		t.Fatal(err)
+	}
+	s := start(t, env, "serve", "--http", "127.0.0.1:0")
+	if code, ans := post(t, s.api+"/v1/events", `{"event_id":"nt-1","type":"receipt","store":"S1","sku":"A","qty":2}`); code != 200 || ans["status"] != "applied" {
+		t.Fatalf("receipt: %d %v", code, ans)
+	}
+	var gifts map[string]any
+	if code := getJSON(t, s.api+"/v1/products/A/gifts", &gifts); code != 200 {
+		t.Fatalf("gifts: %d %v", code, gifts)
+	}
+	var out strings.Builder
+	if err := run(context.Background(), []string{"jaego", "promo", "rebuild"}, func(k string) string { return env[k] }, nil, &out, t.Output()); err != nil || !strings.Contains(out.String(), "published") {
+		t.Fatalf("promo rebuild: %v %s", err, out.String())
 	}
 }

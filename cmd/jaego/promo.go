@@ -120,7 +120,7 @@ func runPromo(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	client, err := redisClient(cfg.RedisURL)
+	client, err := redisClient(cfg.RedisURL, false)
 	if err != nil {
 		return err
 	}

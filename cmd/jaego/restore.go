@@ -50,7 +50,7 @@ func runRestore(ctx context.Context, args []string, getenv func(string) string, 
 	if err := sdb.CheckSchema(ctx); err != nil {
 		return err
 	}
-	client, err := redisClient(cfg.RedisURL)
+	client, err := redisClient(cfg.RedisURL, false)
 	if err != nil {
 		return err
 	}

@@ -253,7 +253,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	client, err := redisClient(cfg.RedisURL)
+	client, err := redisClient(cfg.RedisURL, cfg.PromoPointerTTL > 0)
 	if err != nil {
 		return err
 	}
