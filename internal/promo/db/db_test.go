@@ -207,3 +207,34 @@ func TestConcurrentUpdates(t *testing.T) {
 		})
 	}
 }
+
+func TestList(t *testing.T) {
+	for name, d := range open(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			var ids []string
+			for i := range 3 {
+				p, err := d.Create(ctx, spec(fmt.Sprintf("L%d", i), now, now.Add(time.Hour)), now)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ids = append(ids, p.ID)
+			}
+			if _, err := d.Stop(ctx, ids[0], now); err != nil {
+				t.Fatal(err)
+			}
+			page, err := d.List(ctx, "", "", 2)
+			if err != nil || len(page) != 2 || page[0].ID != ids[0] || page[1].ID != ids[1] || len(page[1].Targets) != 2 {
+				t.Fatalf("first page: %v %+v", err, page)
+			}
+			page, err = d.List(ctx, "", page[1].ID, 2)
+			if err != nil || len(page) != 1 || page[0].ID != ids[2] {
+				t.Fatalf("second page: %v %+v", err, page)
+			}
+			active, err := d.List(ctx, promo.Active, "", 10)
+			if err != nil || len(active) != 2 || active[0].ID != ids[1] {
+				t.Fatalf("active: %v %+v", err, active)
+			}
+		})
+	}
+}

@@ -120,6 +120,17 @@ func (d *DB) Get(ctx context.Context, id string) (promo.Promotion, error) {
 	return ps[0], nil
 }
 
+// List returns up to limit promotions with an id after after ("" from the first), in id
+// (creation) order, of status when it is not empty.
+func (d *DB) List(ctx context.Context, status promo.Status, after string, limit int) ([]promo.Promotion, error) {
+	cond, args := "id > $1", []any{after}
+	if status != "" {
+		cond, args = cond+" AND status = $2", append(args, string(status))
+	}
+	args = append(args, limit)
+	return d.read(ctx, fmt.Sprintf("id IN (SELECT id FROM promotions WHERE %s ORDER BY id LIMIT $%d)", cond, len(args)), args...)
+}
+
 // Count is the number of promotions stored, whatever their status.
 func (d *DB) Count(ctx context.Context) (int64, error) {
 	var n int64

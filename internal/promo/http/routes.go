@@ -5,6 +5,7 @@ package http
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -22,6 +23,8 @@ type Store interface {
 	Get(ctx context.Context, id string) (promo.Promotion, error)
 	Update(ctx context.Context, id string, change func(*promo.Promotion) (promo.Spec, error), now time.Time) (promo.Promotion, error)
 	Stop(ctx context.Context, id string, now time.Time) (promo.Promotion, error)
+	// List pages through the promotions in creation order, of one status or all.
+	List(ctx context.Context, status promo.Status, after string, limit int) ([]promo.Promotion, error)
 }
 
 // Catalogs is the cache the read routes serve from (promo/redis.Cache).
@@ -83,6 +86,7 @@ func (a *API) Register(mux *http.ServeMux) {
 		handler func() http.Handler
 	}{
 		{"POST /v1/admin/promotions", a.create},
+		{"GET /v1/admin/promotions", a.list},
 		{"GET /v1/admin/promotions/{id}", a.get},
 		{"PATCH /v1/admin/promotions/{id}", a.patch},
 		{"POST /v1/admin/promotions/{id}/stop", a.stop},
@@ -117,6 +121,62 @@ func (a *API) create() http.Handler {
 		defer cancel()
 		p, err := a.store.Create(ctx, spec, a.now())
 		a.changed(ctx, w, r, http.StatusCreated, p, err)
+	})
+}
+
+// Limits of the promotion list.
+const (
+	DefaultListLimit = 100
+	MaxListLimit     = 1000
+)
+
+type listAnswer struct {
+	Promotions []promo.Promotion `json:"promotions"`
+	NextCursor string            `json:"next_cursor"` // "" after the last page
+}
+
+func (a *API) list() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		status := promo.Status(q.Get("status"))
+		if status != "" && status != promo.Active && status != promo.Stopped {
+			a.fail(w, r, jaego.Invalidf("status", "status must be active or stopped, got %q", status))
+			return
+		}
+		limit := DefaultListLimit
+		if v := q.Get("limit"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > MaxListLimit {
+				a.fail(w, r, jaego.Invalidf("limit", "limit must be 1..%d, got %q", MaxListLimit, v))
+				return
+			}
+			limit = n
+		}
+		after := ""
+		if c := q.Get("cursor"); c != "" {
+			b, err := base64.RawURLEncoding.DecodeString(c)
+			if err != nil || len(b) == 0 {
+				a.fail(w, r, &jaego.Error{Code: jaego.CodeInvalidCursor, Field: "cursor", Detail: "malformed cursor: pass next_cursor back unchanged"})
+				return
+			}
+			after = string(b)
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), a.timeout)
+		defer cancel()
+		ps, err := a.store.List(ctx, status, after, limit+1)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		ans := listAnswer{Promotions: ps}
+		if len(ps) > limit {
+			ans.Promotions = ps[:limit]
+			ans.NextCursor = base64.RawURLEncoding.EncodeToString([]byte(ps[limit-1].ID))
+		}
+		if ans.Promotions == nil {
+			ans.Promotions = []promo.Promotion{}
+		}
+		httpx.WriteJSON(w, http.StatusOK, ans)
 	})
 }
 

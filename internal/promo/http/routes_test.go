@@ -2,6 +2,7 @@ package http_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -69,6 +70,44 @@ func TestPromotionAdmin(t *testing.T) {
 		t.Fatalf("unknown id: %d %v", code, m)
 	}
 
+	// The list: pages in creation order, by status, with a cursor.
+	var ids []string
+	for i := range 4 {
+		code, p := httpxtest.Call(t, "POST", url+"/v1/admin/promotions", strings.Replace(spec, "Toner 1+1", fmt.Sprintf("List %d", i), 1))
+		if code != 201 {
+			t.Fatalf("create %d: %d %v", i, code, p)
+		}
+		ids = append(ids, p["id"].(string))
+	}
+	if code, p := httpxtest.Call(t, "POST", url+"/v1/admin/promotions/"+ids[1]+"/stop", ""); code != 200 {
+		t.Fatalf("stop: %d %v", code, p)
+	}
+	var listed []string
+	for cursor, pages := "", 0; ; pages++ {
+		code, page := httpxtest.Call(t, "GET", url+"/v1/admin/promotions?limit=2&cursor="+cursor, "")
+		if code != 200 || pages > 5 {
+			t.Fatalf("list page: %d %v", code, page)
+		}
+		for _, p := range page["promotions"].([]any) {
+			listed = append(listed, p.(map[string]any)["id"].(string))
+		}
+		if cursor = page["next_cursor"].(string); cursor == "" {
+			break
+		}
+	}
+	if want := append([]string{created["id"].(string)}, ids...); strings.Join(listed, ",") != strings.Join(want, ",") {
+		t.Errorf("listed %v, want %v in creation order", listed, want)
+	}
+	code, stopped := httpxtest.Call(t, "GET", url+"/v1/admin/promotions?status=stopped", "")
+	if ps := stopped["promotions"].([]any); code != 200 || len(ps) != 1 || ps[0].(map[string]any)["id"] != ids[1] || stopped["next_cursor"] != "" {
+		t.Errorf("stopped promotions: %d %v", code, stopped)
+	}
+	for _, bad := range []string{"status=paused", "limit=0", "limit=1001", "cursor=%21%21"} {
+		if code, p := httpxtest.Call(t, "GET", url+"/v1/admin/promotions?"+bad, ""); code != 400 {
+			t.Errorf("%s: %d %v", bad, code, p)
+		}
+	}
+
 	srv.Stop() // Redis is gone: the SQL change commits, the cache rebuild cannot
 	code, m := httpxtest.Call(t, "POST", url+"/v1/admin/promotions/"+created["id"].(string)+"/stop", "")
 	if code != 503 || m["code"] != "cache_rebuild_failed" || m["promotion"].(map[string]any)["status"] != "stopped" {
@@ -86,7 +125,7 @@ func TestPromotionAdmin(t *testing.T) {
 func TestPromotionsDisabled(t *testing.T) {
 	url := serve(t, promohttp.Disabled("gift promotions are off: start with --postgres"))
 	for _, r := range []struct{ method, path string }{
-		{"POST", "/v1/admin/promotions"}, {"GET", "/v1/admin/promotions/x"}, {"PATCH", "/v1/admin/promotions/x"},
+		{"POST", "/v1/admin/promotions"}, {"GET", "/v1/admin/promotions"}, {"GET", "/v1/admin/promotions/x"}, {"PATCH", "/v1/admin/promotions/x"},
 		{"POST", "/v1/admin/promotions/x/stop"}, {"GET", "/v1/promotions/version"}, {"GET", "/v1/products/A/gifts"},
 		{"POST", "/v1/gifts/evaluate"},
 	} {
