@@ -20,6 +20,7 @@ import (
 	"github.com/redis/rueidis"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/jaego/jaego/internal/api/apitest"
 	"github.com/jaego/jaego/internal/embedded"
 	"github.com/jaego/jaego/internal/lock"
 	"github.com/jaego/jaego/internal/testenv"
@@ -85,9 +86,9 @@ func start(t *testing.T, env map[string]string, args ...string) *started {
 	}
 }
 
-// client bounds every request of these tests: an answer that hangs fails the test with a
-// clear error instead of its timeout.
-var client = &http.Client{Timeout: time.Minute}
+// client bounds every request of these tests (an answer that hangs fails the test with a
+// clear error instead of its timeout) and checks every answer against openapi.json.
+var client = &http.Client{Timeout: time.Minute, Transport: apitest.Transport{}}
 
 func getJSON(t *testing.T, url string, v any) int {
 	t.Helper()

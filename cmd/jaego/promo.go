@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"time"
 
 	"github.com/redis/rueidis"
 
+	"github.com/jaego/jaego/internal/httpx"
 	"github.com/jaego/jaego/internal/lock"
 	"github.com/jaego/jaego/internal/promo"
 	promodb "github.com/jaego/jaego/internal/promo/db"
@@ -56,7 +56,7 @@ func (s *server) addPromotions(ctx context.Context, db *promodb.DB, client rueid
 
 // registerPromotions adds the promotion routes, or, without a promotion store, answers
 // them with a problem that says how to turn them on.
-func (s *server) registerPromotions(mux *http.ServeMux) {
+func (s *server) registerPromotions(mux httpx.Mux) {
 	if s.promo == nil {
 		promohttp.Disabled("gift promotions are off: start jaego serve with --postgres (JAEGO_POSTGRES_URL)").Register(mux)
 		return

@@ -19,7 +19,7 @@ func do(t *testing.T, method, url, body string) (int, http.Header, map[string]an
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/rueidis"
 
+	"github.com/jaego/jaego/internal/api"
 	"github.com/jaego/jaego/internal/httpx"
 	"github.com/jaego/jaego/internal/inventory"
 	"github.com/jaego/jaego/internal/inventory/breaker"
@@ -48,6 +49,7 @@ type server struct {
 	http     *http.Server
 	listener net.Listener
 	workers  []worker // run beside the HTTP server, e.g. the Kafka consumer
+	patterns []string // every route pattern routes() registered
 }
 
 // worker is a long-running part of the server; it returns nil when ctx ends.
@@ -130,7 +132,8 @@ func shardedPubSub(ctx context.Context, client rueidis.Client) bool {
 
 // routes is the one list of everything jaego serves over HTTP.
 func (s *server) routes() http.Handler {
-	mux := http.NewServeMux()
+	mux := &httpx.Routes{ServeMux: http.NewServeMux()}
+	mux.Handle("GET /openapi.json", api.Handler())
 	mux.Handle("GET /healthz", healthz())
 	mux.Handle("GET /readyz", s.readyz())
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry}))
@@ -141,7 +144,8 @@ func (s *server) routes() http.Handler {
 	invhttp.New(s.guarded, opts).Register(mux)
 	lockhttp.New(s.locks, s.log).Register(mux)
 	s.registerPromotions(mux)
-	return httpx.Instrument(mux, s.registry, s.log, httpx.Options{AccessLog: s.cfg.AccessLog})
+	s.patterns = mux.Patterns
+	return httpx.Instrument(mux.ServeMux, s.registry, s.log, httpx.Options{AccessLog: s.cfg.AccessLog})
 }
 
 // apiURL is where the API answers.

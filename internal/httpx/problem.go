@@ -82,3 +82,21 @@ func ReadBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	}
 	return body, nil
 }
+
+// Mux is what the adapters register their routes on: a *http.ServeMux, or Routes.
+type Mux interface {
+	Handle(pattern string, handler http.Handler)
+}
+
+// Routes is a ServeMux that remembers every pattern registered on it: the one list of what
+// a server answers, which the OpenAPI document is held to.
+type Routes struct {
+	*http.ServeMux
+	Patterns []string
+}
+
+// Handle implements Mux.
+func (r *Routes) Handle(pattern string, handler http.Handler) {
+	r.Patterns = append(r.Patterns, pattern)
+	r.ServeMux.Handle(pattern, handler)
+}

@@ -7,17 +7,22 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/jaego/jaego/internal/api/apitest"
 )
 
-// Call sends a request with body and decodes the answer, which must be a JSON object; an
-// error status must come as application/problem+json.
+// client checks every answer against openapi.json.
+var client = &http.Client{Transport: apitest.Transport{}}
+
+// Call sends a request with body and decodes the answer, which must be a JSON object that
+// matches openapi.json; an error status must come as application/problem+json.
 func Call(t testing.TB, method, url, body string) (int, map[string]any) {
 	t.Helper()
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/jaego/jaego/internal/api/apitest"
 	"github.com/jaego/jaego/internal/httpx"
 	"github.com/jaego/jaego/internal/inventory"
 	invhttp "github.com/jaego/jaego/internal/inventory/http"
@@ -61,6 +62,9 @@ func serve(t *testing.T, e *env, opts invhttp.Options) *env {
 	return e
 }
 
+// validating checks every answer against openapi.json.
+var validating = &http.Client{Transport: apitest.Transport{}}
+
 type answer struct {
 	status int
 	ctype  string
@@ -74,7 +78,7 @@ func do(t *testing.T, method, url, body string) answer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := validating.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/jaego/jaego/internal/httpx"
 	"github.com/jaego/jaego/internal/inventory"
 )
 
@@ -70,7 +71,7 @@ func New(store inventory.StockStore, opts Options) *API {
 }
 
 // Register adds every inventory route to mux. This is the one list of them.
-func (a *API) Register(mux *http.ServeMux) {
+func (a *API) Register(mux httpx.Mux) {
 	mux.Handle("GET /v1/stores/{store}/skus/{sku}", a.getStock())
 	mux.Handle("GET /v1/stores/{store}/stock", a.storeStock())
 	mux.Handle("GET /v1/skus/{sku}/stock", a.skuStock())

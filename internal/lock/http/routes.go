@@ -22,7 +22,7 @@ type API struct {
 func New(locker *lock.Locker, log *slog.Logger) *API { return &API{locker: locker, log: log} }
 
 // Register adds the lock admin routes to mux. This is the one list of them.
-func (a *API) Register(mux *http.ServeMux) {
+func (a *API) Register(mux httpx.Mux) {
 	mux.Handle("GET /v1/admin/locks", a.list())
 	mux.Handle("POST /v1/admin/locks/{name}/force-unlock", a.forceUnlock())
 }

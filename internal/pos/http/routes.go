@@ -24,7 +24,7 @@ type API struct {
 func New(p pos.Producer, log *slog.Logger) *API { return &API{producer: p, log: log} }
 
 // Register adds the relay's routes to mux. This is the one list of them.
-func (a *API) Register(mux *http.ServeMux) {
+func (a *API) Register(mux httpx.Mux) {
 	mux.Handle("POST /relay", a.relay())
 }
 

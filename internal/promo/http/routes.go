@@ -80,7 +80,7 @@ func Disabled(detail string) *API {
 }
 
 // Register adds every promotion route to mux. This is the one list of them.
-func (a *API) Register(mux *http.ServeMux) {
+func (a *API) Register(mux httpx.Mux) {
 	for _, r := range []struct {
 		pattern string
 		handler func() http.Handler
