@@ -16,6 +16,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"gopkg.in/yaml.v3"
 )
 
 // tool is the path of a command the tests need; scripts/test.sh installs both.
@@ -245,4 +247,73 @@ func names(t *testing.T, file, pattern string) []string {
 		out = append(out, m[1])
 	}
 	return out
+}
+
+// TestCompose checks deploy/compose.yaml as far as this machine can without a container
+// engine: every service has a pinned image, every file it mounts exists, every dependency
+// is a service, the jaego services set only documented JAEGO_* settings, and Prometheus
+// scrapes and alerts exactly the services the file runs.
+func TestCompose(t *testing.T) {
+	raw, err := os.ReadFile("compose.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		Services map[string]struct {
+			Image       string            `yaml:"image"`
+			Environment map[string]string `yaml:"environment"`
+			Volumes     []string          `yaml:"volumes"`
+			DependsOn   map[string]any    `yaml:"depends_on"`
+			Command     any               `yaml:"command"`
+		} `yaml:"services"`
+		Volumes map[string]any `yaml:"volumes"`
+	}
+	if err := yaml.Unmarshal(raw, &c); err != nil {
+		t.Fatal(err)
+	}
+	ops, err := os.ReadFile("../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, s := range c.Services {
+		if s.Image == "" || strings.HasSuffix(s.Image, ":latest") || !strings.Contains(s.Image, ":") {
+			t.Errorf("%s: image %q is not pinned to a tag", name, s.Image)
+		}
+		for _, v := range s.Volumes {
+			src, _, _ := strings.Cut(v, ":")
+			if strings.HasPrefix(src, "./") {
+				if _, err := os.Stat(src); err != nil {
+					t.Errorf("%s mounts %s: %v", name, src, err)
+				}
+			} else if _, ok := c.Volumes[src]; !ok {
+				t.Errorf("%s mounts the undeclared volume %s", name, src)
+			}
+		}
+		for dep := range s.DependsOn {
+			if _, ok := c.Services[dep]; !ok {
+				t.Errorf("%s depends on the unknown service %s", name, dep)
+			}
+		}
+		if strings.Contains(s.Image, "jaego") {
+			for k := range s.Environment {
+				if !strings.Contains(string(ops), "`"+k+"`") {
+					t.Errorf("%s sets %s, which docs/operations.md does not list", name, k)
+				}
+			}
+		}
+	}
+	prom, err := os.ReadFile("prometheus/prometheus.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range regexp.MustCompile(`"([a-z0-9-]+):\d+"`).FindAllStringSubmatch(string(prom), -1) {
+		if _, ok := c.Services[m[1]]; !ok {
+			t.Errorf("prometheus.yml targets %s, which compose.yaml does not run", m[1])
+		}
+	}
+	for _, name := range []string{"jaego-1", "jaego-2", "migrate"} {
+		if c.Services[name].Environment["JAEGO_POSTGRES_URL"] == "" {
+			t.Errorf("%s has no JAEGO_POSTGRES_URL (the x-jaego anchor not applied?)", name)
+		}
+	}
 }
