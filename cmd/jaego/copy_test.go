@@ -333,6 +333,14 @@ func TestRedisLostAndRestored(t *testing.T) {
 	if !strings.Contains(out.String(), "records") || !strings.Contains(out.String(), "moved back") {
 		t.Errorf("restore printed %q", out.String())
 	}
+	// The change feed of before the loss is back: a re-indexer re-reading it finds it whole.
+	var before []inventory.Change
+	if _, err := feed.StreamChanges(context.Background(), time.Now().Add(-time.Hour), lostAt, "", func(cs []inventory.Change) error {
+		before = append(before, cs...)
+		return nil
+	}); err != nil || len(before) != len(first)+1 {
+		t.Errorf("the feed up to the loss after the restore: %d changes (%v), want the %d of before", len(before), err, len(first)+1)
+	}
 	var again bytes.Buffer
 	if err := run(context.Background(), []string{"jaego", "restore", "--redis", "redis://" + s.redis.Addr + "/0", "--postgres", s.pg},
 		func(string) string { return "" }, nil, &again, t.Output()); err == nil || !strings.Contains(err.Error(), "not empty") {

@@ -92,7 +92,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 		return err
 	}
 	if lost {
-		rep, err := inventory.Restore(ctx, s.copy, s.stock, inventory.RestoreOptions{Locks: s.locks})
+		rep, err := inventory.Restore(ctx, s.copy, s.stock, inventory.RestoreOptions{Locks: s.locks, Retention: cfg.Retention})
 		if err != nil {
 			return fmt.Errorf("restoring the stock kept in %s: %w", cfg.DataDir, err)
 		}

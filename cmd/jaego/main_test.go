@@ -378,6 +378,11 @@ func TestDevDataKeepsStock(t *testing.T) {
 		if code, ans := post(t, s.api+"/v1/events", `{"event_id":"kept-1","type":"receipt","store":"S001","sku":"8809461234567","qty":100}`); code != 200 || ans["status"] != "duplicate" {
 			t.Fatalf("the receipt again after a restart: %d %v", code, ans)
 		}
+		var feed map[string]any
+		from := time.Now().Add(-time.Hour).UnixMilli()
+		if code := getJSON(t, fmt.Sprintf("%s/v1/changes?from=%d&limit=10000", s.api, from), &feed); code != 200 || !strings.Contains(fmt.Sprint(feed["changes"]), "kept-1") {
+			t.Fatalf("the change feed after a restart lacks the receipt: %d %v", code, feed)
+		}
 	})
 }
 

@@ -29,6 +29,7 @@ func runRestore(ctx context.Context, args []string, getenv func(string) string, 
 	f.String(&cfg.KafkaBrokers, "kafka", "JAEGO_KAFKA_BROKERS", "", "Kafka brokers: when set, the consumer group is moved back to the copy's offsets")
 	kafkaFlags(f, &cfg)
 	f.Int(&cfg.ShardGroups, "groups", "JAEGO_SHARD_GROUPS", 16, "shard groups G of the deployment's key layout")
+	f.Duration(&cfg.Retention, "changes-retention", "JAEGO_CHANGES_RETENTION", 48*time.Hour, "the change feed's retention: the ledger's changes of that span go back into the streams")
 	f.Int(&margin, "replay-margin", "JAEGO_RESTORE_REPLAY_MARGIN", 4000,
 		"records per partition replayed before the copy's last offset (two consumer polls: a poll's events reach the copy in feed order, not offset order)")
 	f.Duration(&window, "idempotency-window", "JAEGO_IDEMPOTENCY_WINDOW", 7*24*time.Hour, "how long applied event ids are remembered")
@@ -55,7 +56,7 @@ func runRestore(ctx context.Context, args []string, getenv func(string) string, 
 		return err
 	}
 	defer client.Close()
-	store := invredis.New(client, invredis.Options{Groups: cfg.ShardGroups, RequireEpoch: true})
+	store := invredis.New(client, invredis.Options{Groups: cfg.ShardGroups, Retention: cfg.Retention, RequireEpoch: true})
 	locks := lock.New(client, lock.Options{})
 	start, last := time.Now(), time.Time{}
 	progress := func(stage string, n int64) {
@@ -64,7 +65,7 @@ func runRestore(ctx context.Context, args []string, getenv func(string) string, 
 			last = time.Now()
 		}
 	}
-	rep, err := inventory.Restore(ctx, invdb.New(sdb), store, inventory.RestoreOptions{Window: window, Force: force, Progress: progress, Locks: locks,
+	rep, err := inventory.Restore(ctx, invdb.New(sdb), store, inventory.RestoreOptions{Window: window, Retention: cfg.Retention, Force: force, Progress: progress, Locks: locks,
 		BeforeWhole: func(ctx context.Context, offsets map[int32]inventory.OffsetRange) error {
 			if cfg.KafkaBrokers == "" {
 				return nil
@@ -82,7 +83,7 @@ func runRestore(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
-	fmt.Fprintf(stdout, "restore: done in %s: %d records, %d idempotency marks, Kafka offsets of %d partitions; Redis accepts writes again\n",
-		time.Since(start).Round(time.Millisecond), rep.Records, rep.Marks, len(rep.KafkaOffsets))
+	fmt.Fprintf(stdout, "restore: done in %s: %d records, %d idempotency marks, %d changes of the feed, Kafka offsets of %d partitions; Redis accepts writes again\n",
+		time.Since(start).Round(time.Millisecond), rep.Records, rep.Marks, rep.Changes, len(rep.KafkaOffsets))
 	return nil
 }

@@ -14,6 +14,9 @@ type RestoreSource interface {
 	Records(ctx context.Context, n int, emit func([]Stock) error) error
 	// AppliedSince hands the changes applied at or after since to emit in pages of n.
 	AppliedSince(ctx context.Context, since time.Time, n int, emit func([]Change) error) error
+	// ChangesSince hands the changes applied at or after since, whole and in change-id
+	// order, to emit in pages of n.
+	ChangesSince(ctx context.Context, since time.Time, n int, emit func([]Change) error) error
 	// KafkaOffsets is the range of Kafka offsets the copy holds changes of, per partition.
 	KafkaOffsets(ctx context.Context) (map[int32]OffsetRange, error)
 	// Position is the copy's position, with the fencing token of its last projector.
@@ -42,6 +45,8 @@ type RestoreTarget interface {
 	// RaiseChangeIDs makes the next change id of each shard group rise above ids (change
 	// ids as the feed gives them).
 	RaiseChangeIDs(ctx context.Context, ids []string) error
+	// AppendChanges writes changes back into their change streams, with their ids.
+	AppendChanges(ctx context.Context, changes []Change) error
 	// MarkEpoch marks the target whole again: writes are accepted from then on.
 	MarkEpoch(ctx context.Context, onlyNew bool) error
 }
@@ -57,6 +62,9 @@ type RestoreOptions struct {
 	// Window is how long applied event ids are remembered (the idempotency window);
 	// default 7 days.
 	Window time.Duration
+	// Retention is how far back the change feed reaches (JAEGO_CHANGES_RETENTION): the
+	// ledger's changes of that span go back into the streams; default 48h.
+	Retention time.Duration
 	// Force writes into a target that is not empty.
 	Force bool
 	// Locks raises the projector lock's token counter above the copy's token; required.
@@ -71,7 +79,7 @@ type RestoreOptions struct {
 
 // RestoreReport says what a restore wrote.
 type RestoreReport struct {
-	Records, Marks int64
+	Records, Marks, Changes int64
 	KafkaOffsets   map[int32]OffsetRange // the offsets the copy holds per partition
 }
 
@@ -86,6 +94,9 @@ var ErrTargetNotEmpty = fmt.Errorf("the target Redis is not empty: restore rebui
 func Restore(ctx context.Context, src RestoreSource, dst RestoreTarget, o RestoreOptions) (RestoreReport, error) {
 	if o.Window <= 0 {
 		o.Window = 7 * 24 * time.Hour
+	}
+	if o.Retention <= 0 {
+		o.Retention = 48 * time.Hour
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -122,6 +133,17 @@ func Restore(ctx context.Context, src RestoreSource, dst RestoreTarget, o Restor
 		}
 		rep.Marks += int64(len(page))
 		o.Progress("idempotency marks", rep.Marks)
+		return nil
+	}); err != nil {
+		return rep, err
+	}
+	// The change feed of the retention, so re-indexers re-reading a range find it whole.
+	if err := src.ChangesSince(ctx, o.Now().Add(-o.Retention), 1000, func(page []Change) error {
+		if err := dst.AppendChanges(ctx, page); err != nil {
+			return err
+		}
+		rep.Changes += int64(len(page))
+		o.Progress("changes", rep.Changes)
 		return nil
 	}); err != nil {
 		return rep, err

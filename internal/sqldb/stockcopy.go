@@ -31,6 +31,8 @@ func stockCopyMigration(postgres bool) *goose.Migration {
     event_id        TEXT    NOT NULL,
     kafka_partition INTEGER,
     kafka_offset    BIGINT,
+    id_ms           BIGINT  NOT NULL, -- the change id (ms-seq) as numbers, for id order
+    id_seq          BIGINT  NOT NULL,
     PRIMARY KEY (store, sku, version, at_ms)
 )`
 	if postgres {
@@ -49,6 +51,7 @@ func stockCopyMigration(postgres bool) *goose.Migration {
 )`,
 		ledger,
 		`CREATE INDEX stock_ledger_at ON stock_ledger (at_ms)`,
+		`CREATE INDEX stock_ledger_id ON stock_ledger (id_ms, id_seq, change_id)`,
 		`CREATE TABLE stock_projection (
     id         INTEGER PRIMARY KEY CHECK (id = 1),
     cursor     TEXT    NOT NULL,

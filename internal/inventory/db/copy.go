@@ -97,6 +97,46 @@ func (c *Copy) GetMany(ctx context.Context, keys []inventory.Key) ([]inventory.L
 	return out, nil
 }
 
+// ChangesSince implements inventory.RestoreSource: the ledger's changes applied at or after
+// since, whole, in change-id order (so each stream can be rebuilt in order), in pages of n.
+func (c *Copy) ChangesSince(ctx context.Context, since time.Time, n int, emit func([]inventory.Change) error) error {
+	lastMS, lastSeq, lastID := int64(-1), int64(-1), "" // change ids repeat across groups: the id string breaks ties
+	for {
+		rows, err := c.db.QueryContext(ctx, `SELECT change_id, store, sku, type, delta, on_hand, reserved, safety, version, event_id,
+			at_ms, kafka_partition, kafka_offset, id_ms, id_seq FROM stock_ledger
+			WHERE at_ms >= $1 AND (id_ms, id_seq, change_id) > ($2, $3, $4) ORDER BY id_ms, id_seq, change_id LIMIT $5`,
+			since.UnixMilli(), lastMS, lastSeq, lastID, n)
+		if err != nil {
+			return unavailable(err)
+		}
+		var page []inventory.Change
+		if err := sqldb.ScanAll(rows, func(r *sql.Rows) error {
+			var ch inventory.Change
+			var typ string
+			var at int64
+			var kp, ko sql.NullInt64
+			if err := r.Scan(&ch.ID, &ch.Store, &ch.SKU, &typ, &ch.Delta, &ch.OnHand, &ch.Reserved, &ch.Safety, &ch.Version, &ch.EventID,
+				&at, &kp, &ko, &lastMS, &lastSeq); err != nil {
+				return err
+			}
+			ch.Type, ch.At, lastID = inventory.EventType(typ), time.UnixMilli(at).UTC(), ch.ID
+			if kp.Valid && ko.Valid {
+				ch.Origin = &inventory.Origin{Partition: int32(kp.Int64), Offset: ko.Int64}
+			}
+			page = append(page, ch)
+			return nil
+		}); err != nil {
+			return unavailable(err)
+		}
+		if len(page) == 0 {
+			return nil
+		}
+		if err := emit(page); err != nil {
+			return err
+		}
+	}
+}
+
 func scanStock(r *sql.Rows) (inventory.Stock, error) {
 	var st inventory.Stock
 	var updated int64
@@ -177,7 +217,16 @@ func (t pgxTx) exec(ctx context.Context, q string, args ...any) (int64, error) {
 }
 
 // ledgerColumns are the stock_ledger columns a commit writes, in the order of its rows.
-var ledgerColumns = []string{"at_ms", "change_id", "store", "sku", "type", "delta", "on_hand", "reserved", "safety", "version", "event_id", "kafka_partition", "kafka_offset"}
+var ledgerColumns = []string{"at_ms", "change_id", "store", "sku", "type", "delta", "on_hand", "reserved", "safety", "version", "event_id", "kafka_partition", "kafka_offset", "id_ms", "id_seq"}
+
+// changeIDNumbers is the "ms-seq" part of a change id ("ms-seq/group/day") as numbers.
+func changeIDNumbers(id string) (ms, seq int64) {
+	head, _, _ := strings.Cut(id, "/")
+	a, b, _ := strings.Cut(head, "-")
+	ms, _ = strconv.ParseInt(a, 10, 64)
+	seq, _ = strconv.ParseInt(b, 10, 64)
+	return ms, seq
+}
 
 // Commit implements inventory.CopyStore: the batch's records (only where their version is
 // higher), its ledger entries, the Kafka offsets and the position, in one transaction.
@@ -248,8 +297,9 @@ func commit(ctx context.Context, tx execer, token int64, b inventory.Projection,
 			}
 			offsets[o.Partition] = [2]int64{min(cur[0], o.Offset), max(cur[1], o.Offset)}
 		}
+		idMS, idSeq := changeIDNumbers(ch.ID)
 		ledger = append(ledger, []any{ch.At.UnixMilli(), ch.ID, ch.Store, ch.SKU, string(ch.Type), ch.Delta, ch.OnHand,
-			ch.Reserved, ch.Safety, ch.Version, ch.EventID, kp, ko})
+			ch.Reserved, ch.Safety, ch.Version, ch.EventID, kp, ko, idMS, idSeq})
 	}
 	records := make([][]any, 0, len(latest))
 	for _, st := range latest {
