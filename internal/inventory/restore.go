@@ -80,7 +80,7 @@ type RestoreOptions struct {
 // RestoreReport says what a restore wrote.
 type RestoreReport struct {
 	Records, Marks, Changes int64
-	KafkaOffsets   map[int32]OffsetRange // the offsets the copy holds per partition
+	KafkaOffsets            map[int32]OffsetRange // the offsets the copy holds per partition
 }
 
 // ErrTargetNotEmpty refuses a restore into a Redis that holds keys (without Force).
