@@ -153,9 +153,14 @@ func commonFlags(f *envFlags, c *config) {
 	f.Int(&c.ShardGroups, "groups", "JAEGO_SHARD_GROUPS", 16, "shard groups G of the Redis key layout (fixed per deployment)")
 	f.Duration(&c.Retention, "changes-retention", "JAEGO_CHANGES_RETENTION", 48*time.Hour, "how long a day's change stream is kept")
 	f.Duration(&c.RequestTimeout, "request-timeout", "JAEGO_REQUEST_TIMEOUT", 2*time.Second, "bound on the store work of one HTTP request")
+	logFlags(f, c)
+	f.Bool(&c.AccessLog, "access-log", "JAEGO_ACCESS_LOG", false, "log one line per HTTP request (method, path, route, status, duration, request id)")
+}
+
+// logFlags are the log settings every command has: every command logs the same way.
+func logFlags(f *envFlags, c *config) {
 	f.Level(&c.LogLevel, "log-level", "JAEGO_LOG_LEVEL", "log level: debug, info, warn, error")
 	f.String(&c.LogFormat, "log-format", "JAEGO_LOG_FORMAT", "json", "log format: json or text")
-	f.Bool(&c.AccessLog, "access-log", "JAEGO_ACCESS_LOG", false, "log one line per HTTP request (method, path, route, status, duration, request id)")
 }
 
 // breakerFlags are the Redis breaker's settings (design §8; defaults: the original system's)

@@ -33,6 +33,7 @@ func runLoadgen(ctx context.Context, args []string, getenv func(string) string, 
 	f.Duration(&linger, "linger", "JAEGO_LOADGEN_LINGER", 5*time.Millisecond, "producer linger")
 	seed := 1
 	f.Int(&seed, "seed", "JAEGO_LOADGEN_SEED", 1, "random seed: the same seed gives the same day")
+	logFlags(f, &cfg)
 	if err := f.Parse(args); err != nil {
 		return err
 	}
@@ -41,7 +42,7 @@ func runLoadgen(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	opts.Seed = int64(seed)
 	prod, err := invkafka.NewProducer(invkafka.ProducerOptions{Brokers: splitList(cfg.KafkaBrokers), Topic: cfg.KafkaTopic,
-		Linger: linger, Registerer: prometheus.NewRegistry()})
+		Linger: linger, Registerer: prometheus.NewRegistry(), Logger: cfg.logger(stderr)})
 	if err != nil {
 		return err
 	}

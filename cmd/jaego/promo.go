@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -66,18 +65,19 @@ func (s *server) registerPromotions(mux httpx.Mux) {
 
 // runMigrate is `jaego migrate`: it applies the SQL migrations to --postgres.
 func runMigrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	var url string
+	var cfg config
 	f := newEnvFlags("migrate", getenv, stderr)
-	f.String(&url, "postgres", "JAEGO_POSTGRES_URL", "", "PostgreSQL: postgres://user@host:port/db (or sqlite:PATH)")
+	f.String(&cfg.PostgresURL, "postgres", "JAEGO_POSTGRES_URL", "", "PostgreSQL: postgres://user@host:port/db (or sqlite:PATH)")
+	logFlags(f, &cfg)
 	if err := f.Parse(args); err != nil {
 		return err
 	}
-	db, err := openSQL(ctx, url)
+	db, err := openSQL(ctx, cfg.PostgresURL)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	v, err := db.Migrate(ctx, nil)
+	v, err := db.Migrate(ctx, cfg.logger(stderr))
 	if err != nil {
 		return err
 	}
@@ -113,6 +113,7 @@ func runPromo(ctx context.Context, args []string, getenv func(string) string, st
 	f.String(&cfg.RedisURL, "redis", "JAEGO_REDIS_URL", "", "Redis: redis://host:port/db, or host:port,… for a Cluster")
 	f.String(&cfg.PostgresURL, "postgres", "JAEGO_POSTGRES_URL", "", "PostgreSQL: postgres://user@host:port/db")
 	f.String(&cfg.PromoTZ, "promo-tz", "JAEGO_PROMO_TZ", "UTC", "time zone of the day the version is built for")
+	logFlags(f, &cfg)
 	if err := f.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -135,8 +136,9 @@ func runPromo(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	db := promodb.New(sdb)
 	locks := lock.New(client, lock.Options{ClassicPubSub: !shardedPubSub(ctx, client)})
-	rb := promo.NewRebuilder(promo.RebuilderOptions{Source: db, Publisher: promoredis.New(client, promoredis.Options{}),
-		Locker: locks, Location: loc, Logger: slog.New(slog.NewJSONHandler(stderr, nil))})
+	log := cfg.logger(stderr)
+	rb := promo.NewRebuilder(promo.RebuilderOptions{Source: db, Publisher: promoredis.New(client, promoredis.Options{Logger: log}),
+		Locker: locks, Location: loc, Logger: log})
 	v, err := rb.Rebuild(ctx, "manual")
 	if err != nil {
 		return err

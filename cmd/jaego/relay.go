@@ -43,8 +43,7 @@ func runRelay(ctx context.Context, args []string, getenv func(string) string, st
 	f.Duration(&cfg.Linger, "linger", "JAEGO_RELAY_LINGER", 5*time.Millisecond, "how long a batch waits for more records (linger.ms)")
 	f.Int(&cfg.BatchBytes, "batch-bytes", "JAEGO_RELAY_BATCH_BYTES", 1<<20, "maximum bytes of one record batch (batch.size)")
 	f.Int(&cfg.BufferBytes, "buffer-bytes", "JAEGO_RELAY_BUFFER_BYTES", 32<<20, "maximum bytes buffered before produce blocks (buffer.memory)")
-	f.Level(&cfg.LogLevel, "log-level", "JAEGO_LOG_LEVEL", "log level: debug, info, warn, error")
-	cfg.LogFormat = "json"
+	logFlags(f, &cfg.config)
 	if err := f.Parse(args); err != nil {
 		return err
 	}

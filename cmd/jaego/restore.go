@@ -34,6 +34,7 @@ func runRestore(ctx context.Context, args []string, getenv func(string) string, 
 		"records per partition replayed before the copy's last offset (two consumer polls: a poll's events reach the copy in feed order, not offset order)")
 	f.Duration(&window, "idempotency-window", "JAEGO_IDEMPOTENCY_WINDOW", 7*24*time.Hour, "how long applied event ids are remembered")
 	f.fs.BoolVar(&force, "force", false, "write into a Redis that is not empty")
+	logFlags(f, &cfg)
 	if err := f.Parse(args); err != nil {
 		return err
 	}
@@ -80,9 +81,13 @@ func runRestore(ctx context.Context, args []string, getenv func(string) string, 
 			fmt.Fprintf(stdout, "restore: consumer group %s moved back on %d partitions of %s\n", cfg.KafkaGroup, len(at), cfg.KafkaTopic)
 			return nil
 		}})
+	log := cfg.logger(stderr)
 	if err != nil {
+		log.Error("restore failed", "err", err)
 		return fmt.Errorf("restore: %w", err)
 	}
+	log.Info("restore done", "records", rep.Records, "marks", rep.Marks, "changes", rep.Changes,
+		"kafka_partitions", len(rep.KafkaOffsets), "took_ms", time.Since(start).Milliseconds())
 	fmt.Fprintf(stdout, "restore: done in %s: %d records, %d idempotency marks, %d changes of the feed, Kafka offsets of %d partitions; Redis accepts writes again\n",
 		time.Since(start).Round(time.Millisecond), rep.Records, rep.Marks, rep.Changes, len(rep.KafkaOffsets))
 	return nil
