@@ -17,6 +17,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pb33f/jsonschema/v6"
 	"gopkg.in/yaml.v3"
 )
 
@@ -271,6 +272,32 @@ func TestCompose(t *testing.T) {
 	if err := yaml.Unmarshal(raw, &c); err != nil {
 		t.Fatal(err)
 	}
+	// The Compose Specification's own JSON schema (testdata/compose-spec.json, from the
+	// compose-spec project, Apache-2.0): keys, types and enums of every service.
+	var doc any
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	schemaFile, err := os.Open("testdata/compose-spec.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer schemaFile.Close()
+	schemaDoc, err := jsonschema.UnmarshalJSON(schemaFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	compiler := jsonschema.NewCompiler()
+	if err := compiler.AddResource("compose-spec.json", schemaDoc); err != nil {
+		t.Fatal(err)
+	}
+	schema, err := compiler.Compile("compose-spec.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := schema.Validate(jsonValue(doc)); err != nil {
+		t.Errorf("compose.yaml against the Compose Specification schema: %v", err)
+	}
 	ops, err := os.ReadFile("../docs/operations.md")
 	if err != nil {
 		t.Fatal(err)
@@ -316,4 +343,26 @@ func TestCompose(t *testing.T) {
 			t.Errorf("%s has no JAEGO_POSTGRES_URL (the x-jaego anchor not applied?)", name)
 		}
 	}
+}
+
+// jsonValue turns what YAML decoded into what a JSON decoder gives (map[string]any,
+// float64 numbers), the form the schema validator takes.
+func jsonValue(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = jsonValue(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = jsonValue(e)
+		}
+		return out
+	case int:
+		return float64(x)
+	}
+	return v
 }
