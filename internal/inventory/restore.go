@@ -12,8 +12,6 @@ import (
 type RestoreSource interface {
 	// Records hands every record to emit in pages of n.
 	Records(ctx context.Context, n int, emit func([]Stock) error) error
-	// AppliedSince hands the changes applied at or after since to emit in pages of n.
-	AppliedSince(ctx context.Context, since time.Time, n int, emit func([]Change) error) error
 	// ChangesSince hands the changes applied at or after since, whole and in change-id
 	// order, to emit in pages of n.
 	ChangesSince(ctx context.Context, since time.Time, n int, emit func([]Change) error) error
@@ -120,30 +118,31 @@ func Restore(ctx context.Context, src RestoreSource, dst RestoreTarget, o Restor
 	}); err != nil {
 		return rep, err
 	}
+	// One pass over the ledger of the idempotency window, in change-id order: every event is
+	// remembered as applied, each group's highest change id is found, and the changes of the
+	// feed's retention go back into their streams (in id order, as a stream needs).
 	maxID := map[string]string{} // group → highest change id
-	if err := src.AppliedSince(ctx, o.Now().Add(-o.Window), 1000, func(page []Change) error {
+	recentFrom := o.Now().Add(-o.Retention)
+	if err := src.ChangesSince(ctx, o.Now().Add(-o.Window), 1000, func(page []Change) error {
+		var recent []Change
 		for _, c := range page {
 			id, group, ok := strings.Cut(c.ID, "/")
 			if g, _, _ := strings.Cut(group, "/"); ok && idAfter(id, maxID[g]) {
 				maxID[g] = id
 			}
+			if !c.At.Before(recentFrom) {
+				recent = append(recent, c)
+			}
 		}
 		if err := dst.MarkApplied(ctx, page, o.Window); err != nil {
 			return err
 		}
-		rep.Marks += int64(len(page))
-		o.Progress("idempotency marks", rep.Marks)
-		return nil
-	}); err != nil {
-		return rep, err
-	}
-	// The change feed of the retention, so re-indexers re-reading a range find it whole.
-	if err := src.ChangesSince(ctx, o.Now().Add(-o.Retention), 1000, func(page []Change) error {
-		if err := dst.AppendChanges(ctx, page); err != nil {
+		if err := dst.AppendChanges(ctx, recent); err != nil {
 			return err
 		}
-		rep.Changes += int64(len(page))
-		o.Progress("changes", rep.Changes)
+		rep.Marks += int64(len(page))
+		rep.Changes += int64(len(recent))
+		o.Progress("changes read from the ledger", rep.Marks)
 		return nil
 	}); err != nil {
 		return rep, err

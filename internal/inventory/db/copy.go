@@ -479,39 +479,3 @@ func (c *Copy) Records(ctx context.Context, n int, emit func([]inventory.Stock) 
 	}
 }
 
-// AppliedSince hands the ledger's changes at or after since to emit in pages of n, oldest
-// first per store × SKU: the events a restore must remember as applied.
-func (c *Copy) AppliedSince(ctx context.Context, since time.Time, n int, emit func([]inventory.Change) error) error {
-	type pos struct {
-		store, sku string
-		version    int64
-	}
-	last := pos{}
-	for {
-		rows, err := c.db.QueryContext(ctx, `SELECT change_id, store, sku, version, event_id, at_ms FROM stock_ledger
-			WHERE at_ms >= $1 AND (store, sku, version) > ($2, $3, $4) ORDER BY store, sku, version LIMIT $5`,
-			since.UnixMilli(), last.store, last.sku, last.version, n)
-		if err != nil {
-			return unavailable(err)
-		}
-		var page []inventory.Change
-		if err := sqldb.ScanAll(rows, func(r *sql.Rows) error {
-			var ch inventory.Change
-			var at int64
-			err := r.Scan(&ch.ID, &ch.Store, &ch.SKU, &ch.Version, &ch.EventID, &at)
-			ch.At = time.UnixMilli(at).UTC()
-			page = append(page, ch)
-			return err
-		}); err != nil {
-			return unavailable(err)
-		}
-		if len(page) == 0 {
-			return nil
-		}
-		if err := emit(page); err != nil {
-			return err
-		}
-		l := page[len(page)-1]
-		last = pos{l.Store, l.SKU, l.Version}
-	}
-}
