@@ -478,4 +478,3 @@ func (c *Copy) Records(ctx context.Context, n int, emit func([]inventory.Stock) 
 		last = inventory.Key{Store: page[len(page)-1].Store, SKU: page[len(page)-1].SKU}
 	}
 }
-
