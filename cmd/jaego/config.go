@@ -14,6 +14,7 @@ import (
 
 	"github.com/jaego/jaego/internal/httpx"
 	"github.com/jaego/jaego/internal/inventory/breaker"
+	"github.com/jaego/jaego/internal/jaego"
 )
 
 // config is every setting of jaego. Flags win over JAEGO_* environment variables, which win
@@ -283,7 +284,7 @@ func redisClient(url string, tracking bool) (rueidis.Client, error) {
 	opt.DisableRetry = true
 	client, err := rueidis.NewClient(opt)
 	if err != nil {
-		return nil, fmt.Errorf("connect to redis %s: %w", url, err)
+		return nil, fmt.Errorf("connect to redis %s: %w", jaego.RedactURL(url), err)
 	}
 	return client, nil
 }
@@ -299,7 +300,7 @@ func redisOption(url string) (rueidis.ClientOption, error) {
 	case strings.Contains(url, "://"):
 		opt, err := rueidis.ParseURL(url)
 		if err != nil {
-			return opt, fmt.Errorf("--redis %q: %w", url, err)
+			return opt, fmt.Errorf("--redis %q: %w", jaego.RedactURL(url), err)
 		}
 		return opt, nil
 	}

@@ -456,3 +456,28 @@ func TestServeWithoutClientTracking(t *testing.T) {
 		t.Fatalf("promo rebuild: %v %s", err, out.String())
 	}
 }
+
+// TestPasswordsStayInside: a password in the Redis or PostgreSQL URL appears neither in
+// the banner nor in an error.
+func TestPasswordsStayInside(t *testing.T) {
+	srv, err := testenv.StartRedis(t.TempDir(), "requirepass s3cret-redis")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	s := start(t, map[string]string{"JAEGO_REDIS_URL": "redis://:s3cret-redis@" + srv.Addr + "/0"}, "serve", "--http", "127.0.0.1:0")
+	banner := strings.Join(s.lines, "\n")
+	if strings.Contains(banner, "s3cret") || !strings.Contains(banner, ":***@") {
+		t.Errorf("the banner shows the password:\n%s", banner)
+	}
+	for _, url := range []string{"redis://:wrong-s3cret@" + srv.Addr + "/0", "redis://user:s3cret-x@127.0.0.1:1/0"} {
+		err := run(context.Background(), []string{"jaego", "serve", "--http", "127.0.0.1:0", "--redis", url}, func(string) string { return "" }, nil, io.Discard, io.Discard)
+		if err == nil || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("serve with %s: %v", url, err)
+		}
+	}
+	err = run(context.Background(), []string{"jaego", "migrate", "--postgres", "postgres://jaego:s3cret-pg@127.0.0.1:1/jaego"}, func(string) string { return "" }, nil, io.Discard, io.Discard)
+	if err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("migrate: %v", err)
+	}
+}

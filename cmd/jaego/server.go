@@ -285,8 +285,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	s.ready.Store(true)
 	fmt.Fprintf(stdout, "jaego serve (%s)\n  redis:     %s\n  kafka:     %s\n  postgres:  %s\n  api:       %s\n",
-		readBuildInfo().Version, cfg.RedisURL, orNone(cfg.KafkaBrokers), orNone(sqldb.Redact(cfg.PostgresURL)), s.apiURL())
-	log.Info("serving", "version", readBuildInfo().Version, "http", s.apiURL(), "redis", cfg.RedisURL, "kafka", cfg.KafkaBrokers, "groups", cfg.ShardGroups)
+		readBuildInfo().Version, jaego.RedactURL(cfg.RedisURL), orNone(cfg.KafkaBrokers), orNone(jaego.RedactURL(cfg.PostgresURL)), s.apiURL())
+	log.Info("serving", "version", readBuildInfo().Version, "http", s.apiURL(), "redis", jaego.RedactURL(cfg.RedisURL), "kafka", cfg.KafkaBrokers, "groups", cfg.ShardGroups)
 	return s.serve(ctx)
 }
 

@@ -1,6 +1,9 @@
 package jaego
 
-import "regexp"
+import (
+	"regexp"
+	"strings"
+)
 
 var (
 	storeRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
@@ -40,4 +43,19 @@ func CheckSKU(id string) error {
 		return Invalidf("sku", "sku %q must match %s", id, skuRE)
 	}
 	return nil
+}
+
+// RedactURL hides the password of a URL (scheme://user:password@host…), for banners, logs
+// and errors: credentials never leave the process in clear.
+func RedactURL(url string) string {
+	at := strings.LastIndex(url, "@")
+	scheme := strings.Index(url, "://")
+	if at < 0 || scheme < 0 || at < scheme {
+		return url
+	}
+	userinfo := url[scheme+3 : at]
+	if user, _, ok := strings.Cut(userinfo, ":"); ok {
+		return url[:scheme+3] + user + ":***" + url[at:]
+	}
+	return url
 }

@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	"github.com/jaego/jaego/internal/jaego"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -52,27 +53,13 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		db.SetMaxOpenConns(1)
 		d = &DB{DB: db, dialect: goose.DialectSQLite3}
 	default:
-		return nil, fmt.Errorf("database url %q: want postgres://… or sqlite:PATH", Redact(url))
+		return nil, fmt.Errorf("database url %q: want postgres://… or sqlite:PATH", jaego.RedactURL(url))
 	}
 	if err := d.PingContext(ctx); err != nil {
 		d.Close()
-		return nil, fmt.Errorf("connecting to %s: %w", Redact(url), err)
+		return nil, fmt.Errorf("connecting to %s: %w", jaego.RedactURL(url), err)
 	}
 	return d, nil
-}
-
-// Redact hides the password of a URL, for messages and logs.
-func Redact(url string) string {
-	at := strings.LastIndex(url, "@")
-	scheme := strings.Index(url, "://")
-	if at < 0 || scheme < 0 {
-		return url
-	}
-	userinfo := url[scheme+3 : at]
-	if user, _, ok := strings.Cut(userinfo, ":"); ok {
-		return url[:scheme+3] + user + ":***" + url[at:]
-	}
-	return url
 }
 
 func (d *DB) provider(log *slog.Logger) (*goose.Provider, error) {
