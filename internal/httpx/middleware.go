@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -71,6 +72,12 @@ func Instrument(mux *http.ServeMux, reg prometheus.Registerer, log *slog.Logger,
 		}()
 		if _, pattern := mux.Handler(r); pattern == "" {
 			problemForUnmatched(rec, r, mux)
+			return
+		}
+		// A query string Go's URL.Query would half-read (a bad escape drops the pair, so
+		// ?cursor=%%% served the first page) is refused whole.
+		if _, err := url.ParseQuery(r.URL.RawQuery); err != nil {
+			WriteProblem(rec, ProblemOf(jaego.Errorf(jaego.CodeInvalid, "malformed query string: %v", err)))
 			return
 		}
 		mux.ServeHTTP(rec, r)

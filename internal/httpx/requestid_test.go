@@ -89,3 +89,23 @@ func TestRequestIDs(t *testing.T) {
 		t.Errorf("log lines of the failing request: %q (all: %v)", got, byID)
 	}
 }
+
+// A malformed query string is a 400, never half-read.
+func TestMalformedQuery(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.Handle("GET /ok", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		httpx.WriteJSON(w, http.StatusOK, map[string]string{"cursor": r.URL.Query().Get("cursor")})
+	}))
+	srv := httptest.NewServer(httpx.Instrument(mux, prometheus.NewRegistry(), slog.New(slog.DiscardHandler)))
+	defer srv.Close()
+	for q, want := range map[string]int{"cursor=%%%garbage": 400, "a=1&b=%zz": 400, "cursor=abc%20d": 200, "": 200} {
+		resp, err := http.Get(srv.URL + "/ok?" + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want || (want == 400 && resp.Header.Get("Content-Type") != "application/problem+json") {
+			t.Errorf("?%s: %d %s, want %d", q, resp.StatusCode, resp.Header.Get("Content-Type"), want)
+		}
+	}
+}
