@@ -218,6 +218,20 @@ func TestPostSingleEvent(t *testing.T) {
 	}
 }
 
+// A name given twice in one object is refused, never "the last one wins".
+func TestDuplicateKeys(t *testing.T) {
+	e := newEnv(t, 2*time.Second)
+	do(t, "POST", e.url+"/v1/events", `{"event_id":"d1","type":"receipt","store":"S1","sku":"A","qty":1,"qty":1000}`).problem(t, 400, "invalid_json")
+	do(t, "POST", e.url+"/v1/events", `{"events":[{"event_id":"d2","type":"receipt","store":"S1","sku":"A","qty":1}],"events":[]}`).problem(t, 400, "invalid_json")
+	a := do(t, "POST", e.url+"/v1/events", `{"events":[{"event_id":"d3","type":"receipt","store":"S1","sku":"A","qty":1,"store":"S2"}]}`)
+	if a.status != 400 {
+		t.Errorf("a batch event with a name twice: %d %s", a.status, a.raw)
+	}
+	if _, err := e.store.Get(context.Background(), "S1", "A"); err == nil {
+		t.Error("a refused body changed the stock")
+	}
+}
+
 func TestPostBatch(t *testing.T) {
 	e := newEnv(t, 2*time.Second)
 	a := do(t, "POST", e.url+"/v1/events", `{"events":[

@@ -210,6 +210,12 @@ func decodeEvents(w http.ResponseWriter, r *http.Request) (events []inventory.Ev
 	if len(top) != 1 {
 		return nil, false, jaego.Invalidf("events", "a batch body has only the field \"events\"")
 	}
+	var batch struct {
+		Events json.RawMessage `json:"events"`
+	}
+	if err := jaego.StrictUnmarshal(body, &batch); err != nil { // {"events":[…],"events":[…]}
+		return nil, false, err
+	}
 	var raws []json.RawMessage
 	if err := jaego.StrictUnmarshal(raw, &raws); err != nil {
 		return nil, false, jaego.Invalidf("events", "events must be an array of event objects")
