@@ -359,7 +359,7 @@ func TestDevDataKeepsStock(t *testing.T) {
 		for { // the projector has copied the receipt once its history shows it
 			var h map[string]any
 			getJSON(t, s.api+"/v1/stores/S001/skus/8809461234567/history", &h)
-			if chs, _ := h["changes"].([]any); len(chs) == 1 {
+			if strings.Contains(fmt.Sprint(h["changes"]), "kept-1") {
 				break
 			}
 			if time.Now().After(deadline) {

@@ -97,6 +97,9 @@ func newServer(ctx context.Context, cfg config, client rueidis.Client, sdb *sqld
 		}
 		p := inventory.NewProjector(inventory.ProjectorOptions{Feed: s.feed, Snapshots: s.stock, Copy: s.copy, Locker: s.locks,
 			LedgerRetention: cfg.LedgerRetention, Lost: s.stock.Lost, Logger: log, Registerer: reg})
+		if err := p.Start(ctx); err != nil {
+			return nil, fmt.Errorf("durable copy: %w", err)
+		}
 		s.workers = append(s.workers, worker{name: "stock projector", run: func(ctx context.Context) error { p.Run(ctx); return nil }})
 	}
 	s.guarded = breaker.NewStore(s.stock, fallback, breaker.New(bo), reg)

@@ -202,6 +202,28 @@ func (p *Projector) read(ctx context.Context, cursor string, pages chan<- fetche
 	}
 }
 
+// Start makes sure the copy has a feed position before the server takes traffic: when the
+// copy is empty it takes the projector lock and fills it from a snapshot (another instance
+// doing it at the same moment makes this one wait, then find the position). From then on
+// every event applied is a change the copy will hold with its ledger entry, so a restore can
+// remember it as applied; an event applied before the copy existed is only in its records.
+func (p *Projector) Start(ctx context.Context) error {
+	if pos, err := p.o.Copy.Position(ctx); err != nil || pos.Cursor != "" {
+		return err
+	}
+	token, release, err := p.o.Locker.Hold(ctx, ProjectorLock, 0)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = release(context.WithoutCancel(ctx)) }()
+	pos, err := p.o.Copy.Claim(ctx, token)
+	if err != nil || pos.Cursor != "" {
+		return err
+	}
+	_, err = p.bootstrap(ctx, token)
+	return err
+}
+
 // bootstrap fills an empty copy from a snapshot: the feed position first, then every
 // record (only-if-higher, so a record read late is fine), then the position is committed;
 // an interrupted bootstrap starts over from scratch and changes nothing twice.
