@@ -20,6 +20,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/jaego/jaego/internal/inventory"
@@ -62,6 +63,9 @@ type ConsumerOptions struct {
 	Logger         *slog.Logger
 	// ClientOpts are extra franz-go options (tests shorten session timeouts with them).
 	ClientOpts []kgo.Opt
+	// GroupLagEvery is how often the lag of every partition of the group (not only this
+	// member's) is read from the brokers for jaego_consumer_group_lag; default 15 s.
+	GroupLagEvery time.Duration
 	// WaitWhole, when set, returns once a store that lost its data (inventory.ErrLost) is
 	// whole again (`jaego restore` done). Meanwhile the consumer leaves the group, so that
 	// the restore can move the group's offsets back to what the durable copy holds; it then
@@ -89,6 +93,7 @@ func (c *Consumer) Handled() int64 { return c.done.Load() }
 type consumerMetrics struct {
 	records   *prometheus.CounterVec
 	lag       *prometheus.GaugeVec
+	groupLag  *prometheus.GaugeVec
 	batch     prometheus.Histogram
 	endToEnd  prometheus.Histogram
 	retries   prometheus.Counter
@@ -114,6 +119,9 @@ func NewConsumer(store inventory.StockStore, opts ConsumerOptions) (*Consumer, e
 	}
 	if opts.SessionTimeout <= 0 {
 		opts.SessionTimeout = 45 * time.Second
+	}
+	if opts.GroupLagEvery <= 0 {
+		opts.GroupLagEvery = 15 * time.Second
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -150,6 +158,8 @@ func NewConsumer(store inventory.StockStore, opts ConsumerOptions) (*Consumer, e
 			Help: "Kafka records handled by the stock consumer, by outcome: applied, duplicate, refused, dead_lettered."}, []string{"outcome"}),
 		lag: f.NewGaugeVec(prometheus.GaugeOpts{Name: "jaego_consumer_lag",
 			Help: "Records behind the partition's high watermark after the last poll."}, []string{"topic", "partition"}),
+		groupLag: f.NewGaugeVec(prometheus.GaugeOpts{Name: "jaego_consumer_group_lag",
+			Help: "Records of every partition of the topic not committed by the group, as the brokers see it (every member reports the whole group: take the max per partition)."}, []string{"topic", "partition"}),
 		batch: f.NewHistogram(prometheus.HistogramOpts{Name: "jaego_consumer_batch_seconds",
 			Help: "Time to apply and commit one poll.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
 		endToEnd: f.NewHistogram(prometheus.HistogramOpts{Name: "jaego_consumer_end_to_end_seconds",
@@ -193,6 +203,9 @@ func (c *Consumer) Close() {
 
 // Run consumes until ctx ends. It returns nil on a clean stop.
 func (c *Consumer) Run(ctx context.Context) error {
+	lagCtx, stopLag := context.WithCancel(ctx)
+	defer stopLag()
+	go c.reportGroupLag(lagCtx)
 	for {
 		err := c.consume(ctx, c.current())
 		if !errors.Is(err, inventory.ErrLost) || c.opts.WaitWhole == nil {
@@ -374,4 +387,38 @@ func Encode(topic string, e inventory.Event) (*kgo.Record, error) {
 		return nil, err
 	}
 	return &kgo.Record{Topic: topic, Key: []byte(e.Store), Value: v}, nil
+}
+
+// reportGroupLag reads, every GroupLagEvery, the lag of every partition of the topic for
+// the whole group from the brokers (kadm): a member reports only the partitions it owns, so
+// while a dead member's partitions wait for the session timeout nobody would report them.
+func (c *Consumer) reportGroupLag(ctx context.Context) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.opts.Brokers...))
+	if err != nil {
+		c.log.Warn("group lag: no admin client", "err", err)
+		return
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	t := time.NewTicker(c.opts.GroupLagEvery)
+	defer t.Stop()
+	for {
+		lags, err := adm.Lag(ctx, c.opts.Group)
+		if err == nil {
+			if gl, ok := lags[c.opts.Group]; ok {
+				for p, l := range gl.Lag[c.opts.Topic] {
+					if l.Err == nil && l.Lag >= 0 {
+						c.m.groupLag.WithLabelValues(c.opts.Topic, strconv.Itoa(int(p))).Set(float64(l.Lag))
+					}
+				}
+			}
+		} else if ctx.Err() == nil {
+			c.log.Warn("group lag: brokers did not answer", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

@@ -334,3 +334,48 @@ S001|{"event_id":"kcat-2","type":"sale","store":"S001","sku":"8809461234567","qt
 		}
 	}
 }
+
+// groupLag sums jaego_consumer_group_lag of reg and counts its partitions.
+func groupLag(t *testing.T, reg *prometheus.Registry) (sum float64, partitions int) {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "jaego_consumer_group_lag" {
+			for _, m := range mf.GetMetric() {
+				sum += m.GetGauge().GetValue()
+				partitions++
+			}
+		}
+	}
+	return sum, partitions
+}
+
+// TestGroupLag: with Redis dead no member applies or commits anything, and no member
+// reports the lag of its own partitions; the group lag is still there, for every
+// partition of the topic, summing to every record waiting.
+func TestGroupLag(t *testing.T) {
+	e := newEnv(t)
+	e.redis.Stop()
+	reg := prometheus.NewRegistry()
+	e.consumer(t, invkafka.ConsumerOptions{Registerer: reg, GroupLagEvery: 50 * time.Millisecond, SessionTimeout: time.Second})
+	e.consumer(t, invkafka.ConsumerOptions{GroupLagEvery: 50 * time.Millisecond, SessionTimeout: time.Second})
+	events := dayEvents(300, 21)
+	e.produce(t, events)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		sum, partitions := groupLag(t, reg)
+		if sum == float64(len(events)) && partitions == 8 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("group lag %v over %d partitions, want %d over 8", sum, partitions, len(events))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if own := lagPartitions(t, reg); len(own) != 0 {
+		t.Errorf("a member that applied nothing reports its own lag for %v", own)
+	}
+}
