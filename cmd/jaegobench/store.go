@@ -130,7 +130,7 @@ func redisBenchmarkScript(ctx context.Context, client rueidis.Client, addr strin
 	day := time.Now().UTC().Format("20060102")
 	args := []string{"-h", host, "-p", port, "-n", strconv.Itoa(n), "-c", "50", "-P", "32", "-r", "100000000", "-q",
 		"EVALSHA", sha, "7",
-		"jg:chg:{3}:" + day, "jg:stores:{3}", "jg:chgid:{3}", "jg:epoch:{3}", "jg:stk:{3}:S0001:__rand_int__", "jg:idem:{3}:rb-__rand_int__", "jg:skus:{3}:S0001",
+		"jg:chg:{3}:" + day, "jg:stores:{3}", "jg:chgid:{3}", "jg:epoch:{3}", "jg:stk:{3}:S0001:__rand_int__", "jg:idem:{3}:S0001:rb-__rand_int__", "jg:skus:{3}:S0001",
 		"604800", "172800", "0", "rb-__rand_int__", "receipt", "1", "", "S0001", "__rand_int__", "", ""}
 	cmd := exec.CommandContext(ctx, "redis-benchmark", args...)
 	outb, err := cmd.CombinedOutput()

@@ -33,6 +33,23 @@ func StockStore(t *testing.T, newStore NewStore) {
 	t.Run("Validation", func(t *testing.T) { t.Parallel(); testValidation(t, newStore(t)) })
 	t.Run("BulkLookup", func(t *testing.T) { t.Parallel(); testBulkLookup(t, newStore(t)) })
 	t.Run("NoLostUpdate", func(t *testing.T) { t.Parallel(); testNoLostUpdate(t, newStore(t)) })
+	t.Run("IdempotencyPerStore", func(t *testing.T) { t.Parallel(); testIdempotencyPerStore(t, newStore(t)) })
+}
+
+// testIdempotencyPerStore pins design §11: an event id identifies an event of one store.
+// The same id on other stores (forty: on Redis, more than the shard groups, so some share one) is other
+// events, each applied once; the same id on the same store again is a duplicate.
+func testIdempotencyPerStore(t *testing.T, s inventory.StockStore) {
+	id := ID("shared")
+	for i := range 40 {
+		ev := inventory.Event{EventID: id, Type: inventory.Receipt, Store: fmt.Sprintf("SCOPE%d", i), SKU: "A", Qty: 2}
+		if r := MustApply(t, s, ev); r[0].Status != inventory.Applied {
+			t.Fatalf("store %s: %s %v, want applied (another store's event)", ev.Store, r[0].Status, r[0].Err)
+		}
+		if r := MustApply(t, s, ev); r[0].Status != inventory.Duplicate {
+			t.Fatalf("store %s again: %s, want duplicate", ev.Store, r[0].Status)
+		}
+	}
 }
 
 // StockReads runs the read half of the suite: event effects, versions and bulk lookups

@@ -5,7 +5,7 @@
 -- KEYS[3]              the last change id of the group             jg:chgid:{g}
 -- KEYS[4]              the group's epoch mark                      jg:epoch:{g}
 -- KEYS[5+3i .. 7+3i]   event i's stock hash, idempotency mark and its store's SKU set
---                      jg:stk:{g}:S:K, jg:idem:{g}:ID, jg:skus:{g}:S
+--                      jg:stk:{g}:S:K, jg:idem:{g}:S:ID, jg:skus:{g}:S
 -- ARGV[1], ARGV[2]     idempotency TTL and stream TTL, seconds
 -- ARGV[3]              '1': write nothing unless the epoch mark exists (a deployment with a
 --                      durable copy: a Redis that came back empty must be restored first)

@@ -30,9 +30,10 @@ func (k Keyspace) Stock(store, sku string) string {
 	return k.tagged("stk", k.Group(store)) + ":" + store + ":" + sku
 }
 
-// Idempotency is the mark of an applied event id in group g.
-func (k Keyspace) Idempotency(g int, eventID string) string {
-	return k.tagged("idem", g) + ":" + eventID
+// Idempotency is the mark of an applied event id of a store (design §11: an event id is
+// scoped to its store; the same id on another store is another event).
+func (k Keyspace) Idempotency(store, eventID string) string {
+	return k.tagged("idem", k.Group(store)) + ":" + store + ":" + eventID
 }
 
 // Stream is the change stream of group g on a UTC day (YYYYMMDD).

@@ -59,7 +59,7 @@ func (s *Store) MarkApplied(ctx context.Context, changes []inventory.Change, win
 		if left < time.Second {
 			continue
 		}
-		cmds = append(cmds, s.client.B().Set().Key(s.keys.Idempotency(s.keys.Group(c.Store), c.EventID)).
+		cmds = append(cmds, s.client.B().Set().Key(s.keys.Idempotency(c.Store, c.EventID)).
 			Value(strconv.FormatInt(c.Version, 10)).ExSeconds(int64(left/time.Second)).Build())
 	}
 	return s.doAll(ctx, "restore marks", cmds)

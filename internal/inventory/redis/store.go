@@ -6,7 +6,7 @@
 // and stays atomic on a Cluster, and a whole store is read in one round trip to one node.
 //
 //	<prefix>:stk:{g}:<store>:<sku>   hash on_hand, reserved, safety, version, updated_at (unix ms)
-//	<prefix>:idem:{g}:<event_id>     idempotency mark (value: the version it produced), TTL
+//	<prefix>:idem:{g}:<store>:<event_id>  idempotency mark (value: the version it produced), TTL
 //	<prefix>:chg:{g}:<YYYYMMDD>      change stream of the group and UTC day, TTL = retention
 //	<prefix>:chgid:{g}               the last change id of the group: ids rise across its days
 //	<prefix>:stores:{g}              set of the group's stores (for snapshots)
@@ -181,7 +181,7 @@ func (s *Store) Apply(ctx context.Context, events []inventory.Event) ([]inventor
 			if e.ExpectedVersion != nil {
 				expected = strconv.FormatInt(*e.ExpectedVersion, 10)
 			}
-			keys = append(keys, s.keys.Stock(e.Store, e.SKU), s.keys.Idempotency(c.group, e.EventID), s.keys.SKUs(e.Store))
+			keys = append(keys, s.keys.Stock(e.Store, e.SKU), s.keys.Idempotency(e.Store, e.EventID), s.keys.SKUs(e.Store))
 			partition, offset := "", ""
 			if e.Origin != nil {
 				partition, offset = strconv.FormatInt(int64(e.Origin.Partition), 10), strconv.FormatInt(e.Origin.Offset, 10)

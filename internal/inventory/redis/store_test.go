@@ -102,7 +102,7 @@ func TestChangeRecordAndTTLs(t *testing.T) {
 	if err != nil || ttl <= 35*3600 || ttl > 36*3600 {
 		t.Errorf("stream TTL %d (%v), want 36h", ttl, err)
 	}
-	idem := fmt.Sprintf("jg:idem:{%d}:%s", g, sale.EventID)
+	idem := fmt.Sprintf("jg:idem:{%d}:S001:%s", g, sale.EventID)
 	ttl, err = client.Do(ctx, client.B().Ttl().Key(idem).Build()).AsInt64()
 	if err != nil || ttl < 7*24*3600-60 {
 		t.Errorf("idempotency TTL %d (%v), want >= 7 days", ttl, err)
