@@ -85,6 +85,20 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 	return nil
 }
 
+// openMigratedSQL opens jaego's SQL database and refuses one whose schema is behind this
+// binary (run `jaego migrate`).
+func openMigratedSQL(ctx context.Context, url string) (*sqldb.DB, error) {
+	db, err := openSQL(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.CheckSchema(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
 // openSQL opens jaego's SQL database (PostgreSQL; sqlite:PATH for tests and dev).
 func openSQL(ctx context.Context, url string) (*sqldb.DB, error) {
 	if url == "" {
@@ -126,14 +140,11 @@ func runPromo(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	defer client.Close()
-	sdb, err := openSQL(ctx, cfg.PostgresURL)
+	sdb, err := openMigratedSQL(ctx, cfg.PostgresURL)
 	if err != nil {
 		return err
 	}
 	defer sdb.Close()
-	if err := sdb.CheckSchema(ctx); err != nil {
-		return err
-	}
 	db := promodb.New(sdb)
 	locks := lock.New(client, lock.Options{ClassicPubSub: !shardedPubSub(ctx, client)})
 	log := cfg.logger(stderr)

@@ -44,14 +44,11 @@ func runRestore(ctx context.Context, args []string, getenv func(string) string, 
 	if margin < 0 {
 		return fmt.Errorf("--replay-margin must be >= 0, got %d", margin)
 	}
-	sdb, err := openSQL(ctx, cfg.PostgresURL)
+	sdb, err := openMigratedSQL(ctx, cfg.PostgresURL)
 	if err != nil {
 		return err
 	}
 	defer sdb.Close()
-	if err := sdb.CheckSchema(ctx); err != nil {
-		return err
-	}
 	client, err := redisClient(cfg.RedisURL, false)
 	if err != nil {
 		return err

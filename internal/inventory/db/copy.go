@@ -101,16 +101,16 @@ func (c *Copy) GetMany(ctx context.Context, keys []inventory.Key) ([]inventory.L
 // since, whole, in change-id order (so each stream can be rebuilt in order), in pages of n.
 func (c *Copy) ChangesSince(ctx context.Context, since time.Time, n int, emit func([]inventory.Change) error) error {
 	lastMS, lastSeq, lastID := int64(-1), int64(-1), "" // change ids repeat across groups: the id string breaks ties
-	for {
+	return pages(func() ([]inventory.Change, error) {
 		rows, err := c.db.QueryContext(ctx, `SELECT change_id, store, sku, type, delta, on_hand, reserved, safety, version, event_id,
 			at_ms, kafka_partition, kafka_offset, id_ms, id_seq FROM stock_ledger
 			WHERE at_ms >= $1 AND (id_ms, id_seq, change_id) > ($2, $3, $4) ORDER BY id_ms, id_seq, change_id LIMIT $5`,
 			since.UnixMilli(), lastMS, lastSeq, lastID, n)
 		if err != nil {
-			return unavailable(err)
+			return nil, err
 		}
 		var page []inventory.Change
-		if err := sqldb.ScanAll(rows, func(r *sql.Rows) error {
+		err = sqldb.ScanAll(rows, func(r *sql.Rows) error {
 			var ch inventory.Change
 			var typ string
 			var at int64
@@ -125,7 +125,17 @@ func (c *Copy) ChangesSince(ctx context.Context, since time.Time, n int, emit fu
 			}
 			page = append(page, ch)
 			return nil
-		}); err != nil {
+		})
+		return page, err
+	}, emit)
+}
+
+// pages calls next until it returns an empty page, handing each page to emit: the loop of
+// every keyset-paged read (next remembers where the last page ended).
+func pages[T any](next func() ([]T, error), emit func([]T) error) error {
+	for {
+		page, err := next()
+		if err != nil {
 			return unavailable(err)
 		}
 		if len(page) == 0 {
@@ -455,26 +465,19 @@ func (c *Copy) KafkaOffsets(ctx context.Context) (map[int32]inventory.OffsetRang
 // Records hands every record of the copy to emit in pages of n, in (store, sku) order.
 func (c *Copy) Records(ctx context.Context, n int, emit func([]inventory.Stock) error) error {
 	last := inventory.Key{}
-	for {
+	return pages(func() ([]inventory.Stock, error) {
 		rows, err := c.db.QueryContext(ctx, `SELECT store, sku, on_hand, reserved, safety, version, updated_at_ms FROM stock_copy
 			WHERE (store, sku) > ($1, $2) ORDER BY store, sku LIMIT $3`, last.Store, last.SKU, n)
 		if err != nil {
-			return unavailable(err)
+			return nil, err
 		}
 		var page []inventory.Stock
-		if err := sqldb.ScanAll(rows, func(r *sql.Rows) error {
+		err = sqldb.ScanAll(rows, func(r *sql.Rows) error {
 			st, err := scanStock(r)
 			page = append(page, st)
+			last = inventory.Key{Store: st.Store, SKU: st.SKU}
 			return err
-		}); err != nil {
-			return unavailable(err)
-		}
-		if len(page) == 0 {
-			return nil
-		}
-		if err := emit(page); err != nil {
-			return err
-		}
-		last = inventory.Key{Store: page[len(page)-1].Store, SKU: page[len(page)-1].SKU}
-	}
+		})
+		return page, err
+	}, emit)
 }
