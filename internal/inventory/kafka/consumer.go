@@ -389,6 +389,39 @@ func Encode(topic string, e inventory.Event) (*kgo.Record, error) {
 	return &kgo.Record{Topic: topic, Key: []byte(e.Store), Value: v}, nil
 }
 
+// readGroupLag sets the group lag of every partition of the topic: its end offset less the
+// group's committed offset (the start offset where nothing is committed). It reads offsets,
+// not member assignments, so a group that is rebalancing, or whose members are all stuck,
+// still has its lag.
+func (c *Consumer) readGroupLag(ctx context.Context, adm *kadm.Client) error {
+	ends, err := adm.ListEndOffsets(ctx, c.opts.Topic)
+	if err != nil {
+		return err
+	}
+	starts, err := adm.ListStartOffsets(ctx, c.opts.Topic)
+	if err != nil {
+		return err
+	}
+	committed, err := adm.FetchOffsets(ctx, c.opts.Group)
+	if err != nil {
+		return err
+	}
+	ends.Each(func(end kadm.ListedOffset) {
+		if end.Err != nil {
+			return
+		}
+		from := int64(0)
+		if st, ok := starts.Lookup(end.Topic, end.Partition); ok && st.Err == nil {
+			from = st.Offset
+		}
+		if cm, ok := committed.Lookup(end.Topic, end.Partition); ok && cm.Err == nil && cm.At >= 0 {
+			from = max(from, cm.At)
+		}
+		c.m.groupLag.WithLabelValues(end.Topic, strconv.Itoa(int(end.Partition))).Set(float64(max(0, end.Offset-from)))
+	})
+	return nil
+}
+
 // reportGroupLag reads, every GroupLagEvery, the lag of every partition of the topic for
 // the whole group from the brokers (kadm): a member reports only the partitions it owns, so
 // while a dead member's partitions wait for the session timeout nobody would report them.
@@ -403,16 +436,7 @@ func (c *Consumer) reportGroupLag(ctx context.Context) {
 	t := time.NewTicker(c.opts.GroupLagEvery)
 	defer t.Stop()
 	for {
-		lags, err := adm.Lag(ctx, c.opts.Group)
-		if err == nil {
-			if gl, ok := lags[c.opts.Group]; ok {
-				for p, l := range gl.Lag[c.opts.Topic] {
-					if l.Err == nil && l.Lag >= 0 {
-						c.m.groupLag.WithLabelValues(c.opts.Topic, strconv.Itoa(int(p))).Set(float64(l.Lag))
-					}
-				}
-			}
-		} else if ctx.Err() == nil {
+		if err := c.readGroupLag(ctx, adm); err != nil && ctx.Err() == nil {
 			c.log.Warn("group lag: brokers did not answer", "err", err)
 		}
 		select {
