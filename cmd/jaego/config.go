@@ -58,6 +58,7 @@ type envFlags struct {
 	getenv func(string) string
 	errs   []error
 	out    io.Writer // where -h prints the help
+	args   int       // positional arguments the command takes after its flags
 }
 
 func newEnvFlags(name string, getenv func(string) string, stderr io.Writer) *envFlags {
@@ -142,8 +143,8 @@ func (e *envFlags) Parse(args []string) error {
 		}
 		return fmt.Errorf("%w; see jaego %s -h", suggest(e.fs, err), e.fs.Name())
 	}
-	if e.fs.NArg() > 0 {
-		return fmt.Errorf("%s: unexpected argument %q", e.fs.Name(), e.fs.Arg(0))
+	if e.fs.NArg() > e.args {
+		return fmt.Errorf("%s: unexpected argument %q", e.fs.Name(), e.fs.Arg(e.args))
 	}
 	return nil
 }

@@ -10,7 +10,7 @@ import (
 
 // commandHelp is what `jaego <command> -h` says besides the flags: what the command is for
 // and how it is used.
-var commandHelp = map[string]struct{ about, examples string }{
+var commandHelp = map[string]struct{ about, examples, args string }{
 	"dev": {
 		about: "Runs everything in one process with embedded defaults and no external server: an in-process\n" +
 			"Redis-protocol server and Kafka-protocol broker on free loopback ports, a SQLite file for the\n" +
@@ -35,6 +35,15 @@ var commandHelp = map[string]struct{ about, examples string }{
 		about:    "Produces a realistic POS day of stock events to Kafka (thousands of stores, long-tail SKUs, lunch\nand after-work peaks), as fast as the broker takes them or at --rate. The same --seed gives the same day.",
 		examples: "jaego loadgen --kafka 127.0.0.1:9092 --transactions 100000 --rate 5000",
 	},
+	"load": {
+		args: " FILE|-",
+		about: "Loads a stock snapshot, CSV lines store,sku,on_hand[,safety] from FILE or - (stdin), a header line\n" +
+			"allowed. It reads the whole file first and prints every bad line with its number; then nothing is\n" +
+			"loaded. Each row sets on_hand (and the safety stock when given) as a set change in the feed, unless\n" +
+			"the record already holds those numbers. Running the same file again changes nothing, also after an\n" +
+			"interruption (it goes on where it stopped). A pair given twice: the later line wins.",
+		examples: "jaego load --redis redis://10.0.0.5:6379/0 snapshot-20261125.csv\nzcat snapshot.csv.gz | jaego load --redis 10.0.0.5:6379,10.0.0.6:6379,10.0.0.7:6379 -",
+	},
 	"migrate": {
 		about:    "Applies the SQL schema migrations (gift promotions, durable stock copy) to --postgres. Idempotent;\ntwo at once wait for each other. jaego serve refuses a schema that is behind.",
 		examples: "JAEGO_POSTGRES_URL=postgres://jaego@10.0.0.9:5432/jaego jaego migrate",
@@ -57,7 +66,7 @@ var commandHelp = map[string]struct{ about, examples string }{
 func printUsage(fs *flag.FlagSet, name string, out io.Writer) {
 	{
 		h := commandHelp[name]
-		fmt.Fprintf(out, "usage: jaego %s [flags]\n\n", name)
+		fmt.Fprintf(out, "usage: jaego %s [flags]%s\n\n", name, h.args)
 		if h.about != "" {
 			fmt.Fprintf(out, "%s\n\n", h.about)
 		}

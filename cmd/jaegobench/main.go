@@ -2,7 +2,7 @@
 // servers it starts itself, and prints markdown for docs/benchmarks.md.
 //
 //	go run ./cmd/jaegobench store   # events/s: one event per script call vs batched, vs redis-benchmark -P 32
-//	go run ./cmd/jaegobench http    # single-SKU lookup vs a bare HMGET handler; 1,000-SKU store lookup p50/p99
+//	go run ./cmd/jaegobench http    # single-SKU lookup vs a bare HGET handler; 1,000-SKU store lookup p50/p99
 //	go run ./cmd/jaegobench pipeline # POS events end to end vs redis-benchmark; lag and latency at 5k/s; relay by linger
 //	go run ./cmd/jaegobench feed     # change feed: a POS day read by the raw XRANGE ceiling, windows, paged
 //	go run ./cmd/jaegobench lock    # hot SKU: lock + read-modify-write vs the Lua apply step; lock latency

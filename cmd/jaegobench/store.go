@@ -129,9 +129,11 @@ func redisBenchmarkScript(ctx context.Context, client rueidis.Client, addr strin
 	host, port, _ := strings.Cut(addr, ":")
 	day := time.Now().UTC().Format("20060102")
 	args := []string{"-h", host, "-p", port, "-n", strconv.Itoa(n), "-c", "50", "-P", "32", "-r", "100000000", "-q",
-		"EVALSHA", sha, "7",
-		"jg:chg:{3}:" + day, "jg:stores:{3}", "jg:chgid:{3}", "jg:epoch:{3}", "jg:stk:{3}:S0001:__rand_int__", "jg:idem:{3}:S0001:rb-__rand_int__", "jg:skus:{3}:S0001",
-		"604800", "172800", "0", "rb-__rand_int__", "receipt", "1", "", "S0001", "__rand_int__", "", ""}
+		"EVALSHA", sha, "9",
+		"jg:chg:{3}:" + day, "jg:stores:{3}", "jg:chgid:{3}", "jg:epoch:{3}", "jg:stk:{3}:S0001",
+		"jg:idem:{3}:1:0", "jg:idem:{3}:0:0", "jg:idem:{3}:-1:0", "jg:idem:{3}:2:0",
+		strconv.FormatInt(time.Now().Add(14*24*time.Hour).UnixMilli(), 10), "172800", "0", "4",
+		"rb-__rand_int__", "receipt", "1", "", "S0001", "__rand_int__", "", "", "rb-__rand_int__"}
 	cmd := exec.CommandContext(ctx, "redis-benchmark", args...)
 	outb, err := cmd.CombinedOutput()
 	if err != nil {

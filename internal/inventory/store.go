@@ -1,6 +1,10 @@
 package inventory
 
-import "context"
+import (
+	"context"
+
+	"github.com/jaego/jaego/internal/jaego"
+)
 
 // Status is the outcome of one event.
 type Status string
@@ -58,4 +62,45 @@ type StockStore interface {
 type Lookup struct {
 	Stock Stock
 	Found bool
+}
+
+// Unchanged is the outcome of a snapshot row (LoadRow) that found its record already
+// holding its numbers: nothing but the load's mark was written.
+const Unchanged Status = "unchanged"
+
+// LoadRow is one row of a stock snapshot (jaego load, design §1): a stock count of store ×
+// SKU, and its safety stock when the snapshot gives one. Line is its line in the file.
+type LoadRow struct {
+	Line   int64
+	Store  string
+	SKU    string
+	OnHand int64
+	Safety *int64
+}
+
+// Validate checks a row: its identifiers as an event's, on_hand and safety >= 0.
+func (r LoadRow) Validate() error {
+	if err := jaego.CheckStore(r.Store); err != nil {
+		return err
+	}
+	if err := jaego.CheckSKU(r.SKU); err != nil {
+		return err
+	}
+	if r.OnHand < 0 || r.OnHand > MaxQty {
+		return jaego.Invalidf("on_hand", "on_hand must be 0..%d, got %d", MaxQty, r.OnHand)
+	}
+	if r.Safety != nil && (*r.Safety < 0 || *r.Safety > MaxQty) {
+		return jaego.Invalidf("safety", "safety must be 0..%d, got %d", MaxQty, *r.Safety)
+	}
+	return nil
+}
+
+// Loader applies the rows of a stock snapshot: each row sets on_hand (and the safety stock
+// when given) as of the moment it is applied, last writer wins, and is written to the
+// change feed as a set change with event id "<load id>-<line>" — unless the record already
+// holds those numbers (Unchanged: no change, no version bump). A row already applied by the
+// same load id is a Duplicate, so running a load again changes nothing. The rows of a call
+// must rise in line order, and calls of one load id must not overlap.
+type Loader interface {
+	Load(ctx context.Context, loadID string, rows []LoadRow) ([]Result, error)
 }

@@ -4,22 +4,35 @@
 -- KEYS[2]              the set of the group's stores              jg:stores:{g}
 -- KEYS[3]              the last change id of the group             jg:chgid:{g}
 -- KEYS[4]              the group's epoch mark                      jg:epoch:{g}
--- KEYS[5+3i .. 7+3i]   event i's stock hash, idempotency mark and its store's SKU set
---                      jg:stk:{g}:S:K, jg:idem:{g}:S:ID, jg:skus:{g}:S
--- ARGV[1], ARGV[2]     idempotency TTL and stream TTL, seconds
+-- then for event i:    its store's stock hash                      jg:stk:{g}:S
+--                      and M mark buckets, the one to write first   jg:idem:{g}:W:B
+--                      (for a load row: M times the load's mark      jg:load:{g}:<load id>)
+-- ARGV[1]              when the written mark buckets expire, unix ms
+-- ARGV[2]              stream TTL, seconds
 -- ARGV[3]              '1': write nothing unless the epoch mark exists (a deployment with a
 --                      durable copy: a Redis that came back empty must be restored first)
--- ARGV[4+8i .. 11+8i]  event i: event_id, type, qty, expected_version ('' = none), store, sku,
---                      Kafka partition and offset it came from ('' = not from Kafka)
+-- ARGV[4]              M, the mark buckets per event
+-- ARGV[5+9i .. 13+9i]  event i: event_id, type, qty, expected_version ('' = none), store,
+--                      sku, Kafka partition and offset it came from ('' = not from Kafka),
+--                      and the digest of its mark (for a load row: its line number)
+--
+-- A stock record is the field <sku> of its store's hash, packed as
+-- "on_hand:reserved:safety:version:updated_at" (unix ms).
+--
+-- type 'load' is a row of a stock snapshot (jaego load): qty is on_hand and
+-- expected_version the safety stock ('' = keep). It is written as a 'set' change, and is
+-- 'unchanged' (nothing written but the mark) when the record already holds those numbers.
+-- A load's mark is one number per group: the last line applied. Its rows reach a group in
+-- line order, one call at a time, so a line at or below the mark is a 'duplicate'.
 --
 -- Returns one row per event: {status, code, on_hand, reserved, safety, version, updated_at}
--- with status 'applied', 'duplicate' or 'rejected' (code says why). Every check of an event
--- happens before any of its writes, and the script runs alone on its node, so each event is
--- all-or-nothing and no update is ever lost.
+-- with status 'applied', 'duplicate', 'unchanged' or 'rejected' (code says why). Every
+-- check of an event happens before any of its writes, and the script runs alone on its
+-- node, so each event is all-or-nothing and no update is ever lost.
 if ARGV[3] == '1' and redis.call('EXISTS', KEYS[4]) == 0 then
   return redis.error_reply('REDISLOST this Redis has no epoch mark: it lost its data; run jaego restore')
 end
-local idem_ttl, stream_ttl = ARGV[1], ARGV[2]
+local mark_expiry, stream_ttl, m = ARGV[1], ARGV[2], tonumber(ARGV[4])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 -- Change ids rise across all day streams of the group (not only within one stream, as
@@ -31,23 +44,44 @@ if last then
   lms, lseq = tonumber(lms), tonumber(lseq)
   if lms >= now then id_ms, id_seq = lms, lseq + 1 end
 end
-local out, wrote = {}, false
-for i = 0, (#KEYS - 4) / 3 - 1 do
-  local sk, ik, xk = KEYS[5 + 3 * i], KEYS[6 + 3 * i], KEYS[7 + 3 * i]
-  local a = 4 + 8 * i
+local out, wrote, marked = {}, false, {}
+for i = 0, (#KEYS - 4) / (1 + m) - 1 do
+  local k = 5 + (1 + m) * i
+  local a = 5 + 9 * i
   local id, typ, q, ev = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2]), ARGV[a + 3]
-  local h = redis.call('HMGET', sk, 'on_hand', 'reserved', 'safety', 'version', 'updated_at')
-  local oh, rs, sf = tonumber(h[1]) or 0, tonumber(h[2]) or 0, tonumber(h[3]) or 0
-  local v, up = tonumber(h[4]) or 0, tonumber(h[5]) or 0
-  local status, code, d = 'applied', '', 0
-  if redis.call('EXISTS', ik) == 1 then
-    status = 'duplicate'
+  local store, sku, digest = ARGV[a + 4], ARGV[a + 5], ARGV[a + 8]
+  local raw = redis.call('HGET', KEYS[k], sku)
+  local oh, rs, sf, v, up = 0, 0, 0, 0, 0
+  if raw then
+    local f1, f2, f3, f4, f5 = string.match(raw, '^(-?%d+):(%d+):(%d+):(%d+):(%d+)$')
+    if not f5 then
+      return redis.error_reply('JAEGOCORRUPT stock record ' .. store .. '/' .. sku .. ' is malformed: ' .. raw)
+    end
+    oh, rs, sf, v, up = tonumber(f1), tonumber(f2), tonumber(f3), tonumber(f4), tonumber(f5)
+  end
+  local status, code, d, change = 'applied', '', 0, typ
+  if typ == 'load' then
+    if tonumber(digest) <= tonumber(redis.call('GET', KEYS[k + 1]) or '0') then status = 'duplicate' end
+  else
+    for j = 1, m do
+      if redis.call('HEXISTS', KEYS[k + j], digest) == 1 then
+        status = 'duplicate'
+        break
+      end
+    end
+  end
+  if status == 'duplicate' then
   elseif typ == 'sale' or typ == 'disposal' then
     d = -q
   elseif typ == 'sale_cancel' or typ == 'receipt' or typ == 'return' or typ == 'adjust' then
     d = q
   elseif typ == 'set' then
     if ev ~= '' and tonumber(ev) ~= v then code = 'version_conflict' else d = q - oh end
+  elseif typ == 'load' then
+    local nsf = sf
+    if ev ~= '' then nsf = tonumber(ev) end
+    if raw and oh == q and sf == nsf then status = 'unchanged' end
+    d, sf, change = q - oh, nsf, 'set'
   elseif typ == 'set_safety' then
     sf = q
   elseif typ == 'reserve' then
@@ -64,28 +98,30 @@ for i = 0, (#KEYS - 4) / 3 - 1 do
   end
   if code ~= '' then
     status = 'rejected'
-  elseif status == 'applied' then
-    if v == 0 then
-      -- A new store × SKU: index it for snapshots (SSCAN, never KEYS).
-      redis.call('SADD', xk, ARGV[a + 5])
-      redis.call('SADD', KEYS[2], ARGV[a + 4])
+  elseif status ~= 'duplicate' then
+    if typ == 'load' then
+      redis.call('SET', KEYS[k + 1], digest)
+    else
+      redis.call('HSET', KEYS[k + 1], digest, '')
+    end
+    marked[KEYS[k + 1]] = true
+  end
+  if status == 'applied' then
+    if not raw then
+      redis.call('SADD', KEYS[2], store) -- a store's first SKU: index it for snapshots
     end
     oh, v, up = oh + d, v + 1, now
-    redis.call('HSET', sk, 'on_hand', oh, 'reserved', rs, 'safety', sf, 'version', v, 'updated_at', now)
-    redis.call('SET', ik, v, 'EX', idem_ttl)
-    local xid = string.format('%d-%d', id_ms, id_seq)
-    if ARGV[a + 6] == '' then
-      redis.call('XADD', KEYS[1], xid, 'store', ARGV[a + 4], 'sku', ARGV[a + 5], 'type', typ,
-        'delta', d, 'on_hand', oh, 'reserved', rs, 'safety', sf, 'version', v, 'event_id', id, 'at', now)
-    else
-      redis.call('XADD', KEYS[1], xid, 'store', ARGV[a + 4], 'sku', ARGV[a + 5], 'type', typ,
-        'delta', d, 'on_hand', oh, 'reserved', rs, 'safety', sf, 'version', v, 'event_id', id, 'at', now,
-        'kp', ARGV[a + 6], 'ko', ARGV[a + 7])
-    end
+    redis.call('HSET', KEYS[k], sku, string.format('%d:%d:%d:%d:%d', oh, rs, sf, v, now))
+    redis.call('XADD', KEYS[1], string.format('%d-%d', id_ms, id_seq), 'store', store, 'sku', sku,
+      'type', change, 'delta', d, 'on_hand', oh, 'reserved', rs, 'safety', sf, 'version', v,
+      'event_id', id, 'kp', ARGV[a + 6], 'ko', ARGV[a + 7])
     id_seq = id_seq + 1
     wrote = true
   end
   out[#out + 1] = {status, code, oh, rs, sf, v, up}
+end
+for key in pairs(marked) do
+  redis.call('PEXPIREAT', key, mark_expiry)
 end
 if wrote then
   redis.call('SET', KEYS[3], string.format('%d-%d', id_ms, id_seq - 1))

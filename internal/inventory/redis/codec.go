@@ -12,19 +12,22 @@ import (
 )
 
 // The stream entry codec: one change is one entry whose fields are, in this order,
-// store, sku, type, delta, on_hand, reserved, safety, version, event_id and at (unix ms),
-// then, for an event read from Kafka, kp and ko (its partition and offset).
-// apply.lua writes them (it cannot call Go; TestStreamCodec holds it to this list),
-// EncodeChange writes them for tools, decodeEntry reads them.
+// store, sku, type, delta, on_hand, reserved, safety, version, event_id, kp and ko (the
+// Kafka partition and offset of the event, both empty when it did not come from Kafka).
+// The change's time is its id's: ids are the apply time (raised to stay rising, see
+// apply.lua), so an at field would repeat it. Every entry has the same fields, so Redis
+// stores them once per stream node and each entry holds only its values (docs/architecture.md
+// §5 has the bytes). apply.lua writes them (it cannot call Go; TestStreamCodec holds it to
+// this list), EncodeChange writes them for tools, decodeEntry reads them.
 
 // EncodeChange is c as the field, value pairs of its stream entry (the id is the caller's).
 func EncodeChange(c inventory.Change) []string {
 	i := strconv.FormatInt
 	f := []string{"store", c.Store, "sku", c.SKU, "type", string(c.Type), "delta", i(c.Delta, 10),
 		"on_hand", i(c.OnHand, 10), "reserved", i(c.Reserved, 10), "safety", i(c.Safety, 10),
-		"version", i(c.Version, 10), "event_id", c.EventID, "at", i(c.At.UnixMilli(), 10)}
+		"version", i(c.Version, 10), "event_id", c.EventID, "kp", "", "ko", ""}
 	if c.Origin != nil {
-		f = append(f, "kp", i(int64(c.Origin.Partition), 10), "ko", i(c.Origin.Offset, 10))
+		f[19], f[21] = i(int64(c.Origin.Partition), 10), i(c.Origin.Offset, 10)
 	}
 	return f
 }
@@ -65,7 +68,6 @@ func decodeEntry(m rueidis.RedisMessage, sub string) (streamEntry, error) {
 	e := streamEntry{ms: ms, seq: seq, id: id, sub: sub}
 	c := &e.change
 	c.ID = id + "/" + sub
-	at := int64(-1)
 	for i := 0; i+1 < len(fields); i += 2 {
 		name, _ := fields[i].ToString()
 		v, _ := fields[i+1].ToString()
@@ -89,23 +91,20 @@ func decodeEntry(m rueidis.RedisMessage, sub string) (streamEntry, error) {
 			c.Safety = n()
 		case "version":
 			c.Version = n()
-		case "at":
-			at = n()
-		case "kp":
+		case "kp", "ko":
+			if v == "" {
+				continue
+			}
 			if c.Origin == nil {
 				c.Origin = &inventory.Origin{}
 			}
-			c.Origin.Partition = int32(n())
-		case "ko":
-			if c.Origin == nil {
-				c.Origin = &inventory.Origin{}
+			if name == "kp" {
+				c.Origin.Partition = int32(n())
+			} else {
+				c.Origin.Offset = n()
 			}
-			c.Origin.Offset = n()
 		}
 	}
-	if at < 0 { // entries written before the at field: the id's time
-		at = int64(ms)
-	}
-	c.At = time.UnixMilli(at).UTC()
+	c.At = time.UnixMilli(int64(ms)).UTC()
 	return e, nil
 }

@@ -33,34 +33,36 @@ func (s *Store) KeyCount(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
-// PutRecords implements inventory.RestoreTarget: each record's hash, and the SKU and store
-// sets the apply script keeps, pipelined.
+// PutRecords implements inventory.RestoreTarget: each record into its store's hash, and
+// the store into its group's store set, pipelined.
 func (s *Store) PutRecords(ctx context.Context, records []inventory.Stock) error {
-	cmds := make(rueidis.Commands, 0, 3*len(records))
+	cmds := make(rueidis.Commands, 0, 2*len(records))
 	for _, r := range records {
-		g := s.keys.Group(r.Store)
 		cmds = append(cmds,
-			s.client.B().Hset().Key(s.keys.Stock(r.Store, r.SKU)).FieldValue().
-				FieldValue("on_hand", strconv.FormatInt(r.OnHand, 10)).FieldValue("reserved", strconv.FormatInt(r.Reserved, 10)).
-				FieldValue("safety", strconv.FormatInt(r.Safety, 10)).FieldValue("version", strconv.FormatInt(r.Version, 10)).
-				FieldValue("updated_at", strconv.FormatInt(r.UpdatedAt.UnixMilli(), 10)).Build(),
-			s.client.B().Sadd().Key(s.keys.SKUs(r.Store)).Member(r.SKU).Build(),
-			s.client.B().Sadd().Key(s.keys.Stores(g)).Member(r.Store).Build())
+			s.client.B().Hset().Key(s.keys.Stock(r.Store)).FieldValue().FieldValue(r.SKU, packStock(r)).Build(),
+			s.client.B().Sadd().Key(s.keys.Stores(s.keys.Group(r.Store))).Member(r.Store).Build())
 	}
 	return s.doAll(ctx, "restore records", cmds)
 }
 
 // MarkApplied implements inventory.RestoreTarget: the idempotency mark of each change's
-// event (value: the version it produced), expiring window after the change.
+// event, in the window of the change's time, for the changes whose at + window is still
+// ahead.
 func (s *Store) MarkApplied(ctx context.Context, changes []inventory.Change, window time.Duration) error {
 	cmds := make(rueidis.Commands, 0, len(changes))
+	expiry := map[string]time.Time{}
 	for _, c := range changes {
-		left := time.Until(c.At.Add(window))
-		if left < time.Second {
+		if time.Until(c.At.Add(window)) < time.Second {
 			continue
 		}
-		cmds = append(cmds, s.client.B().Set().Key(s.keys.Idempotency(c.Store, c.EventID)).
-			Value(strconv.FormatInt(c.Version, 10)).ExSeconds(int64(left/time.Second)).Build())
+		d := MarkDigest(c.Store, c.EventID)
+		w := s.keys.MarkWindow(c.At)
+		key := s.keys.Mark(s.keys.Group(c.Store), w, d)
+		cmds = append(cmds, s.client.B().Hset().Key(key).FieldValue().FieldValue(d, "").Build())
+		expiry[key] = s.keys.MarkExpiry(w)
+	}
+	for key, at := range expiry {
+		cmds = append(cmds, s.client.B().Pexpireat().Key(key).MillisecondsTimestamp(at.UnixMilli()).Build())
 	}
 	return s.doAll(ctx, "restore marks", cmds)
 }
@@ -116,20 +118,32 @@ func (s *Store) MarkEpoch(ctx context.Context, onlyNew bool) error {
 
 // Lost reports whether a shard group's epoch mark is gone: Redis lost (some of) its data.
 func (s *Store) Lost(ctx context.Context) (bool, error) {
+	marked, err := s.epochs(ctx)
+	return marked < s.keys.Groups(), err
+}
+
+// Marked reports whether any shard group has its epoch mark: this Redis belongs to a
+// deployment with a durable copy.
+func (s *Store) Marked(ctx context.Context) (bool, error) {
+	marked, err := s.epochs(ctx)
+	return marked > 0, err
+}
+
+// epochs counts the shard groups that have their epoch mark.
+func (s *Store) epochs(ctx context.Context) (int, error) {
 	cmds := make(rueidis.Commands, s.keys.Groups())
 	for g := range cmds {
 		cmds[g] = s.client.B().Exists().Key(s.keys.Epoch(g)).Build()
 	}
+	marked := 0
 	for _, res := range s.client.DoMulti(ctx, cmds...) {
 		n, err := res.AsInt64()
 		if err != nil {
-			return false, s.unavailable("epoch", err)
+			return 0, s.unavailable("epoch", err)
 		}
-		if n == 0 {
-			return true, nil
-		}
+		marked += int(n)
 	}
-	return false, nil
+	return marked, nil
 }
 
 // AppendChanges implements inventory.RestoreTarget: each change back into the stream its id

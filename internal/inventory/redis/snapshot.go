@@ -17,7 +17,7 @@ import (
 //
 //  1. Position first: for every (group, day) stream that exists, its last id. The cursor
 //     starts after those ids, and at (now − clock skew) for streams that do not exist yet.
-//  2. Then read the records (SSCAN of the store's SKU set, HMGETs pipelined).
+//  2. Then read the records (HSCAN of the store's hash).
 //
 // Every change applied after step 1 is in the feed after the cursor; every change before it
 // is in the records. A record may also already contain some changes after the cursor (it
@@ -57,28 +57,22 @@ func (f *Feed) position(ctx context.Context) (*Cursor, error) {
 	return cur, nil
 }
 
-// StoreStock returns every stock record of a store (SSCAN of its SKU set, HMGETs in
-// pipelined chunks). A SKU may appear twice if the set was rehashed meanwhile.
+// StoreStock returns every stock record of a store: HSCAN of its hash, which holds the
+// records themselves. A SKU may appear twice if the hash was rehashed meanwhile.
 func (s *Store) StoreStock(ctx context.Context, store string) ([]inventory.Stock, error) {
 	var out []inventory.Stock
 	var cursor uint64
 	for {
-		e, err := s.client.Do(ctx, s.client.B().Sscan().Key(s.keys.SKUs(store)).Cursor(cursor).Count(1000).Build()).AsScanEntry()
+		e, err := s.client.Do(ctx, s.client.B().Hscan().Key(s.keys.Stock(store)).Cursor(cursor).Count(1000).Build()).AsScanEntry()
 		if err != nil {
 			return nil, jaego.Unavailable("snapshot "+store, err)
 		}
-		keys := make([]inventory.Key, len(e.Elements))
-		for i, sku := range e.Elements {
-			keys[i] = inventory.Key{Store: store, SKU: sku}
-		}
-		found, err := s.GetMany(ctx, keys)
-		if err != nil {
-			return nil, err
-		}
-		for _, l := range found {
-			if l.Found {
-				out = append(out, l.Stock)
+		for i := 0; i+1 < len(e.Elements); i += 2 {
+			st, err := unpackStock(store, e.Elements[i], e.Elements[i+1])
+			if err != nil {
+				return nil, jaego.Unavailable("snapshot "+store, err)
 			}
+			out = append(out, st)
 		}
 		if cursor = e.Cursor; cursor == 0 {
 			return out, nil

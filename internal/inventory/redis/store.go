@@ -3,14 +3,16 @@
 //
 // Key layout (design §5): a store belongs to shard group g = crc32(store) mod Groups, and
 // every key of that group carries the hash tag {g}, so one script call touches one slot
-// and stays atomic on a Cluster, and a whole store is read in one round trip to one node.
+// and stays atomic on a Cluster, and a whole store is read with one command on one node.
 //
-//	<prefix>:stk:{g}:<store>:<sku>   hash on_hand, reserved, safety, version, updated_at (unix ms)
-//	<prefix>:idem:{g}:<store>:<event_id>  idempotency mark (value: the version it produced), TTL
+//	<prefix>:stk:{g}:<store>         hash: field <sku>, value "on_hand:reserved:safety:version:updated_at"
+//	<prefix>:idem:{g}:<window>:<b>   hash of idempotency marks: field = 16-byte digest of store and event id
 //	<prefix>:chg:{g}:<YYYYMMDD>      change stream of the group and UTC day, TTL = retention
 //	<prefix>:chgid:{g}               the last change id of the group: ids rise across its days
 //	<prefix>:stores:{g}              set of the group's stores (for snapshots)
-//	<prefix>:skus:{g}:<store>        set of the store's SKUs (for snapshots)
+//	<prefix>:epoch:{g}               the group's epoch mark (see Store.Lost)
+//
+// docs/architecture.md §5 says why, with the bytes each part costs.
 package redis
 
 import (
@@ -45,6 +47,11 @@ type Options struct {
 	Groups int
 	// IdempotencyTTL is how long applied event ids are remembered; default and minimum 7 days.
 	IdempotencyTTL time.Duration
+	// MarkBuckets is how many hashes one shard group's idempotency marks of one window (half
+	// the TTL) are spread over; default 1024. Fixed for a deployment, like Groups: pick it so
+	// that a bucket holds at most ~100 marks (events per 3.5 days ÷ (Groups × 100)), and the
+	// marks stay in Redis's compact encoding.
+	MarkBuckets int
 	// Retention is how long a day's change stream lives after its last write; default 48h.
 	Retention time.Duration
 	// MaxBatch is how many events of one shard group one script call applies; default 64.
@@ -70,6 +77,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.IdempotencyTTL < 7*24*time.Hour {
 		o.IdempotencyTTL = 7 * 24 * time.Hour
+	}
+	if o.MarkBuckets <= 0 {
+		o.MarkBuckets = 1024
 	}
 	if o.Retention <= 0 {
 		o.Retention = 48 * time.Hour
@@ -108,7 +118,7 @@ func New(client rueidis.Client, opts Options) *Store {
 	return &Store{
 		client: client,
 		opts:   opts,
-		keys:   Keyspace{prefix: opts.Prefix, groups: opts.Groups},
+		keys:   Keyspace{prefix: opts.Prefix, groups: opts.Groups, markTTL: opts.IdempotencyTTL, markBuckets: opts.MarkBuckets},
 		apply:  rueidis.NewLuaScript(applyLua),
 		metrics: storeMetrics{
 			events: f.NewCounterVec(prometheus.CounterOpts{
@@ -136,12 +146,8 @@ func (s *Store) Keys() Keyspace { return s.keys }
 // pipelined (and on a Cluster sent to their nodes in parallel).
 func (s *Store) Apply(ctx context.Context, events []inventory.Event) ([]inventory.Result, error) {
 	results := make([]inventory.Result, len(events))
-	type call struct {
-		group int
-		idx   []int
-	}
-	var calls []call
-	open := map[int]int{} // group -> index in calls of its call being filled
+	ops := make([]op, 0, len(events))
+	valid := make([]int, 0, len(events))
 	for i, e := range events {
 		results[i].EventID = e.EventID
 		if err := e.Validate(); err != nil {
@@ -149,21 +155,85 @@ func (s *Store) Apply(ctx context.Context, events []inventory.Event) ([]inventor
 			s.metrics.events.WithLabelValues(string(e.Type), string(inventory.Rejected)).Inc()
 			continue
 		}
-		g := s.keys.Group(e.Store)
+		o := op{eventID: e.EventID, typ: string(e.Type), qty: e.Qty, store: e.Store, sku: e.SKU}
+		if e.ExpectedVersion != nil {
+			o.expected = strconv.FormatInt(*e.ExpectedVersion, 10)
+		}
+		if e.Origin != nil {
+			o.partition, o.offset = strconv.FormatInt(int64(e.Origin.Partition), 10), strconv.FormatInt(e.Origin.Offset, 10)
+		}
+		ops, valid = append(ops, o), append(valid, i)
+	}
+	rows, err := s.exec(ctx, ops, s.opts.MaxBatch)
+	if err != nil {
+		return nil, err
+	}
+	for j, i := range valid {
+		r := rows[j].result(events[i])
+		results[i] = r
+		s.metrics.events.WithLabelValues(string(events[i].Type), string(r.Status)).Inc()
+	}
+	return results, nil
+}
+
+// op is one event as the apply script takes it.
+type op struct {
+	eventID, typ      string
+	qty               int64
+	expected          string // expected version; for a load, the safety stock
+	store, sku        string
+	partition, offset string
+	// A load row's mark (its line) and load id; empty for an event, whose mark is the
+	// digest of its store and id.
+	mark, loadID string
+}
+
+// row is the script's answer for one op.
+type row struct {
+	status, code string
+	stock        inventory.Stock
+}
+
+func (r row) result(e inventory.Event) inventory.Result {
+	res := inventory.Result{EventID: e.EventID, Status: inventory.Status(r.status), Stock: r.stock}
+	if res.Status == inventory.Rejected {
+		// The script only names the refusal; the reference model words it from the state.
+		_, res.Err = inventory.Apply(r.stock, e)
+		if res.Err == nil || string(jaego.CodeOf(res.Err)) != r.code {
+			res.Err = r.err()
+		}
+	}
+	return res
+}
+
+func (r row) err() error { return &jaego.Error{Code: jaego.Code(r.code), Detail: "refused: " + r.code} }
+
+// exec runs ops through the apply script: grouped by shard group, in order, into calls of
+// at most maxBatch ops, pipelined.
+func (s *Store) exec(ctx context.Context, ops []op, maxBatch int) ([]row, error) {
+	type call struct {
+		group int
+		idx   []int
+	}
+	var calls []call
+	open := map[int]int{} // group -> index in calls of its call being filled
+	for i, o := range ops {
+		g := s.keys.Group(o.store)
 		c, ok := open[g]
-		if !ok || len(calls[c].idx) >= s.opts.MaxBatch {
+		if !ok || len(calls[c].idx) >= maxBatch {
 			calls = append(calls, call{group: g})
 			c = len(calls) - 1
 			open[g] = c
 		}
 		calls[c].idx = append(calls[c].idx, i)
 	}
+	rows := make([]row, len(ops))
 	if len(calls) == 0 {
-		return results, nil
+		return rows, nil
 	}
 
-	stream := s.opts.Now()
-	idemTTL := strconv.FormatInt(int64(s.opts.IdempotencyTTL/time.Second), 10)
+	now := s.opts.Now()
+	markExpiry := strconv.FormatInt(s.keys.MarkExpiry(s.keys.MarkWindow(now)).UnixMilli(), 10)
 	streamTTL := strconv.FormatInt(int64(s.opts.Retention/time.Second), 10)
 	requireEpoch := "0"
 	if s.opts.RequireEpoch {
@@ -171,22 +241,23 @@ func (s *Store) Apply(ctx context.Context, events []inventory.Event) ([]inventor
 	}
 	execs := make([]rueidis.LuaExec, len(calls))
 	for ci, c := range calls {
-		keys := make([]string, 0, 4+3*len(c.idx))
-		args := make([]string, 0, 3+8*len(c.idx))
-		keys = append(keys, s.keys.StreamOn(c.group, stream), s.keys.Stores(c.group), s.keys.LastChange(c.group), s.keys.Epoch(c.group))
-		args = append(args, idemTTL, streamTTL, requireEpoch)
+		keys := make([]string, 0, 4+(1+marksPerEvent)*len(c.idx))
+		args := make([]string, 0, 4+9*len(c.idx))
+		keys = append(keys, s.keys.StreamOn(c.group, now), s.keys.Stores(c.group), s.keys.LastChange(c.group), s.keys.Epoch(c.group))
+		args = append(args, markExpiry, streamTTL, requireEpoch, strconv.Itoa(marksPerEvent))
 		for _, i := range c.idx {
-			e := events[i]
-			expected := ""
-			if e.ExpectedVersion != nil {
-				expected = strconv.FormatInt(*e.ExpectedVersion, 10)
+			o := ops[i]
+			keys = append(keys, s.keys.Stock(o.store))
+			if o.loadID != "" {
+				for range marksPerEvent {
+					keys = append(keys, s.keys.Load(c.group, o.loadID))
+				}
+			} else {
+				var marks []string
+				marks, o.mark = s.keys.Marks(o.store, o.eventID, now)
+				keys = append(keys, marks...)
 			}
-			keys = append(keys, s.keys.Stock(e.Store, e.SKU), s.keys.Idempotency(e.Store, e.EventID), s.keys.SKUs(e.Store))
-			partition, offset := "", ""
-			if e.Origin != nil {
-				partition, offset = strconv.FormatInt(int64(e.Origin.Partition), 10), strconv.FormatInt(e.Origin.Offset, 10)
-			}
-			args = append(args, e.EventID, string(e.Type), strconv.FormatInt(e.Qty, 10), expected, e.Store, e.SKU, partition, offset)
+			args = append(args, o.eventID, o.typ, strconv.FormatInt(o.qty, 10), o.expected, o.store, o.sku, o.partition, o.offset, o.mark)
 		}
 		execs[ci] = rueidis.LuaExec{Keys: keys, Args: args}
 	}
@@ -195,9 +266,9 @@ func (s *Store) Apply(ctx context.Context, events []inventory.Event) ([]inventor
 	replies := s.apply.ExecMulti(ctx, s.client, execs...)
 	s.metrics.applyCalls.Observe(time.Since(start).Seconds())
 	for ci, reply := range replies {
-		rows, err := reply.ToArray()
-		if err == nil && len(rows) != len(calls[ci].idx) {
-			err = fmt.Errorf("apply script answered %d rows for %d events", len(rows), len(calls[ci].idx))
+		answers, err := reply.ToArray()
+		if err == nil && len(answers) != len(calls[ci].idx) {
+			err = fmt.Errorf("apply script answered %d rows for %d events", len(answers), len(calls[ci].idx))
 		}
 		if err != nil {
 			s.metrics.redisErrors.WithLabelValues("apply").Inc()
@@ -207,107 +278,107 @@ func (s *Store) Apply(ctx context.Context, events []inventory.Event) ([]inventor
 			return nil, s.unavailable("apply", err)
 		}
 		for ri, i := range calls[ci].idx {
-			r, err := parseApplyRow(rows[ri], events[i])
+			r, err := parseApplyRow(answers[ri], ops[i])
 			if err != nil {
-				return nil, fmt.Errorf("apply %s: %w", events[i].EventID, err)
+				return nil, fmt.Errorf("apply %s: %w", ops[i].eventID, err)
 			}
-			results[i] = r
-			s.metrics.events.WithLabelValues(string(events[i].Type), string(r.Status)).Inc()
+			rows[i] = r
 		}
 	}
-	return results, nil
+	return rows, nil
 }
 
-func parseApplyRow(row rueidis.RedisMessage, e inventory.Event) (inventory.Result, error) {
-	f, err := row.ToArray()
+func parseApplyRow(m rueidis.RedisMessage, o op) (row, error) {
+	f, err := m.ToArray()
 	if err != nil || len(f) != 7 {
-		return inventory.Result{}, fmt.Errorf("malformed apply row: %v", err)
+		return row{}, fmt.Errorf("malformed apply row: %v", err)
 	}
 	status, _ := f[0].ToString()
 	code, _ := f[1].ToString()
 	n := make([]int64, 5)
 	for j := range n {
 		if n[j], err = f[2+j].AsInt64(); err != nil {
-			return inventory.Result{}, fmt.Errorf("malformed apply row field %d: %w", 2+j, err)
+			return row{}, fmt.Errorf("malformed apply row field %d: %w", 2+j, err)
 		}
 	}
 	st := inventory.Stock{
-		Store: e.Store, SKU: e.SKU, OnHand: n[0], Reserved: n[1], Safety: n[2], Version: n[3],
+		Store: o.store, SKU: o.sku, OnHand: n[0], Reserved: n[1], Safety: n[2], Version: n[3],
 		UpdatedAt: time.UnixMilli(n[4]).UTC(), Source: inventory.SourcePrimary,
 	}.WithAvailable()
-	r := inventory.Result{EventID: e.EventID, Status: inventory.Status(status), Stock: st}
-	if r.Status == inventory.Rejected {
-		// The script only names the refusal; the reference model words it from the state.
-		_, r.Err = inventory.Apply(st, e)
-		if r.Err == nil || string(jaego.CodeOf(r.Err)) != code {
-			r.Err = &jaego.Error{Code: jaego.Code(code), Detail: "refused: " + code}
-		}
-	}
-	return r, nil
+	return row{status: status, code: code, stock: st}, nil
 }
 
-var stockFields = []string{"on_hand", "reserved", "safety", "version", "updated_at"}
-
-func (s *Store) hmget(store, sku string) rueidis.Completed {
-	return s.client.B().Hmget().Key(s.keys.Stock(store, sku)).Field(stockFields...).Build()
-}
-
-// Get implements inventory.StockStore.
+// Get implements inventory.StockStore: one HGET.
 func (s *Store) Get(ctx context.Context, store, sku string) (inventory.Stock, error) {
-	res := s.client.Do(ctx, s.hmget(store, sku))
-	st, found, err := parseStock(res, store, sku)
-	if err != nil {
-		s.metrics.redisErrors.WithLabelValues("get").Inc()
-		return inventory.Stock{}, s.unavailable("get", err)
-	}
-	if !found {
+	v, err := s.client.Do(ctx, s.client.B().Hget().Key(s.keys.Stock(store)).Field(sku).Build()).ToString()
+	if rueidis.IsRedisNil(err) {
 		return inventory.Stock{}, &jaego.Error{Code: jaego.CodeNotFound,
 			Detail: fmt.Sprintf("no stock record for store %s, sku %s", store, sku)}
 	}
-	return st, nil
+	if err == nil {
+		var st inventory.Stock
+		if st, err = unpackStock(store, sku, v); err == nil {
+			return st, nil
+		}
+	}
+	s.metrics.redisErrors.WithLabelValues("get").Inc()
+	return inventory.Stock{}, s.unavailable("get", err)
 }
 
-// GetMany implements inventory.StockStore with one pipelined batch of HMGETs. The keys of
-// one store share a slot, so a per-store read is one round trip to one node.
+// GetMany implements inventory.StockStore: one HMGET per store (a store is one hash), all
+// pipelined, so a per-store read is one command to one node.
 func (s *Store) GetMany(ctx context.Context, keys []inventory.Key) ([]inventory.Lookup, error) {
-	cmds := make(rueidis.Commands, len(keys))
+	type read struct {
+		store string
+		idx   []int
+	}
+	var reads []read
+	byStore := map[string]int{}
 	for i, k := range keys {
-		cmds[i] = s.hmget(k.Store, k.SKU)
+		r, ok := byStore[k.Store]
+		if !ok {
+			reads = append(reads, read{store: k.Store})
+			r = len(reads) - 1
+			byStore[k.Store] = r
+		}
+		reads[r].idx = append(reads[r].idx, i)
+	}
+	cmds := make(rueidis.Commands, len(reads))
+	for ri, r := range reads {
+		fields := make([]string, len(r.idx))
+		for j, i := range r.idx {
+			fields[j] = keys[i].SKU
+		}
+		cmds[ri] = s.client.B().Hmget().Key(s.keys.Stock(r.store)).Field(fields...).Build()
 	}
 	out := make([]inventory.Lookup, len(keys))
-	for i, res := range s.client.DoMulti(ctx, cmds...) {
-		st, found, err := parseStock(res, keys[i].Store, keys[i].SKU)
+	for ri, res := range s.client.DoMulti(ctx, cmds...) {
+		vals, err := res.ToArray()
+		if err == nil && len(vals) != len(reads[ri].idx) {
+			err = fmt.Errorf("HMGET answered %d values for %d SKUs", len(vals), len(reads[ri].idx))
+		}
+		for j, i := range reads[ri].idx {
+			if err != nil {
+				break
+			}
+			k := keys[i]
+			// A miss too says who did not find it.
+			out[i] = inventory.Lookup{Stock: inventory.Stock{Store: k.Store, SKU: k.SKU, Source: inventory.SourcePrimary}}
+			if vals[j].IsNil() {
+				continue
+			}
+			var v string
+			if v, err = vals[j].ToString(); err == nil {
+				out[i].Stock, err = unpackStock(k.Store, k.SKU, v)
+				out[i].Found = err == nil
+			}
+		}
 		if err != nil {
 			s.metrics.redisErrors.WithLabelValues("get_many").Inc()
 			return nil, s.unavailable("get many", err)
 		}
-		st.Source = inventory.SourcePrimary // a miss too: the answer says who did not find it
-		out[i] = inventory.Lookup{Stock: st, Found: found}
 	}
 	return out, nil
-}
-
-func parseStock(res rueidis.RedisResult, store, sku string) (inventory.Stock, bool, error) {
-	vals, err := res.ToArray()
-	if err != nil {
-		return inventory.Stock{}, false, err
-	}
-	if len(vals) != len(stockFields) || vals[3].IsNil() {
-		return inventory.Stock{}, false, nil
-	}
-	n := make([]int64, len(vals))
-	for i, v := range vals {
-		if v.IsNil() {
-			continue
-		}
-		if n[i], err = v.AsInt64(); err != nil {
-			return inventory.Stock{}, false, fmt.Errorf("stock %s/%s field %s: %w", store, sku, stockFields[i], err)
-		}
-	}
-	return inventory.Stock{
-		Store: store, SKU: sku, OnHand: n[0], Reserved: n[1], Safety: n[2], Version: n[3],
-		UpdatedAt: time.UnixMilli(n[4]).UTC(), Source: inventory.SourcePrimary,
-	}.WithAvailable(), true, nil
 }
 
 // Ping implements inventory.StockStore: nil when Redis answers.

@@ -72,8 +72,8 @@ func TestChangeRecordAndTTLs(t *testing.T) {
 		inventorytest.Ev(inventory.Reserve, "S001", "8809461234567", 3),
 	)
 	g := s.Keys().Group("S001")
-	if want := fmt.Sprintf("jg:stk:{%d}:S001:8809461234567", g); s.Keys().Stock("S001", "8809461234567") != want {
-		t.Errorf("stock key %s, want %s", s.Keys().Stock("S001", "8809461234567"), want)
+	if want := fmt.Sprintf("jg:stk:{%d}:S001", g); s.Keys().Stock("S001") != want {
+		t.Errorf("stock key %s, want %s", s.Keys().Stock("S001"), want)
 	}
 	stream := fmt.Sprintf("jg:chg:{%d}:20261122", g)
 	entries, err := client.Do(ctx, client.B().Xrange().Key(stream).Start("-").End("+").Build()).AsXRange()
@@ -102,18 +102,64 @@ func TestChangeRecordAndTTLs(t *testing.T) {
 	if err != nil || ttl <= 35*3600 || ttl > 36*3600 {
 		t.Errorf("stream TTL %d (%v), want 36h", ttl, err)
 	}
-	idem := fmt.Sprintf("jg:idem:{%d}:S001:%s", g, sale.EventID)
-	ttl, err = client.Do(ctx, client.B().Ttl().Key(idem).Build()).AsInt64()
-	if err != nil || ttl < 7*24*3600-60 {
-		t.Errorf("idempotency TTL %d (%v), want >= 7 days", ttl, err)
+	// The record is the SKU's field of the store hash.
+	rec, err := client.Do(ctx, client.B().Hget().Key(s.Keys().Stock("S001")).Field("8809461234567").Build()).ToString()
+	if err != nil || !strings.HasPrefix(rec, "8:3:0:3:") {
+		t.Errorf("packed record %q (%v), want 8:3:0:3:<ms>", rec, err)
+	}
+	// The sale's mark is in a bucket of the current window, and outlives the idempotency TTL.
+	marks, digest := s.Keys().Marks("S001", sale.EventID, day)
+	if n, err := client.Do(ctx, client.B().Hexists().Key(marks[0]).Field(digest).Build()).AsInt64(); err != nil || n != 1 {
+		t.Errorf("no mark of the sale in %s (%v)", marks[0], err)
+	}
+	ttl, err = client.Do(ctx, client.B().Pttl().Key(marks[0]).Build()).AsInt64()
+	if left := time.Duration(ttl) * time.Millisecond; err != nil || time.Now().Add(left).Before(day.Add(7*24*time.Hour)) {
+		t.Errorf("mark bucket TTL %v (%v), want the mark kept >= 7 days", left, err)
 	}
 	// Exactly these keys — and nothing for the refusal.
 	keys, err := client.Do(ctx, client.B().Keys().Pattern("jg:*").Build()).AsStrSlice()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(keys) != 8 { // stock, stream, 3 idempotency marks (receipt, sale, reserve 3), stores and SKU sets, last change id
+	var buckets int
+	for _, k := range keys {
+		if strings.HasPrefix(k, fmt.Sprintf("jg:idem:{%d}:", g)) {
+			buckets++
+		}
+	}
+	// stock, stream, stores set, last change id and the mark buckets (3 marks: receipt, sale, reserve 3)
+	if len(keys) != 4+buckets || buckets == 0 || buckets > 3 {
 		t.Errorf("keys %v", keys)
+	}
+}
+
+// TestMarkLifetime: a mark is found for at least the idempotency TTL after it was written,
+// by a server whose clock is up to a window behind or ahead, and its bucket expires at
+// most one and a half TTLs after it was written.
+func TestMarkLifetime(t *testing.T) {
+	client, _ := testenv.Redis(t)
+	s := newStoreOn(client, invredis.Options{})
+	k := s.Keys()
+	ttl := 7 * 24 * time.Hour
+	for _, at := range []time.Time{
+		time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC), time.Date(2026, 11, 25, 11, 59, 59, 999e6, time.UTC),
+		time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC), time.Date(2026, 11, 28, 23, 0, 0, 0, time.UTC),
+	} {
+		w := k.MarkWindow(at)
+		if exp := k.MarkExpiry(w); exp.Before(at.Add(ttl)) || exp.After(at.Add(ttl*3/2)) {
+			t.Errorf("mark written %v expires %v: want within [TTL, 1.5 TTL]", at, exp)
+		}
+		written, d := k.Marks("S1", "e", at)
+		for _, later := range []time.Time{at, at.Add(ttl / 3), at.Add(ttl - time.Millisecond), at.Add(-ttl / 2)} {
+			found := false
+			look, d2 := k.Marks("S1", "e", later)
+			for _, key := range look {
+				found = found || (key == written[0] && d2 == d)
+			}
+			if !found {
+				t.Errorf("mark written %v not looked for at %v", at, later)
+			}
+		}
 	}
 }
 
