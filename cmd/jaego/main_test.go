@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/jaego/jaego/internal/api/apitest"
 	"github.com/jaego/jaego/internal/embedded"
+	invredis "github.com/jaego/jaego/internal/inventory/redis"
 	"github.com/jaego/jaego/internal/lock"
 	"github.com/jaego/jaego/internal/testenv"
 )
@@ -412,7 +414,7 @@ func TestVersion(t *testing.T) {
 // names, and examples, as a help request (exit 0), not a failure; an unknown flag names the
 // nearest one.
 func TestHelp(t *testing.T) {
-	for _, cmd := range [][]string{{"dev"}, {"serve"}, {"relay"}, {"loadgen"}, {"migrate"}, {"restore"}, {"promo", "rebuild"}, {"promo"}} {
+	for _, cmd := range [][]string{{"dev"}, {"serve"}, {"relay"}, {"loadgen"}, {"migrate"}, {"restore"}, {"load"}, {"promo", "rebuild"}, {"promo"}} {
 		var out strings.Builder
 		err := run(context.Background(), append(append([]string{"jaego"}, cmd...), "-h"), func(string) string { return "" }, nil, &out, &out)
 		name := strings.Join(cmd, " ")
@@ -479,5 +481,40 @@ func TestPasswordsStayInside(t *testing.T) {
 	err = run(context.Background(), []string{"jaego", "migrate", "--postgres", "postgres://jaego:s3cret-pg@127.0.0.1:1/jaego"}, func(string) string { return "" }, nil, io.Discard, io.Discard)
 	if err == nil || strings.Contains(err.Error(), "s3cret") {
 		t.Errorf("migrate: %v", err)
+	}
+}
+
+// TestLoadCommand: jaego load prints every bad line with its number and loads nothing from
+// such a file; a good file from stdin loads with a progress line, and again changes nothing.
+func TestLoadCommand(t *testing.T) {
+	client, srv := testenv.Redis(t)
+	ctx := context.Background()
+	env := map[string]string{"JAEGO_REDIS_URL": "redis://" + srv.Addr + "/0", "JAEGO_LOG_LEVEL": "warn"}
+	getenv := func(k string) string { return env[k] }
+	bad := filepath.Join(t.TempDir(), "bad.csv")
+	if err := os.WriteFile(bad, []byte("S1,A,3\nS1,B,three\nS1,C,4\nS 1,D,1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	err := run(ctx, []string{"jaego", "load", bad}, getenv, nil, io.Discard, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "2 bad lines") || !strings.Contains(stderr.String(), bad+":2: on_hand") ||
+		!strings.Contains(stderr.String(), bad+":4: store") {
+		t.Fatalf("bad file: %v\n%s", err, stderr.String())
+	}
+	if n, err := client.Do(ctx, client.B().Dbsize().Build()).AsInt64(); err != nil || n != 0 {
+		t.Fatalf("a bad file left %d keys (%v)", n, err)
+	}
+	good := "store,sku,on_hand,safety\nS1,A,3,1\nS2,B,5,\n"
+	for i, want := range []string{"2 changed", "2 loaded before by this file"} {
+		var out, progress strings.Builder
+		if err := run(ctx, []string{"jaego", "load", "-"}, getenv, strings.NewReader(good), &out, &progress); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(out.String(), want) || !strings.Contains(progress.String(), "load: 2/2 rows (100%)") {
+			t.Errorf("run %d: %s\n%s", i, out.String(), progress.String())
+		}
+	}
+	if v, err := client.Do(ctx, client.B().Hget().Key(invredis.New(client, invredis.Options{}).Keys().Stock("S1")).Field("A").Build()).ToString(); err != nil || !strings.HasPrefix(v, "3:0:1:1:") {
+		t.Errorf("S1/A is %q (%v)", v, err)
 	}
 }
