@@ -7,6 +7,7 @@
 //	go run ./cmd/jaegobench feed     # change feed: a POS day read by the raw XRANGE ceiling, windows, paged
 //	go run ./cmd/jaegobench lock    # hot SKU: lock + read-modify-write vs the Lua apply step; lock latency
 //	go run ./cmd/jaegobench promo   # gift promotions: Redis only vs pointer + local cache vs client-side pointer
+//	go run ./cmd/jaegobench scale   # 10M rows: jaego load vs redis-benchmark HSET, bytes per row and event, lookups at 10M vs 10k, G = 16/64/256
 //	go run ./cmd/jaegobench copy    # durable copy: projector vs batched apply, lag at 5k/s, fallback vs primary reads, Redis outage
 package main
 
@@ -20,6 +21,7 @@ import (
 	"os/signal"
 	"runtime/pprof"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -51,7 +53,7 @@ func main() {
 
 func run(ctx context.Context, args []string, out io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: jaegobench store|http|pipeline|feed|lock|promo|copy [flags]")
+		return errors.New("usage: jaegobench store|http|pipeline|feed|lock|promo|copy|scale [flags]")
 	}
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 	switch args[0] {
@@ -61,6 +63,24 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 		return benchStore(ctx, out, *events)
+	case "scale":
+		rows := fs.Int("rows", 10_000_000, "store × SKU rows of the snapshot (10,000 SKUs a store)")
+		events := fs.Int("events", 1_000_000, "POS events applied to measure bytes per event")
+		tx := fs.Int("transactions", 300_000, "POS transactions of the day read in the shard-group comparison")
+		rounds := fs.Int("rounds", 3, "rounds of the lookup and shard-group measurements")
+		groups := fs.String("groups", "16,64,256", "shard-group counts G compared (the first is the baseline)")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		var gs []int
+		for _, g := range strings.Split(*groups, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(g))
+			if err != nil || n < 1 {
+				return fmt.Errorf("--groups: %q is not a positive integer", g)
+			}
+			gs = append(gs, n)
+		}
+		return benchScale(ctx, out, *rows, *events, *tx, *rounds, gs)
 	case "http":
 		dur := fs.Duration("duration", 10*time.Second, "duration of each load phase")
 		conns := fs.Int("conns", 32, "concurrent connections")

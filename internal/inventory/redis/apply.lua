@@ -44,7 +44,10 @@ if last then
   lms, lseq = tonumber(lms), tonumber(lseq)
   if lms >= now then id_ms, id_seq = lms, lseq + 1 end
 end
-local out, wrote, marked = {}, false, {}
+-- A change's type is written as its number (codec.go's typeCodes: one byte in the stream).
+local codes = {sale = 1, sale_cancel = 2, receipt = 3, ['return'] = 4, disposal = 5, adjust = 6,
+  set = 7, set_safety = 8, reserve = 9, release = 10, fulfill = 11}
+local out, wrote, marked, loads, indexed = {}, false, {}, {}, {}
 for i = 0, (#KEYS - 4) / (1 + m) - 1 do
   local k = 5 + (1 + m) * i
   local a = 5 + 9 * i
@@ -61,7 +64,9 @@ for i = 0, (#KEYS - 4) / (1 + m) - 1 do
   end
   local status, code, d, change = 'applied', '', 0, typ
   if typ == 'load' then
-    if tonumber(digest) <= tonumber(redis.call('GET', KEYS[k + 1]) or '0') then status = 'duplicate' end
+    local lk = KEYS[k + 1]
+    if loads[lk] == nil then loads[lk] = tonumber(redis.call('GET', lk) or '0') end
+    if tonumber(digest) <= loads[lk] then status = 'duplicate' end
   else
     for j = 1, m do
       if redis.call('HEXISTS', KEYS[k + j], digest) == 1 then
@@ -100,20 +105,21 @@ for i = 0, (#KEYS - 4) / (1 + m) - 1 do
     status = 'rejected'
   elseif status ~= 'duplicate' then
     if typ == 'load' then
-      redis.call('SET', KEYS[k + 1], digest)
+      loads[KEYS[k + 1]] = tonumber(digest)
     else
       redis.call('HSET', KEYS[k + 1], digest, '')
     end
     marked[KEYS[k + 1]] = true
   end
   if status == 'applied' then
-    if not raw then
+    if not raw and not indexed[store] then
       redis.call('SADD', KEYS[2], store) -- a store's first SKU: index it for snapshots
+      indexed[store] = true
     end
     oh, v, up = oh + d, v + 1, now
     redis.call('HSET', KEYS[k], sku, string.format('%d:%d:%d:%d:%d', oh, rs, sf, v, now))
     redis.call('XADD', KEYS[1], string.format('%d-%d', id_ms, id_seq), 'store', store, 'sku', sku,
-      'type', change, 'delta', d, 'on_hand', oh, 'reserved', rs, 'safety', sf, 'version', v,
+      'type', codes[change], 'delta', d, 'on_hand', oh, 'reserved', rs, 'safety', sf, 'version', v,
       'event_id', id, 'kp', ARGV[a + 6], 'ko', ARGV[a + 7])
     id_seq = id_seq + 1
     wrote = true
@@ -121,6 +127,7 @@ for i = 0, (#KEYS - 4) / (1 + m) - 1 do
   out[#out + 1] = {status, code, oh, rs, sf, v, up}
 end
 for key in pairs(marked) do
+  if loads[key] then redis.call('SET', key, string.format('%d', loads[key])) end
   redis.call('PEXPIREAT', key, mark_expiry)
 end
 if wrote then

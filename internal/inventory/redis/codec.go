@@ -20,10 +20,25 @@ import (
 // §5 has the bytes). apply.lua writes them (it cannot call Go; TestStreamCodec holds it to
 // this list), EncodeChange writes them for tools, decodeEntry reads them.
 
+// typeCodes are the numbers the type field holds: a change's type in one byte (apply.lua
+// has the same table; TestStreamCodec holds the two together). New types get new numbers.
+var typeCodes = []inventory.EventType{1: inventory.Sale, 2: inventory.SaleCancel, 3: inventory.Receipt,
+	4: inventory.Return, 5: inventory.Disposal, 6: inventory.Adjust, 7: inventory.Set, 8: inventory.SetSafety,
+	9: inventory.Reserve, 10: inventory.Release, 11: inventory.Fulfill}
+
+func typeCode(t inventory.EventType) int64 {
+	for i, x := range typeCodes {
+		if x == t && i > 0 {
+			return int64(i)
+		}
+	}
+	return 0
+}
+
 // EncodeChange is c as the field, value pairs of its stream entry (the id is the caller's).
 func EncodeChange(c inventory.Change) []string {
 	i := strconv.FormatInt
-	f := []string{"store", c.Store, "sku", c.SKU, "type", string(c.Type), "delta", i(c.Delta, 10),
+	f := []string{"store", c.Store, "sku", c.SKU, "type", i(typeCode(c.Type), 10), "delta", i(c.Delta, 10),
 		"on_hand", i(c.OnHand, 10), "reserved", i(c.Reserved, 10), "safety", i(c.Safety, 10),
 		"version", i(c.Version, 10), "event_id", c.EventID, "kp", "", "ko", ""}
 	if c.Origin != nil {
@@ -78,7 +93,11 @@ func decodeEntry(m rueidis.RedisMessage, sub string) (streamEntry, error) {
 		case "sku":
 			c.SKU = v
 		case "type":
-			c.Type = inventory.EventType(v)
+			if x := n(); x > 0 && x < int64(len(typeCodes)) {
+				c.Type = typeCodes[x]
+			} else {
+				return streamEntry{}, fmt.Errorf("read changes: entry %s: unknown type %q", id, v)
+			}
 		case "event_id":
 			c.EventID = v
 		case "delta":

@@ -6,7 +6,7 @@
 // and stays atomic on a Cluster, and a whole store is read with one command on one node.
 //
 //	<prefix>:stk:{g}:<store>         hash: field <sku>, value "on_hand:reserved:safety:version:updated_at"
-//	<prefix>:idem:{g}:<window>:<b>   hash of idempotency marks: field = 16-byte digest of store and event id
+//	<prefix>:idem:{g}:<window>:<b>   hash of idempotency marks: field = 12-byte digest of store and event id
 //	<prefix>:chg:{g}:<YYYYMMDD>      change stream of the group and UTC day, TTL = retention
 //	<prefix>:chgid:{g}               the last change id of the group: ids rise across its days
 //	<prefix>:stores:{g}              set of the group's stores (for snapshots)

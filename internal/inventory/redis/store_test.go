@@ -84,9 +84,9 @@ func TestChangeRecordAndTTLs(t *testing.T) {
 		t.Fatalf("%d change entries, want 3 (applied only): %+v", len(entries), entries)
 	}
 	want := []map[string]string{
-		{"type": "receipt", "delta": "10", "on_hand": "10", "reserved": "0", "version": "1"},
-		{"type": "sale", "delta": "-2", "on_hand": "8", "reserved": "0", "version": "2", "event_id": sale.EventID},
-		{"type": "reserve", "delta": "0", "on_hand": "8", "reserved": "3", "version": "3", "event_id": res[4].EventID},
+		{"type": "3", "delta": "10", "on_hand": "10", "reserved": "0", "version": "1"}, // receipt
+		{"type": "1", "delta": "-2", "on_hand": "8", "reserved": "0", "version": "2", "event_id": sale.EventID}, // sale
+		{"type": "9", "delta": "0", "on_hand": "8", "reserved": "3", "version": "3", "event_id": res[4].EventID}, // reserve
 	}
 	for i, e := range entries {
 		if e.FieldValues["store"] != "S001" || e.FieldValues["sku"] != "8809461234567" || e.FieldValues["safety"] != "0" {
@@ -197,36 +197,44 @@ func TestUnavailable(t *testing.T) {
 }
 
 // TestStreamCodec holds the writers of stream entries to one codec: what apply.lua writes
-// has exactly EncodeChange's fields in its order, and the feed decodes it back to the change.
+// for every event type has exactly EncodeChange's fields in its order (its type numbers
+// too), and the feed decodes it back to the change.
 func TestStreamCodec(t *testing.T) {
 	client, _ := testenv.Redis(t)
 	ctx := context.Background()
 	s := newStoreOn(client, invredis.Options{})
-	if _, err := s.Apply(ctx, []inventory.Event{{EventID: "c1", Type: inventory.Receipt, Store: "S1", SKU: "K1", Qty: 7}}); err != nil {
-		t.Fatal(err)
+	types := []inventory.EventType{inventory.Receipt, inventory.Sale, inventory.SaleCancel, inventory.Return, inventory.Disposal,
+		inventory.Adjust, inventory.Set, inventory.SetSafety, inventory.Reserve, inventory.Release, inventory.Fulfill}
+	events := make([]inventory.Event, len(types))
+	for i, typ := range types {
+		events[i] = inventory.Event{EventID: fmt.Sprintf("c%d", i), Type: typ, Store: "S1", SKU: "K1", Qty: 7 + int64(i)}
+	}
+	// set_safety 1, reserve 2, release and fulfill 1 each: all applied.
+	events[7].Qty, events[8].Qty, events[9].Qty, events[10].Qty = 1, 2, 1, 1
+	for _, r := range inventorytest.MustApply(t, s, events...) {
+		if r.Status != inventory.Applied {
+			t.Fatalf("%s: %s %v", r.EventID, r.Status, r.Err)
+		}
 	}
 	key := s.Keys().StreamOn(s.Keys().Group("S1"), time.Now())
-	entries, err := client.Do(ctx, client.B().Xrange().Key(key).Start("-").End("+").Build()).AsXRange()
-	if err != nil || len(entries) != 1 {
-		t.Fatalf("stream %s: %v %v", key, entries, err)
-	}
 	raw, err := client.Do(ctx, client.B().Xrange().Key(key).Start("-").End("+").Build()).ToArray()
-	if err != nil {
-		t.Fatal(err)
+	if err != nil || len(raw) != len(types) {
+		t.Fatalf("stream %s: %d entries %v", key, len(raw), err)
 	}
-	kv, _ := raw[0].ToArray()
-	written, _ := kv[1].AsStrSlice()
 	feed := invredis.NewFeed(s, invredis.FeedOptions{})
-	page, err := feed.Changes(ctx, time.Now().Add(-time.Minute), time.Now().Add(time.Minute), "", 10)
-	if err != nil || len(page.Changes) != 1 {
+	page, err := feed.Changes(ctx, time.Now().Add(-time.Minute), time.Now().Add(time.Minute), "", 100)
+	if err != nil || len(page.Changes) != len(types) {
 		t.Fatalf("feed: %+v %v", page, err)
 	}
-	c := page.Changes[0]
-	if c.Store != "S1" || c.SKU != "K1" || c.Type != inventory.Receipt || c.Delta != 7 || c.OnHand != 7 || c.Version != 1 || c.EventID != "c1" {
-		t.Fatalf("decoded %+v", c)
-	}
-	if want := invredis.EncodeChange(c); strings.Join(written, ",") != strings.Join(want, ",") {
-		t.Fatalf("apply.lua wrote\n%v\nthe codec writes\n%v", written, want)
+	for i, c := range page.Changes {
+		if c.Store != "S1" || c.SKU != "K1" || c.Type != types[i] || c.Version != int64(i+1) || c.EventID != events[i].EventID {
+			t.Fatalf("decoded %+v, want %s", c, types[i])
+		}
+		kv, _ := raw[i].ToArray()
+		written, _ := kv[1].AsStrSlice()
+		if want := invredis.EncodeChange(c); strings.Join(written, ",") != strings.Join(want, ",") {
+			t.Fatalf("apply.lua wrote\n%v\nthe codec writes\n%v", written, want)
+		}
 	}
 }
 
