@@ -27,6 +27,7 @@ type config struct {
 	KafkaGroup     string
 	KafkaSession   time.Duration
 	ShardGroups    int
+	MarkBuckets    int
 	Retention      time.Duration
 	RequestTimeout time.Duration
 	AccessLog      bool
@@ -152,11 +153,18 @@ func (e *envFlags) Parse(args []string) error {
 // commonFlags are the settings of every server command.
 func commonFlags(f *envFlags, c *config) {
 	f.String(&c.HTTPAddr, "http", "JAEGO_HTTP_ADDR", "127.0.0.1:8080", "HTTP listen address")
-	f.Int(&c.ShardGroups, "groups", "JAEGO_SHARD_GROUPS", 16, "shard groups G of the Redis key layout (fixed per deployment)")
+	layoutFlags(f, c)
 	f.Duration(&c.Retention, "changes-retention", "JAEGO_CHANGES_RETENTION", 48*time.Hour, "how long a day's change stream is kept")
 	f.Duration(&c.RequestTimeout, "request-timeout", "JAEGO_REQUEST_TIMEOUT", 2*time.Second, "bound on the store work of one HTTP request")
 	logFlags(f, c)
 	f.Bool(&c.AccessLog, "access-log", "JAEGO_ACCESS_LOG", false, "log one line per HTTP request (method, path, route, status, duration, request id)")
+}
+
+// layoutFlags are the Redis key layout's settings (design §5), fixed for a deployment.
+func layoutFlags(f *envFlags, c *config) {
+	f.Int(&c.ShardGroups, "groups", "JAEGO_SHARD_GROUPS", 16, "shard groups G of the Redis key layout (fixed per deployment)")
+	f.Int(&c.MarkBuckets, "idempotency-buckets", "JAEGO_IDEMPOTENCY_BUCKETS", 1024,
+		"hashes a shard group's idempotency marks of 3.5 days are spread over (fixed per deployment; pick events per 3.5 days ÷ (G × 100))")
 }
 
 // logFlags are the log settings every command has: every command logs the same way.
@@ -219,6 +227,9 @@ func serverConfig(name string, args []string, getenv func(string) string, stderr
 func (c *config) check() error {
 	if c.ShardGroups < 1 || c.ShardGroups > 16384 {
 		return fmt.Errorf("--groups must be 1..16384, got %d", c.ShardGroups)
+	}
+	if c.MarkBuckets < 1 || c.MarkBuckets > 1<<20 {
+		return fmt.Errorf("--idempotency-buckets must be 1..1048576, got %d", c.MarkBuckets)
 	}
 	if c.Retention < time.Hour {
 		return fmt.Errorf("--changes-retention must be at least 1h, got %s", c.Retention)

@@ -22,7 +22,7 @@ func runLoad(ctx context.Context, args []string, getenv func(string) string, std
 	f := newEnvFlags("load", getenv, stderr)
 	f.args = 1
 	f.String(&cfg.RedisURL, "redis", "JAEGO_REDIS_URL", "", "the Redis to load into: redis://host:port/db, or host:port,… for a Cluster (required)")
-	f.Int(&cfg.ShardGroups, "groups", "JAEGO_SHARD_GROUPS", 16, "shard groups G of the deployment's key layout")
+	layoutFlags(f, &cfg)
 	f.Duration(&cfg.Retention, "changes-retention", "JAEGO_CHANGES_RETENTION", 48*time.Hour, "how long a day's change stream is kept")
 	f.Int(&batch, "batch", "JAEGO_LOAD_BATCH", 4096, "rows per pipelined batch (one script call per shard group)")
 	logFlags(f, &cfg)

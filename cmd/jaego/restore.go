@@ -28,7 +28,7 @@ func runRestore(ctx context.Context, args []string, getenv func(string) string, 
 	f.String(&cfg.PostgresURL, "postgres", "JAEGO_POSTGRES_URL", "", "the PostgreSQL that holds the durable copy (required)")
 	f.String(&cfg.KafkaBrokers, "kafka", "JAEGO_KAFKA_BROKERS", "", "Kafka brokers: when set, the consumer group is moved back to the copy's offsets")
 	kafkaFlags(f, &cfg)
-	f.Int(&cfg.ShardGroups, "groups", "JAEGO_SHARD_GROUPS", 16, "shard groups G of the deployment's key layout")
+	layoutFlags(f, &cfg)
 	f.Duration(&cfg.Retention, "changes-retention", "JAEGO_CHANGES_RETENTION", 48*time.Hour, "the change feed's retention: the ledger's changes of that span go back into the streams")
 	f.Int(&margin, "replay-margin", "JAEGO_RESTORE_REPLAY_MARGIN", 4000,
 		"records per partition replayed before the copy's last offset (two consumer polls: a poll's events reach the copy in feed order, not offset order)")
@@ -54,7 +54,7 @@ func runRestore(ctx context.Context, args []string, getenv func(string) string, 
 		return err
 	}
 	defer client.Close()
-	store := invredis.New(client, invredis.Options{Groups: cfg.ShardGroups, Retention: cfg.Retention, RequireEpoch: true})
+	store := invredis.New(client, invredis.Options{Groups: cfg.ShardGroups, MarkBuckets: cfg.MarkBuckets, Retention: cfg.Retention, RequireEpoch: true})
 	locks := lock.New(client, lock.Options{})
 	start, last := time.Now(), time.Time{}
 	progress := func(stage string, n int64) {

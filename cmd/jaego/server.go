@@ -68,6 +68,7 @@ func newServer(ctx context.Context, cfg config, client rueidis.Client, sdb *sqld
 	s := &server{cfg: cfg, log: log, registry: reg, sql: sdb}
 	s.stock = invredis.New(client, invredis.Options{
 		Groups:       cfg.ShardGroups,
+		MarkBuckets:  cfg.MarkBuckets,
 		Retention:    cfg.Retention,
 		RequireEpoch: sdb != nil, // with a durable copy, an emptied Redis waits for a restore
 		Registerer:   reg,

@@ -68,7 +68,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		events := fs.Int("events", 1_000_000, "POS events applied to measure bytes per event")
 		tx := fs.Int("transactions", 300_000, "POS transactions of the day read in the shard-group comparison")
 		rounds := fs.Int("rounds", 3, "rounds of the lookup and shard-group measurements")
-		groups := fs.String("groups", "16,64,256", "shard-group counts G compared (the first is the baseline)")
+		groups := fs.String("groups", "16,64,256,512", "shard-group counts G compared (the first is the baseline)")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}

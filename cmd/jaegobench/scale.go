@@ -311,7 +311,7 @@ func timeLookups(ctx context.Context, s *invredis.Store, rows, skus int) (single
 // benchGroups compares shard-group counts: apply events/s (256 events of random stores an
 // Apply) and the busy hour of a filled POS day read with the paged feed, medians of rounds.
 func benchGroups(ctx context.Context, out io.Writer, groups []int, transactions, rounds int) error {
-	fmt.Fprintf(out, "| G | apply events/s | ratio | feed busy hour entries/s | ratio | Redis calls of the busy hour |\n|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(out, "| G | apply events/s | ratio | feed busy hour entries/s | ratio | Redis calls of the busy hour | busiest master's groups ÷ fair share, 3 / 6 / 12 masters |\n|---:|---:|---:|---:|---:|---:|---:|\n")
 	var baseApply, baseFeed float64
 	for i, g := range groups {
 		client, _, stop, err := privateRedis()
@@ -356,7 +356,8 @@ func benchGroups(ctx context.Context, out io.Writer, groups []int, transactions,
 		if i == 0 {
 			baseApply, baseFeed = a, f
 		}
-		fmt.Fprintf(out, "| %d | %.0f | %.2f | %.0f | %.2f | %.0f |\n", g, a, a/baseApply, f, f/baseFeed, calls)
+		fmt.Fprintf(out, "| %d | %.0f | %.2f | %.0f | %.2f | %.0f | %.2f / %.2f / %.2f |\n", g, a, a/baseApply, f, f/baseFeed, calls,
+			skew(store, 3), skew(store, 6), skew(store, 12))
 	}
 	return nil
 }
@@ -375,4 +376,35 @@ func redisBenchmarkHSET(ctx context.Context, addr string, n int) (float64, error
 		return 0, fmt.Errorf("redis-benchmark printed no rate:\n%s", outb)
 	}
 	return strconv.ParseFloat(m[len(m)-1][1], 64)
+}
+
+// skew is how unevenly the store's shard groups fall on masters masters that split the
+// 16,384 slots evenly (as redis-cli --cluster create does): the busiest master's groups
+// over G/masters.
+func skew(s *invredis.Store, masters int) float64 {
+	per := make([]int, masters)
+	for g := range s.Keys().Groups() {
+		per[min(masters-1, clusterSlot(strconv.Itoa(g))*masters/16384)]++
+	}
+	busiest := 0
+	for _, n := range per {
+		busiest = max(busiest, n)
+	}
+	return float64(busiest) / (float64(s.Keys().Groups()) / float64(masters))
+}
+
+// clusterSlot is Redis Cluster's slot of a hash tag: CRC16-XMODEM mod 16384.
+func clusterSlot(tag string) int {
+	var crc uint16
+	for i := 0; i < len(tag); i++ {
+		crc ^= uint16(tag[i]) << 8
+		for range 8 {
+			if crc&0x8000 != 0 {
+				crc = crc<<1 ^ 0x1021
+			} else {
+				crc <<= 1
+			}
+		}
+	}
+	return int(crc) % 16384
 }

@@ -203,10 +203,19 @@ func (s *RedisServer) Resume() error { return s.cmd.Process.Signal(syscall.SIGCO
 // StartRedisCluster starts n masters (n ≥ 3), assigns the slots with redis-cli --cluster
 // create and waits until every node reports cluster_state:ok.
 func StartRedisCluster(dir string, n int) ([]*RedisServer, error) {
+	return StartRedisClusterWithReplicas(dir, n, 0, 5*time.Second)
+}
+
+// StartRedisClusterWithReplicas starts masters (≥ 3) with replicas replicas each (the
+// nodes after the masters), cluster-node-timeout nodeTimeout (how soon a dead master's
+// replica is elected), and waits until every node reports cluster_state:ok and every
+// replica's link to its master is up.
+func StartRedisClusterWithReplicas(dir string, masters, replicas int, nodeTimeout time.Duration) ([]*RedisServer, error) {
 	var nodes []*RedisServer
-	for i := 0; i < n; i++ {
+	for i := 0; i < masters*(1+replicas); i++ {
 		// The cluster bus listens on port+10000, which freePort checks too.
-		srv, err := StartRedis(dir, "cluster-enabled yes", "cluster-config-file nodes.conf", "cluster-node-timeout 5000")
+		srv, err := StartRedis(dir, "cluster-enabled yes", "cluster-config-file nodes.conf",
+			"cluster-node-timeout "+strconv.FormatInt(nodeTimeout.Milliseconds(), 10))
 		if err != nil {
 			return nodes, err
 		}
@@ -216,23 +225,49 @@ func StartRedisCluster(dir string, n int) ([]*RedisServer, error) {
 	for _, s := range nodes {
 		args = append(args, s.Addr)
 	}
-	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	args = append(args, "--cluster-replicas", strconv.Itoa(replicas), "--cluster-yes")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if out, err := exec.CommandContext(ctx, "redis-cli", args...).CombinedOutput(); err != nil {
 		return nodes, fmt.Errorf("redis-cli --cluster create: %v\n%s", err, out)
 	}
 	for _, s := range nodes {
-		if err := waitClusterOK(ctx, s.Addr); err != nil {
+		if err := waitNode(ctx, s.Addr, func(c rueidis.Client) bool {
+			info, err := c.Do(ctx, c.B().ClusterInfo().Build()).ToString()
+			if err != nil || !strings.Contains(info, "cluster_state:ok") {
+				return false
+			}
+			repl, err := c.Do(ctx, c.B().Info().Section("replication").Build()).ToString()
+			return err == nil && (strings.Contains(repl, "role:master") || strings.Contains(repl, "master_link_status:up"))
+		}); err != nil {
 			return nodes, err
 		}
 	}
 	return nodes, nil
 }
 
-// waitClusterOK polls CLUSTER INFO until the node has every slot covered. Gossip has no
-// event to wait on, so this is a bounded poll of a condition, not a guessed delay.
-func waitClusterOK(ctx context.Context, addr string) error {
+// Role returns the node's replication role: "master" or "slave".
+func (s *RedisServer) Role(ctx context.Context) (string, error) {
+	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{s.Addr}, ForceSingleClient: true, DisableCache: true})
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	repl, err := c.Do(ctx, c.B().Info().Section("replication").Build()).ToString()
+	if err != nil {
+		return "", err
+	}
+	for _, line := range strings.Split(repl, "\n") {
+		if role, ok := strings.CutPrefix(strings.TrimSpace(line), "role:"); ok {
+			return role, nil
+		}
+	}
+	return "", fmt.Errorf("%s: no role in INFO replication", s.Addr)
+}
+
+// waitNode polls the node until ok says yes. Gossip and replication have no event to wait
+// on, so this is a bounded poll of a condition, not a guessed delay.
+func waitNode(ctx context.Context, addr string, ok func(rueidis.Client) bool) error {
 	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{addr}, ForceSingleClient: true, DisableCache: true})
 	if err != nil {
 		return err
@@ -240,17 +275,14 @@ func waitClusterOK(ctx context.Context, addr string) error {
 	defer c.Close()
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
-	for {
-		info, err := c.Do(ctx, c.B().ClusterInfo().Build()).ToString()
-		if err == nil && strings.Contains(info, "cluster_state:ok") {
-			return nil
-		}
+	for !ok(c) {
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("cluster node %s not ok: %v %q", addr, err, info)
+			return fmt.Errorf("cluster node %s not ready: %w", addr, ctx.Err())
 		case <-tick.C:
 		}
 	}
+	return nil
 }
 
 var portMu sync.Mutex

@@ -93,6 +93,15 @@ func ChangeEntries(t testing.TB, client rueidis.Client) map[string]int {
 	ctx := context.Background()
 	counts := map[string]int{}
 	for _, node := range client.Nodes() {
+		// Masters only: a replica holds the same streams, and a dead node (a killed master
+		// whose replica took over) nothing anymore.
+		role, err := node.Do(ctx, node.B().Role().Build()).ToArray()
+		if err != nil || len(role) == 0 {
+			continue
+		}
+		if r, _ := role[0].ToString(); r != "master" {
+			continue
+		}
 		var cursor uint64
 		for {
 			e, err := node.Do(ctx, node.B().Scan().Cursor(cursor).Match("jg:chg:*").Count(1000).Build()).AsScanEntry()
