@@ -5,7 +5,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,9 +17,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/rueidis"
 
+	"github.com/jaego/jaego/internal/httpx"
 	"github.com/jaego/jaego/internal/inventory"
+	invhttp "github.com/jaego/jaego/internal/inventory/http"
 	snapload "github.com/jaego/jaego/internal/inventory/load"
 	invredis "github.com/jaego/jaego/internal/inventory/redis"
 )
@@ -133,6 +138,9 @@ func benchScale(ctx context.Context, out io.Writer, rows, events, feedTx, rounds
 	}{{"single SKU (HGET), 16 goroutines", l.single}, {"1,000 SKUs of a store (one HMGET), 4 goroutines", l.bulk}} {
 		p50s, p50b, p99s, p99b := r.l[0].pct(.5), r.l[1].pct(.5), r.l[0].pct(.99), r.l[1].pct(.99)
 		fmt.Fprintf(out, "| %s | %s | %s | %.2f | %s | %s | %.2f |\n", r.name, ms(p50s), ms(p50b), float64(p50b)/float64(p50s), ms(p99s), ms(p99b), float64(p99b)/float64(p99s))
+	}
+	if err := httpLookups(ctx, out, [2]*invredis.Store{smallStore, bigStore}, [2]int{10_000, rows}, skusPerStore, rounds); err != nil {
+		return err
 	}
 	fmt.Fprintln(out)
 	return benchGroups(ctx, out, groups, feedTx, rounds)
@@ -407,4 +415,59 @@ func clusterSlot(tag string) int {
 		}
 	}
 	return int(crc) % 16384
+}
+
+// httpLookups is the same comparison through jaego's HTTP API (what the online shop sees):
+// closed-loop clients for 4 s a phase, sizes alternating, rounds times.
+func httpLookups(ctx context.Context, out io.Writer, stores [2]*invredis.Store, rows [2]int, skus, rounds int) error {
+	var bases [2]string
+	for i, s := range stores {
+		mux := http.NewServeMux()
+		invhttp.New(s, invhttp.Options{}).Register(mux)
+		l, err := listen(httpx.Instrument(mux, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil))))
+		if err != nil {
+			return err
+		}
+		defer l.Close()
+		bases[i] = "http://" + l.Addr().String()
+	}
+	single := func(i int) func(*rand.Rand) *http.Request {
+		return get(func(r *rand.Rand) string {
+			row := r.IntN(rows[i])
+			return fmt.Sprintf("%s/v1/stores/S%04d/skus/880%010d", bases[i], row/skus, row%skus)
+		})
+	}
+	bulk := func(i int) func(*rand.Rand) *http.Request {
+		return get(func(r *rand.Rand) string {
+			var b strings.Builder
+			fmt.Fprintf(&b, "%s/v1/stores/S%04d/stock?sku=", bases[i], r.IntN(rows[i]/skus))
+			for k := range 1000 {
+				if k > 0 {
+					b.WriteByte(',')
+				}
+				fmt.Fprintf(&b, "880%010d", r.IntN(skus))
+			}
+			return b.String()
+		})
+	}
+	var res [2][2][]loadResult // [kind][size]
+	for range rounds {
+		for i := range 2 {
+			s, err := load(ctx, single(i), 16, 4*time.Second)
+			if err != nil {
+				return err
+			}
+			b, err := load(ctx, bulk(i), 4, 4*time.Second)
+			if err != nil {
+				return err
+			}
+			res[0][i], res[1][i] = append(res[0][i], s), append(res[1][i], b)
+		}
+	}
+	for k, name := range []string{"HTTP GET /v1/stores/{store}/skus/{sku}, 16 connections", "HTTP GET /v1/stores/{store}/stock, 1,000 SKUs, 4 connections"} {
+		s, b := merge(res[k][0]), merge(res[k][1])
+		p50s, p50b, p99s, p99b := s.lat.pct(.5), b.lat.pct(.5), s.lat.pct(.99), b.lat.pct(.99)
+		fmt.Fprintf(out, "| %s | %s | %s | %.2f | %s | %s | %.2f |\n", name, ms(p50s), ms(p50b), float64(p50b)/float64(p50s), ms(p99s), ms(p99b), float64(p99b)/float64(p99s))
+	}
+	return nil
 }

@@ -84,8 +84,8 @@ func TestChangeRecordAndTTLs(t *testing.T) {
 		t.Fatalf("%d change entries, want 3 (applied only): %+v", len(entries), entries)
 	}
 	want := []map[string]string{
-		{"type": "3", "delta": "10", "on_hand": "10", "reserved": "0", "version": "1"}, // receipt
-		{"type": "1", "delta": "-2", "on_hand": "8", "reserved": "0", "version": "2", "event_id": sale.EventID}, // sale
+		{"type": "3", "delta": "10", "on_hand": "10", "reserved": "0", "version": "1"},                           // receipt
+		{"type": "1", "delta": "-2", "on_hand": "8", "reserved": "0", "version": "2", "event_id": sale.EventID},  // sale
 		{"type": "9", "delta": "0", "on_hand": "8", "reserved": "3", "version": "3", "event_id": res[4].EventID}, // reserve
 	}
 	for i, e := range entries {
