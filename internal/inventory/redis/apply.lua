@@ -16,8 +16,7 @@
 --                      sku, Kafka partition and offset it came from ('' = not from Kafka),
 --                      and the digest of its mark (for a load row: its line number)
 --
--- A stock record is the field <sku> of its store's hash, packed as
--- "on_hand:reserved:safety:version:updated_at" (unix ms).
+-- common.lua (put before this file) has the record's format and the change entries.
 --
 -- type 'load' is a row of a stock snapshot (jaego load): qty is on_hand and
 -- expected_version the safety stock ('' = keep). It is written as a 'set' change, and is
@@ -29,39 +28,19 @@
 -- with status 'applied', 'duplicate', 'unchanged' or 'rejected' (code says why). Every
 -- check of an event happens before any of its writes, and the script runs alone on its
 -- node, so each event is all-or-nothing and no update is ever lost.
-if ARGV[3] == '1' and redis.call('EXISTS', KEYS[4]) == 0 then
+if not require_epoch(ARGV[3], KEYS[4]) then
   return redis.error_reply('REDISLOST this Redis has no epoch mark: it lost its data; run jaego restore')
 end
 local mark_expiry, stream_ttl, m = ARGV[1], ARGV[2], tonumber(ARGV[4])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
--- Change ids rise across all day streams of the group (not only within one stream, as
--- XADD * would make them), so the feed can merge a group's days in apply order.
-local last = redis.call('GET', KEYS[3])
-local id_ms, id_seq = now, 0
-if last then
-  local lms, lseq = string.match(last, '^(%d+)-(%d+)$')
-  lms, lseq = tonumber(lms), tonumber(lseq)
-  if lms >= now then id_ms, id_seq = lms, lseq + 1 end
-end
--- A change's type is written as its number (codec.go's typeCodes: one byte in the stream).
-local codes = {sale = 1, sale_cancel = 2, receipt = 3, ['return'] = 4, disposal = 5, adjust = 6,
-  set = 7, set_safety = 8, reserve = 9, release = 10, fulfill = 11}
-local out, wrote, marked, loads, indexed = {}, false, {}, {}, {}
+local now = server_ms()
+local ids = changes_begin(KEYS[3], now)
+local out, marked, loads, indexed = {}, {}, {}, {}
 for i = 0, (#KEYS - 4) / (1 + m) - 1 do
   local k = 5 + (1 + m) * i
   local a = 5 + 9 * i
   local id, typ, q, ev = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2]), ARGV[a + 3]
   local store, sku, digest = ARGV[a + 4], ARGV[a + 5], ARGV[a + 8]
-  local raw = redis.call('HGET', KEYS[k], sku)
-  local oh, rs, sf, v, up = 0, 0, 0, 0, 0
-  if raw then
-    local f1, f2, f3, f4, f5 = string.match(raw, '^(-?%d+):(%d+):(%d+):(%d+):(%d+)$')
-    if not f5 then
-      return redis.error_reply('JAEGOCORRUPT stock record ' .. store .. '/' .. sku .. ' is malformed: ' .. raw)
-    end
-    oh, rs, sf, v, up = tonumber(f1), tonumber(f2), tonumber(f3), tonumber(f4), tonumber(f5)
-  end
+  local raw, oh, rs, sf, v, up = read_record(KEYS[k], sku)
   local status, code, d, change = 'applied', '', 0, typ
   if typ == 'load' then
     local lk = KEYS[k + 1]
@@ -117,12 +96,8 @@ for i = 0, (#KEYS - 4) / (1 + m) - 1 do
       indexed[store] = true
     end
     oh, v, up = oh + d, v + 1, now
-    redis.call('HSET', KEYS[k], sku, string.format('%d:%d:%d:%d:%d', oh, rs, sf, v, now))
-    redis.call('XADD', KEYS[1], string.format('%d-%d', id_ms, id_seq), 'store', store, 'sku', sku,
-      'type', codes[change], 'delta', d, 'on_hand', oh, 'reserved', rs, 'safety', sf, 'version', v,
-      'event_id', id, 'kp', ARGV[a + 6], 'ko', ARGV[a + 7])
-    id_seq = id_seq + 1
-    wrote = true
+    write_record(KEYS[k], sku, oh, rs, sf, v, up)
+    add_change(ids, KEYS[1], store, sku, change, d, oh, rs, sf, v, id, ARGV[a + 6], ARGV[a + 7])
   end
   out[#out + 1] = {status, code, oh, rs, sf, v, up}
 end
@@ -130,8 +105,5 @@ for key in pairs(marked) do
   if loads[key] then redis.call('SET', key, string.format('%d', loads[key])) end
   redis.call('PEXPIREAT', key, mark_expiry)
 end
-if wrote then
-  redis.call('SET', KEYS[3], string.format('%d-%d', id_ms, id_seq - 1))
-  redis.call('EXPIRE', KEYS[1], stream_ttl)
-end
+changes_done(ids, KEYS[1], stream_ttl)
 return out

@@ -32,8 +32,14 @@ import (
 	"github.com/jaego/jaego/internal/jaego"
 )
 
-//go:embed apply.lua
-var applyLua string
+var (
+	//go:embed common.lua
+	commonLua string
+	//go:embed apply.lua
+	applyBody string
+	// applyLua is the apply step: common.lua, then apply.lua.
+	applyLua = commonLua + "\n" + applyBody
+)
 
 // ApplyScript returns the Lua source of the apply step, for tools that drive it directly
 // (the redis-benchmark baseline).
