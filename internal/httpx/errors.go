@@ -21,6 +21,8 @@ var statusOf = map[jaego.Code]int{
 	jaego.CodeInsufficientStock:    http.StatusConflict,
 	jaego.CodeInsufficientReserved: http.StatusConflict,
 	jaego.CodeVersionConflict:      http.StatusConflict,
+	jaego.CodeNotHeld:              http.StatusConflict,
+	jaego.CodeReservationConflict:  http.StatusConflict,
 	jaego.CodeExpired:              http.StatusGone,
 	jaego.CodeUnavailable:          http.StatusServiceUnavailable,
 	jaego.CodeStoreLost:            http.StatusServiceUnavailable,

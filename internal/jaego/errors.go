@@ -26,6 +26,8 @@ const (
 	CodeInsufficientStock    Code = "insufficient_stock"
 	CodeInsufficientReserved Code = "insufficient_reserved"
 	CodeVersionConflict      Code = "version_conflict"
+	CodeNotHeld              Code = "reservation_not_held" // confirm or cancel of a reservation no longer held
+	CodeReservationConflict  Code = "reservation_conflict" // a reservation id reused for another basket
 	CodeExpired              Code = "range_expired"
 	CodeUnavailable          Code = "store_unavailable"
 	CodeStoreLost            Code = "store_lost" // Redis lost its data: writes wait for a restore

@@ -147,3 +147,6 @@ func unpackStock(store, sku, v string) (inventory.Stock, error) {
 		UpdatedAt: time.UnixMilli(n[4]).UTC(), Source: inventory.SourcePrimary,
 	}.WithAvailable(), nil
 }
+
+// Prefix is the prefix of every key.
+func (k Keyspace) Prefix() string { return k.prefix }

@@ -108,6 +108,7 @@ type Store struct {
 	opts    Options
 	keys    Keyspace
 	apply   *rueidis.Lua
+	reserve *rueidis.Lua
 	metrics storeMetrics
 }
 
@@ -115,6 +116,10 @@ type storeMetrics struct {
 	events      *prometheus.CounterVec
 	applyCalls  prometheus.Histogram
 	redisErrors *prometheus.CounterVec
+	// Store orders (design §12).
+	reservations *prometheus.CounterVec
+	expired      prometheus.Counter
+	expiryDelay  prometheus.Histogram
 }
 
 // New returns a Store on client. The client may be standalone or Cluster.
@@ -122,10 +127,11 @@ func New(client rueidis.Client, opts Options) *Store {
 	opts = opts.withDefaults()
 	f := promauto.With(opts.Registerer)
 	return &Store{
-		client: client,
-		opts:   opts,
-		keys:   Keyspace{prefix: opts.Prefix, groups: opts.Groups, markTTL: opts.IdempotencyTTL, markBuckets: opts.MarkBuckets},
-		apply:  rueidis.NewLuaScript(applyLua),
+		client:  client,
+		opts:    opts,
+		keys:    Keyspace{prefix: opts.Prefix, groups: opts.Groups, markTTL: opts.IdempotencyTTL, markBuckets: opts.MarkBuckets},
+		apply:   rueidis.NewLuaScript(applyLua),
+		reserve: rueidis.NewLuaScript(commonLua + "\n" + reservationBody),
 		metrics: storeMetrics{
 			events: f.NewCounterVec(prometheus.CounterOpts{
 				Name: "jaego_stock_events_total",
@@ -140,6 +146,19 @@ func New(client rueidis.Client, opts Options) *Store {
 				Name: "jaego_redis_errors_total",
 				Help: "Redis calls that failed, by operation.",
 			}, []string{"op"}),
+			reservations: f.NewCounterVec(prometheus.CounterOpts{
+				Name: "jaego_reservations_total",
+				Help: "Reservation steps by op (hold, confirm, cancel, expire) and outcome (held, again, short, conflict, done, as_is, not_held).",
+			}, []string{"op", "outcome"}),
+			expired: f.NewCounter(prometheus.CounterOpts{
+				Name: "jaego_reservations_expired_total",
+				Help: "Held reservations released because their time was up.",
+			}),
+			expiryDelay: f.NewHistogram(prometheus.HistogramOpts{
+				Name:    "jaego_reservation_expiry_delay_seconds",
+				Help:    "How long after its expires_at the sweeper released a reservation.",
+				Buckets: []float64{.05, .1, .2, .3, .5, .75, 1, 2, 5, 10},
+			}),
 		},
 	}
 }
