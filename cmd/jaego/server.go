@@ -104,6 +104,11 @@ func newServer(ctx context.Context, cfg config, client rueidis.Client, sdb *sqld
 		s.workers = append(s.workers, worker{name: "stock projector", run: func(ctx context.Context) error { p.Run(ctx); return nil }})
 	}
 	s.guarded = breaker.NewStore(s.stock, fallback, breaker.New(bo), reg)
+	// Every instance sweeps: the expire step is atomic, so a reservation expires once.
+	s.workers = append(s.workers, worker{name: "reservation expiry", run: func(ctx context.Context) error {
+		s.stock.RunExpiry(ctx, 200*time.Millisecond)
+		return nil
+	}})
 	if s.copy != nil {
 		s.workers = append(s.workers, worker{name: "redis loss guard", run: func(ctx context.Context) error {
 			breaker.GuardLoss(ctx, s.guarded.Breaker(), s.stock.Lost, time.Second, log)
@@ -141,7 +146,8 @@ func (s *server) routes() http.Handler {
 	mux.Handle("GET /healthz", healthz())
 	mux.Handle("GET /readyz", s.readyz())
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry}))
-	opts := invhttp.Options{Timeout: s.cfg.RequestTimeout, Logger: s.log, Feed: s.feed, Snapshots: s.stock, Breaker: s.guarded.Breaker()}
+	opts := invhttp.Options{Timeout: s.cfg.RequestTimeout, Logger: s.log, Feed: s.feed, Snapshots: s.stock, Breaker: s.guarded.Breaker(),
+		Reservations: s.stock}
 	if s.copy != nil {
 		opts.History, opts.Copy = s.copy, s.copy
 	}

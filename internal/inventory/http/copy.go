@@ -96,15 +96,10 @@ func (a *API) breakerStatus() http.Handler {
 
 func (a *API) setBreaker() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := httpx.ReadBody(w, r)
-		if err != nil {
-			a.fail(w, r, err)
-			return
-		}
 		var req struct {
 			State string `json:"state"`
 		}
-		if err := jaego.StrictUnmarshal(body, &req); err != nil {
+		if err := decodeBody(w, r, &req); err != nil {
 			a.fail(w, r, err)
 			return
 		}

@@ -28,7 +28,10 @@ type Options struct {
 	// routes (design §8). Without them those routes are not registered.
 	History inventory.HistoryReader
 	Breaker Breaker
-	Copy    CopyPosition
+	// Reservations serves the store orders (design §12); without it those routes are not
+	// registered.
+	Reservations inventory.Reservations
+	Copy         CopyPosition
 	// Timeout bounds the store work of one request; default 2s.
 	Timeout time.Duration
 	Logger  *slog.Logger
@@ -48,14 +51,15 @@ type CopyPosition interface {
 
 // API is the inventory HTTP API.
 type API struct {
-	store     inventory.StockStore
-	feed      inventory.ChangeFeed
-	snapshots inventory.Snapshotter
-	history   inventory.HistoryReader
-	breaker   Breaker
-	copy      CopyPosition
-	timeout   time.Duration
-	log       *slog.Logger
+	store        inventory.StockStore
+	feed         inventory.ChangeFeed
+	snapshots    inventory.Snapshotter
+	history      inventory.HistoryReader
+	breaker      Breaker
+	reservations inventory.Reservations
+	copy         CopyPosition
+	timeout      time.Duration
+	log          *slog.Logger
 }
 
 // New returns the API over store.
@@ -67,7 +71,7 @@ func New(store inventory.StockStore, opts Options) *API {
 		opts.Logger = slog.Default()
 	}
 	return &API{store: store, feed: opts.Feed, snapshots: opts.Snapshots, history: opts.History, breaker: opts.Breaker,
-		copy: opts.Copy, timeout: opts.Timeout, log: opts.Logger}
+		reservations: opts.Reservations, copy: opts.Copy, timeout: opts.Timeout, log: opts.Logger}
 }
 
 // Register adds every inventory route to mux. This is the one list of them.
@@ -86,6 +90,9 @@ func (a *API) Register(mux httpx.Mux) {
 	}
 	if a.history != nil {
 		mux.Handle("GET /v1/stores/{store}/skus/{sku}/history", a.stockHistory())
+	}
+	if a.reservations != nil {
+		a.registerReservations(mux)
 	}
 	if a.breaker != nil {
 		mux.Handle("GET /v1/admin/breaker", a.breakerStatus())

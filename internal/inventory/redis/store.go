@@ -120,6 +120,7 @@ type storeMetrics struct {
 	reservations *prometheus.CounterVec
 	expired      prometheus.Counter
 	expiryDelay  prometheus.Histogram
+	held         prometheus.Gauge
 }
 
 // New returns a Store on client. The client may be standalone or Cluster.
@@ -153,6 +154,10 @@ func New(client rueidis.Client, opts Options) *Store {
 			expired: f.NewCounter(prometheus.CounterOpts{
 				Name: "jaego_reservations_expired_total",
 				Help: "Held reservations released because their time was up.",
+			}),
+			held: f.NewGauge(prometheus.GaugeOpts{
+				Name: "jaego_reservations_held",
+				Help: "Reservations held now (in the expiry queues), as of the last sweep.",
 			}),
 			expiryDelay: f.NewHistogram(prometheus.HistogramOpts{
 				Name:    "jaego_reservation_expiry_delay_seconds",
