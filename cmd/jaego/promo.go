@@ -10,6 +10,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/jaego/jaego/internal/httpx"
+	"github.com/jaego/jaego/internal/inventory"
 	"github.com/jaego/jaego/internal/lock"
 	"github.com/jaego/jaego/internal/promo"
 	promodb "github.com/jaego/jaego/internal/promo/db"
@@ -60,7 +61,7 @@ func (s *server) registerPromotions(mux httpx.Mux) {
 		promohttp.Disabled("gift promotions are off: start jaego serve with --postgres (JAEGO_POSTGRES_URL)").Register(mux)
 		return
 	}
-	promohttp.New(s.promo.db, s.promo.cache, s.promo.rebuilder, promohttp.Options{Timeout: s.cfg.RequestTimeout, Logger: s.log}).Register(mux)
+	promohttp.New(s.promo.db, s.promo.cache, s.promo.rebuilder, promohttp.Options{Timeout: s.cfg.RequestTimeout, Logger: s.log, Stock: s.giftStock}).Register(mux)
 }
 
 // runMigrate is `jaego migrate`: it applies the SQL migrations to --postgres.
@@ -156,4 +157,25 @@ func runPromo(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	fmt.Fprintf(stdout, "promotion cache version %d published\n", v)
 	return nil
+}
+
+// giftStock is the available stock of gift SKUs at a store, for stock-aware gifts (design
+// §12): one HMGET of the store's hash, through the breaker (the copy answers while Redis
+// is down).
+func (s *server) giftStock(ctx context.Context, store string, skus []string) (map[string]int64, error) {
+	keys := make([]inventory.Key, len(skus))
+	for i, sku := range skus {
+		keys[i] = inventory.Key{Store: store, SKU: sku}
+	}
+	found, err := s.guarded.GetMany(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]int64, len(found))
+	for _, l := range found {
+		if l.Found {
+			out[l.Stock.SKU] = l.Stock.Available
+		}
+	}
+	return out, nil
 }

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -97,5 +99,43 @@ func TestReservationsEndToEnd(t *testing.T) {
 	}
 	if releases != 1 {
 		t.Errorf("%d release changes of o-4, want 1", releases)
+	}
+}
+
+// TestStockAwareGifts: POST /v1/gifts/evaluate with a store says each gift's stock there;
+// with gift_stock cap a grant never exceeds it, and a gift the store lacks is not granted.
+func TestStockAwareGifts(t *testing.T) {
+	_, rs := testenv.Redis(t)
+	env := map[string]string{"JAEGO_REDIS_URL": "redis://" + rs.Addr, "JAEGO_POSTGRES_URL": testenv.Postgres(t), "JAEGO_LOG_LEVEL": "warn"}
+	if err := run(context.Background(), []string{"jaego", "migrate"}, func(k string) string { return env[k] }, nil, io.Discard, t.Output()); err != nil {
+		t.Fatal(err)
+	}
+	s := start(t, env, "serve", "--http", "127.0.0.1:0")
+	if code, _, p := do(t, "POST", s.api+"/v1/admin/promotions", salePromotion); code != 201 {
+		t.Fatalf("create: %d %v", code, p)
+	}
+	if code, ans := post(t, s.api+"/v1/events", `{"event_id":"g1","type":"receipt","store":"S1","sku":"GIFT-1","qty":1}`); code != 200 {
+		t.Fatalf("stock the gift: %d %v", code, ans)
+	}
+	order := func(extra string) string {
+		return `{"channel":"online","items":[{"sku":"TONER-1","qty":3,"price":12000},{"sku":"TONER-2","qty":3,"price":9000}]` + extra + `}`
+	}
+	for _, c := range []struct{ extra, want string }{
+		{``, `[map[promotion_id:* qty:2 sku:GIFT-1]]`}, // no store: no stock said
+		{`,"store":"S1"`, `[map[available:1 in_stock:false promotion_id:* qty:2 sku:GIFT-1]]`},
+		{`,"store":"S1","gift_stock":"cap"`, `[map[available:1 in_stock:true promotion_id:* qty:1 sku:GIFT-1]]`},
+		{`,"store":"S2","gift_stock":"cap"`, `[]`}, // S2 has none: nothing promised
+	} {
+		code, _, m := do(t, "POST", s.api+"/v1/gifts/evaluate", order(c.extra))
+		got := fmt.Sprint(m["gifts"])
+		for _, g := range m["gifts"].([]any) {
+			got = strings.Replace(got, g.(map[string]any)["promotion_id"].(string), "*", 1)
+		}
+		if code != 200 || got != c.want {
+			t.Errorf("evaluate%s: %d %s, want %s", c.extra, code, got, c.want)
+		}
+	}
+	if code, _, m := do(t, "POST", s.api+"/v1/gifts/evaluate", order(`,"gift_stock":"cap"`)); code != 400 {
+		t.Errorf("gift_stock without a store: %d %v", code, m)
 	}
 }

@@ -2,6 +2,7 @@ package promo
 
 import (
 	"cmp"
+	"context"
 	"slices"
 	"time"
 
@@ -121,6 +122,53 @@ type Order struct {
 	Channel string `json:"channel"`
 	Store   string `json:"store"`
 	Items   []Item `json:"items"`
+	// GiftStock, with a Store: "show" (the default) says each gift's stock there, "cap"
+	// also caps each grant by it (design §12).
+	GiftStock string `json:"gift_stock"`
+}
+
+// The ways an order's gifts meet the store's stock.
+const (
+	GiftStockShow = "show"
+	GiftStockCap  = "cap"
+)
+
+// StockAt says the available stock of gift SKUs at a store.
+type StockAt func(ctx context.Context, store string, skus []string) (map[string]int64, error)
+
+// WithStock adds each grant's stock at the order's store and, with gift_stock cap, caps
+// the grant by it: a gift the store lacks is not granted.
+func WithStock(ctx context.Context, order Order, grants []Grant, stock StockAt) ([]Grant, error) {
+	if order.Store == "" || stock == nil || len(grants) == 0 {
+		return grants, nil
+	}
+	skus := make([]string, len(grants))
+	for i, g := range grants {
+		skus[i] = g.SKU
+	}
+	available, err := stock(ctx, order.Store, skus)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Grant, 0, len(grants))
+	left := map[string]int64{} // two promotions granting one gift share its stock
+	for _, g := range grants {
+		if _, ok := left[g.SKU]; !ok {
+			left[g.SKU] = available[g.SKU]
+		}
+		a := left[g.SKU]
+		if order.GiftStock == GiftStockCap {
+			g.Qty = min(g.Qty, a)
+			if g.Qty == 0 {
+				continue
+			}
+			left[g.SKU] -= g.Qty
+		}
+		in := a >= g.Qty
+		g.Available, g.InStock = &a, &in
+		out = append(out, g)
+	}
+	return out, nil
 }
 
 // Validate checks the order's channel, store and items.
@@ -130,6 +178,12 @@ func (o *Order) Validate() error {
 	}
 	if len(o.Items) == 0 {
 		return jaego.Invalidf("items", "an order needs at least one item")
+	}
+	switch {
+	case o.GiftStock != "" && o.GiftStock != GiftStockShow && o.GiftStock != GiftStockCap:
+		return jaego.Invalidf("gift_stock", "gift_stock must be %s or %s, got %q", GiftStockShow, GiftStockCap, o.GiftStock)
+	case o.GiftStock != "" && o.Store == "":
+		return jaego.Invalidf("gift_stock", "gift_stock needs the order's store")
 	}
 	if len(o.Items) > MaxItems {
 		return jaego.Invalidf("items", "at most %d items", MaxItems)
@@ -152,6 +206,9 @@ type Grant struct {
 	PromotionID string `json:"promotion_id"`
 	SKU         string `json:"sku"`
 	Qty         int64  `json:"qty"`
+	// Available and InStock: the gift SKU's stock at the order's store, when it names one.
+	Available *int64 `json:"available,omitempty"`
+	InStock   *bool  `json:"in_stock,omitempty"`
 }
 
 // Evaluate returns what order earns at instant at (design §9): for every promotion that

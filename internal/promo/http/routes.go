@@ -46,6 +46,7 @@ type API struct {
 	store     Store
 	cache     Catalogs
 	rebuilder Rebuilder
+	stock     promo.StockAt
 	now       func() time.Time
 	timeout   time.Duration
 	log       *slog.Logger
@@ -54,6 +55,9 @@ type API struct {
 
 // Options configures the API.
 type Options struct {
+	// Stock says gift stock at a store for POST /v1/gifts/evaluate with a store (design
+	// §12); without it grants say nothing of stock.
+	Stock   promo.StockAt
 	Now     func() time.Time // the clock of the period checks; default time.Now
 	Timeout time.Duration    // bounds one read request; default 2s (admin changes get 30s)
 	Logger  *slog.Logger
@@ -70,7 +74,7 @@ func New(store Store, cache Catalogs, rb Rebuilder, opts Options) *API {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &API{store: store, cache: cache, rebuilder: rb, now: opts.Now, timeout: opts.Timeout, log: opts.Logger}
+	return &API{store: store, cache: cache, rebuilder: rb, stock: opts.Stock, now: opts.Now, timeout: opts.Timeout, log: opts.Logger}
 }
 
 // Disabled returns the API of a server without promotions: the same routes, each answering
@@ -309,7 +313,14 @@ func (a *API) evaluate() http.Handler {
 			a.fail(w, r, err)
 			return
 		}
-		httpx.WriteJSON(w, http.StatusOK, evaluateAnswer{Version: cat.Version, Gifts: cat.Evaluate(order, a.now())})
+		ctx, cancel := context.WithTimeout(r.Context(), a.timeout)
+		defer cancel()
+		gifts, err := promo.WithStock(ctx, order, cat.Evaluate(order, a.now()), a.stock)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		httpx.WriteJSON(w, http.StatusOK, evaluateAnswer{Version: cat.Version, Gifts: gifts})
 	})
 }
 
