@@ -8,6 +8,7 @@
 //	go run ./cmd/jaegobench lock    # hot SKU: lock + read-modify-write vs the Lua apply step; lock latency
 //	go run ./cmd/jaegobench promo   # gift promotions: Redis only vs pointer + local cache vs client-side pointer
 //	go run ./cmd/jaegobench scale   # 10M rows: jaego load vs redis-benchmark HSET, bytes per row and event, lookups at 10M vs 10k, G = 16/64/256
+//	go run ./cmd/jaegobench orders  # baskets of 5 held vs single reserve events (items/s); availability across 100 and 1,000 stores
 //	go run ./cmd/jaegobench copy    # durable copy: projector vs batched apply, lag at 5k/s, fallback vs primary reads, Redis outage
 package main
 
@@ -81,6 +82,13 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			gs = append(gs, n)
 		}
 		return benchScale(ctx, out, *rows, *events, *tx, *rounds, gs)
+	case "orders":
+		dur := fs.Duration("duration", 5*time.Second, "duration of each phase")
+		workers := fs.Int("workers", 32, "goroutines holding baskets / sending reserve events")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		return benchOrders(ctx, out, *dur, *workers)
 	case "http":
 		dur := fs.Duration("duration", 10*time.Second, "duration of each load phase")
 		conns := fs.Int("conns", 32, "concurrent connections")
