@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/rueidis"
 
+	"github.com/jaego/jaego/internal/auth"
 	"github.com/jaego/jaego/internal/httpx"
 	"github.com/jaego/jaego/internal/inventory/breaker"
 	"github.com/jaego/jaego/internal/jaego"
@@ -31,6 +32,8 @@ type config struct {
 	Retention      time.Duration
 	RequestTimeout time.Duration
 	AccessLog      bool
+	APIKeys        string // the keys file (design §11)
+	Auth           string // "keys" or "none"; "" = the command's default
 	LogLevel       slog.Level
 	LogFormat      string
 
@@ -158,6 +161,35 @@ func commonFlags(f *envFlags, c *config) {
 	f.Duration(&c.RequestTimeout, "request-timeout", "JAEGO_REQUEST_TIMEOUT", 2*time.Second, "bound on the store work of one HTTP request")
 	logFlags(f, c)
 	f.Bool(&c.AccessLog, "access-log", "JAEGO_ACCESS_LOG", false, "log one line per HTTP request (method, path, route, status, duration, request id)")
+	authFlags(f, c)
+}
+
+// authFlags are the access-control settings (design §11).
+func authFlags(f *envFlags, c *config) {
+	f.String(&c.APIKeys, "api-keys", "JAEGO_API_KEYS_FILE", "", "keys file: one `name scopes sha256:<hex>` a line (jaego keys new makes them); reloaded on SIGHUP")
+	f.String(&c.Auth, "auth", "JAEGO_AUTH", "", "keys (every route but /healthz, /readyz, /metrics needs a key; serve's default) or none (open to anyone: dev's default)")
+}
+
+// authMode settles --auth against --api-keys, with def the command's default.
+func (c *config) authMode(def string) error {
+	if c.Auth == "" {
+		c.Auth = def
+		if c.APIKeys != "" {
+			c.Auth = "keys"
+		}
+	}
+	switch {
+	case c.Auth != "keys" && c.Auth != "none":
+		return fmt.Errorf("--auth must be keys or none, got %q", c.Auth)
+	case c.Auth == "keys" && c.APIKeys == "":
+		return fmt.Errorf("no keys file: give --api-keys FILE (make keys with jaego keys new), or --auth none to serve every route to anyone")
+	case c.Auth == "none" && c.APIKeys != "":
+		return fmt.Errorf("--auth none and --api-keys %s contradict each other", c.APIKeys)
+	case c.Auth == "keys":
+		_, err := auth.Load(c.APIKeys) // a bad file stops the start, before any connection
+		return err
+	}
+	return nil
 }
 
 // layoutFlags are the Redis key layout's settings (design §5), fixed for a deployment.

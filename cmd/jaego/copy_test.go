@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -46,6 +47,10 @@ func startJaego(t *testing.T, bin string, args ...string) *jaegoProc {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, args...)
+	cmd.Env = os.Environ()
+	if !slices.ContainsFunc(args, func(a string) bool { return a == "--auth" || a == "--api-keys" }) {
+		cmd.Env = append(cmd.Env, "JAEGO_AUTH=none") // most tests are not about access control
+	}
 	cmd.Stderr = logFile
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

@@ -31,6 +31,9 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err != nil {
 		return err
 	}
+	if err := cfg.authMode("none"); err != nil { // dev is open unless given keys
+		return err
+	}
 	if cfg.PromoPointerTTL > 0 {
 		return errors.New("--promo-pointer-cache needs RESP3 client tracking, which the embedded Redis of jaego dev lacks: use jaego serve")
 	}
@@ -112,7 +115,8 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
   try:    curl %s/v1/stores/S001/skus/8809461234567
           curl %s/v1/products/8809461234567/gifts
   api:    %s
-`, readBuildInfo().Version, kept, redisSrv.Addr(), redisSrv.Server().Addr().Port, broker.Addr, cfg.KafkaTopic, broker.Addr, cfg.KafkaTopic, sqlURL, api, api, api)
+  auth:   %s
+`, readBuildInfo().Version, kept, redisSrv.Addr(), redisSrv.Server().Addr().Port, broker.Addr, cfg.KafkaTopic, broker.Addr, cfg.KafkaTopic, sqlURL, api, api, api, authLine(cfg))
 	log.Info("dev serving", "http", api, "redis", redisSrv.Addr(), "kafka", broker.Addr)
 	return s.serve(ctx)
 }
@@ -179,4 +183,12 @@ func seedDemo(ctx context.Context, store inventory.StockStore) error {
 		}
 	}
 	return nil
+}
+
+// authLine says in the banner who may call the API.
+func authLine(cfg config) string {
+	if cfg.Auth == "none" {
+		return "none: every route answers anyone who can reach it (--api-keys FILE to require keys)"
+	}
+	return "API keys of " + cfg.APIKeys + " (Authorization: Bearer <key>)"
 }

@@ -35,6 +35,12 @@ var commandHelp = map[string]struct{ about, examples, args string }{
 		about:    "Produces a realistic POS day of stock events to Kafka (thousands of stores, long-tail SKUs, lunch\nand after-work peaks), as fast as the broker takes them or at --rate. The same --seed gives the same day.",
 		examples: "jaego loadgen --kafka 127.0.0.1:9092 --transactions 100000 --rate 5000",
 	},
+	"keys new": {
+		about: "Makes a new random API key (256 bits) and prints it once, with the line to add to the keys file\n" +
+			"(--api-keys): the file keeps only the key's SHA-256. jaego serve reloads the file on SIGHUP. Scopes:\n" +
+			"read (stock, changes, history, gifts, availability), write (events, reservations), admin (/v1/admin/).",
+		examples: "jaego keys new --name shop-web --scopes read,write\njaego keys new --name oncall-kim --scopes read,admin",
+	},
 	"load": {
 		args: " FILE|-",
 		about: "Loads a stock snapshot, CSV lines store,sku,on_hand[,safety] from FILE or - (stdin), a header line\n" +

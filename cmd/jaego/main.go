@@ -28,6 +28,7 @@ commands:
   serve   the production server against real Redis (--redis), with the POS event consumer (--kafka)
   relay   POS transactions (NDJSON on stdin, a file, or POST /relay) to stock events on Kafka
   loadgen a realistic POS day of stock events, produced to Kafka
+  keys    keys new: makes an API key (printed once) and its line for the keys file
   load    loads a stock snapshot (CSV store,sku,on_hand[,safety]) into Redis, checked first, with progress
   migrate applies the SQL schema migrations (gift promotions, durable stock copy) to --postgres
   restore rebuilds an empty Redis from the durable copy in PostgreSQL and moves the consumer group back
@@ -53,6 +54,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runRelay(ctx, rest, getenv, stdout, stderr, stdin)
 	case "loadgen":
 		return runLoadgen(ctx, rest, getenv, stdout, stderr)
+	case "keys":
+		return runKeys(ctx, rest, getenv, stdout, stderr)
 	case "load":
 		return runLoad(ctx, rest, getenv, stdin, stdout, stderr)
 	case "migrate":

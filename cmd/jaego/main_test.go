@@ -35,6 +35,17 @@ type started struct {
 	done  chan error
 }
 
+// openUnlessKeys is env as a getenv, with JAEGO_AUTH=none unless env sets it or gives a
+// keys file: most tests are not about access control (TestAccessControl is).
+func openUnlessKeys(env map[string]string) func(string) string {
+	return func(k string) string {
+		if k == "JAEGO_AUTH" && env[k] == "" && env["JAEGO_API_KEYS_FILE"] == "" {
+			return "none"
+		}
+		return env[k]
+	}
+}
+
 // start calls run() like main does, reads the addresses it prints (the api line comes
 // last), and waits until
 // /readyz answers 200. The test's end cancels it and checks it stopped cleanly.
@@ -44,7 +55,7 @@ func start(t *testing.T, env map[string]string, args ...string) *started {
 	outR, outW := io.Pipe()
 	s := &started{done: make(chan error, 1)}
 	go func() {
-		s.done <- run(ctx, append([]string{"jaego"}, args...), func(k string) string { return env[k] }, strings.NewReader(""), outW, t.Output())
+		s.done <- run(ctx, append([]string{"jaego"}, args...), openUnlessKeys(env), strings.NewReader(""), outW, t.Output())
 		outW.Close()
 	}()
 	apiRE := regexp.MustCompile(`api:\s+(http://\S+)`)
@@ -318,12 +329,17 @@ func TestBadConfiguration(t *testing.T) {
 		args []string
 		want string
 	}{
-		{nil, []string{"serve", "--http", "127.0.0.1:0"}, "--redis (JAEGO_REDIS_URL) is required"},
+		{map[string]string{"JAEGO_AUTH": "none"}, []string{"serve", "--http", "127.0.0.1:0"}, "--redis (JAEGO_REDIS_URL) is required"},
+		{nil, []string{"serve", "--redis", "redis://127.0.0.1:1/0"}, "no keys file: give --api-keys FILE"},
+		{nil, []string{"serve", "--auth", "open"}, "--auth must be keys or none"},
+		{nil, []string{"serve", "--auth", "none", "--api-keys", "k.txt"}, "contradict"},
+		{nil, []string{"serve", "--api-keys", "/nonexistent/keys"}, "no such file"},
+		{nil, []string{"relay", "--kafka", "127.0.0.1:1", "--http", "127.0.0.1:0"}, "no keys file"},
 		{map[string]string{"JAEGO_CHANGES_RETENTION": "two days"}, []string{"dev"}, "JAEGO_CHANGES_RETENTION"},
 		{map[string]string{"JAEGO_SHARD_GROUPS": "x"}, []string{"dev"}, "JAEGO_SHARD_GROUPS"},
 		{nil, []string{"dev", "--groups", "0"}, "--groups"},
 		{nil, []string{"dev", "--log-format", "xml"}, "--log-format"},
-		{nil, []string{"serve", "--redis", "localhost"}, "not host:port"},
+		{map[string]string{"JAEGO_AUTH": "none"}, []string{"serve", "--redis", "localhost"}, "not host:port"},
 		{nil, []string{"dev", "extra"}, "unexpected argument"},
 		{nil, []string{"frobnicate"}, "unknown command"},
 		{nil, []string{}, "no command"},
@@ -473,7 +489,7 @@ func TestPasswordsStayInside(t *testing.T) {
 		t.Errorf("the banner shows the password:\n%s", banner)
 	}
 	for _, url := range []string{"redis://:wrong-s3cret@" + srv.Addr + "/0", "redis://user:s3cret-x@127.0.0.1:1/0"} {
-		err := run(context.Background(), []string{"jaego", "serve", "--http", "127.0.0.1:0", "--redis", url}, func(string) string { return "" }, nil, io.Discard, io.Discard)
+		err := run(context.Background(), []string{"jaego", "serve", "--http", "127.0.0.1:0", "--auth", "none", "--redis", url}, func(string) string { return "" }, nil, io.Discard, io.Discard)
 		if err == nil || strings.Contains(err.Error(), "s3cret") {
 			t.Errorf("serve with %s: %v", url, err)
 		}

@@ -44,7 +44,7 @@ func TestPromotionsAcrossInstances(t *testing.T) {
 	env := map[string]string{"JAEGO_REDIS_URL": "redis://" + rs.Addr, "JAEGO_POSTGRES_URL": pg, "JAEGO_LOG_LEVEL": "warn"}
 
 	// serve refuses a database without the schema, and says what to do.
-	err := run(context.Background(), []string{"jaego", "serve", "--http", "127.0.0.1:0"}, func(k string) string { return env[k] },
+	err := run(context.Background(), []string{"jaego", "serve", "--http", "127.0.0.1:0"}, openUnlessKeys(env),
 		strings.NewReader(""), &bytes.Buffer{}, &bytes.Buffer{})
 	if err == nil || !strings.Contains(err.Error(), "jaego migrate") {
 		t.Fatalf("serve on an empty database: %v", err)

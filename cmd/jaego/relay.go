@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/jaego/jaego/internal/auth"
 	"github.com/jaego/jaego/internal/httpx"
 	invkafka "github.com/jaego/jaego/internal/inventory/kafka"
 	"github.com/jaego/jaego/internal/pos"
@@ -44,8 +45,14 @@ func runRelay(ctx context.Context, args []string, getenv func(string) string, st
 	f.Int(&cfg.BatchBytes, "batch-bytes", "JAEGO_RELAY_BATCH_BYTES", 1<<20, "maximum bytes of one record batch (batch.size)")
 	f.Int(&cfg.BufferBytes, "buffer-bytes", "JAEGO_RELAY_BUFFER_BYTES", 32<<20, "maximum bytes buffered before produce blocks (buffer.memory)")
 	logFlags(f, &cfg.config)
+	authFlags(f, &cfg.config)
 	if err := f.Parse(args); err != nil {
 		return err
+	}
+	if cfg.HTTPAddr != "" {
+		if err := cfg.authMode("keys"); err != nil { // the HTTP intake is closed unless told otherwise
+			return err
+		}
 	}
 	if cfg.KafkaBrokers == "" {
 		return errors.New("--kafka (JAEGO_KAFKA_BROKERS) is required")
@@ -68,7 +75,7 @@ func runRelay(ctx context.Context, args []string, getenv func(string) string, st
 		_ = prod.Close(closeCtx)
 	}()
 	if cfg.HTTPAddr != "" {
-		return serveRelay(ctx, cfg.HTTPAddr, prod, reg, log, stdout)
+		return serveRelay(ctx, cfg.config, prod, reg, log, stdout)
 	}
 	in := stdin
 	if cfg.In != "-" {
@@ -88,7 +95,18 @@ func runRelay(ctx context.Context, args []string, getenv func(string) string, st
 	return nil
 }
 
-func serveRelay(ctx context.Context, addr string, prod *invkafka.Producer, reg *prometheus.Registry, log *slog.Logger, stdout io.Writer) error {
+func serveRelay(ctx context.Context, cfg config, prod *invkafka.Producer, reg *prometheus.Registry, log *slog.Logger, stdout io.Writer) error {
+	addr := cfg.HTTPAddr
+	o := httpx.Options{}
+	if cfg.Auth == "keys" {
+		guard, err := auth.NewGuard(cfg.APIKeys)
+		if err != nil {
+			return err
+		}
+		o.Authorize = guard.Authorize
+	} else {
+		log.Warn("access control is off (--auth none): POST /relay takes events from anyone who can reach it")
+	}
 	mux := http.NewServeMux()
 	poshttp.New(prod, log).Register(mux)
 	mux.Handle("GET /healthz", healthz())
@@ -97,7 +115,7 @@ func serveRelay(ctx context.Context, addr string, prod *invkafka.Producer, reg *
 	if err != nil {
 		return fmt.Errorf("relay http listen on %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: httpx.Instrument(mux, reg, log), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: httpx.Instrument(mux, reg, log, o), ReadHeaderTimeout: 5 * time.Second}
 	fmt.Fprintf(stdout, "jaego relay\n  api:    http://%s/relay\n", l.Addr())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()

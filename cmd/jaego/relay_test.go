@@ -89,7 +89,7 @@ func TestRelayHTTP(t *testing.T) {
 	outR, outW := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"jaego", "relay", "--kafka", broker, "--http", "127.0.0.1:0"}, func(string) string { return "" },
+		done <- run(ctx, []string{"jaego", "relay", "--kafka", broker, "--http", "127.0.0.1:0", "--auth", "none"}, func(string) string { return "" },
 			strings.NewReader(""), outW, io.Discard)
 		outW.Close()
 	}()

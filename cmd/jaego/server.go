@@ -8,17 +8,22 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/rueidis"
 
 	"github.com/jaego/jaego/internal/api"
+	"github.com/jaego/jaego/internal/auth"
 	"github.com/jaego/jaego/internal/httpx"
 	"github.com/jaego/jaego/internal/inventory"
 	"github.com/jaego/jaego/internal/inventory/breaker"
@@ -45,6 +50,7 @@ type server struct {
 	feed     *invredis.Feed
 	locks    *lock.Locker
 	promo    *promotions // nil: gift promotions are off
+	guard    *auth.Guard // access control; open with --auth none
 	ready    atomic.Bool // set once startup work (e.g. the dev seed) is done
 	http     *http.Server
 	listener net.Listener
@@ -66,6 +72,39 @@ func newServer(ctx context.Context, cfg config, client rueidis.Client, sdb *sqld
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registerBuildInfo(reg)
 	s := &server{cfg: cfg, log: log, registry: reg, sql: sdb}
+	keysFile := cfg.APIKeys
+	if cfg.Auth == "none" {
+		keysFile = ""
+	}
+	guard, err := auth.NewGuard(keysFile)
+	if err != nil {
+		return nil, err
+	}
+	s.guard = guard
+	if guard.Open() {
+		log.Warn("access control is off (--auth none): every route answers anyone who can reach this address")
+	} else {
+		keys := promauto.With(reg).NewGauge(prometheus.GaugeOpts{Name: "jaego_auth_keys", Help: "API keys loaded from the keys file."})
+		keys.Set(float64(guard.Keys()))
+		s.workers = append(s.workers, worker{name: "keys reload", run: func(ctx context.Context) error {
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			for {
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-hup:
+				}
+				if err := guard.Reload(); err != nil {
+					log.Error("keys file not reloaded; the keys loaded before stay in use", "err", err)
+					continue
+				}
+				keys.Set(float64(guard.Keys()))
+				log.Info("keys file reloaded", "keys", guard.Keys())
+			}
+		}})
+	}
 	s.stock = invredis.New(client, invredis.Options{
 		Groups:       cfg.ShardGroups,
 		MarkBuckets:  cfg.MarkBuckets,
@@ -155,7 +194,11 @@ func (s *server) routes() http.Handler {
 	lockhttp.New(s.locks, s.log).Register(mux)
 	s.registerPromotions(mux)
 	s.patterns = mux.Patterns
-	return httpx.Instrument(mux.ServeMux, s.registry, s.log, httpx.Options{AccessLog: s.cfg.AccessLog})
+	o := httpx.Options{AccessLog: s.cfg.AccessLog}
+	if !s.guard.Open() {
+		o.Authorize = s.guard.Authorize
+	}
+	return httpx.Instrument(mux.ServeMux, s.registry, s.log, o)
 }
 
 // apiURL is where the API answers.
@@ -264,6 +307,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		f.String(&cfg.KafkaBrokers, "kafka", "JAEGO_KAFKA_BROKERS", "", "Kafka brokers host:port,…; when set, the POS event consumer runs")
 		f.String(&cfg.PostgresURL, "postgres", "JAEGO_POSTGRES_URL", "", "PostgreSQL of the gift promotions and the durable stock copy, postgres://user@host:port/db; without it both are off")
 	})
+	if err == nil {
+		err = cfg.authMode("keys") // serve is closed unless told otherwise
+	}
 	if err != nil {
 		return err
 	}
@@ -294,8 +340,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		}
 	}
 	s.ready.Store(true)
-	fmt.Fprintf(stdout, "jaego serve (%s)\n  redis:     %s\n  kafka:     %s\n  postgres:  %s\n  api:       %s\n",
-		readBuildInfo().Version, jaego.RedactURL(cfg.RedisURL), orNone(cfg.KafkaBrokers), orNone(jaego.RedactURL(cfg.PostgresURL)), s.apiURL())
+	fmt.Fprintf(stdout, "jaego serve (%s)\n  redis:     %s\n  kafka:     %s\n  postgres:  %s\n  api:       %s\n  auth:      %s\n",
+		readBuildInfo().Version, jaego.RedactURL(cfg.RedisURL), orNone(cfg.KafkaBrokers), orNone(jaego.RedactURL(cfg.PostgresURL)), s.apiURL(), authLine(cfg))
 	log.Info("serving", "version", readBuildInfo().Version, "http", s.apiURL(), "redis", jaego.RedactURL(cfg.RedisURL), "kafka", cfg.KafkaBrokers, "groups", cfg.ShardGroups)
 	return s.serve(ctx)
 }

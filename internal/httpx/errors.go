@@ -18,6 +18,8 @@ var statusOf = map[jaego.Code]int{
 	jaego.CodeBodyTooLarge:         http.StatusRequestEntityTooLarge,
 	jaego.CodeNotFound:             http.StatusNotFound,
 	jaego.CodeMethodNotAllowed:     http.StatusMethodNotAllowed,
+	jaego.CodeUnauthenticated:      http.StatusUnauthorized,
+	jaego.CodeForbidden:            http.StatusForbidden,
 	jaego.CodeInsufficientStock:    http.StatusConflict,
 	jaego.CodeInsufficientReserved: http.StatusConflict,
 	jaego.CodeVersionConflict:      http.StatusConflict,

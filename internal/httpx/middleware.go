@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jaego/jaego/internal/jaego"
@@ -19,6 +20,11 @@ type Options struct {
 	// AccessLog logs one line per request (method, path, route, status, duration, request
 	// id, remote address).
 	AccessLog bool
+	// Authorize, when set, checks every matched request before its handler: it returns the
+	// caller's name (kept in the request's context: Caller, and every log line of it) or an
+	// unauthenticated or forbidden error, answered as a problem. A change under /v1/admin/
+	// by a named caller is logged as an audit line.
+	Authorize func(r *http.Request) (caller string, err error)
 }
 
 // Instrument wraps a ServeMux: it gives every request an id (X-Request-Id), records
@@ -35,6 +41,10 @@ func Instrument(mux *http.ServeMux, reg prometheus.Registerer, log *slog.Logger,
 		Name: "jaego_http_requests_total",
 		Help: "HTTP requests answered, by route pattern, method and status code.",
 	}, []string{"route", "method", "code"})
+	denied := f.NewCounterVec(prometheus.CounterOpts{
+		Name: "jaego_auth_denied_total",
+		Help: "Requests refused by access control, by code (unauthenticated, forbidden).",
+	}, []string{"code"})
 	latency := f.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "jaego_http_request_duration_seconds",
 		Help:    "HTTP request latency by route pattern.",
@@ -69,6 +79,9 @@ func Instrument(mux *http.ServeMux, reg prometheus.Registerer, log *slog.Logger,
 			case rec.code() >= 500:
 				log.WarnContext(ctx, "request failed", "method", r.Method, "path", r.URL.Path, "status", rec.code(), "duration_ms", took)
 			}
+			if caller := Caller(r.Context()); caller != "" && r.Method != http.MethodGet && strings.HasPrefix(r.URL.Path, "/v1/admin/") {
+				log.InfoContext(r.Context(), "audit", "method", r.Method, "path", r.URL.Path, "status", rec.code())
+			}
 		}()
 		if _, pattern := mux.Handler(r); pattern == "" {
 			problemForUnmatched(rec, r, mux)
@@ -79,6 +92,21 @@ func Instrument(mux *http.ServeMux, reg prometheus.Registerer, log *slog.Logger,
 		if _, err := url.ParseQuery(r.URL.RawQuery); err != nil {
 			WriteProblem(rec, ProblemOf(jaego.Errorf(jaego.CodeInvalid, "malformed query string: %v", err)))
 			return
+		}
+		if o.Authorize != nil {
+			caller, err := o.Authorize(r)
+			if err != nil {
+				code := jaego.CodeOf(err)
+				denied.WithLabelValues(string(code)).Inc()
+				if code == jaego.CodeUnauthenticated {
+					rec.Header().Set("WWW-Authenticate", `Bearer realm="jaego"`)
+				}
+				WriteProblem(rec, ProblemOf(err))
+				return
+			}
+			if caller != "" {
+				r = r.WithContext(context.WithValue(r.Context(), callerKey{}, caller))
+			}
 		}
 		mux.ServeHTTP(rec, r)
 	})

@@ -36,6 +36,14 @@ func requestID(r *http.Request) string {
 	return hex.EncodeToString(b[:])
 }
 
+type callerKey struct{}
+
+// Caller is the name of the API key the request was made with ("" without access control).
+func Caller(ctx context.Context) string {
+	c, _ := ctx.Value(callerKey{}).(string)
+	return c
+}
+
 // ContextHandler adds the request id of a record's context to it, so that a handler that
 // logs with the request's context (log.InfoContext(r.Context(), …)) needs to do nothing else.
 type ContextHandler struct{ slog.Handler }
@@ -44,6 +52,9 @@ type ContextHandler struct{ slog.Handler }
 func (h ContextHandler) Handle(ctx context.Context, r slog.Record) error {
 	if id := RequestID(ctx); id != "" {
 		r.AddAttrs(slog.String("request_id", id))
+	}
+	if c := Caller(ctx); c != "" {
+		r.AddAttrs(slog.String("key", c))
 	}
 	return h.Handler.Handle(ctx, r)
 }

@@ -23,6 +23,8 @@ const (
 	CodeInvalidCursor        Code = "invalid_cursor"
 	CodeNotFound             Code = "not_found"
 	CodeMethodNotAllowed     Code = "method_not_allowed"
+	CodeUnauthenticated      Code = "unauthenticated" // no API key, or an unknown one
+	CodeForbidden            Code = "forbidden"       // a key without the route's scope
 	CodeInsufficientStock    Code = "insufficient_stock"
 	CodeInsufficientReserved Code = "insufficient_reserved"
 	CodeVersionConflict      Code = "version_conflict"

@@ -1,0 +1,235 @@
+// Package auth is jaego's access control (design §11): API keys with scopes, sent as
+// `Authorization: Bearer <key>`, checked against a keys file that holds only their SHA-256.
+//
+// The keys file has one key a line, `name scopes sha256:<hex>` (scopes comma-separated;
+// `#` starts a comment). A key is found by hashing the presented token and comparing the
+// hash with every line's in constant time, so neither a key nor how much of one matched
+// shows in the timing. Scopes are independent: a key has exactly the scopes its line lists.
+package auth
+
+import (
+	"bufio"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"regexp"
+	"strings"
+	"sync/atomic"
+
+	"github.com/jaego/jaego/internal/jaego"
+)
+
+// Scope is what a key may do.
+type Scope string
+
+// The scopes of design §11. Open is a route that needs no key.
+const (
+	Open  Scope = ""
+	Read  Scope = "read"  // stock, changes, history, gifts, promotion version, availability
+	Write Scope = "write" // events, reservations, the relay's intake
+	Admin Scope = "admin" // everything under /v1/admin/
+)
+
+// ScopeOf is the scope a request needs: the one table of it.
+func ScopeOf(method, path string) Scope {
+	switch {
+	case path == "/healthz" || path == "/readyz" || path == "/metrics":
+		return Open
+	case strings.HasPrefix(path, "/v1/admin/"):
+		return Admin
+	case method == http.MethodPost && (path == "/v1/events" || path == "/relay" ||
+		path == "/v1/reservations" || strings.HasPrefix(path, "/v1/reservations/")):
+		return Write
+	}
+	return Read
+}
+
+// Key is one line of the keys file.
+type Key struct {
+	Name   string
+	Scopes []Scope
+	hash   [sha256.Size]byte
+}
+
+// Has reports whether the key has scope s.
+func (k Key) Has(s Scope) bool {
+	for _, x := range k.Scopes {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Keys is a loaded keys file.
+type Keys struct{ keys []Key }
+
+// Len is how many keys there are.
+func (k *Keys) Len() int { return len(k.keys) }
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9_.@-]{1,64}$`)
+
+// Parse reads a keys file; an error names the line.
+func Parse(r io.Reader) (*Keys, error) {
+	ks := &Keys{}
+	names := map[string]bool{}
+	sc := bufio.NewScanner(r)
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Text()
+		if i := strings.IndexByte(line, '#'); i >= 0 {
+			line = line[:i]
+		}
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		if len(f) != 3 {
+			return nil, fmt.Errorf("line %d: want `name scopes sha256:<hex>`, got %d fields", n, len(f))
+		}
+		k := Key{Name: f[0]}
+		if !nameRE.MatchString(k.Name) {
+			return nil, fmt.Errorf("line %d: name %q must match %s", n, k.Name, nameRE)
+		}
+		if names[k.Name] {
+			return nil, fmt.Errorf("line %d: name %q is on an earlier line too", n, k.Name)
+		}
+		names[k.Name] = true
+		for _, s := range strings.Split(f[1], ",") {
+			switch sc := Scope(s); sc {
+			case Read, Write, Admin:
+				k.Scopes = append(k.Scopes, sc)
+			default:
+				return nil, fmt.Errorf("line %d: unknown scope %q (read, write, admin)", n, s)
+			}
+		}
+		hexed, ok := strings.CutPrefix(f[2], "sha256:")
+		b, err := hex.DecodeString(hexed)
+		if !ok || err != nil || len(b) != sha256.Size {
+			return nil, fmt.Errorf("line %d: the hash must be sha256:<64 hex digits>", n)
+		}
+		copy(k.hash[:], b)
+		ks.keys = append(ks.keys, k)
+	}
+	return ks, sc.Err()
+}
+
+// Load reads the keys file at path.
+func Load(path string) (*Keys, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	ks, err := Parse(f)
+	if err != nil {
+		return nil, fmt.Errorf("keys file %s: %w", path, err)
+	}
+	return ks, nil
+}
+
+// Find returns the key whose hash is the token's, comparing with every key in constant time.
+func (k *Keys) Find(token string) (Key, bool) {
+	h := sha256.Sum256([]byte(token))
+	found := -1
+	for i := range k.keys {
+		if subtle.ConstantTimeCompare(h[:], k.keys[i].hash[:]) == 1 {
+			found = i
+		}
+	}
+	if found < 0 {
+		return Key{}, false
+	}
+	return k.keys[found], true
+}
+
+// NewKey makes a random key ("jg_" and 43 base64url characters, 256 bits) and its line for
+// the keys file.
+func NewKey(name string, scopes []Scope) (token, line string, err error) {
+	if !nameRE.MatchString(name) {
+		return "", "", fmt.Errorf("name %q must match %s", name, nameRE)
+	}
+	if len(scopes) == 0 {
+		return "", "", fmt.Errorf("give at least one scope (read, write, admin)")
+	}
+	parts := make([]string, len(scopes))
+	for i, s := range scopes {
+		if s != Read && s != Write && s != Admin {
+			return "", "", fmt.Errorf("unknown scope %q (read, write, admin)", s)
+		}
+		parts[i] = string(s)
+	}
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", "", err
+	}
+	token = "jg_" + base64.RawURLEncoding.EncodeToString(b[:])
+	h := sha256.Sum256([]byte(token))
+	return token, fmt.Sprintf("%s %s sha256:%s", name, strings.Join(parts, ","), hex.EncodeToString(h[:])), nil
+}
+
+// Guard checks requests against the keys it holds; Reload swaps them at once (SIGHUP).
+// A Guard without a keys file lets everything through (--auth none).
+type Guard struct {
+	path string
+	keys atomic.Pointer[Keys]
+}
+
+// NewGuard loads path; path "" makes an open guard.
+func NewGuard(path string) (*Guard, error) {
+	g := &Guard{path: path}
+	if path == "" {
+		return g, nil
+	}
+	return g, g.Reload()
+}
+
+// Open reports whether the guard lets everything through.
+func (g *Guard) Open() bool { return g.path == "" }
+
+// Reload reads the keys file again; on an error the keys in use stay.
+func (g *Guard) Reload() error {
+	if g.path == "" {
+		return nil
+	}
+	ks, err := Load(g.path)
+	if err != nil {
+		return err
+	}
+	g.keys.Store(ks)
+	return nil
+}
+
+// Keys is how many keys the guard holds.
+func (g *Guard) Keys() int {
+	if ks := g.keys.Load(); ks != nil {
+		return ks.Len()
+	}
+	return 0
+}
+
+// Authorize checks r: the caller's key name ("" for an open route or guard), or an
+// unauthenticated (401) or forbidden (403) error.
+func (g *Guard) Authorize(r *http.Request) (string, error) {
+	need := ScopeOf(r.Method, r.URL.Path)
+	if g.path == "" || need == Open {
+		return "", nil
+	}
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || token == "" {
+		return "", jaego.Errorf(jaego.CodeUnauthenticated, "this route needs an API key with scope %s: Authorization: Bearer <key>", need)
+	}
+	k, found := g.keys.Load().Find(strings.TrimSpace(token))
+	if !found {
+		return "", jaego.Errorf(jaego.CodeUnauthenticated, "unknown API key")
+	}
+	if !k.Has(need) {
+		return k.Name, jaego.Errorf(jaego.CodeForbidden, "key %s lacks scope %s", k.Name, need)
+	}
+	return k.Name, nil
+}
