@@ -8,6 +8,8 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -15,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/rueidis"
 
+	"github.com/jaego/jaego/internal/auth"
 	"github.com/jaego/jaego/internal/httpx"
 	"github.com/jaego/jaego/internal/inventory"
 	invhttp "github.com/jaego/jaego/internal/inventory/http"
@@ -56,26 +59,58 @@ func benchHTTP(ctx context.Context, out io.Writer, dur time.Duration, conns int)
 		return err
 	}
 	defer bare.Close()
+	// The same API behind access control: a keys file of 20 keys, the request's key the last.
+	guard, token, err := benchGuard(20)
+	if err != nil {
+		return err
+	}
+	authMux := http.NewServeMux()
+	invhttp.New(store, invhttp.Options{}).Register(authMux)
+	secured, err := listen(httpx.Instrument(authMux, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil)),
+		httpx.Options{Authorize: guard.Authorize}))
+	if err != nil {
+		return err
+	}
+	defer secured.Close()
 
 	single := func(base string) func(*rand.Rand) *http.Request {
 		return get(func(r *rand.Rand) string { return base + "/v1/stores/S0001/skus/" + skus[r.IntN(benchSKUs)] })
 	}
-	var jaegoRuns, bareRuns []loadResult
-	for round := 0; round < 2; round++ {
-		b, err := load(ctx, single("http://"+bare.Addr().String()), conns, dur/2)
-		if err != nil {
-			return err
+	keyed := func(base string) func(*rand.Rand) *http.Request {
+		next := single(base)
+		return func(r *rand.Rand) *http.Request {
+			req := next(r)
+			req.Header.Set("Authorization", "Bearer "+token)
+			return req
 		}
-		j, err := load(ctx, single("http://"+jaego.Addr().String()), conns, dur/2)
-		if err != nil {
-			return err
-		}
-		bareRuns, jaegoRuns = append(bareRuns, b), append(jaegoRuns, j)
 	}
-	bareAll, jaegoAll := merge(bareRuns), merge(jaegoRuns)
+	var jaegoRuns, bareRuns, authRuns []loadResult
+	phases := []struct {
+		req  func(*rand.Rand) *http.Request
+		runs *[]loadResult
+	}{
+		{single("http://" + bare.Addr().String()), &bareRuns},
+		// The header is sent to jaego without keys too: the load generator shares the cores,
+		// so both phases must cost it the same.
+		{keyed("http://" + jaego.Addr().String()), &jaegoRuns},
+		{keyed("http://" + secured.Addr().String()), &authRuns},
+	}
+	// Four rounds, the order rotating, so that drift of the machine falls on every phase.
+	for round := range 4 {
+		for i := range phases {
+			p := phases[(i+round)%len(phases)]
+			res, err := load(ctx, p.req, conns, dur/4)
+			if err != nil {
+				return err
+			}
+			*p.runs = append(*p.runs, res)
+		}
+	}
+	bareAll, jaegoAll, authAll := merge(bareRuns), merge(jaegoRuns), merge(authRuns)
 	fmt.Fprintf(out, "| single-SKU lookup, %d connections, %s | req/s | p50 | p99 | ratio to baseline |\n|---|---:|---:|---:|---:|\n", conns, dur)
 	fmt.Fprintf(out, "| bare net/http + one HGET (baseline) | %.0f | %s | %s | 1.00 |\n", bareAll.rate, ms(bareAll.lat.pct(.5)), ms(bareAll.lat.pct(.99)))
-	fmt.Fprintf(out, "| jaego GET /v1/stores/{store}/skus/{sku} | %.0f | %s | %s | %.2f |\n\n", jaegoAll.rate, ms(jaegoAll.lat.pct(.5)), ms(jaegoAll.lat.pct(.99)), jaegoAll.rate/bareAll.rate)
+	fmt.Fprintf(out, "| jaego GET /v1/stores/{store}/skus/{sku} | %.0f | %s | %s | %.2f |\n", jaegoAll.rate, ms(jaegoAll.lat.pct(.5)), ms(jaegoAll.lat.pct(.99)), jaegoAll.rate/bareAll.rate)
+	fmt.Fprintf(out, "| the same with an API key (20 keys on file) | %.0f | %s | %s | %.2f (%.3f of jaego without keys) |\n\n", authAll.rate, ms(authAll.lat.pct(.5)), ms(authAll.lat.pct(.99)), authAll.rate/bareAll.rate, authAll.rate/jaegoAll.rate)
 
 	all := "http://" + jaego.Addr().String() + "/v1/stores/S0001/stock?sku=" + strings.Join(skus, ",")
 	bulk, err := load(ctx, get(func(*rand.Rand) string { return all }), 4, dur)
@@ -183,4 +218,28 @@ func load(ctx context.Context, req func(*rand.Rand) *http.Request, conns int, du
 	res.n, res.dur = len(res.lat), time.Since(start)
 	res.rate = float64(res.n) / res.dur.Seconds()
 	return res, firstErr
+}
+
+// benchGuard is a guard over a keys file of n keys, and the token of the last.
+func benchGuard(n int) (*auth.Guard, string, error) {
+	dir, err := tempDir()
+	if err != nil {
+		return nil, "", err
+	}
+	var lines []string
+	var token string
+	for i := range n {
+		t, line, err := auth.NewKey(fmt.Sprintf("k%d", i), []auth.Scope{auth.Read})
+		if err != nil {
+			return nil, "", err
+		}
+		token, lines = t, append(lines, line)
+	}
+	path := filepath.Join(dir, "keys")
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		return nil, "", err
+	}
+	g, err := auth.NewGuard(path) // read now: the file can go
+	os.RemoveAll(dir)
+	return g, token, err
 }
