@@ -18,10 +18,14 @@ func StrictUnmarshal(data []byte, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return &Error{Code: CodeInvalidJSON, Detail: describeJSONError(err)}
 	}
-	if dec.More() {
+	// Decoder.More says nothing of a stray '}' or ']' after the value (found by
+	// FuzzDecodeSpec: "{}}" passed, then crashed the key scan): anything but white space
+	// after the value is refused.
+	end := int(dec.InputOffset())
+	if len(bytes.TrimSpace(data[end:])) > 0 {
 		return &Error{Code: CodeInvalidJSON, Detail: "unexpected data after the JSON value"}
 	}
-	return uniqueKeys(data)
+	return uniqueKeys(data[:end])
 }
 
 func describeJSONError(err error) string {
@@ -77,7 +81,9 @@ func uniqueKeys(data []byte) error {
 		case '[':
 			stack = append(stack, frame{})
 		case '}', ']':
-			stack = stack[:len(stack)-1]
+			if len(stack) > 0 { // always so for data the decoder accepted; never trust it
+				stack = stack[:len(stack)-1]
+			}
 		case ',':
 			if n := len(stack); n > 0 && stack[n-1].object {
 				stack[n-1].expectKey = true

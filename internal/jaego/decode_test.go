@@ -37,7 +37,8 @@ func TestStrictUnmarshal(t *testing.T) {
 			t.Errorf("%s: %v, want invalid_json on %q", bad, err, field)
 		}
 	}
-	for _, bad := range []string{`{"x":`, `{"y":1}`, `{"x":"1"} {}`, `[`} {
+	// "{}}" and friends: a stray closer after the value (FuzzDecodeSpec found it crashing the key scan).
+	for _, bad := range []string{`{"x":`, `{"y":1}`, `{"x":"1"} {}`, `[`, `{}}`, `{"x":"1"}]`, `{} }`, "{}\n}"} {
 		var d doc
 		if err := jaego.StrictUnmarshal([]byte(bad), &d); jaego.CodeOf(err) != jaego.CodeInvalidJSON {
 			t.Errorf("%s: %v", bad, err)
