@@ -33,6 +33,7 @@ type config struct {
 	RequestTimeout time.Duration
 	AccessLog      bool
 	APIKeys        string // the keys file (design §11)
+	MaxStreams     int    // live-tail subscribers at most
 	Auth           string // "keys" or "none"; "" = the command's default
 	LogLevel       slog.Level
 	LogFormat      string
@@ -161,6 +162,7 @@ func commonFlags(f *envFlags, c *config) {
 	f.Duration(&c.RequestTimeout, "request-timeout", "JAEGO_REQUEST_TIMEOUT", 2*time.Second, "bound on the store work of one HTTP request")
 	logFlags(f, c)
 	f.Bool(&c.AccessLog, "access-log", "JAEGO_ACCESS_LOG", false, "log one line per HTTP request (method, path, route, status, duration, request id)")
+	f.Int(&c.MaxStreams, "max-streams", "JAEGO_MAX_STREAMS", 256, "live-tail (SSE) subscribers this instance serves at most; beyond, 503 too_many_streams")
 	authFlags(f, c)
 }
 
@@ -259,6 +261,9 @@ func serverConfig(name string, args []string, getenv func(string) string, stderr
 func (c *config) check() error {
 	if c.ShardGroups < 1 || c.ShardGroups > 16384 {
 		return fmt.Errorf("--groups must be 1..16384, got %d", c.ShardGroups)
+	}
+	if c.MaxStreams < 1 {
+		return fmt.Errorf("--max-streams must be >= 1, got %d", c.MaxStreams)
 	}
 	if c.MarkBuckets < 1 || c.MarkBuckets > 1<<20 {
 		return fmt.Errorf("--idempotency-buckets must be 1..1048576, got %d", c.MarkBuckets)

@@ -48,6 +48,7 @@ type server struct {
 	copy     *invdb.Copy     // nil: no durable copy (serve without --postgres)
 	sql      *sqldb.DB       // the copy's database, nil with it
 	feed     *invredis.Feed
+	hub      *inventory.Hub
 	locks    *lock.Locker
 	promo    *promotions // nil: gift promotions are off
 	guard    *auth.Guard // access control; open with --auth none
@@ -114,6 +115,9 @@ func newServer(ctx context.Context, cfg config, client rueidis.Client, sdb *sqld
 		Logger:       log,
 	})
 	s.feed = invredis.NewFeed(s.stock, invredis.FeedOptions{Registerer: reg})
+	// The live tail: one hub reads the feed for every subscriber of this instance.
+	s.hub = inventory.NewHub(s.feed, inventory.HubOptions{MaxStreams: cfg.MaxStreams, Registerer: reg, Logger: log})
+	s.workers = append(s.workers, worker{name: "live tail", run: func(ctx context.Context) error { s.hub.Run(ctx); return nil }})
 	sharded := shardedPubSub(ctx, client)
 	log.Debug("lock pub/sub", "sharded", sharded)
 	s.locks = lock.New(client, lock.Options{ClassicPubSub: !sharded, WatchdogTimeout: cfg.LockWatchdog, Registerer: reg, Logger: log})
@@ -185,7 +189,7 @@ func (s *server) routes() http.Handler {
 	mux.Handle("GET /healthz", healthz())
 	mux.Handle("GET /readyz", s.readyz())
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry}))
-	opts := invhttp.Options{Timeout: s.cfg.RequestTimeout, Logger: s.log, Feed: s.feed, Snapshots: s.stock, Breaker: s.guarded.Breaker(),
+	opts := invhttp.Options{Timeout: s.cfg.RequestTimeout, Logger: s.log, Feed: s.feed, Tail: s.hub, Snapshots: s.stock, Breaker: s.guarded.Breaker(),
 		Reservations: s.stock}
 	if s.copy != nil {
 		opts.History, opts.Copy = s.copy, s.copy

@@ -33,6 +33,7 @@ var statusOf = map[jaego.Code]int{
 	jaego.CodePromotionsDisabled:   http.StatusServiceUnavailable,
 	jaego.CodePromotionsDBDown:     http.StatusServiceUnavailable,
 	jaego.CodeKafkaUnavailable:     http.StatusServiceUnavailable,
+	jaego.CodeTooManyStreams:       http.StatusServiceUnavailable,
 	jaego.CodeStarting:             http.StatusServiceUnavailable,
 	jaego.CodeTimeout:              http.StatusGatewayTimeout,
 	jaego.CodeInternal:             http.StatusInternalServerError,
@@ -63,7 +64,7 @@ func ProblemOf(err error) Problem {
 		if errors.As(err, &ra) {
 			p.RetryAfter = ra.RetryAfter()
 			p.Detail = err.Error()
-		} else if e.Code == jaego.CodeUnavailable || e.Code == jaego.CodeStoreLost {
+		} else if e.Code == jaego.CodeUnavailable || e.Code == jaego.CodeStoreLost || e.Code == jaego.CodeTooManyStreams {
 			p.RetryAfter = time.Second
 		}
 		return p

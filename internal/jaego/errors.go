@@ -39,6 +39,7 @@ const (
 	CodePromotionsDisabled   Code = "promotions_disabled"
 	CodePromotionsDBDown     Code = "promotions_db_unavailable"
 	CodeKafkaUnavailable     Code = "kafka_unavailable"
+	CodeTooManyStreams       Code = "too_many_streams" // the live tail's cap (--max-streams)
 	CodeStarting             Code = "starting"
 	CodeInternal             Code = "internal"
 )

@@ -123,65 +123,51 @@ func (a *API) streamChanges(w http.ResponseWriter, r *http.Request, from, to tim
 	w.Header().Set("X-Next-Cursor", next)
 }
 
-// changeStream is the live tail: Server-Sent Events, one `change` event per change, the
-// event id being the cursor after it (on the last change of each batch), resumable with
-// Last-Event-ID. Without a cursor it starts at the current end of the feed.
+// changeStream is the live tail (design §4): Server-Sent Events from the process's hub,
+// one `changes` event per batch — its data {"changes":[…]}, its id the cursor after it —
+// so that a client resuming with Last-Event-ID gets exactly what it had not: an event is
+// dispatched whole or not at all. Without a cursor it starts at the current end of the
+// feed. A subscriber too slow to keep up gets a `dropped` event whose id is where to resume.
 func (a *API) changeStream() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		cursor := r.Header.Get("Last-Event-ID")
 		if cursor == "" {
 			cursor = r.URL.Query().Get("cursor")
 		}
-		ctx := r.Context()
-		if cursor == "" {
-			var err error
-			if cursor, err = a.feed.Position(ctx); err != nil {
-				a.fail(w, r, err)
-				return
+		rc := http.NewResponseController(w)
+		write := func(format string, args ...any) error {
+			_ = rc.SetWriteDeadline(time.Now().Add(10 * time.Second)) // a stalled client does not hold the handler
+			if _, err := fmt.Fprintf(w, format, args...); err != nil {
+				return err
 			}
+			return rc.Flush()
 		}
-		page, err := a.feed.Changes(ctx, time.Time{}, time.Time{}, cursor, ndjsonPage)
-		if err != nil {
+		started := false
+		err := a.tail.Follow(r.Context(), cursor, func() {
+			started = true
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.Header().Set("Cache-Control", "no-store")
+			w.WriteHeader(http.StatusOK)
+			_ = write(": jaego change stream\nretry: 1000\n\n")
+		}, func(b inventory.TailBatch) error {
+			switch {
+			case b.Dropped:
+				return write("event: dropped\nid: %s\ndata: {\"cursor\":%q,\"reason\":\"too slow: resume from this cursor\"}\n\n", b.Cursor, b.Cursor)
+			case len(b.Changes) == 0:
+				return write(": keep-alive\n\n")
+			}
+			data, err := json.Marshal(map[string]any{"changes": b.Changes})
+			if err != nil {
+				return err
+			}
+			return write("event: changes\nid: %s\ndata: %s\n\n", b.Cursor, data)
+		})
+		if !started {
 			a.fail(w, r, err)
 			return
 		}
-		w.Header().Set("Content-Type", "text/event-stream")
-		w.Header().Set("Cache-Control", "no-store")
-		w.WriteHeader(http.StatusOK)
-		rc := http.NewResponseController(w)
-		_, _ = fmt.Fprintf(w, ": jaego change stream\nretry: 1000\n\n")
-		_ = rc.Flush()
-		for {
-			for i, c := range page.Changes {
-				b, _ := json.Marshal(c)
-				id := ""
-				if i == len(page.Changes)-1 && page.Next != "" {
-					id = "id: " + page.Next + "\n"
-				}
-				if _, err := fmt.Fprintf(w, "event: change\n%sdata: %s\n\n", id, b); err != nil {
-					return
-				}
-			}
-			if len(page.Changes) > 0 {
-				cursor = page.Next
-			}
-			if err := rc.Flush(); err != nil || cursor == "" {
-				return
-			}
-			if len(page.Changes) < ndjsonPage {
-				if err := a.feed.Wait(ctx, cursor, 5*time.Second); err != nil && ctx.Err() == nil {
-					a.log.WarnContext(r.Context(), "change stream wait failed; the client resumes with Last-Event-ID", "err", err)
-					return
-				}
-				if ctx.Err() != nil {
-					return
-				}
-				_, _ = fmt.Fprint(w, ": keep-alive\n\n")
-			}
-			if page, err = a.feed.Changes(ctx, time.Time{}, time.Time{}, cursor, ndjsonPage); err != nil {
-				a.log.WarnContext(r.Context(), "change stream read failed", "err", err)
-				return
-			}
+		if err != nil && r.Context().Err() == nil {
+			a.log.WarnContext(r.Context(), "change stream ended; the client resumes with Last-Event-ID", "err", err)
 		}
 	})
 }

@@ -166,11 +166,15 @@ func TestChangeStreamSSE(t *testing.T) {
 			case strings.HasPrefix(line, "id: "):
 				lastID = strings.TrimPrefix(line, "id: ")
 			case strings.HasPrefix(line, "data: "):
-				var c inventory.Change
-				if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &c); err != nil {
+				var b struct {
+					Changes []inventory.Change `json:"changes"`
+				}
+				if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &b); err != nil {
 					t.Fatal(err)
 				}
-				ids = append(ids, c.EventID)
+				for _, c := range b.Changes {
+					ids = append(ids, c.EventID)
+				}
 			}
 		}
 		if len(ids) < n {

@@ -21,8 +21,9 @@ const (
 // Options configures the API.
 type Options struct {
 	// Feed serves the change feed, and with Snapshots the snapshots; without them those
-	// routes are not registered.
+	// routes are not registered. Tail serves the live tail (a hub on Feed).
 	Feed      inventory.ChangeFeed
+	Tail      *inventory.Hub
 	Snapshots inventory.Snapshotter
 	// History serves the ledger of the durable copy; Breaker and Copy the breaker admin
 	// routes (design §8). Without them those routes are not registered.
@@ -53,6 +54,7 @@ type CopyPosition interface {
 type API struct {
 	store        inventory.StockStore
 	feed         inventory.ChangeFeed
+	tail         *inventory.Hub
 	snapshots    inventory.Snapshotter
 	history      inventory.HistoryReader
 	breaker      Breaker
@@ -70,7 +72,7 @@ func New(store inventory.StockStore, opts Options) *API {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &API{store: store, feed: opts.Feed, snapshots: opts.Snapshots, history: opts.History, breaker: opts.Breaker,
+	return &API{store: store, feed: opts.Feed, tail: opts.Tail, snapshots: opts.Snapshots, history: opts.History, breaker: opts.Breaker,
 		reservations: opts.Reservations, copy: opts.Copy, timeout: opts.Timeout, log: opts.Logger}
 }
 
@@ -82,6 +84,8 @@ func (a *API) Register(mux httpx.Mux) {
 	mux.Handle("POST /v1/events", a.postEvents())
 	if a.feed != nil {
 		mux.Handle("GET /v1/changes", a.changes())
+	}
+	if a.tail != nil {
 		mux.Handle("GET /v1/changes/stream", a.changeStream())
 	}
 	if a.feed != nil && a.snapshots != nil {

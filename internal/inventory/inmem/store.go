@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"sync"
 	"time"
@@ -242,6 +243,52 @@ func (s *Store) Wait(ctx context.Context, token string, timeout time.Duration) e
 	case <-t.C:
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+	return nil
+}
+
+var _ inventory.TailFeed = (*Store)(nil)
+
+// Behind implements inventory.TailFeed: a has looked at fewer changes of the log than b.
+func (s *Store) Behind(a, b string) (bool, error) {
+	ca, err := s.cursorFor(time.Time{}, time.Time{}, a)
+	if err != nil {
+		return false, err
+	}
+	cb, err := s.cursorFor(time.Time{}, time.Time{}, b)
+	if err != nil {
+		return false, err
+	}
+	return ca.N < cb.N, nil
+}
+
+// Advance implements inventory.TailFeed: a change's id is its place in the log (from 1).
+func (s *Store) Advance(token string, changes []inventory.Change) ([]inventory.Change, string, error) {
+	c, err := s.cursorFor(time.Time{}, time.Time{}, token)
+	if err != nil {
+		return nil, "", err
+	}
+	var kept []inventory.Change
+	for _, ch := range changes {
+		n, err := strconv.Atoi(ch.ID)
+		if err != nil {
+			return nil, "", fmt.Errorf("change id %q is not a place in the log", ch.ID)
+		}
+		if n > c.N {
+			kept, c.N = append(kept, ch), n
+		}
+	}
+	return kept, c.String(), nil
+}
+
+// Follows implements inventory.TailFeed.
+func (s *Store) Follows(token string) error {
+	c, err := s.cursorFor(time.Time{}, time.Time{}, token)
+	if err != nil {
+		return err
+	}
+	if time.UnixMilli(c.To).Before(s.opts.Now().AddDate(50, 0, 0)) {
+		return &jaego.Error{Code: jaego.CodeInvalidCursor, Field: "cursor", Detail: "this cursor belongs to a range with an end: a live tail follows an open range"}
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/jaego/jaego/internal/inventory"
+	"github.com/jaego/jaego/internal/jaego"
 )
 
 var (
@@ -61,6 +63,81 @@ func (f *Feed) Wait(ctx context.Context, cursor string, timeout time.Duration) e
 		}
 		// The first group to answer wakes the reader; the others are cancelled on return.
 		return nil
+	}
+	return nil
+}
+
+var _ inventory.TailFeed = (*Feed)(nil)
+
+// effective is where a cursor stands on stream sub ("<g>/<day>"): its position there, or
+// just before its range start when it has read nothing of that stream.
+func (c *Cursor) effective(sub string) (ms, seq uint64) {
+	if id, ok := c.Pos[sub]; ok {
+		ms, seq, _ = parseID(id)
+		return ms, seq
+	}
+	if c.From <= 0 {
+		return 0, 0
+	}
+	return uint64(c.From - 1), ^uint64(0)
+}
+
+// Behind implements inventory.TailFeed: a is behind b when, on some stream, b has passed
+// an entry a has not.
+func (f *Feed) Behind(a, b string) (bool, error) {
+	ca, err := ParseCursor(a)
+	if err != nil {
+		return false, err
+	}
+	cb, err := ParseCursor(b)
+	if err != nil {
+		return false, err
+	}
+	for sub := range cb.Pos {
+		ams, aseq := ca.effective(sub)
+		bms, bseq := cb.effective(sub)
+		if ams < bms || ams == bms && aseq < bseq {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// Advance implements inventory.TailFeed.
+func (f *Feed) Advance(cursor string, changes []inventory.Change) ([]inventory.Change, string, error) {
+	c, err := ParseCursor(cursor)
+	if err != nil {
+		return nil, "", err
+	}
+	if c.Pos == nil {
+		c.Pos = map[string]string{}
+	}
+	var kept []inventory.Change
+	for _, ch := range changes {
+		id, sub, ok := strings.Cut(ch.ID, "/")
+		ms, seq, err := parseID(id)
+		if !ok || err != nil {
+			return nil, "", fmt.Errorf("change id %q is not id/group/day", ch.ID)
+		}
+		cms, cseq := c.effective(sub)
+		if ms < cms || ms == cms && seq <= cseq {
+			continue
+		}
+		c.Pos[sub] = id
+		kept = append(kept, ch)
+	}
+	return kept, c.String(), nil
+}
+
+// Follows implements inventory.TailFeed: only an open-ended cursor follows the feed.
+func (f *Feed) Follows(cursor string) error {
+	c, err := ParseCursor(cursor)
+	if err != nil {
+		return err
+	}
+	if time.UnixMilli(c.To).Before(f.opts.Now().Add(open / 2)) {
+		return &jaego.Error{Code: jaego.CodeInvalidCursor, Field: "cursor",
+			Detail: "this cursor belongs to a range with an end: a live tail follows an open range (a cursor from /v1/changes without to, a snapshot's, or a stream's)"}
 	}
 	return nil
 }

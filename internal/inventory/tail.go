@@ -1,0 +1,301 @@
+package inventory
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/jaego/jaego/internal/jaego"
+)
+
+// The live tail (design §4): a Hub reads the change feed once for all its subscribers and
+// hands each the changes after its own position. A subscriber too slow to take them is
+// dropped, told where to resume, and never slows the others.
+
+// TailFeed is a change feed a Hub can serve: besides reading, it compares and moves
+// cursors, so that subscribers that join from their own cursors neither miss nor repeat a
+// change.
+type TailFeed interface {
+	ChangeFeed
+	// Behind reports whether cursor a has not yet passed everything cursor b has.
+	Behind(a, b string) (bool, error)
+	// Advance moves cursor past changes (read after some cursor, in feed order): the
+	// changes it was not yet past, and the cursor after them.
+	Advance(cursor string, changes []Change) ([]Change, string, error)
+	// Follows is nil when cursor is open-ended (it can follow the feed forever).
+	Follows(cursor string) error
+}
+
+// TailBatch is what a subscriber receives: changes and the cursor after them. The last
+// batch of a dropped subscriber has Dropped set, no changes, and the cursor to resume from.
+type TailBatch struct {
+	Changes []Change
+	Cursor  string
+	Dropped bool
+}
+
+// ErrTooManyStreams refuses a subscriber beyond the hub's cap.
+var ErrTooManyStreams = &jaego.Error{Code: jaego.CodeTooManyStreams,
+	Detail: "this instance serves as many live streams as it may (--max-streams); retry later or on another instance"}
+
+// keepAlive is how often an idle stream hears from the hub (proxies close silent streams).
+const keepAlive = 15 * time.Second
+
+// HubOptions configures a Hub. The zero value of every field means its default.
+type HubOptions struct {
+	MaxStreams int           // subscribers at most; default 256
+	Buffer     int           // batches queued for a subscriber before it is dropped; default 64
+	Page       int           // changes the hub reads at once; default 1000
+	Wait       time.Duration // how long one wait for new changes blocks; default 5s
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
+}
+
+// Hub is the live tail of one process.
+type Hub struct {
+	feed TailFeed
+	o    HubOptions
+	open atomic.Int64
+	kick chan struct{}
+
+	mu   sync.Mutex
+	head string // the cursor after the last batch read ("" until the first subscriber)
+	subs map[*subscriber]struct{}
+
+	subscribers prometheus.Gauge
+	dropped     prometheus.Counter
+	reads       prometheus.Counter
+}
+
+type subscriber struct {
+	c      chan TailBatch
+	cursor string // after the last batch queued (under Hub.mu)
+}
+
+// NewHub returns a hub on feed; Run reads for it.
+func NewHub(feed TailFeed, o HubOptions) *Hub {
+	if o.MaxStreams <= 0 {
+		o.MaxStreams = 256
+	}
+	if o.Buffer <= 0 {
+		o.Buffer = 64
+	}
+	if o.Page <= 0 {
+		o.Page = 1000
+	}
+	if o.Wait <= 0 {
+		o.Wait = 5 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	f := promauto.With(o.Registerer)
+	return &Hub{feed: feed, o: o, kick: make(chan struct{}, 1), subs: map[*subscriber]struct{}{},
+		subscribers: f.NewGauge(prometheus.GaugeOpts{Name: "jaego_tail_subscribers", Help: "Live-tail (SSE) subscribers of this instance."}),
+		dropped: f.NewCounter(prometheus.CounterOpts{Name: "jaego_tail_dropped_total",
+			Help: "Live-tail subscribers dropped for being too slow (each was told where to resume)."}),
+		reads: f.NewCounter(prometheus.CounterOpts{Name: "jaego_tail_reads_total",
+			Help: "Feed reads of the hub: one for all subscribers, whatever their number."}),
+	}
+}
+
+// Follow streams the changes after cursor ("" = from now) to emit until ctx ends, emit
+// fails, or the subscriber is dropped (then its last batch has Dropped set). started is
+// called once the subscriber is admitted (under the cap, its cursor good): errors before
+// it are the request's, after it the stream's. An idle stream gets an empty batch every
+// keepAlive. It first reads on its own from an older cursor, then joins the hub's reads; it
+// runs in the caller's goroutine: a subscriber costs no goroutine of its own.
+func (h *Hub) Follow(ctx context.Context, cursor string, started func(), emit func(TailBatch) error) error {
+	if h.open.Add(1) > int64(h.o.MaxStreams) {
+		h.open.Add(-1)
+		return ErrTooManyStreams
+	}
+	defer h.open.Add(-1)
+	h.subscribers.Inc()
+	defer h.subscribers.Dec()
+	s := &subscriber{c: make(chan TailBatch, h.o.Buffer)}
+	if cursor == "" {
+		// From now: it joins at the hub's head before it is told it started, so that
+		// whatever is applied after the client heard "started" reaches it.
+		if _, err := h.join(ctx, s, ""); err != nil {
+			return err
+		}
+		started()
+	} else {
+		if err := h.feed.Follows(cursor); err != nil {
+			return err
+		}
+		started() // from its own cursor: nothing after it can be missed
+		if err := h.catchUp(ctx, s, cursor, emit); err != nil {
+			return err
+		}
+	}
+	defer h.leave(s)
+	alive := time.NewTicker(keepAlive)
+	defer alive.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-alive.C:
+			if err := emit(TailBatch{}); err != nil {
+				return err
+			}
+		case b, ok := <-s.c:
+			if !ok {
+				h.mu.Lock()
+				resume := s.cursor
+				h.mu.Unlock()
+				return emit(TailBatch{Cursor: resume, Dropped: true})
+			}
+			if err := emit(b); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// catchUp reads on its own from cursor until s can join the hub there.
+func (h *Hub) catchUp(ctx context.Context, s *subscriber, cursor string, emit func(TailBatch) error) error {
+	for tries := 0; tries < 100; tries++ {
+		joined, err := h.join(ctx, s, cursor)
+		if err != nil || joined {
+			return err
+		}
+		page, err := h.feed.Changes(ctx, time.Time{}, time.Time{}, cursor, h.o.Page)
+		if err != nil {
+			return err
+		}
+		if len(page.Changes) > 0 {
+			if err := emit(TailBatch{Changes: page.Changes, Cursor: page.Next}); err != nil {
+				return err
+			}
+			cursor = page.Next
+		}
+	}
+	return errors.New("live tail: the cursor does not catch up with the feed")
+}
+
+// join adds s at cursor when cursor has passed all the hub has read; "" joins at the
+// hub's head. A hub without subscribers starts at the current end of the feed.
+func (h *Hub) join(ctx context.Context, s *subscriber, cursor string) (bool, error) {
+	h.mu.Lock()
+	head := h.head
+	h.mu.Unlock()
+	if head == "" {
+		pos, err := h.feed.Position(ctx)
+		if err != nil {
+			return false, err
+		}
+		h.mu.Lock()
+		if h.head == "" {
+			h.head = pos
+		}
+		h.mu.Unlock()
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if cursor == "" {
+		cursor = h.head
+	} else if behind, err := h.feed.Behind(cursor, h.head); err != nil {
+		return false, err
+	} else if behind {
+		return false, nil
+	}
+	s.cursor = cursor
+	h.subs[s] = struct{}{}
+	select {
+	case h.kick <- struct{}{}:
+	default:
+	}
+	return true, nil
+}
+
+func (h *Hub) leave(s *subscriber) {
+	h.mu.Lock()
+	delete(h.subs, s)
+	h.mu.Unlock()
+}
+
+// Run reads the feed for the subscribers until ctx ends: a page from the head, handed to
+// every subscriber; when the feed has no more, one wait for new changes (on a Redis feed,
+// one blocking read per shard group). Nothing is read while nobody subscribes.
+func (h *Hub) Run(ctx context.Context) {
+	var lastLog time.Time
+	for ctx.Err() == nil {
+		h.mu.Lock()
+		n, head := len(h.subs), h.head
+		h.mu.Unlock()
+		if n == 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-h.kick:
+			}
+			continue
+		}
+		h.reads.Inc()
+		page, err := h.feed.Changes(ctx, time.Time{}, time.Time{}, head, h.o.Page)
+		if err == nil && len(page.Changes) > 0 {
+			h.broadcast(head, page)
+		}
+		if err == nil && len(page.Changes) < h.o.Page {
+			err = h.feed.Wait(ctx, page.Next, h.o.Wait)
+		}
+		if err != nil && ctx.Err() == nil {
+			if time.Since(lastLog) > 10*time.Second {
+				h.o.Logger.Warn("live tail read failed; retrying", "err", err)
+				lastLog = time.Now()
+			}
+			if errors.Is(err, ErrExpired) || jaego.CodeOf(err) == jaego.CodeInvalidCursor {
+				h.mu.Lock()
+				h.head = "" // start again at the end of the feed
+				h.mu.Unlock()
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}
+}
+
+// broadcast hands the page read after from to every subscriber, each from its own cursor;
+// one whose queue is full is dropped.
+func (h *Hub) broadcast(from string, page ChangePage) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for s := range h.subs {
+		b := TailBatch{Changes: page.Changes, Cursor: page.Next}
+		if s.cursor != from { // joined from its own cursor: it may be past some of these
+			kept, next, err := h.feed.Advance(s.cursor, page.Changes)
+			if err != nil { // cannot be for a cursor the feed made; resume from where it is
+				h.o.Logger.Error("live tail: a subscriber's cursor does not advance; dropping it", "err", err)
+				delete(h.subs, s)
+				close(s.c)
+				h.dropped.Inc()
+				continue
+			}
+			if len(kept) == 0 {
+				s.cursor = next
+				continue
+			}
+			b = TailBatch{Changes: kept, Cursor: next}
+		}
+		select {
+		case s.c <- b:
+			s.cursor = b.Cursor
+		default:
+			delete(h.subs, s)
+			close(s.c) // it takes what is queued, then resumes from s.cursor
+			h.dropped.Inc()
+		}
+	}
+	h.head = page.Next
+}

@@ -1,0 +1,157 @@
+package inventory_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jaego/jaego/internal/inventory"
+	"github.com/jaego/jaego/internal/inventory/inmem"
+	"github.com/jaego/jaego/internal/inventory/inventorytest"
+)
+
+func runHub(t *testing.T, feed inventory.TailFeed, o inventory.HubOptions) *inventory.Hub {
+	o.Wait = 100 * time.Millisecond
+	hub := inventory.NewHub(feed, o)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { hub.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return hub
+}
+
+// follower collects what one subscriber receives until it has want changes.
+type follower struct {
+	mu      sync.Mutex
+	ids     []string
+	last    string
+	dropped bool
+	enough  chan struct{}
+	once    sync.Once
+}
+
+func follow(t *testing.T, ctx context.Context, hub *inventory.Hub, cursor string, want int, block chan struct{}) (*follower, <-chan error) {
+	f := &follower{enough: make(chan struct{})}
+	started := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- hub.Follow(ctx, cursor, func() { close(started) }, func(b inventory.TailBatch) error {
+			if block != nil {
+				<-block // a subscriber that does not keep up
+			}
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			if b.Dropped {
+				f.dropped, f.last = true, b.Cursor
+				f.once.Do(func() { close(f.enough) })
+				return nil
+			}
+			for _, c := range b.Changes {
+				f.ids = append(f.ids, c.EventID)
+			}
+			if b.Cursor != "" {
+				f.last = b.Cursor
+			}
+			if len(f.ids) >= want {
+				f.once.Do(func() { close(f.enough) })
+			}
+			return nil
+		})
+	}()
+	select {
+	case <-started:
+	case err := <-done:
+		t.Fatalf("follow: %v", err)
+	}
+	return f, done
+}
+
+// TestHubFansOutExactly: 200 subscribers of one hub, and one that joins late from a cursor
+// of its own, each receive every change applied after they joined, once, in feed order;
+// one that does not keep up is dropped with a cursor that resumes exactly after what it got.
+func TestHubFansOutExactly(t *testing.T) {
+	store := inmem.New(inmem.Options{})
+	hub := runHub(t, store, inventory.HubOptions{Buffer: 32, Page: 2, MaxStreams: 300})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const n = 300
+	events := make([]inventory.Event, n)
+	for i := range events {
+		events[i] = inventorytest.Ev(inventory.Receipt, fmt.Sprintf("S%d", i%7), "A", 1)
+	}
+	var subs []*follower
+	for range 200 {
+		f, _ := follow(t, ctx, hub, "", n, nil)
+		subs = append(subs, f)
+	}
+	block := make(chan struct{})
+	slow, slowDone := follow(t, ctx, hub, "", n, block)
+	inventorytest.MustApply(t, store, events[:100]...)
+	// A late subscriber from the cursor of a read of the first 40.
+	page, err := store.Changes(ctx, time.Now().Add(-time.Hour), time.Now().AddDate(100, 0, 0), "", 40) // an open range
+	if err != nil || len(page.Changes) != 40 {
+		t.Fatalf("first page: %d %v", len(page.Changes), err)
+	}
+	late, _ := follow(t, ctx, hub, page.Next, n-40, nil)
+	for i := 100; i < n; i += 10 {
+		inventorytest.MustApply(t, store, events[i:i+10]...)
+	}
+	for i, f := range append(subs, late) {
+		select {
+		case <-f.enough:
+		case <-ctx.Done():
+			t.Fatalf("subscriber %d got %d changes", i, len(f.ids))
+		}
+		want := events
+		if f == late {
+			want = events[40:]
+		}
+		f.mu.Lock()
+		for j, id := range f.ids {
+			if j >= len(want) || id != want[j].EventID {
+				t.Fatalf("subscriber %d: change %d is %s, want %s", i, j, id, want[min(j, len(want)-1)].EventID)
+			}
+		}
+		f.mu.Unlock()
+	}
+	close(block) // the slow one takes what it had queued, then hears it was dropped
+	select {
+	case <-slow.enough:
+	case <-ctx.Done():
+	}
+	if err := <-slowDone; err != nil || !slow.dropped {
+		t.Fatalf("the slow subscriber: dropped %v, %v", slow.dropped, err)
+	}
+	// Resuming from where it was dropped gives the rest exactly.
+	got := len(slow.ids)
+	rest, _ := follow(t, ctx, hub, slow.last, n-got, nil)
+	<-rest.enough
+	all := append(append([]string{}, slow.ids...), rest.ids...)
+	for j, id := range all {
+		if id != events[j].EventID {
+			t.Fatalf("slow subscriber + resume: change %d is %s, want %s (%d before the drop)", j, id, events[j].EventID, got)
+		}
+	}
+}
+
+func TestHubCap(t *testing.T) {
+	store := inmem.New(inmem.Options{})
+	hub := runHub(t, store, inventory.HubOptions{MaxStreams: 2})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, d1 := follow(t, ctx, hub, "", 1, nil)
+	_, d2 := follow(t, ctx, hub, "", 1, nil)
+	err := hub.Follow(ctx, "", func() { t.Error("a third subscriber was admitted") }, func(inventory.TailBatch) error { return nil })
+	if !errors.Is(err, inventory.ErrTooManyStreams) {
+		t.Fatalf("third subscriber: %v", err)
+	}
+	cancel()
+	<-d1
+	<-d2
+	if err := hub.Follow(context.Background(), "not a cursor", func() {}, func(inventory.TailBatch) error { return nil }); err == nil {
+		t.Errorf("a malformed cursor was followed")
+	}
+}
