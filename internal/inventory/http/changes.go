@@ -145,6 +145,21 @@ func (a *API) changeStream() http.Handler {
 		started := false
 		err := a.tail.Follow(r.Context(), cursor, func() {
 			started = true
+			// HTTP/1.1: the stream takes over the connection, so net/http's watcher of the
+			// request (a goroutine per open request) ends: a subscriber costs one goroutine,
+			// and a client that left is noticed by the next write (at most a keep-alive away).
+			if conn, brw, err := rc.Hijack(); err == nil {
+				write = func(format string, args ...any) error {
+					_ = conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+					if _, err := fmt.Fprintf(brw, format, args...); err != nil {
+						return err
+					}
+					return brw.Flush()
+				}
+				_ = write("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n"+
+					"X-Request-Id: %s\r\nConnection: close\r\n\r\n: jaego change stream\nretry: 1000\n\n", httpx.RequestID(r.Context()))
+				return
+			}
 			w.Header().Set("Content-Type", "text/event-stream")
 			w.Header().Set("Cache-Control", "no-store")
 			w.WriteHeader(http.StatusOK)

@@ -1,0 +1,160 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/jaego/jaego/internal/testenv"
+)
+
+// TestThousandTailSubscribers, on the built binary: 1,000 SSE subscribers of one jaego serve
+// cost the Redis connections of one (at most G blocking reads more than none) and about one
+// goroutine each; ordinary requests are served meanwhile without an error; every subscriber
+// receives every change once.
+func TestThousandTailSubscribers(t *testing.T) {
+	const subscribers, changes = 1000, 200
+	bin := buildJaego(t)
+	redis, rs := testenv.Redis(t)
+	p := startJaego(t, bin, "serve", "--http", "127.0.0.1:0", "--redis", "redis://"+rs.Addr+"/0", "--max-streams", "1100", "--log-level", "warn")
+	connsBefore, goroutinesBefore := redisClients(t, redis), metricValue(t, p.api, "go_goroutines")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	tr := &http.Transport{MaxIdleConnsPerHost: subscribers}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr}
+	var started, finished sync.WaitGroup
+	var bad atomic.Int64
+	counts := make([]atomic.Int64, subscribers)
+	for i := range subscribers {
+		started.Add(1)
+		finished.Add(1)
+		go func() {
+			defer finished.Done()
+			req, _ := http.NewRequestWithContext(ctx, "GET", p.api+"/v1/changes/stream", nil)
+			resp, err := hc.Do(req)
+			if err != nil || resp.StatusCode != 200 {
+				bad.Add(1)
+				started.Done()
+				return
+			}
+			defer resp.Body.Close()
+			sc := bufio.NewScanner(resp.Body)
+			sc.Buffer(make([]byte, 1<<20), 1<<20)
+			sc.Scan() // the first comment: positioned
+			started.Done()
+			seen := map[string]bool{}
+			for sc.Scan() {
+				data, ok := strings.CutPrefix(sc.Text(), "data: ")
+				if !ok {
+					continue
+				}
+				var b struct {
+					Changes []struct {
+						EventID string `json:"event_id"`
+					} `json:"changes"`
+				}
+				if json.Unmarshal([]byte(data), &b) != nil {
+					bad.Add(1)
+					return
+				}
+				for _, c := range b.Changes {
+					if seen[c.EventID] {
+						bad.Add(1) // a change twice
+					}
+					seen[c.EventID] = true
+				}
+				if counts[i].Store(int64(len(seen))); len(seen) == changes {
+					return
+				}
+			}
+		}()
+	}
+	started.Wait()
+	if bad.Load() > 0 {
+		t.Fatalf("%d subscribers refused", bad.Load())
+	}
+	conns, goroutines := redisClients(t, redis), metricValue(t, p.api, "go_goroutines")
+
+	// Shop traffic and POS events while the subscribers listen.
+	var lookupsFailed atomic.Int64
+	stop := make(chan struct{})
+	var shop sync.WaitGroup
+	for range 4 {
+		shop.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				resp, err := http.Get(p.api + "/v1/stores/T1/stock?sku=A,B,C")
+				if err != nil || resp.StatusCode != 200 {
+					lookupsFailed.Add(1)
+				}
+				if resp != nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			}
+		})
+	}
+	for b := 0; b < changes; b += 20 {
+		var evs []string
+		for i := b; i < b+20; i++ {
+			evs = append(evs, fmt.Sprintf(`{"event_id":"t-%d","type":"receipt","store":"T%d","sku":"A","qty":1}`, i, i%5))
+		}
+		if code, ans := post(t, p.api+"/v1/events", `{"events":[`+strings.Join(evs, ",")+`]}`); code != 200 {
+			t.Fatalf("events: %d %v", code, ans)
+		}
+	}
+	finished.Wait()
+	close(stop)
+	shop.Wait()
+	short := 0
+	for i := range counts {
+		if counts[i].Load() != changes {
+			short++
+		}
+	}
+	t.Logf("Redis clients: %d before, %d with %d subscribers; goroutines: %.0f before, %.0f with them", connsBefore, conns, subscribers, goroutinesBefore, goroutines)
+	if short > 0 || bad.Load() > 0 {
+		t.Errorf("%d subscribers did not get all %d changes; %d saw a change twice or a bad event", short, changes, bad.Load())
+	}
+	if conns > connsBefore+16+4 { // G blocking reads, and a few pooled
+		t.Errorf("%d Redis connections with %d subscribers, %d without", conns, subscribers, connsBefore)
+	}
+	if goroutines > goroutinesBefore+subscribers+50 {
+		t.Errorf("%.0f goroutines with %d subscribers, %.0f without", goroutines, subscribers, goroutinesBefore)
+	}
+	if lookupsFailed.Load() > 0 {
+		t.Errorf("%d lookups failed while the subscribers listened", lookupsFailed.Load())
+	}
+}
+
+var connectedRE = regexp.MustCompile(`connected_clients:(\d+)`)
+
+// redisClients is how many clients the Redis server has, less the one asking.
+func redisClients(t *testing.T, c rueidis.Client) int {
+	t.Helper()
+	info, err := c.Do(context.Background(), c.B().Info().Section("clients").Build()).ToString()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := connectedRE.FindStringSubmatch(info)
+	n, _ := strconv.Atoi(m[1])
+	return n - 1
+}
