@@ -9,6 +9,7 @@
 //	go run ./cmd/jaegobench promo   # gift promotions: Redis only vs pointer + local cache vs client-side pointer
 //	go run ./cmd/jaegobench scale   # 10M rows: jaego load vs redis-benchmark HSET, bytes per row and event, lookups at 10M vs 10k, G = 16/64/256
 //	go run ./cmd/jaegobench orders  # baskets of 5 held vs single reserve events (items/s); availability across 100 and 1,000 stores
+//	go run ./cmd/jaegobench tail    # lookups with 1,000 live-tail subscribers vs none; Redis connections
 //	go run ./cmd/jaegobench copy    # durable copy: projector vs batched apply, lag at 5k/s, fallback vs primary reads, Redis outage
 package main
 
@@ -89,6 +90,14 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 		return benchOrders(ctx, out, *dur, *workers)
+	case "tail":
+		n := fs.Int("subscribers", 1000, "live-tail (SSE) subscribers")
+		rate := fs.Int("rate", 100, "events a second applied (and delivered to every subscriber) during the lookups; 0: idle subscribers")
+		dur := fs.Duration("duration", 10*time.Second, "duration of each load phase pair")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		return benchTail(ctx, out, *n, *rate, *dur)
 	case "http":
 		dur := fs.Duration("duration", 10*time.Second, "duration of each load phase")
 		conns := fs.Int("conns", 32, "concurrent connections")

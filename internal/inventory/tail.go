@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"sync"
@@ -38,6 +39,23 @@ type TailBatch struct {
 	Changes []Change
 	Cursor  string
 	Dropped bool
+	json    *sharedJSON // the changes as JSON, encoded once for every subscriber that gets them all
+}
+
+type sharedJSON struct {
+	once sync.Once
+	b    []byte
+	err  error
+}
+
+// JSON is {"changes":[…]}, encoded once per batch however many subscribers it goes to.
+func (b TailBatch) JSON() ([]byte, error) {
+	enc := b.json
+	if enc == nil {
+		enc = &sharedJSON{}
+	}
+	enc.once.Do(func() { enc.b, enc.err = json.Marshal(map[string]any{"changes": b.Changes}) })
+	return enc.b, enc.err
 }
 
 // ErrTooManyStreams refuses a subscriber beyond the hub's cap.
@@ -53,6 +71,9 @@ type HubOptions struct {
 	Buffer     int           // batches queued for a subscriber before it is dropped; default 64
 	Page       int           // changes the hub reads at once; default 1000
 	Wait       time.Duration // how long one wait for new changes blocks; default 5s
+	// Changed, when set, is how the hub waits for new changes: a channel closed when one
+	// arrives after the call (a Redis feed's Watcher); without it, the feed's Wait.
+	Changed    func() <-chan struct{}
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
 }
@@ -240,13 +261,27 @@ func (h *Hub) Run(ctx context.Context) {
 			}
 			continue
 		}
+		var changed <-chan struct{}
+		if h.o.Changed != nil {
+			changed = h.o.Changed() // before the read: a change during it wakes the wait
+		}
 		h.reads.Inc()
 		page, err := h.feed.Changes(ctx, time.Time{}, time.Time{}, head, h.o.Page)
 		if err == nil && len(page.Changes) > 0 {
 			h.broadcast(head, page)
 		}
 		if err == nil && len(page.Changes) < h.o.Page {
-			err = h.feed.Wait(ctx, page.Next, h.o.Wait)
+			if changed == nil {
+				err = h.feed.Wait(ctx, page.Next, h.o.Wait)
+			} else {
+				t := time.NewTimer(h.o.Wait)
+				select {
+				case <-changed:
+				case <-t.C:
+				case <-ctx.Done():
+				}
+				t.Stop()
+			}
 		}
 		if err != nil && ctx.Err() == nil {
 			if time.Since(lastLog) > 10*time.Second {
@@ -271,8 +306,9 @@ func (h *Hub) Run(ctx context.Context) {
 func (h *Hub) broadcast(from string, page ChangePage) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	whole := &sharedJSON{}
 	for s := range h.subs {
-		b := TailBatch{Changes: page.Changes, Cursor: page.Next}
+		b := TailBatch{Changes: page.Changes, Cursor: page.Next, json: whole}
 		if s.cursor != from { // joined from its own cursor: it may be past some of these
 			kept, next, err := h.feed.Advance(s.cursor, page.Changes)
 			if err != nil { // cannot be for a cursor the feed made; resume from where it is

@@ -171,7 +171,7 @@ func (a *API) changeStream() http.Handler {
 			case len(b.Changes) == 0:
 				return write(": keep-alive\n\n")
 			}
-			data, err := json.Marshal(map[string]any{"changes": b.Changes})
+			data, err := b.JSON()
 			if err != nil {
 				return err
 			}

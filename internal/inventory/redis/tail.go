@@ -3,8 +3,10 @@ package redis
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -140,4 +142,100 @@ func (f *Feed) Follows(cursor string) error {
 			Detail: "this cursor belongs to a range with an end: a live tail follows an open range (a cursor from /v1/changes without to, a snapshot's, or a stream's)"}
 	}
 	return nil
+}
+
+// Watcher tells a live-tail hub when the feed may have new changes, with one blocking read
+// per shard group that stays open (design §4: one reader per group per process): the Redis
+// connections of a process's live tail are G, whatever its subscribers and change rate.
+// (Feed.Wait opens G reads per call and cancels them: fine for a poll, not for a hub woken
+// fifty times a second.)
+type Watcher struct {
+	f  *Feed
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+// NewWatcher returns a watcher of f's streams; Run watches.
+func NewWatcher(f *Feed) *Watcher { return &Watcher{f: f, ch: make(chan struct{})} }
+
+// Changed is closed when a change arrives after the call.
+func (w *Watcher) Changed() <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.ch
+}
+
+func (w *Watcher) fire() {
+	w.mu.Lock()
+	close(w.ch)
+	w.ch = make(chan struct{})
+	w.mu.Unlock()
+}
+
+// Run watches every group until ctx ends.
+func (w *Watcher) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for g := range w.f.s.keys.Groups() {
+		wg.Go(func() { w.watch(ctx, g) })
+	}
+	wg.Wait()
+}
+
+// watch blocks on group g's streams of the days around now, from the last entry it saw of
+// each (an unseen stream: from its current end).
+func (w *Watcher) watch(ctx context.Context, g int) {
+	c := w.f.s.client
+	last := map[string]string{}
+	for ctx.Err() == nil {
+		now := w.f.opts.Now()
+		var keys, ids []string
+		for _, t := range []time.Time{now.Add(-w.f.opts.ClockSkew), now, now.Add(w.f.opts.ClockSkew)} {
+			k := w.f.s.keys.StreamOn(g, t)
+			if slices.Contains(keys, k) {
+				continue
+			}
+			if _, ok := last[k]; !ok {
+				id := "0-0"
+				if e, err := c.Do(ctx, c.B().Xrevrange().Key(k).End("+").Start("-").Count(1).Build()).AsXRange(); err == nil && len(e) == 1 {
+					id = e[0].ID
+				} else if err != nil && !rueidis.IsRedisNil(err) {
+					break
+				}
+				last[k] = id
+			}
+			keys, ids = append(keys, k), append(ids, last[k])
+		}
+		if len(keys) == 0 {
+			sleepCtx(ctx, time.Second)
+			continue
+		}
+		res, err := c.Do(ctx, c.B().Xread().Count(100).Block(5000).Streams().Key(keys...).Id(ids...).Build()).AsXRead()
+		if err != nil && !rueidis.IsRedisNil(err) {
+			sleepCtx(ctx, time.Second)
+			continue
+		}
+		woke := false
+		for k, entries := range res {
+			if len(entries) > 0 {
+				last[k], woke = entries[len(entries)-1].ID, true
+			}
+		}
+		if woke {
+			w.fire()
+		}
+		for k := range last { // forget the days that passed
+			if !slices.Contains(keys, k) {
+				delete(last, k)
+			}
+		}
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
 }
