@@ -1,6 +1,7 @@
 package http
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -93,7 +94,14 @@ func (a *API) streamChanges(w http.ResponseWriter, r *http.Request, from, to tim
 	enc := json.NewEncoder(w)
 	rc := http.NewResponseController(w)
 	started := false
-	next, err := a.feed.StreamChanges(r.Context(), from, to, cursor, func(batch []inventory.Change) error {
+	// A stream may run long, but never waits longer than the request timeout for its next
+	// batch: a hung Redis ends it like any request (a 504 before the first batch).
+	ctx, cancel := context.WithCancelCause(r.Context())
+	defer cancel(nil)
+	stalled := time.AfterFunc(a.timeout, func() { cancel(context.DeadlineExceeded) })
+	defer stalled.Stop()
+	next, err := a.feed.StreamChanges(ctx, from, to, cursor, func(batch []inventory.Change) error {
+		stalled.Reset(a.timeout)
 		if !started {
 			started = true
 			w.Header().Set("Content-Type", "application/x-ndjson")
@@ -107,6 +115,9 @@ func (a *API) streamChanges(w http.ResponseWriter, r *http.Request, from, to tim
 		}
 		return rc.Flush()
 	})
+	if context.Cause(ctx) == context.DeadlineExceeded {
+		err = context.DeadlineExceeded
+	}
 	if err != nil {
 		if !started {
 			a.fail(w, r, err) // nothing written yet: a proper problem answer
@@ -143,8 +154,14 @@ func (a *API) changeStream() http.Handler {
 			return rc.Flush()
 		}
 		started := false
-		err := a.tail.Follow(r.Context(), cursor, func() {
+		// Admitted within the request timeout, or a 504 (a hung Redis while joining).
+		ctx, cancel := context.WithCancelCause(r.Context())
+		defer cancel(nil)
+		admit := time.AfterFunc(a.timeout, func() { cancel(context.DeadlineExceeded) })
+		defer admit.Stop()
+		err := a.tail.Follow(ctx, cursor, func() {
 			started = true
+			admit.Stop()
 			// HTTP/1.1: the stream takes over the connection, so net/http's watcher of the
 			// request (a goroutine per open request) ends: a subscriber costs one goroutine,
 			// and a client that left is noticed by the next write (at most a keep-alive away).
@@ -178,6 +195,9 @@ func (a *API) changeStream() http.Handler {
 			return write("event: changes\nid: %s\ndata: %s\n\n", b.Cursor, data)
 		})
 		if !started {
+			if context.Cause(ctx) == context.DeadlineExceeded {
+				err = context.DeadlineExceeded
+			}
 			a.fail(w, r, err)
 			return
 		}
@@ -195,7 +215,8 @@ func (a *API) storeSnapshot() http.Handler {
 			a.fail(w, r, err)
 			return
 		}
-		ctx := r.Context()
+		ctx, cancel := a.ctx(r)
+		defer cancel()
 		cursor, err := a.feed.Position(ctx) // position first, then the records
 		if err != nil {
 			a.fail(w, r, err)
@@ -217,7 +238,8 @@ func (a *API) storeSnapshot() http.Handler {
 // next_page carries it, and every page repeats it as cursor.
 func (a *API) estateSnapshot() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx := r.Context()
+		ctx, cancel := a.ctx(r)
+		defer cancel()
 		token, cursor, _ := strings.Cut(r.URL.Query().Get("page"), "~")
 		if r.URL.Query().Get("page") == "" {
 			var err error
