@@ -54,7 +54,9 @@ func benchTail(ctx context.Context, out io.Writer, n, rate int, dur time.Duratio
 	}
 	defer l.Close()
 	base := "http://" + l.Addr().String()
-	lookup := get(func(r *rand.Rand) string { return base + "/v1/stores/S0001/skus/" + fmt.Sprintf("8809%09d", r.IntN(benchSKUs)) })
+	lookup := get(func(r *rand.Rand) string {
+		return base + "/v1/stores/S0001/skus/" + fmt.Sprintf("8809%09d", r.IntN(benchSKUs))
+	})
 	clients := func() (int, error) {
 		info, err := client.Do(ctx, client.B().Info().Section("clients").Build()).ToString()
 		if err != nil {
