@@ -114,6 +114,37 @@ func TestAccessControl(t *testing.T) {
 	if routes < 30 {
 		t.Fatalf("only %d routes in the document", routes)
 	}
+
+	// The audit trail of a promotion: who created, changed and stopped it, and when.
+	req := func(method, path, body, key string) map[string]any {
+		r, _ := http.NewRequest(method, s.api+path, strings.NewReader(body))
+		r.Header.Set("Authorization", "Bearer "+keys[key])
+		resp, err := client.Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&m)
+		if resp.StatusCode >= 300 {
+			t.Fatalf("%s %s as %s: %d %v", method, path, key, resp.StatusCode, m)
+		}
+		return m
+	}
+	p := req("POST", "/v1/admin/promotions", salePromotion, "admin")
+	id := p["id"].(string)
+	req("PATCH", "/v1/admin/promotions/"+id, `{"name":"Toner 2+1"}`, "all")
+	p = req("POST", "/v1/admin/promotions/"+id+"/stop", ``, "admin")
+	if p["created_by"] != "admin" || p["updated_by"] != "admin" {
+		t.Errorf("promotion by %v / %v", p["created_by"], p["updated_by"])
+	}
+	var got []string
+	for _, c := range req("GET", "/v1/admin/promotions/"+id+"/changes", ``, "admin")["changes"].([]any) {
+		got = append(got, c.(map[string]any)["action"].(string)+" by "+c.(map[string]any)["by"].(string))
+	}
+	if strings.Join(got, ", ") != "create by admin, update by all, stop by admin" {
+		t.Errorf("changes: %v", got)
+	}
 }
 
 // TestKeysReloadAndSecrecy, on the built binary: a key added to the keys file works after

@@ -105,7 +105,7 @@ func Instrument(mux *http.ServeMux, reg prometheus.Registerer, log *slog.Logger,
 				return
 			}
 			if caller != "" {
-				r = r.WithContext(context.WithValue(r.Context(), callerKey{}, caller))
+				r = r.WithContext(jaego.WithCaller(r.Context(), caller))
 			}
 		}
 		mux.ServeHTTP(rec, r)

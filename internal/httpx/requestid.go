@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"net/http"
+
+	"github.com/jaego/jaego/internal/jaego"
 )
 
 // RequestIDHeader carries a request's id: the caller's when it sent a sane one, else a new
@@ -36,13 +38,8 @@ func requestID(r *http.Request) string {
 	return hex.EncodeToString(b[:])
 }
 
-type callerKey struct{}
-
 // Caller is the name of the API key the request was made with ("" without access control).
-func Caller(ctx context.Context) string {
-	c, _ := ctx.Value(callerKey{}).(string)
-	return c
-}
+func Caller(ctx context.Context) string { return jaego.Caller(ctx) }
 
 // ContextHandler adds the request id of a record's context to it, so that a handler that
 // logs with the request's context (log.InfoContext(r.Context(), …)) needs to do nothing else.

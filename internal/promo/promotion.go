@@ -72,6 +72,17 @@ type Promotion struct {
 	Spec
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
+	// CreatedBy and UpdatedBy name the API keys of the first and the last change ("" with
+	// access control off); Changes lists them all.
+	CreatedBy string `json:"created_by"`
+	UpdatedBy string `json:"updated_by"`
+}
+
+// Change is one change of a promotion: when, by which API key, and what.
+type Change struct {
+	At     time.Time `json:"at"`
+	By     string    `json:"by"`
+	Action string    `json:"action"` // create, update, stop
 }
 
 // ActiveAt reports whether p grants at t: not stopped and starts_at <= t < ends_at.

@@ -36,13 +36,17 @@ func (d *DB) Create(ctx context.Context, s promo.Spec, now time.Time) (promo.Pro
 		return promo.Promotion{}, err
 	}
 	now = now.UTC().Truncate(time.Millisecond)
-	p := promo.Promotion{ID: id.String(), Status: promo.Active, Spec: s, CreatedAt: now, UpdatedAt: now}
+	by := jaego.Caller(ctx)
+	p := promo.Promotion{ID: id.String(), Status: promo.Active, Spec: s, CreatedAt: now, UpdatedAt: now, CreatedBy: by, UpdatedBy: by}
 	err = d.InTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO promotions (id, name, status, starts_at_ms, ends_at_ms,
-			priority, min_qty, min_amount, max_per_order, created_at_ms, updated_at_ms)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+			priority, min_qty, min_amount, max_per_order, created_at_ms, updated_at_ms, created_by, updated_by)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)`,
 			p.ID, s.Name, p.Status, s.StartsAt.UnixMilli(), s.EndsAt.UnixMilli(), s.Priority,
-			s.Condition.MinQty, s.Condition.MinAmount, s.MaxPerOrder, now.UnixMilli(), now.UnixMilli()); err != nil {
+			s.Condition.MinQty, s.Condition.MinAmount, s.MaxPerOrder, now.UnixMilli(), now.UnixMilli(), by); err != nil {
+			return err
+		}
+		if err := logChange(ctx, tx, p.ID, now, "create"); err != nil {
 			return err
 		}
 		return insertChildren(ctx, tx, &p)
@@ -57,7 +61,7 @@ func (d *DB) Update(ctx context.Context, id string, change func(*promo.Promotion
 	err := d.InTx(ctx, func(tx *sql.Tx) error {
 		// Writing the row first takes its lock (PostgreSQL) or the database's (SQLite), so
 		// the read below is the latest committed state and stays so until commit.
-		if err := touch(ctx, tx, id, now); err != nil {
+		if err := touch(ctx, tx, id, now, "update"); err != nil {
 			return err
 		}
 		cur, err := d.load(ctx, tx, "id = $1", id)
@@ -93,7 +97,7 @@ func (d *DB) Update(ctx context.Context, id string, change func(*promo.Promotion
 func (d *DB) Stop(ctx context.Context, id string, now time.Time) (promo.Promotion, error) {
 	var out promo.Promotion
 	err := d.InTx(ctx, func(tx *sql.Tx) error {
-		if err := touch(ctx, tx, id, now); err != nil {
+		if err := touch(ctx, tx, id, now, "stop"); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE promotions SET status = $2 WHERE id = $1`, id, promo.Stopped); err != nil {
@@ -156,8 +160,10 @@ func (d *DB) read(ctx context.Context, where string, args ...any) ([]promo.Promo
 	return ps, err
 }
 
-func touch(ctx context.Context, tx *sql.Tx, id string, now time.Time) error {
-	res, err := tx.ExecContext(ctx, `UPDATE promotions SET updated_at_ms = $2 WHERE id = $1`, id, now.UnixMilli())
+// touch marks promotion id changed now by the caller (and takes its row's lock), and logs
+// the change.
+func touch(ctx context.Context, tx *sql.Tx, id string, now time.Time, action string) error {
+	res, err := tx.ExecContext(ctx, `UPDATE promotions SET updated_at_ms = $2, updated_by = $3 WHERE id = $1`, id, now.UnixMilli(), jaego.Caller(ctx))
 	if err != nil {
 		return err
 	}
@@ -165,7 +171,40 @@ func touch(ctx context.Context, tx *sql.Tx, id string, now time.Time) error {
 	if err == nil && n == 0 {
 		err = ErrNotFound
 	}
+	if err != nil {
+		return err
+	}
+	return logChange(ctx, tx, id, now, action)
+}
+
+// logChange keeps who changed promotion id, when, and how.
+func logChange(ctx context.Context, tx *sql.Tx, id string, now time.Time, action string) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO promotion_changes (promotion_id, at_ms, by_key, action) VALUES ($1, $2, $3, $4)`,
+		id, now.UnixMilli(), jaego.Caller(ctx), action)
 	return err
+}
+
+// Changes lists the changes of promotion id, oldest first.
+func (d *DB) Changes(ctx context.Context, id string) ([]promo.Change, error) {
+	if _, err := d.Get(ctx, id); err != nil {
+		return nil, err
+	}
+	rows, err := d.QueryContext(ctx, `SELECT at_ms, by_key, action FROM promotion_changes WHERE promotion_id = $1 ORDER BY at_ms, CASE action WHEN 'create' THEN 0 WHEN 'update' THEN 1 ELSE 2 END`, id)
+	if err != nil {
+		return nil, err
+	}
+	out := []promo.Change{}
+	err = sqldb.ScanAll(rows, func(r *sql.Rows) error {
+		var c promo.Change
+		var at int64
+		if err := r.Scan(&at, &c.By, &c.Action); err != nil {
+			return err
+		}
+		c.At = time.UnixMilli(at).UTC()
+		out = append(out, c)
+		return nil
+	})
+	return out, err
 }
 
 var childTables = []string{"promotion_channels", "promotion_stores", "promotion_targets", "promotion_gifts"}
@@ -217,7 +256,7 @@ type querier interface {
 // args) with their children: one query per table, assembled in Go.
 func (d *DB) load(ctx context.Context, q querier, where string, args ...any) ([]promo.Promotion, error) {
 	rows, err := q.QueryContext(ctx, `SELECT id, name, status, starts_at_ms, ends_at_ms, priority,
-		min_qty, min_amount, max_per_order, created_at_ms, updated_at_ms FROM promotions WHERE `+where+` ORDER BY id`, args...)
+		min_qty, min_amount, max_per_order, created_at_ms, updated_at_ms, created_by, updated_by FROM promotions WHERE `+where+` ORDER BY id`, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -227,7 +266,7 @@ func (d *DB) load(ctx context.Context, q querier, where string, args ...any) ([]
 		var p promo.Promotion
 		var starts, ends, created, updated int64
 		if err := r.Scan(&p.ID, &p.Name, &p.Status, &starts, &ends, &p.Priority, &p.Condition.MinQty,
-			&p.Condition.MinAmount, &p.MaxPerOrder, &created, &updated); err != nil {
+			&p.Condition.MinAmount, &p.MaxPerOrder, &created, &updated, &p.CreatedBy, &p.UpdatedBy); err != nil {
 			return err
 		}
 		p.StartsAt, p.EndsAt = time.UnixMilli(starts).UTC(), time.UnixMilli(ends).UTC()

@@ -23,6 +23,8 @@ type Store interface {
 	Get(ctx context.Context, id string) (promo.Promotion, error)
 	Update(ctx context.Context, id string, change func(*promo.Promotion) (promo.Spec, error), now time.Time) (promo.Promotion, error)
 	Stop(ctx context.Context, id string, now time.Time) (promo.Promotion, error)
+	// Changes lists who changed promotion id, when and how, oldest first.
+	Changes(ctx context.Context, id string) ([]promo.Change, error)
 	// List pages through the promotions in creation order, of one status or all.
 	List(ctx context.Context, status promo.Status, after string, limit int) ([]promo.Promotion, error)
 }
@@ -94,6 +96,7 @@ func (a *API) Register(mux httpx.Mux) {
 		{"GET /v1/admin/promotions/{id}", a.get},
 		{"PATCH /v1/admin/promotions/{id}", a.patch},
 		{"POST /v1/admin/promotions/{id}/stop", a.stop},
+		{"GET /v1/admin/promotions/{id}/changes", a.changes},
 		{"GET /v1/promotions/version", a.version},
 		{"GET /v1/products/{sku}/gifts", a.productGifts},
 		{"POST /v1/gifts/evaluate", a.evaluate},
@@ -194,6 +197,20 @@ func (a *API) get() http.Handler {
 			return
 		}
 		httpx.WriteJSON(w, http.StatusOK, p)
+	})
+}
+
+// changes is the audit trail of one promotion (design §11).
+func (a *API) changes() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), a.timeout)
+		defer cancel()
+		cs, err := a.store.Changes(ctx, r.PathValue("id"))
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		httpx.WriteJSON(w, http.StatusOK, map[string]any{"changes": cs})
 	})
 }
 
