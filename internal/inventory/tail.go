@@ -261,6 +261,16 @@ func (h *Hub) Run(ctx context.Context) {
 			}
 			continue
 		}
+		if head == "" { // lost (its range fell out of the retention): start again at the end
+			pos, err := h.feed.Position(ctx)
+			if err != nil {
+				sleepOrDone(ctx, time.Second)
+				continue
+			}
+			h.mu.Lock()
+			h.head, head = pos, pos
+			h.mu.Unlock()
+		}
 		var changed <-chan struct{}
 		if h.o.Changed != nil {
 			changed = h.o.Changed() // before the read: a change during it wakes the wait
@@ -293,11 +303,17 @@ func (h *Hub) Run(ctx context.Context) {
 				h.head = "" // start again at the end of the feed
 				h.mu.Unlock()
 			}
-			select {
-			case <-ctx.Done():
-			case <-time.After(time.Second):
-			}
+			sleepOrDone(ctx, time.Second)
 		}
+	}
+}
+
+func sleepOrDone(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
 	}
 }
 
