@@ -28,6 +28,8 @@ func TestDecodeRefusesMalformed(t *testing.T) {
 		"bad sku":       strings.Replace(ok, `"sku":"A"`, `"sku":"A/B"`, 1),
 		"unknown kind":  strings.Replace(ok, `"sku":"A"`, `"sku":"A","kind":"bundle"`, 1),
 		"two values":    ok + " " + ok,
+		"stray closer":  ok + "}",
+		"name twice":    strings.Replace(ok, `"store":"S001"`, `"store":"S001","store":"S002"`, 1),
 	}
 	for name, line := range bad {
 		if _, err := pos.Decode([]byte(line)); !errors.Is(err, pos.ErrMalformed) {

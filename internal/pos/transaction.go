@@ -4,8 +4,6 @@
 package pos
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -44,17 +42,12 @@ var (
 // ErrMalformed is wrapped by every decode error.
 var ErrMalformed = errors.New("malformed POS transaction")
 
-// Decode reads one NDJSON line strictly: unknown fields, trailing data and bad types are
-// errors, never skipped.
+// Decode reads one NDJSON line strictly: unknown fields, a name given twice, trailing data
+// and bad types are errors, never skipped (jaego.StrictUnmarshal, as every HTTP body).
 func Decode(line []byte) (Transaction, error) {
 	var t Transaction
-	dec := json.NewDecoder(bytes.NewReader(line))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&t); err != nil {
+	if err := jaego.StrictUnmarshal(line, &t); err != nil {
 		return t, fmt.Errorf("%w: %v", ErrMalformed, err)
-	}
-	if dec.More() {
-		return t, fmt.Errorf("%w: more than one JSON value on the line", ErrMalformed)
 	}
 	if err := t.check(); err != nil {
 		return t, fmt.Errorf("%w: %v", ErrMalformed, err)
