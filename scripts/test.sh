@@ -5,7 +5,8 @@
 # own data: they start their own Redis on free ports, and create (and drop) a private
 # database per test on PostgreSQL. kcat (librdkafka) proves that a Kafka client nobody here
 # wrote talks to jaego. promtool and amtool check the alert rules, dashboard and
-# Alertmanager routes of deploy/ (no Prometheus or Alertmanager server is started).
+# Alertmanager routes of deploy/ (no Prometheus or Alertmanager server is started). Headless
+# Chromium drives the web console's tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +17,7 @@ command -v kcat >/dev/null || missing+=(kcat)
 command -v gcc >/dev/null || missing+=(gcc libc6-dev)
 command -v promtool >/dev/null || missing+=(prometheus)
 command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
+command -v chromium >/dev/null || missing+=(chromium) # the console's browser tests
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 if ((${#missing[@]})); then
   sudo=""

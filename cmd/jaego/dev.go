@@ -115,8 +115,9 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
   try:    curl %s/v1/stores/S001/skus/8809461234567
           curl %s/v1/products/8809461234567/gifts
   api:    %s
+  console: %s/console/
   auth:   %s
-`, readBuildInfo().Version, kept, redisSrv.Addr(), redisSrv.Server().Addr().Port, broker.Addr, cfg.KafkaTopic, broker.Addr, cfg.KafkaTopic, sqlURL, api, api, api, authLine(cfg))
+`, readBuildInfo().Version, kept, redisSrv.Addr(), redisSrv.Server().Addr().Port, broker.Addr, cfg.KafkaTopic, broker.Addr, cfg.KafkaTopic, sqlURL, api, api, api, api, authLine(cfg))
 	log.Info("dev serving", "http", api, "redis", redisSrv.Addr(), "kafka", broker.Addr)
 	return s.serve(ctx)
 }

@@ -24,6 +24,7 @@ import (
 
 	"github.com/jaego/jaego/internal/api"
 	"github.com/jaego/jaego/internal/auth"
+	"github.com/jaego/jaego/internal/console"
 	"github.com/jaego/jaego/internal/httpx"
 	"github.com/jaego/jaego/internal/inventory"
 	"github.com/jaego/jaego/internal/inventory/breaker"
@@ -189,6 +190,7 @@ func shardedPubSub(ctx context.Context, client rueidis.Client) bool {
 func (s *server) routes() http.Handler {
 	mux := &httpx.Routes{ServeMux: http.NewServeMux()}
 	mux.Handle("GET /openapi.json", api.Handler())
+	mux.Handle("GET /console/", console.Handler()) // the web console (design §13): its pages ask for a key
 	mux.Handle("GET /healthz", healthz())
 	mux.Handle("GET /readyz", s.readyz())
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry}))

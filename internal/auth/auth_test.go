@@ -62,7 +62,7 @@ func TestScopeOf(t *testing.T) {
 		method, path string
 		want         auth.Scope
 	}{
-		{"GET", "/healthz", auth.Open}, {"GET", "/readyz", auth.Open}, {"GET", "/metrics", auth.Open},
+		{"GET", "/healthz", auth.Open}, {"GET", "/console/stock", auth.Open}, {"GET", "/readyz", auth.Open}, {"GET", "/metrics", auth.Open},
 		{"GET", "/openapi.json", auth.Read}, {"GET", "/v1/stores/S1/skus/A", auth.Read}, {"GET", "/v1/changes", auth.Read},
 		{"POST", "/v1/availability", auth.Read}, {"POST", "/v1/gifts/evaluate", auth.Read}, {"GET", "/v1/reservations/r1", auth.Read},
 		{"POST", "/v1/events", auth.Write}, {"POST", "/v1/reservations", auth.Write}, {"POST", "/v1/reservations/r1/cancel", auth.Write},

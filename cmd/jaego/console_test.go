@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// browser starts headless Chromium for the test (Debian's chromium; scripts/test.sh
+// installs it). Without it the test fails and says how to get it: it never skips.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	bin, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Fatalf("the console tests need Chromium: run scripts/test.sh (it installs it) or apt-get install -y chromium")
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(bin), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-quic", true), chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1100, 800))
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancel(); cancelAlloc() })
+	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
+	t.Cleanup(cancelTimeout)
+	return ctx
+}
+
+// screenshot saves the page for docs/console/ (made by the test run, not by hand).
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // 100: PNG
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join("..", "..", "docs", "console")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestConsole drives the console of jaego dev in headless Chromium: the stock deep link
+// shows the record's numbers as the API has them, and an event posted through the API
+// appears in the live feed.
+func TestConsole(t *testing.T) {
+	s := start(t, map[string]string{}, "dev", "--http", "127.0.0.1:0")
+	ctx := browser(t)
+	var st map[string]any
+	getJSON(t, s.api+"/v1/stores/S001/skus/8809461234567", &st)
+	row := `#stock-table tr[data-sku="8809461234567"]`
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(s.api+"/console/stock?store=S001&sku=8809461234567"),
+		chromedp.WaitVisible(row+` td.available`),
+	); err != nil {
+		t.Fatalf("stock deep link: %v", err)
+	}
+	available, err := chromedp.Run(ctx, chromedp.Text(row+` td.available`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	onHand, err := chromedp.Run(ctx, chromedp.Text(row+` td.on-hand`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if available != strconv.Itoa(int(st["available"].(float64))) || onHand != strconv.Itoa(int(st["on_hand"].(float64))) {
+		t.Errorf("the console shows available %s, on hand %s; the API %v", available, onHand, st)
+	}
+	screenshot(t, ctx, "stock")
+
+	// The live feed: an event posted through the API shows up.
+	if err := chromedp.Do(ctx, chromedp.Navigate(s.api+"/console/feed"), chromedp.WaitVisible(`#feed-table`)); err != nil {
+		t.Fatal(err)
+	}
+	// The page subscribes as it loads; events go on until one shows (it joined by then).
+	var seen bool
+	for i := 0; i < 50 && !seen; i++ {
+		id := "console-" + strconv.Itoa(i)
+		if code, ans := post(t, s.api+"/v1/events", `{"event_id":"`+id+`","type":"receipt","store":"S001","sku":"8809461234567","qty":1}`); code != 200 {
+			t.Fatalf("event: %d %v", code, ans)
+		}
+		wait, cancel := context.WithTimeout(ctx, 2*time.Second)
+		seen = chromedp.Do(wait, chromedp.WaitVisible(`#feed-table tr[data-event="`+id+`"]`)) == nil
+		cancel()
+	}
+	if !seen {
+		t.Fatalf("no posted event appeared in the live feed")
+	}
+	screenshot(t, ctx, "feed")
+
+	// A problem from the API is shown readably: an unknown store id.
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(s.api+"/console/stock?store=bad%20store&sku=A"),
+		chromedp.WaitVisible(`#problem`),
+	); err != nil {
+		t.Fatal(err)
+	}
+	problem, err := chromedp.Run(ctx, chromedp.Text(`#problem`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(problem, "store") || !strings.Contains(problem, "invalid_input") {
+		t.Errorf("problem shown: %q", problem)
+	}
+}

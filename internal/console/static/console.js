@@ -1,0 +1,219 @@
+// jaego console: one page, a view per path (/console/stock, /console/feed, /console/health).
+// It calls the public API with the key the user gives, kept in sessionStorage (this tab only).
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const keyName = "jaego-api-key";
+
+// api calls the jaego API; a problem answer (RFC 9457) is thrown as an Error with its detail.
+async function api(path, init = {}) {
+  const headers = new Headers(init.headers || {});
+  const key = sessionStorage.getItem(keyName);
+  if (key) headers.set("Authorization", "Bearer " + key);
+  const resp = await fetch(path, { ...init, headers });
+  if (!resp.ok) {
+    let msg = resp.status + " " + resp.statusText;
+    try {
+      const p = await resp.json();
+      msg = (p.title || msg) + ": " + (p.detail || "") + (p.code ? " (" + p.code + ")" : "");
+    } catch (_) { /* not JSON */ }
+    if (resp.status === 401) msg += " — enter an API key above.";
+    throw new Error(msg);
+  }
+  return resp;
+}
+
+function showProblem(err) {
+  const p = $("problem");
+  p.textContent = err ? err.message : "";
+  p.hidden = !err;
+}
+
+function cell(row, text, cls) {
+  const td = row.insertCell();
+  td.textContent = text;
+  if (cls) td.className = cls;
+  return td;
+}
+
+// --- stock ---
+async function lookup(store, skus) {
+  showProblem(null);
+  const table = $("stock-table");
+  const body = table.tBodies[0];
+  body.replaceChildren();
+  try {
+    const resp = await api("/v1/stores/" + encodeURIComponent(store) + "/stock?sku=" + encodeURIComponent(skus));
+    const ans = await resp.json();
+    const source = resp.headers.get("X-Stock-Source");
+    for (const s of ans.items) {
+      const row = body.insertRow();
+      row.dataset.sku = s.sku;
+      cell(row, s.store);
+      cell(row, s.sku);
+      cell(row, s.available, "num available");
+      cell(row, s.on_hand, "num on-hand");
+      cell(row, s.reserved, "num");
+      cell(row, s.safety, "num");
+      cell(row, s.version, "num version");
+      cell(row, age(s.updated_at));
+      cell(row, s.source || source || "", s.source === "fallback" ? "fallback" : "");
+    }
+    table.hidden = ans.items.length === 0;
+    const missing = $("stock-missing");
+    missing.textContent = ans.missing.length ? "No record: " + ans.missing.join(", ") : "";
+    missing.hidden = !ans.missing.length;
+  } catch (err) {
+    showProblem(err);
+  }
+}
+
+function age(iso) {
+  const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
+  if (s < 60) return s + " s ago";
+  if (s < 3600) return Math.round(s / 60) + " min ago";
+  return new Date(iso).toLocaleString();
+}
+
+function stockView() {
+  const q = new URLSearchParams(location.search);
+  const store = q.get("store"), sku = q.get("sku");
+  if (store) $("store").value = store;
+  if (sku) $("skus").value = sku;
+  if (store && sku) lookup(store, sku);
+}
+
+// --- live feed: SSE read with fetch, so that it can carry the key ---
+let feedAbort = null, paused = false;
+const counts = [];
+
+async function follow() {
+  if (feedAbort) return;
+  feedAbort = new AbortController();
+  let cursor = "";
+  while (feedAbort && !feedAbort.signal.aborted) {
+    try {
+      const resp = await api("/v1/changes/stream" + (cursor ? "?cursor=" + encodeURIComponent(cursor) : ""), { signal: feedAbort.signal });
+      const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buf = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += value;
+        let end;
+        while ((end = buf.indexOf("\n\n")) >= 0) {
+          const event = buf.slice(0, end);
+          buf = buf.slice(end + 2);
+          const fields = {};
+          for (const line of event.split("\n")) {
+            const i = line.indexOf(": ");
+            if (i > 0) fields[line.slice(0, i)] = line.slice(i + 2);
+          }
+          if (fields.id) cursor = fields.id;
+          if (fields.event === "changes" && fields.data) show(JSON.parse(fields.data).changes);
+        }
+      }
+    } catch (err) {
+      if (feedAbort && feedAbort.signal.aborted) return;
+      showProblem(err);
+    }
+    await new Promise((r) => setTimeout(r, 1000)); // the stream ended: resume from the cursor
+  }
+}
+
+function show(changes) {
+  counts.push(changes.length);
+  if (paused) return;
+  const want = { store: $("feed-store").value.trim(), sku: $("feed-sku").value.trim(), type: $("feed-type").value.trim() };
+  const body = $("feed-table").tBodies[0];
+  for (const c of changes) {
+    if ((want.store && c.store !== want.store) || (want.sku && c.sku !== want.sku) || (want.type && c.type !== want.type)) continue;
+    const row = body.insertRow(0);
+    row.dataset.event = c.event_id;
+    cell(row, new Date(c.at).toLocaleTimeString());
+    cell(row, c.store);
+    cell(row, c.sku);
+    cell(row, c.type);
+    cell(row, c.delta, "num");
+    cell(row, c.on_hand, "num");
+    cell(row, c.reserved, "num");
+    cell(row, c.version, "num");
+    cell(row, c.event_id);
+  }
+  while (body.rows.length > 500) body.deleteRow(-1);
+}
+
+function sparkline() {
+  const rate = counts.reduce((a, b) => a + b, 0);
+  counts.length = 0;
+  rates.push(rate);
+  if (rates.length > 60) rates.shift();
+  $("feed-rate").textContent = rate;
+  const cv = $("feed-spark"), g = cv.getContext("2d");
+  g.clearRect(0, 0, cv.width, cv.height);
+  const max = Math.max(1, ...rates);
+  g.beginPath();
+  rates.forEach((v, i) => {
+    const x = (i / 59) * cv.width, y = cv.height - (v / max) * (cv.height - 2) - 1;
+    i ? g.lineTo(x, y) : g.moveTo(x, y);
+  });
+  g.stroke();
+}
+const rates = []; // changes a second, the last minute
+
+// --- health ---
+async function healthView() {
+  showProblem(null);
+  const dl = $("health");
+  dl.replaceChildren();
+  const add = (k, v) => {
+    const dt = document.createElement("dt"), dd = document.createElement("dd");
+    dt.textContent = k;
+    dd.textContent = v;
+    dl.append(dt, dd);
+  };
+  try {
+    const ready = await (await fetch("/readyz")).json();
+    add("Readiness", ready.status + (ready.checks ? " " + JSON.stringify(ready.checks) : ""));
+    const breaker = await (await api("/v1/admin/breaker")).json();
+    add("Redis breaker", breaker.state);
+    if (breaker.copy) add("Durable copy", JSON.stringify(breaker.copy));
+  } catch (err) {
+    showProblem(err);
+  }
+}
+
+// --- the page ---
+function route() {
+  const view = location.pathname.replace(/^\/console\/?/, "") || "stock";
+  for (const v of ["stock", "feed", "health"]) $("view-" + v).hidden = v !== view;
+  for (const a of document.querySelectorAll("nav a")) {
+    if (a.dataset.view === view) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+  if (view === "stock") stockView();
+  if (view === "feed") follow();
+  if (view === "health") healthView();
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("api-key").value = sessionStorage.getItem(keyName) || "";
+  $("key-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    sessionStorage.setItem(keyName, $("api-key").value.trim());
+    route();
+  });
+  $("stock-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const store = $("store").value.trim(), skus = $("skus").value.replace(/\s+/g, "");
+    window.history.replaceState(null, "", "/console/stock?store=" + encodeURIComponent(store) + "&sku=" + encodeURIComponent(skus));
+    lookup(store, skus);
+  });
+  $("feed-pause").addEventListener("click", (e) => {
+    paused = !paused;
+    e.target.textContent = paused ? "Resume" : "Pause";
+    e.target.setAttribute("aria-pressed", String(paused));
+  });
+  setInterval(sparkline, 1000);
+  route();
+});
