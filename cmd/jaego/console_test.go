@@ -5,12 +5,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/jaego/jaego/internal/lock"
+	"github.com/redis/rueidis"
 )
 
 // browser starts headless Chromium for the test (Debian's chromium; scripts/test.sh
@@ -109,5 +112,115 @@ func TestConsole(t *testing.T) {
 	}
 	if !strings.Contains(problem, "store") || !strings.Contains(problem, "invalid_input") {
 		t.Errorf("problem shown: %q", problem)
+	}
+
+	// Promotions: create one through the page (its JSON form), see it in the gift preview,
+	// stop it through the page, and see the preview change. confirm() says yes.
+	previewGift := func() string {
+		t.Helper()
+		// The answer is new list items: the old ones go first.
+		if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.getElementById("preview").replaceChildren(); true`)); err != nil {
+			t.Fatal(err)
+		}
+		if err := chromedp.Do(ctx,
+			chromedp.SetValue(`#preview-items`, "CONSOLE-T:2"),
+			chromedp.Click(`#preview-form button`),
+			chromedp.WaitVisible(`#preview li`),
+		); err != nil {
+			t.Fatal(err)
+		}
+		text, err := chromedp.Run(ctx, chromedp.Text(`#preview`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return text
+	}
+	spec := `{"name":"Console test","starts_at":"2026-01-01T00:00:00Z","ends_at":"2099-01-01T00:00:00Z","priority":1,` +
+		`"channels":["online"],"targets":["CONSOLE-T"],"condition":{"min_qty":2,"min_amount":0},"gifts":[{"sku":"CONSOLE-G","qty":1}]}`
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(s.api+"/console/promotions"),
+		chromedp.WaitVisible(`#promo-spec`),
+	); err != nil {
+		t.Fatal(err)
+	}
+	sayYes := func() {
+		t.Helper()
+		if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.confirm = () => true; true`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sayYes()
+	if err := chromedp.Do(ctx,
+		chromedp.SetValue(`#promo-spec`, `{"name":""}`), // refused: the API's message shows
+		chromedp.Click(`#promo-form button`),
+		chromedp.WaitVisible(`#problem`),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if msg, _ := chromedp.Run(ctx, chromedp.Text(`#problem`)); !strings.Contains(msg, "invalid_input") {
+		t.Errorf("a refused promotion shows %q", msg)
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.SetValue(`#promo-spec`, spec),
+		chromedp.Click(`#promo-form button`),
+		chromedp.WaitVisible(`#promo-table tr[data-name="Console test"] button`),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if got := previewGift(); !strings.Contains(got, "CONSOLE-G ×1") {
+		t.Fatalf("preview with the promotion: %q", got)
+	}
+	screenshot(t, ctx, "promotions")
+	if err := chromedp.Do(ctx,
+		chromedp.Click(`#promo-table tr[data-name="Console test"] button`),
+		chromedp.WaitNotPresent(`#promo-table tr[data-name="Console test"] button`),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if got := previewGift(); !strings.Contains(got, "No gift") {
+		var list map[string]any
+		getJSON(t, s.api+"/v1/admin/promotions", &list)
+		t.Errorf("preview after the stop: %q (promotions: %v)", got, list)
+	}
+
+	// Locks: a planted lock is listed and force-unlocked through the page.
+	var redisAddr string
+	for _, line := range s.lines {
+		if m := regexp.MustCompile(`redis:\s+(127\.0\.0\.1:\d+)`).FindStringSubmatch(line); m != nil {
+			redisAddr = m[1]
+		}
+	}
+	rc, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{redisAddr}, DisableCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	if _, err := lock.New(rc, lock.Options{ClassicPubSub: true}).TryLock(context.Background(), "planted", 0, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(s.api+"/console/locks"),
+		chromedp.WaitVisible(`#lock-table tr[data-name="planted"] button`),
+	); err != nil {
+		t.Fatal(err)
+	}
+	screenshot(t, ctx, "locks")
+	sayYes()
+	if err := chromedp.Do(ctx,
+		chromedp.Click(`#lock-table tr[data-name="planted"] button`),
+		chromedp.WaitNotPresent(`#lock-table tr[data-name="planted"]`),
+	); err != nil {
+		t.Fatal(err)
+	}
+	var locks struct {
+		Locks []struct {
+			Name string `json:"name"`
+		} `json:"locks"`
+	}
+	getJSON(t, s.api+"/v1/admin/locks", &locks)
+	for _, l := range locks.Locks {
+		if l.Name == "planted" {
+			t.Errorf("the planted lock is still held after the console's force-unlock")
+		}
 	}
 }

@@ -183,10 +183,155 @@ async function healthView() {
   }
 }
 
+// --- history ---
+async function showHistory(store, sku) {
+  showProblem(null);
+  const table = $("history-table"), body = table.tBodies[0];
+  body.replaceChildren();
+  try {
+    const ans = await (await api("/v1/stores/" + encodeURIComponent(store) + "/skus/" + encodeURIComponent(sku) + "/history")).json();
+    for (const c of ans.changes) {
+      const row = body.insertRow();
+      cell(row, new Date(c.at).toLocaleString());
+      cell(row, c.type);
+      cell(row, c.delta, "num");
+      cell(row, c.on_hand, "num");
+      cell(row, c.reserved, "num");
+      cell(row, c.version, "num");
+      cell(row, c.event_id);
+    }
+    table.hidden = false;
+  } catch (err) {
+    showProblem(err);
+  }
+}
+
+// --- promotions ---
+const specTemplate = {
+  name: "Buy 2, get a sample", starts_at: new Date().toISOString().slice(0, 10) + "T00:00:00Z",
+  ends_at: new Date(Date.now() + 30 * 864e5).toISOString().slice(0, 10) + "T00:00:00Z", priority: 5,
+  channels: ["online", "store"], targets: ["TONER-1"], condition: { min_qty: 2, min_amount: 0 },
+  gifts: [{ sku: "GIFT-1", qty: 1 }], max_per_order: 1,
+};
+
+async function promotionsView() {
+  showProblem(null);
+  if (!$("promo-spec").value) $("promo-spec").value = JSON.stringify(specTemplate, null, 2);
+  const body = $("promo-table").tBodies[0];
+  body.replaceChildren();
+  try {
+    const ans = await (await api("/v1/admin/promotions?limit=200")).json();
+    for (const p of ans.promotions) {
+      const row = body.insertRow();
+      row.dataset.id = p.id;
+      row.dataset.name = p.name;
+      cell(row, p.name);
+      cell(row, p.status, "status");
+      cell(row, p.starts_at.slice(0, 10));
+      cell(row, p.ends_at.slice(0, 10));
+      cell(row, p.targets.join(", "));
+      cell(row, p.gifts.map((g) => g.sku + " ×" + g.qty).join(", "));
+      cell(row, p.updated_by || "—");
+      const td = row.insertCell();
+      if (p.status === "active") {
+        const b = document.createElement("button");
+        b.type = "button";
+        b.textContent = "Stop";
+        b.setAttribute("aria-label", "Stop " + p.name);
+        b.addEventListener("click", async () => {
+          if (!confirm("Stop \"" + p.name + "\"? It grants nothing from the next request on.")) return;
+          try { await api("/v1/admin/promotions/" + p.id + "/stop", { method: "POST" }); } catch (err) { showProblem(err); return; }
+          promotionsView();
+        });
+        td.append(b);
+      }
+    }
+  } catch (err) {
+    showProblem(err);
+  }
+}
+
+async function preview(items, store) {
+  showProblem(null);
+  const list = $("preview");
+  list.replaceChildren();
+  const order = { channel: "online", items: items.split(",").filter(Boolean).map((s) => {
+    const [sku, qty] = s.trim().split(":");
+    return { sku, qty: Number(qty || 1), price: 0 };
+  }) };
+  if (store) order.store = store;
+  try {
+    const ans = await (await api("/v1/gifts/evaluate", { method: "POST", body: JSON.stringify(order), headers: { "Content-Type": "application/json" } })).json();
+    for (const g of ans.gifts) {
+      const li = document.createElement("li");
+      li.dataset.sku = g.sku;
+      li.textContent = g.sku + " ×" + g.qty + (g.available !== undefined ? " (" + g.available + " at the store)" : "");
+      list.append(li);
+    }
+    if (!ans.gifts.length) {
+      const li = document.createElement("li");
+      li.textContent = "No gift for this basket.";
+      list.append(li);
+    }
+  } catch (err) {
+    showProblem(err);
+  }
+}
+
+// --- locks ---
+async function locksView() {
+  showProblem(null);
+  const body = $("lock-table").tBodies[0];
+  body.replaceChildren();
+  try {
+    const ans = await (await api("/v1/admin/locks")).json();
+    for (const l of ans.locks) {
+      const row = body.insertRow();
+      row.dataset.name = l.name;
+      cell(row, l.name);
+      cell(row, l.token, "num");
+      cell(row, (l.ttl_ms / 1000).toFixed(1) + " s", "num");
+      const b = document.createElement("button");
+      b.type = "button";
+      b.textContent = "Force unlock";
+      b.setAttribute("aria-label", "Force unlock " + l.name);
+      b.addEventListener("click", async () => {
+        if (!confirm("Force-unlock " + l.name + "? Its holder loses it; its fencing token stops being honoured.")) return;
+        try { await api("/v1/admin/locks/" + encodeURIComponent(l.name) + "/force-unlock", { method: "POST" }); } catch (err) { showProblem(err); return; }
+        locksView();
+      });
+      row.insertCell().append(b);
+    }
+    $("locks-none").hidden = ans.locks.length > 0;
+  } catch (err) {
+    showProblem(err);
+  }
+}
+
+// --- reservations ---
+async function showReservation(id, step) {
+  showProblem(null);
+  const dl = $("rsv");
+  dl.replaceChildren();
+  try {
+    const path = "/v1/reservations/" + encodeURIComponent(id) + (step ? "/" + step : "");
+    const r = await (await api(path, step ? { method: "POST" } : {})).json();
+    for (const [k, v] of [["Store", r.store], ["Status", r.status], ["Items", r.items.map((i) => i.sku + " ×" + i.qty).join(", ")], ["Expires", new Date(r.expires_at).toLocaleString()]]) {
+      const dt = document.createElement("dt"), dd = document.createElement("dd");
+      dt.textContent = k;
+      dd.textContent = v;
+      dl.append(dt, dd);
+    }
+    $("rsv-confirm").hidden = $("rsv-cancel").hidden = r.status !== "held";
+  } catch (err) {
+    showProblem(err);
+  }
+}
+
 // --- the page ---
 function route() {
   const view = location.pathname.replace(/^\/console\/?/, "") || "stock";
-  for (const v of ["stock", "feed", "health"]) $("view-" + v).hidden = v !== view;
+  for (const v of views) $("view-" + v).hidden = v !== view;
   for (const a of document.querySelectorAll("nav a")) {
     if (a.dataset.view === view) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
@@ -194,7 +339,20 @@ function route() {
   if (view === "stock") stockView();
   if (view === "feed") follow();
   if (view === "health") healthView();
+  if (view === "promotions") promotionsView();
+  if (view === "locks") locksView();
+  const q = new URLSearchParams(location.search);
+  if (view === "history" && q.get("store") && q.get("sku")) {
+    $("h-store").value = q.get("store");
+    $("h-sku").value = q.get("sku");
+    showHistory(q.get("store"), q.get("sku"));
+  }
+  if (view === "reservations" && q.get("id")) {
+    $("rsv-id").value = q.get("id");
+    showReservation(q.get("id"));
+  }
 }
+const views = ["stock", "feed", "history", "promotions", "locks", "reservations", "health"];
 
 document.addEventListener("DOMContentLoaded", () => {
   $("api-key").value = sessionStorage.getItem(keyName) || "";
@@ -214,6 +372,30 @@ document.addEventListener("DOMContentLoaded", () => {
     e.target.textContent = paused ? "Resume" : "Pause";
     e.target.setAttribute("aria-pressed", String(paused));
   });
+  $("history-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    showHistory($("h-store").value.trim(), $("h-sku").value.trim());
+  });
+  $("promo-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    showProblem(null);
+    try {
+      await api("/v1/admin/promotions", { method: "POST", body: $("promo-spec").value, headers: { "Content-Type": "application/json" } });
+      promotionsView();
+    } catch (err) {
+      showProblem(err);
+    }
+  });
+  $("preview-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    preview($("preview-items").value, $("preview-store").value.trim());
+  });
+  $("rsv-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    showReservation($("rsv-id").value.trim());
+  });
+  $("rsv-confirm").addEventListener("click", () => showReservation($("rsv-id").value.trim(), "confirm"));
+  $("rsv-cancel").addEventListener("click", () => showReservation($("rsv-id").value.trim(), "cancel"));
   setInterval(sparkline, 1000);
   route();
 });
