@@ -223,4 +223,48 @@ func TestConsole(t *testing.T) {
 			t.Errorf("the planted lock is still held after the console's force-unlock")
 		}
 	}
+
+	// History (the durable copy's ledger), a reservation, and health: each page shows what
+	// the API has.
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(s.api+"/console/history?store=S001&sku=8809461234567"),
+		chromedp.WaitVisible(`#history-table tbody tr`),
+	); err != nil {
+		t.Fatalf("history: %v", err)
+	}
+	screenshot(t, ctx, "history")
+	if code, ans := post(t, s.api+"/v1/reservations", `{"reservation_id":"console-r1","store":"S001","items":[{"sku":"8809461234567","qty":1}]}`); code != 201 {
+		t.Fatalf("hold: %d %v", code, ans)
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(s.api+"/console/reservations?id=console-r1"),
+		chromedp.WaitVisible(`#rsv-confirm`),
+	); err != nil {
+		t.Fatalf("reservation: %v", err)
+	}
+	if text, _ := chromedp.Run(ctx, chromedp.Text(`#rsv`)); !strings.Contains(text, "held") {
+		t.Errorf("the reservation page shows %q", text)
+	}
+	screenshot(t, ctx, "reservations")
+	if err := chromedp.Do(ctx,
+		chromedp.Click(`#rsv-cancel`),
+		chromedp.WaitNotVisible(`#rsv-cancel`),
+	); err != nil {
+		t.Fatalf("cancel through the page: %v", err)
+	}
+	var rsv map[string]any
+	if getJSON(t, s.api+"/v1/reservations/console-r1", &rsv); rsv["status"] != "cancelled" {
+		t.Errorf("after the page's cancel: %v", rsv)
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(s.api+"/console/health"),
+		chromedp.WaitVisible(`#health dd`),
+	); err != nil {
+		t.Fatalf("health: %v", err)
+	}
+	if text, _ := chromedp.Run(ctx, chromedp.Text(`#health`)); !strings.Contains(text, "Readiness") || !strings.Contains(text, "closed") ||
+		!strings.Contains(text, "Durable copy") || !strings.Contains(text, "Kafka consumer lag") {
+		t.Errorf("the health page shows %q", text)
+	}
+	screenshot(t, ctx, "health")
 }

@@ -176,8 +176,16 @@ async function healthView() {
     const ready = await (await fetch("/readyz")).json();
     add("Readiness", ready.status + (ready.checks ? " " + JSON.stringify(ready.checks) : ""));
     const breaker = await (await api("/v1/admin/breaker")).json();
-    add("Redis breaker", breaker.state);
-    if (breaker.copy) add("Durable copy", JSON.stringify(breaker.copy));
+    add("Redis breaker", breaker.state + " since " + new Date(breaker.since).toLocaleString() +
+      " (failures " + (breaker.failure_rate * 100).toFixed(1) + "%, slow " + (breaker.slow_rate * 100).toFixed(1) + "%)");
+    if (breaker.copy_position !== undefined) {
+      add("Durable copy", breaker.copy_changes + " changes; as of " + (breaker.copy_position ? new Date(breaker.copy_position).toLocaleString() : "—") +
+        (breaker.copy_lag_seconds != null ? ", " + breaker.copy_lag_seconds.toFixed(1) + " s behind" : ""));
+    }
+    // Consumer lag, from the Prometheus text: the most a partition of the group is behind.
+    const metrics = await (await fetch("/metrics")).text();
+    const lags = [...metrics.matchAll(/^jaego_consumer_group_lag\{[^}]*\} (\S+)$/gm)].map((m) => Number(m[1]));
+    add("Kafka consumer lag", lags.length ? Math.max(...lags) + " records (the most behind partition)" : "no consumer group reported yet");
   } catch (err) {
     showProblem(err);
   }
