@@ -78,6 +78,13 @@ func TestConsole(t *testing.T) {
 		t.Errorf("the console shows available %s, on hand %s; the API %v", available, onHand, st)
 	}
 	screenshot(t, ctx, "stock")
+	// One SKU across stores, by its deep link too.
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(s.api+"/console/stock?sku=8809461234567&stores=S001,S002,S003"),
+		chromedp.WaitVisible(`#stock-table tr[data-store="S003"]`),
+	); err != nil {
+		t.Fatalf("one SKU across stores: %v", err)
+	}
 
 	// The live feed: an event posted through the API shows up.
 	if err := chromedp.Do(ctx, chromedp.Navigate(s.api+"/console/feed"), chromedp.WaitVisible(`#feed-table`)); err != nil {
@@ -267,4 +274,32 @@ func TestConsole(t *testing.T) {
 		t.Errorf("the health page shows %q", text)
 	}
 	screenshot(t, ctx, "health")
+}
+
+// TestConsoleWithKeys: with access control on, the console asks for a key, says so
+// readably, and works with the key given (kept in the tab's sessionStorage only).
+func TestConsoleWithKeys(t *testing.T) {
+	path, keys := keysFile(t)
+	s := start(t, map[string]string{"JAEGO_API_KEYS_FILE": path}, "dev", "--http", "127.0.0.1:0")
+	ctx := browser(t)
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(s.api+"/console/stock?store=S001&sku=8809461234567"),
+		chromedp.WaitVisible(`#problem`),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if msg, _ := chromedp.Run(ctx, chromedp.Text(`#problem`)); !strings.Contains(msg, "unauthenticated") || !strings.Contains(msg, "API key") {
+		t.Errorf("without a key the console says %q", msg)
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.SetValue(`#api-key`, keys["reader"]),
+		chromedp.Click(`#key-form button`),
+		chromedp.WaitVisible(`#stock-table tr[data-sku="8809461234567"]`),
+	); err != nil {
+		t.Fatalf("with the reader key: %v", err)
+	}
+	stored, err := chromedp.Run(ctx, chromedp.Evaluate[string](`sessionStorage.getItem("jaego-api-key") + "|" + (localStorage.length === 0)`))
+	if err != nil || stored != keys["reader"]+"|true" {
+		t.Errorf("the key is kept as %q (%v): want it in sessionStorage only", stored, err)
+	}
 }

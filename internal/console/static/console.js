@@ -37,18 +37,22 @@ function cell(row, text, cls) {
 }
 
 // --- stock ---
-async function lookup(store, skus) {
+// lookup shows a store's SKUs, or (stores given) one SKU across stores.
+async function lookup(store, skus, stores) {
   showProblem(null);
   const table = $("stock-table");
   const body = table.tBodies[0];
   body.replaceChildren();
   try {
-    const resp = await api("/v1/stores/" + encodeURIComponent(store) + "/stock?sku=" + encodeURIComponent(skus));
+    const resp = await api(stores
+      ? "/v1/skus/" + encodeURIComponent(skus) + "/stock?store=" + encodeURIComponent(stores)
+      : "/v1/stores/" + encodeURIComponent(store) + "/stock?sku=" + encodeURIComponent(skus));
     const ans = await resp.json();
     const source = resp.headers.get("X-Stock-Source");
     for (const s of ans.items) {
       const row = body.insertRow();
       row.dataset.sku = s.sku;
+      row.dataset.store = s.store;
       cell(row, s.store);
       cell(row, s.sku);
       cell(row, s.available, "num available");
@@ -77,7 +81,13 @@ function age(iso) {
 
 function stockView() {
   const q = new URLSearchParams(location.search);
-  const store = q.get("store"), sku = q.get("sku");
+  const store = q.get("store"), sku = q.get("sku"), stores = q.get("stores");
+  if (stores && sku) {
+    $("across-sku").value = sku;
+    $("across-stores").value = stores;
+    lookup("", sku, stores);
+    return;
+  }
   if (store) $("store").value = store;
   if (sku) $("skus").value = sku;
   if (store && sku) lookup(store, sku);
@@ -374,6 +384,12 @@ document.addEventListener("DOMContentLoaded", () => {
     const store = $("store").value.trim(), skus = $("skus").value.replace(/\s+/g, "");
     window.history.replaceState(null, "", "/console/stock?store=" + encodeURIComponent(store) + "&sku=" + encodeURIComponent(skus));
     lookup(store, skus);
+  });
+  $("across-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const sku = $("across-sku").value.trim(), stores = $("across-stores").value.replace(/\s+/g, "");
+    window.history.replaceState(null, "", "/console/stock?sku=" + encodeURIComponent(sku) + "&stores=" + encodeURIComponent(stores));
+    lookup("", sku, stores);
   });
   $("feed-pause").addEventListener("click", (e) => {
     paused = !paused;
