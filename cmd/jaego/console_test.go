@@ -265,7 +265,7 @@ func TestConsole(t *testing.T) {
 	}
 	if err := chromedp.Do(ctx,
 		chromedp.Navigate(s.api+"/console/health"),
-		chromedp.WaitVisible(`#health dd`),
+		chromedp.WaitVisible(`#health[data-complete] dd`),
 	); err != nil {
 		t.Fatalf("health: %v", err)
 	}

@@ -176,6 +176,7 @@ async function healthView() {
   showProblem(null);
   const dl = $("health");
   dl.replaceChildren();
+  delete dl.dataset.complete;
   const add = (k, v) => {
     const dt = document.createElement("dt"), dd = document.createElement("dd");
     dt.textContent = k;
@@ -196,6 +197,7 @@ async function healthView() {
     const metrics = await (await fetch("/metrics")).text();
     const lags = [...metrics.matchAll(/^jaego_consumer_group_lag\{[^}]*\} (\S+)$/gm)].map((m) => Number(m[1]));
     add("Kafka consumer lag", lags.length ? Math.max(...lags) + " records (the most behind partition)" : "no consumer group reported yet");
+    dl.dataset.complete = "true";
   } catch (err) {
     showProblem(err);
   }
