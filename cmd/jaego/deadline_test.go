@@ -16,13 +16,16 @@ import (
 // hang), and once Redis is back the goroutines are what they were.
 func TestDeadlinesHold(t *testing.T) {
 	bin := buildJaego(t)
-	_, rs := testenv.Redis(t)
+	redis, rs := testenv.Redis(t)
 	const timeout = 400 * time.Millisecond
 	p := startJaego(t, bin, "serve", "--http", "127.0.0.1:0", "--redis", "redis://"+rs.Addr+"/0", "--request-timeout", timeout.String(),
 		"--log-level", "error")
 	if code, ans := post(t, p.api+"/v1/events", `{"event_id":"d0","type":"receipt","store":"S1","sku":"A","qty":5}`); code != 200 {
 		t.Fatalf("seed: %d %v", code, ans)
 	}
+	// The baseline once the server's own Redis connections are up: the pipeline and the
+	// live tail's 16 watcher reads (their goroutines come with them).
+	until(t, "the server's Redis connections", 30*time.Second, func() bool { return redisClients(t, redis) >= 17 })
 	before := metricValue(t, p.api, "go_goroutines")
 	requests := []struct{ method, path, body string }{
 		{"GET", "/v1/changes?from=2026-11-25T00:00:00Z&ndjson", ""},
