@@ -203,6 +203,20 @@ async function healthView() {
   }
 }
 
+// confirmButton is a button that asks question, then POSTs to path and calls then.
+function confirmButton(text, label, question, path, then) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.textContent = text;
+  b.setAttribute("aria-label", label);
+  b.addEventListener("click", async () => {
+    if (!confirm(question)) return;
+    try { await api(path, { method: "POST" }); } catch (err) { showProblem(err); return; }
+    then();
+  });
+  return b;
+}
+
 // --- history ---
 async function showHistory(store, sku) {
   showProblem(null);
@@ -254,16 +268,8 @@ async function promotionsView() {
       cell(row, p.updated_by || "—");
       const td = row.insertCell();
       if (p.status === "active") {
-        const b = document.createElement("button");
-        b.type = "button";
-        b.textContent = "Stop";
-        b.setAttribute("aria-label", "Stop " + p.name);
-        b.addEventListener("click", async () => {
-          if (!confirm("Stop \"" + p.name + "\"? It grants nothing from the next request on.")) return;
-          try { await api("/v1/admin/promotions/" + p.id + "/stop", { method: "POST" }); } catch (err) { showProblem(err); return; }
-          promotionsView();
-        });
-        td.append(b);
+        td.append(confirmButton("Stop", "Stop " + p.name, "Stop \"" + p.name + "\"? It grants nothing from the next request on.",
+          "/v1/admin/promotions/" + p.id + "/stop", promotionsView));
       }
     }
   } catch (err) {
@@ -311,16 +317,9 @@ async function locksView() {
       cell(row, l.name);
       cell(row, l.token, "num");
       cell(row, (l.ttl_ms / 1000).toFixed(1) + " s", "num");
-      const b = document.createElement("button");
-      b.type = "button";
-      b.textContent = "Force unlock";
-      b.setAttribute("aria-label", "Force unlock " + l.name);
-      b.addEventListener("click", async () => {
-        if (!confirm("Force-unlock " + l.name + "? Its holder loses it; its fencing token stops being honoured.")) return;
-        try { await api("/v1/admin/locks/" + encodeURIComponent(l.name) + "/force-unlock", { method: "POST" }); } catch (err) { showProblem(err); return; }
-        locksView();
-      });
-      row.insertCell().append(b);
+      row.insertCell().append(confirmButton("Force unlock", "Force unlock " + l.name,
+        "Force-unlock " + l.name + "? Its holder loses it; its fencing token stops being honoured.",
+        "/v1/admin/locks/" + encodeURIComponent(l.name) + "/force-unlock", locksView));
     }
     $("locks-none").hidden = ans.locks.length > 0;
   } catch (err) {
