@@ -103,7 +103,10 @@ func New(o Options) *Breaker {
 	// Trial calls: closed again when all but the failure rate's share of them succeed.
 	success := uint(o.HalfOpenCalls - int(math.Floor(float64(o.HalfOpenCalls)*o.FailureRate)))
 	b.cb = circuitbreaker.NewBuilder[any]().
-		WithFailureThreshold(math.MaxUint32). // the closed state's decision is the ring's
+		// The closed state's decision is the ring's: failsafe-go's own count (2 failures of
+		// the last 1) can never be reached, and costs one bit (a count of math.MaxUint32
+		// allocated a 512 MiB bitset at every return to closed).
+		WithFailureThresholdRatio(2, 1).
 		WithDelay(o.OpenFor).
 		WithSuccessThresholdRatio(max(success, 1), uint(o.HalfOpenCalls)).
 		OnStateChanged(func(e circuitbreaker.StateChangedEvent) { b.changed(e.NewState) }).

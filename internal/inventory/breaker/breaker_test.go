@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -170,4 +171,39 @@ func TestForcedOpen(t *testing.T) {
 	if st := b.Status(); st.State != breaker.Closed {
 		t.Fatalf("after a good trial call: %+v", st)
 	}
+}
+
+// heapAfterGC is the live heap, once the garbage is collected.
+func heapAfterGC() uint64 {
+	var m runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+// A breaker costs little memory, and a forced_open → auto → closed cycle adds none: a
+// failsafe-go count threshold of math.MaxUint32 once allocated a 512 MiB bitset at New and
+// at every return to closed.
+func TestBreakerMemory(t *testing.T) {
+	before := heapAfterGC()
+	b := breaker.New(breaker.Options{HalfOpenCalls: 1, Logger: quiet})
+	made := heapAfterGC()
+	if grew := int64(made) - int64(before); grew > 1<<20 {
+		t.Fatalf("a new breaker took %d bytes of heap", grew)
+	}
+	for range 5 {
+		b.Force()
+		b.Auto()
+		if err := b.Allow(); err != nil { // the one trial call
+			t.Fatal(err)
+		}
+		b.Record(nil, time.Millisecond)
+		if st := b.Status().State; st != breaker.Closed {
+			t.Fatalf("after a good trial call: %s", st)
+		}
+	}
+	if grew := int64(heapAfterGC()) - int64(made); grew > 1<<20 {
+		t.Fatalf("5 forced_open → auto → closed cycles took %d bytes of heap", grew)
+	}
+	runtime.KeepAlive(b)
 }
