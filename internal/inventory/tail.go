@@ -152,8 +152,14 @@ func (h *Hub) Follow(ctx context.Context, cursor string, started func(), emit fu
 		if err := h.feed.Follows(cursor); err != nil {
 			return err
 		}
+		// The first page is read before the stream starts, so that a cursor the feed no
+		// longer holds (ErrExpired) is refused as the request's error, not a stream's end.
+		first, err := h.feed.Changes(ctx, time.Time{}, time.Time{}, cursor, h.o.Page)
+		if err != nil {
+			return err
+		}
 		started() // from its own cursor: nothing after it can be missed
-		if err := h.catchUp(ctx, s, cursor, emit); err != nil {
+		if err := h.catchUp(ctx, s, cursor, first, emit); err != nil {
 			return err
 		}
 	}
@@ -182,25 +188,32 @@ func (h *Hub) Follow(ctx context.Context, cursor string, started func(), emit fu
 	}
 }
 
-// catchUp reads on its own from cursor until s can join the hub there.
-func (h *Hub) catchUp(ctx context.Context, s *subscriber, cursor string, emit func(TailBatch) error) error {
-	for tries := 0; tries < 100; tries++ {
-		joined, err := h.join(ctx, s, cursor)
-		if err != nil || joined {
-			return err
-		}
-		page, err := h.feed.Changes(ctx, time.Time{}, time.Time{}, cursor, h.o.Page)
-		if err != nil {
-			return err
-		}
+// catchUp reads on its own from cursor (page is its first read) until s can join the hub
+// there. It goes on as long as it makes progress, however far behind it starts (a resume
+// a million changes back reads a thousand pages); only a cursor that stays behind the hub
+// with nothing left to read, maxIdle times in a row, is given up on.
+func (h *Hub) catchUp(ctx context.Context, s *subscriber, cursor string, page ChangePage, emit func(TailBatch) error) error {
+	const maxIdle = 100
+	for idle := 0; ; {
 		if len(page.Changes) > 0 {
 			if err := emit(TailBatch{Changes: page.Changes, Cursor: page.Next}); err != nil {
 				return err
 			}
+			idle = 0
+		} else if idle++; idle > maxIdle {
+			return errors.New("live tail: the cursor does not catch up with the feed")
+		}
+		if page.Next != "" {
 			cursor = page.Next
 		}
+		joined, err := h.join(ctx, s, cursor)
+		if err != nil || joined {
+			return err
+		}
+		if page, err = h.feed.Changes(ctx, time.Time{}, time.Time{}, cursor, h.o.Page); err != nil {
+			return err
+		}
 	}
-	return errors.New("live tail: the cursor does not catch up with the feed")
 }
 
 // join adds s at cursor when cursor has passed all the hub has read; "" joins at the

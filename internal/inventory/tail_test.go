@@ -11,6 +11,7 @@ import (
 	"github.com/jaego/jaego/internal/inventory"
 	"github.com/jaego/jaego/internal/inventory/inmem"
 	"github.com/jaego/jaego/internal/inventory/inventorytest"
+	"github.com/jaego/jaego/internal/testenv"
 )
 
 func runHub(t *testing.T, feed inventory.TailFeed, o inventory.HubOptions) *inventory.Hub {
@@ -118,17 +119,14 @@ func TestHubFansOutExactly(t *testing.T) {
 		f.mu.Unlock()
 	}
 	close(block) // the slow one takes what it had queued, then hears it was dropped
-	select {
-	case <-slow.enough:
-	case <-ctx.Done():
-	}
-	if err := <-slowDone; err != nil || !slow.dropped {
+	testenv.Recv(t, ctx, slow.enough, "the slow subscriber's drop")
+	if err := testenv.Recv(t, ctx, slowDone, "the slow subscriber's end"); err != nil || !slow.dropped {
 		t.Fatalf("the slow subscriber: dropped %v, %v", slow.dropped, err)
 	}
 	// Resuming from where it was dropped gives the rest exactly.
 	got := len(slow.ids)
 	rest, _ := follow(t, ctx, hub, slow.last, n-got, nil)
-	<-rest.enough
+	testenv.Recv(t, ctx, rest.enough, "the resumed subscriber's changes")
 	all := append(append([]string{}, slow.ids...), rest.ids...)
 	for j, id := range all {
 		if id != events[j].EventID {
@@ -149,9 +147,70 @@ func TestHubCap(t *testing.T) {
 		t.Fatalf("third subscriber: %v", err)
 	}
 	cancel()
-	<-d1
-	<-d2
+	wait, stop := context.WithTimeout(context.Background(), 10*time.Second)
+	defer stop()
+	testenv.Recv(t, wait, d1, "the first subscriber's end")
+	testenv.Recv(t, wait, d2, "the second subscriber's end")
 	if err := hub.Follow(context.Background(), "not a cursor", func() {}, func(inventory.TailBatch) error { return nil }); err == nil {
 		t.Errorf("a malformed cursor was followed")
+	}
+}
+
+// A subscriber resuming far behind (here 500 pages of the hub's, in the issue 1M changes)
+// while the hub serves others at the head catches up: it reads on as long as it makes
+// progress (it gave up after 100 pages before).
+func TestHubResumesFarBehind(t *testing.T) {
+	store := inmem.New(inmem.Options{})
+	hub := runHub(t, store, inventory.HubOptions{Page: 10})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const n = 5000
+	events := make([]inventory.Event, n)
+	for i := range events {
+		events[i] = inventorytest.Ev(inventory.Receipt, fmt.Sprintf("S%d", i%7), "A", 1)
+	}
+	start, err := store.Changes(ctx, time.Now().Add(-time.Hour), time.Now().AddDate(100, 0, 0), "", 1) // an open range, empty yet
+	if err != nil || len(start.Changes) != 0 {
+		t.Fatalf("start: %d %v", len(start.Changes), err)
+	}
+	head, _ := follow(t, ctx, hub, "", n, nil) // keeps the hub reading at the head
+	inventorytest.MustApply(t, store, events...)
+	testenv.Recv(t, ctx, head.enough, "the head subscriber's changes")
+	late, done := follow(t, ctx, hub, start.Next, n, nil)
+	select {
+	case <-late.enough:
+	case err := <-done:
+		t.Fatalf("the resumed stream ended after %d changes: %v", len(late.ids), err)
+	case <-ctx.Done():
+		t.Fatalf("the resumed subscriber got %d of %d changes", len(late.ids), n)
+	}
+	late.mu.Lock()
+	defer late.mu.Unlock()
+	for j, id := range late.ids {
+		if id != events[j].EventID {
+			t.Fatalf("change %d is %s, want %s", j, id, events[j].EventID)
+		}
+	}
+}
+
+// A cursor the feed no longer holds is refused before the stream starts (the request's
+// error, so a 410 over HTTP), not after.
+func TestHubRefusesExpiredCursorBeforeStart(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	store := inmem.New(inmem.Options{Retention: time.Hour, Now: clock})
+	hub := runHub(t, store, inventory.HubOptions{})
+	page, err := store.Changes(context.Background(), now.Add(-30*time.Minute), now.AddDate(100, 0, 0), "", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	now = now.Add(2 * time.Hour)
+	mu.Unlock()
+	err = hub.Follow(context.Background(), page.Next, func() { t.Error("an expired cursor's stream started") },
+		func(inventory.TailBatch) error { return nil })
+	if !errors.Is(err, inventory.ErrExpired) {
+		t.Fatalf("expired cursor: %v", err)
 	}
 }

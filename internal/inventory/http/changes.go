@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -154,6 +155,15 @@ func (a *API) changeStream() http.Handler {
 			return rc.Flush()
 		}
 		started := false
+		// A hijacked connection is the handler's to close: whenever the stream ends (the
+		// client left, a write failed, the subscriber was dropped), the client hears it at
+		// once and reconnects, instead of waiting on a silent socket.
+		var hijacked net.Conn
+		defer func() {
+			if hijacked != nil {
+				_ = hijacked.Close()
+			}
+		}()
 		// Admitted within the request timeout, or a 504 (a hung Redis while joining).
 		ctx, cancel := context.WithCancelCause(r.Context())
 		defer cancel(nil)
@@ -166,6 +176,7 @@ func (a *API) changeStream() http.Handler {
 			// request (a goroutine per open request) ends: a subscriber costs one goroutine,
 			// and a client that left is noticed by the next write (at most a keep-alive away).
 			if conn, brw, err := rc.Hijack(); err == nil {
+				hijacked = conn
 				write = func(format string, args ...any) error {
 					_ = conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
 					if _, err := fmt.Fprintf(brw, format, args...); err != nil {

@@ -9,11 +9,15 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jaego/jaego/internal/inventory"
+	invhttp "github.com/jaego/jaego/internal/inventory/http"
+	"github.com/jaego/jaego/internal/inventory/inmem"
 	"github.com/jaego/jaego/internal/inventory/inventorytest"
 )
 
@@ -198,5 +202,41 @@ func TestChangeStreamSSE(t *testing.T) {
 	defer closeStream()
 	if got, _ := next(sc, 1); len(got) != 1 || got[0] != later.EventID {
 		t.Fatalf("after reconnect: %v", got)
+	}
+}
+
+// An ended stream closes its connection at once: a subscriber dropped for being slow gets
+// its dropped event and then the end of the stream (before, the hijacked connection stayed
+// open and silent until a finalizer closed it, so a client never reconnected).
+func TestChangeStreamEndClosesTheConnection(t *testing.T) {
+	// No garbage collection meanwhile: a finalizer closing the lost connection would pass
+	// for the handler closing it.
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	store := inmem.New(inmem.Options{})
+	e := serve(t, &env{store: store, ahead: new(atomic.Int64)}, invhttp.Options{Timeout: 2 * time.Second, Feed: store,
+		Tail: runHub(t, store, inventory.HubOptions{Buffer: 1, Page: 100})})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", e.url+"/v1/changes/stream", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	if line, err := br.ReadString('\n'); err != nil || !strings.HasPrefix(line, ":") {
+		t.Fatalf("stream did not start: %q %v", line, err)
+	}
+	// The client reads nothing while thousands of changes arrive: its socket fills, the
+	// hub's queue of one batch overflows, and the subscriber is dropped.
+	for i := 0; i < 40; i++ {
+		seedChanges(t, e, 500)
+	}
+	rest, err := io.ReadAll(br) // ends only when the server closes the connection
+	if err != nil {
+		t.Fatalf("reading the stream to its end: %v (ctx: %v)", err, ctx.Err())
+	}
+	if !strings.Contains(string(rest), "event: dropped") {
+		t.Fatalf("the stream ended without its dropped event (%d bytes)", len(rest))
 	}
 }
