@@ -161,7 +161,7 @@ func TestHubCap(t *testing.T) {
 // progress (it gave up after 100 pages before).
 func TestHubResumesFarBehind(t *testing.T) {
 	store := inmem.New(inmem.Options{})
-	hub := runHub(t, store, inventory.HubOptions{Page: 10})
+	hub := runHub(t, store, inventory.HubOptions{Page: 10, Buffer: 1000}) // nobody is dropped for being slow
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	const n = 5000
@@ -176,6 +176,9 @@ func TestHubResumesFarBehind(t *testing.T) {
 	head, _ := follow(t, ctx, hub, "", n, nil) // keeps the hub reading at the head
 	inventorytest.MustApply(t, store, events...)
 	testenv.Recv(t, ctx, head.enough, "the head subscriber's changes")
+	if head.dropped {
+		t.Fatal("the head subscriber was dropped")
+	}
 	late, done := follow(t, ctx, hub, start.Next, n, nil)
 	select {
 	case <-late.enough:
