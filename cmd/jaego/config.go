@@ -33,6 +33,9 @@ type config struct {
 	RequestTimeout time.Duration
 	AccessLog      bool
 	APIKeys        string // the keys file (design §11)
+	RateLimit      string // the default per-key rate limit
+	MaxStreamsKey  int    // live-tail subscribers of one key at most
+	MaxHolds       int    // held reservations of one store at most
 	MaxStreams     int    // live-tail subscribers at most
 	Auth           string // "keys" or "none"; "" = the command's default
 	LogLevel       slog.Level
@@ -163,12 +166,15 @@ func commonFlags(f *envFlags, c *config) {
 	logFlags(f, c)
 	f.Bool(&c.AccessLog, "access-log", "JAEGO_ACCESS_LOG", false, "log one line per HTTP request (method, path, route, status, duration, request id)")
 	f.Int(&c.MaxStreams, "max-streams", "JAEGO_MAX_STREAMS", 256, "live-tail (SSE) subscribers this instance serves at most; beyond, 503 too_many_streams")
+	f.Int(&c.MaxStreamsKey, "max-streams-per-key", "JAEGO_MAX_STREAMS_PER_KEY", 0, "live-tail subscribers of one API key at most (0: a quarter of --max-streams)")
+	f.Int(&c.MaxHolds, "max-holds-per-store", "JAEGO_MAX_HOLDS_PER_STORE", 10000, "held reservations of one store at most; beyond, 429 too_many_holds")
 	authFlags(f, c)
 }
 
 // authFlags are the access-control settings (design §11).
 func authFlags(f *envFlags, c *config) {
 	f.String(&c.APIKeys, "api-keys", "JAEGO_API_KEYS_FILE", "", "keys file: one `name scopes sha256:<hex>` a line (jaego keys new makes them); reloaded on SIGHUP")
+	f.String(&c.RateLimit, "rate-limit", "JAEGO_RATE_LIMIT", "none", "requests a key may make, per instance, when its keys-file line has no rate= (N/s[,burst=N] or none)")
 	f.String(&c.Auth, "auth", "JAEGO_AUTH", "", "keys (every route but /healthz, /readyz, /metrics needs a key; serve's default) or none (open to anyone: dev's default)")
 }
 
@@ -264,6 +270,15 @@ func (c *config) check() error {
 	}
 	if c.MaxStreams < 1 {
 		return fmt.Errorf("--max-streams must be >= 1, got %d", c.MaxStreams)
+	}
+	if c.MaxStreamsKey == 0 {
+		c.MaxStreamsKey = max(1, c.MaxStreams/4)
+	}
+	if c.MaxStreamsKey < 1 || c.MaxHolds < 1 {
+		return fmt.Errorf("--max-streams-per-key and --max-holds-per-store must be >= 1")
+	}
+	if _, err := auth.ParseLimit(c.RateLimit); err != nil {
+		return fmt.Errorf("--rate-limit: %w", err)
 	}
 	if c.MarkBuckets < 1 || c.MarkBuckets > 1<<20 {
 		return fmt.Errorf("--idempotency-buckets must be 1..1048576, got %d", c.MarkBuckets)

@@ -103,7 +103,12 @@ func serveRelay(ctx context.Context, cfg config, prod *invkafka.Producer, reg *p
 		if err != nil {
 			return err
 		}
-		o.Authorize = guard.Authorize
+		limit, err := auth.ParseLimit(cfg.RateLimit)
+		if err != nil {
+			return fmt.Errorf("--rate-limit: %w", err)
+		}
+		guard.SetDefaultLimit(limit)
+		o.Authorize, o.Limit = guard.Authorize, guard.Limit
 	} else {
 		log.Warn("access control is off (--auth none): POST /relay takes events from anyone who can reach it")
 	}

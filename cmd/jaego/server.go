@@ -8,12 +8,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"os/signal"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -83,28 +80,16 @@ func newServer(ctx context.Context, cfg config, client rueidis.Client, sdb *sqld
 		return nil, err
 	}
 	s.guard = guard
+	limit, _ := auth.ParseLimit(cfg.RateLimit) // checked with the configuration
+	guard.SetDefaultLimit(limit)
 	if guard.Open() {
 		log.Warn("access control is off (--auth none): every route answers anyone who can reach this address")
 	} else {
 		keys := promauto.With(reg).NewGauge(prometheus.GaugeOpts{Name: "jaego_auth_keys", Help: "API keys loaded from the keys file."})
 		keys.Set(float64(guard.Keys()))
 		s.workers = append(s.workers, worker{name: "keys reload", run: func(ctx context.Context) error {
-			hup := make(chan os.Signal, 1)
-			signal.Notify(hup, syscall.SIGHUP)
-			defer signal.Stop(hup)
-			for {
-				select {
-				case <-ctx.Done():
-					return nil
-				case <-hup:
-				}
-				if err := guard.Reload(); err != nil {
-					log.Error("keys file not reloaded; the keys loaded before stay in use", "err", err)
-					continue
-				}
-				keys.Set(float64(guard.Keys()))
-				log.Info("keys file reloaded", "keys", guard.Keys())
-			}
+			guard.ReloadOnHangup(ctx, log, func(n int) { keys.Set(float64(n)) })
+			return nil
 		}})
 	}
 	s.stock = invredis.New(client, invredis.Options{
@@ -205,7 +190,7 @@ func (s *server) routes() http.Handler {
 	s.patterns = mux.Patterns
 	o := httpx.Options{AccessLog: s.cfg.AccessLog}
 	if !s.guard.Open() {
-		o.Authorize = s.guard.Authorize
+		o.Authorize, o.Limit = s.guard.Authorize, s.guard.Limit
 	}
 	return httpx.Instrument(mux.ServeMux, s.registry, s.log, o)
 }

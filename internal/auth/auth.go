@@ -1,14 +1,16 @@
 // Package auth is jaego's access control (design §11): API keys with scopes, sent as
 // `Authorization: Bearer <key>`, checked against a keys file that holds only their SHA-256.
 //
-// The keys file has one key a line, `name scopes sha256:<hex>` (scopes comma-separated;
-// `#` starts a comment). A key is found by hashing the presented token and comparing the
+// The keys file has one key a line, `name scopes sha256:<hex> [rate=200/s,burst=400]`
+// (scopes comma-separated; the rate limit optional, the guard's default without it; `#`
+// starts a comment). A key is found by hashing the presented token and comparing the
 // hash with every line's in constant time, so neither a key nor how much of one matched
 // shows in the timing. Scopes are independent: a key has exactly the scopes its line lists.
 package auth
 
 import (
 	"bufio"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -16,11 +18,15 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
+	"os/signal"
 	"regexp"
 	"strings"
 	"sync/atomic"
+	"syscall"
+	"time"
 
 	"github.com/jaego/jaego/internal/jaego"
 )
@@ -54,7 +60,10 @@ func ScopeOf(method, path string) Scope {
 type Key struct {
 	Name   string
 	Scopes []Scope
-	hash   [sha256.Size]byte
+	// Limit is the key's own rate limit (rate=…); Default means the guard's default.
+	Limit   Limit
+	Default bool
+	hash    [sha256.Size]byte
 }
 
 // Has reports whether the key has scope s.
@@ -89,10 +98,18 @@ func Parse(r io.Reader) (*Keys, error) {
 		if len(f) == 0 {
 			continue
 		}
-		if len(f) != 3 {
-			return nil, fmt.Errorf("line %d: want `name scopes sha256:<hex>`, got %d fields", n, len(f))
+		if len(f) != 3 && len(f) != 4 {
+			return nil, fmt.Errorf("line %d: want `name scopes sha256:<hex> [rate=N/s,burst=N]`, got %d fields", n, len(f))
 		}
-		k := Key{Name: f[0]}
+		k := Key{Name: f[0], Default: true}
+		if len(f) == 4 {
+			spec, ok := strings.CutPrefix(f[3], "rate=")
+			l, err := ParseLimit(spec)
+			if !ok || err != nil {
+				return nil, fmt.Errorf("line %d: the fourth field must be rate=N/s[,burst=N] or rate=none", n)
+			}
+			k.Limit, k.Default = l, false
+		}
 		if !nameRE.MatchString(k.Name) {
 			return nil, fmt.Errorf("line %d: name %q must match %s", n, k.Name, nameRE)
 		}
@@ -131,6 +148,15 @@ func Load(path string) (*Keys, error) {
 		return nil, fmt.Errorf("keys file %s: %w", path, err)
 	}
 	return ks, nil
+}
+
+func (k *Keys) byName(name string) (Key, bool) {
+	for _, x := range k.keys {
+		if x.Name == name {
+			return x, true
+		}
+	}
+	return Key{}, false
 }
 
 // Find returns the key whose hash is the token's, comparing with every key in constant time.
@@ -176,13 +202,37 @@ func NewKey(name string, scopes []Scope) (token, line string, err error) {
 // Guard checks requests against the keys it holds; Reload swaps them at once (SIGHUP).
 // A Guard without a keys file lets everything through (--auth none).
 type Guard struct {
-	path string
-	keys atomic.Pointer[Keys]
+	path     string
+	keys     atomic.Pointer[Keys]
+	limit    Limit // for keys without rate= of their own (--rate-limit)
+	limiters Limiters
+	now      func() time.Time
+}
+
+// SetDefaultLimit sets the rate limit of keys whose line has none (--rate-limit).
+func (g *Guard) SetDefaultLimit(l Limit) { g.limit = l }
+
+// Limit takes a token for the key named caller (whose request was authorized), sets the
+// RateLimit headers on h, and answers *RateLimited past the key's limit.
+func (g *Guard) Limit(caller string, h http.Header) error {
+	ks := g.keys.Load()
+	if ks == nil || caller == "" {
+		return nil
+	}
+	k, ok := ks.byName(caller)
+	if !ok {
+		return nil
+	}
+	l := k.Limit
+	if k.Default {
+		l = g.limit
+	}
+	return g.limiters.Take(caller, l, g.now(), h)
 }
 
 // NewGuard loads path; path "" makes an open guard.
 func NewGuard(path string) (*Guard, error) {
-	g := &Guard{path: path}
+	g := &Guard{path: path, now: time.Now}
 	if path == "" {
 		return g, nil
 	}
@@ -220,8 +270,9 @@ func (g *Guard) Authorize(r *http.Request) (string, error) {
 	if g.path == "" || need == Open {
 		return "", nil
 	}
-	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || token == "" {
+	// The scheme is case-insensitive (RFC 9110 §11.1): bearer, Bearer and BEARER alike.
+	scheme, token, _ := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	if !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
 		return "", jaego.Errorf(jaego.CodeUnauthenticated, "this route needs an API key with scope %s: Authorization: Bearer <key>", need)
 	}
 	k, found := g.keys.Load().Find(strings.TrimSpace(token))
@@ -232,4 +283,26 @@ func (g *Guard) Authorize(r *http.Request) (string, error) {
 		return k.Name, jaego.Errorf(jaego.CodeForbidden, "key %s lacks scope %s", k.Name, need)
 	}
 	return k.Name, nil
+}
+
+// ReloadOnHangup reloads the keys file at every SIGHUP until ctx ends, calling loaded with
+// the number of keys after each reload; a file that does not load is logged, and the keys
+// loaded before stay in use.
+func (g *Guard) ReloadOnHangup(ctx context.Context, log *slog.Logger, loaded func(keys int)) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+		}
+		if err := g.Reload(); err != nil {
+			log.Error("keys file not reloaded; the keys loaded before stay in use", "err", err)
+			continue
+		}
+		loaded(g.Keys())
+		log.Info("keys file reloaded", "keys", g.Keys())
+	}
 }

@@ -10,12 +10,13 @@ import (
 func TestParseRefusesWithTheLine(t *testing.T) {
 	good := "shop read,write sha256:" + strings.Repeat("ab", 32)
 	for text, want := range map[string]string{
-		"# a comment\n\nshop read":                            "line 3: want `name scopes sha256:<hex>`",
+		"# a comment\n\nshop read":                            "line 3: want `name scopes sha256:<hex> [rate=N/s,burst=N]`",
 		good + "\n" + good:                                    "line 2: name \"shop\" is on an earlier line too",
 		"shop read,delete sha256:" + strings.Repeat("ab", 32): "line 1: unknown scope \"delete\"",
 		"shop read sha256:abc":                                "line 1: the hash must be",
 		"shop read md5:" + strings.Repeat("ab", 32):           "line 1: the hash must be",
-		"sh op read sha256:" + strings.Repeat("ab", 32):       "line 1: want",
+		"sh op read sha256:" + strings.Repeat("ab", 32):       "line 1: the fourth field must be rate=",
+		"s h op read sha256:" + strings.Repeat("ab", 32):      "line 1: want",
 		"shop! read sha256:" + strings.Repeat("ab", 32):       "line 1: name",
 	} {
 		if _, err := auth.Parse(strings.NewReader(text)); err == nil || !strings.Contains(err.Error(), want) {

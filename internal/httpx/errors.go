@@ -26,6 +26,8 @@ var statusOf = map[jaego.Code]int{
 	jaego.CodeNotHeld:              http.StatusConflict,
 	jaego.CodeReservationConflict:  http.StatusConflict,
 	jaego.CodeExpired:              http.StatusGone,
+	jaego.CodeRateLimited:          http.StatusTooManyRequests,
+	jaego.CodeTooManyHolds:         http.StatusTooManyRequests,
 	jaego.CodeUnavailable:          http.StatusServiceUnavailable,
 	jaego.CodeStoreLost:            http.StatusServiceUnavailable,
 	jaego.CodeNotBuilt:             http.StatusServiceUnavailable,

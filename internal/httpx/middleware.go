@@ -25,6 +25,9 @@ type Options struct {
 	// unauthenticated or forbidden error, answered as a problem. A change under /v1/admin/
 	// by a named caller is logged as an audit line.
 	Authorize func(r *http.Request) (caller string, err error)
+	// Limit, when set, takes a token of the authorized caller's rate limit: it sets the
+	// RateLimit headers on h and answers an error (429 rate_limited) past the limit.
+	Limit func(caller string, h http.Header) error
 }
 
 // Instrument wraps a ServeMux: it gives every request an id (X-Request-Id), records
@@ -45,6 +48,10 @@ func Instrument(mux *http.ServeMux, reg prometheus.Registerer, log *slog.Logger,
 		Name: "jaego_auth_denied_total",
 		Help: "Requests refused by access control, by code (unauthenticated, forbidden).",
 	}, []string{"code"})
+	limited := f.NewCounterVec(prometheus.CounterOpts{
+		Name: "jaego_rate_limited_total",
+		Help: "Requests refused with 429 rate_limited, by API key name (names come from the keys file only).",
+	}, []string{"key"})
 	latency := f.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "jaego_http_request_duration_seconds",
 		Help:    "HTTP request latency by route pattern.",
@@ -69,7 +76,7 @@ func Instrument(mux *http.ServeMux, reg prometheus.Registerer, log *slog.Logger,
 			if route == "" {
 				route = "unmatched"
 			}
-			requests.WithLabelValues(route, r.Method, strconv.Itoa(rec.code())).Inc()
+			requests.WithLabelValues(route, MethodLabel(r.Method), strconv.Itoa(rec.code())).Inc()
 			latency.WithLabelValues(route).Observe(time.Since(start).Seconds())
 			took := float64(time.Since(start).Microseconds()) / 1000
 			switch {
@@ -107,9 +114,28 @@ func Instrument(mux *http.ServeMux, reg prometheus.Registerer, log *slog.Logger,
 			if caller != "" {
 				r = r.WithContext(jaego.WithCaller(r.Context(), caller))
 			}
+			if o.Limit != nil && caller != "" {
+				if err := o.Limit(caller, rec.Header()); err != nil {
+					limited.WithLabelValues(caller).Inc()
+					WriteProblem(rec, ProblemOf(err))
+					return
+				}
+			}
 		}
 		mux.ServeHTTP(rec, r)
 	})
+}
+
+// MethodLabel is a request method as a metric label: the methods of RFC 9110 and PATCH
+// as they are, anything else "other", so that no client can create label values (a
+// series per random method).
+func MethodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "other"
 }
 
 // problemForUnmatched lets the mux decide between 404 and 405 (with its Allow header) and

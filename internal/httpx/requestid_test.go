@@ -109,3 +109,47 @@ func TestMalformedQuery(t *testing.T) {
 		}
 	}
 }
+
+// Metric labels take known values only: a request with a made-up method (a 5,000-character
+// one was accepted) counts under method "other", so no client can create series.
+func TestMethodLabelsAreBounded(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.Handle("GET /ok", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	reg := prometheus.NewRegistry()
+	srv := httptest.NewServer(httpx.Instrument(mux, reg, slog.New(slog.DiscardHandler)))
+	defer srv.Close()
+	for _, m := range []string{"GET", "M12345", strings.Repeat("X", 5000), "get", "POST"} {
+		req, _ := http.NewRequest(m, srv.URL+"/ok", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	methods := map[string]float64{}
+	for _, f := range families {
+		if f.GetName() != "jaego_http_requests_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "method" {
+					methods[l.GetValue()] += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	want := map[string]float64{"GET": 1, "POST": 1, "other": 3}
+	if len(methods) != len(want) {
+		t.Fatalf("method labels %v, want %v", methods, want)
+	}
+	for k, v := range want {
+		if methods[k] != v {
+			t.Fatalf("method labels %v, want %v", methods, want)
+		}
+	}
+}
