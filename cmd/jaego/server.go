@@ -103,7 +103,7 @@ func newServer(ctx context.Context, cfg config, client rueidis.Client, sdb *sqld
 	s.feed = invredis.NewFeed(s.stock, invredis.FeedOptions{Registerer: reg})
 	// The live tail: one hub reads the feed for every subscriber of this instance.
 	watcher := invredis.NewWatcher(s.feed)
-	s.hub = inventory.NewHub(s.feed, inventory.HubOptions{MaxStreams: cfg.MaxStreams, Changed: watcher.Changed, Registerer: reg, Logger: log})
+	s.hub = inventory.NewHub(s.feed, inventory.HubOptions{MaxStreams: cfg.MaxStreams, MaxPerKey: cfg.MaxStreamsKey, Changed: watcher.Changed, Registerer: reg, Logger: log})
 	s.workers = append(s.workers,
 		worker{name: "live tail", run: func(ctx context.Context) error { s.hub.Run(ctx); return nil }},
 		worker{name: "live tail watcher", run: func(ctx context.Context) error { watcher.Run(ctx); return nil }})

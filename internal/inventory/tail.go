@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -68,6 +69,7 @@ const keepAlive = 15 * time.Second
 // HubOptions configures a Hub. The zero value of every field means its default.
 type HubOptions struct {
 	MaxStreams int           // subscribers at most; default 256
+	MaxPerKey  int           // subscribers of one API key (jaego.Caller) at most; default MaxStreams/4
 	Buffer     int           // batches queued for a subscriber before it is dropped; default 64
 	Page       int           // changes the hub reads at once; default 1000
 	Wait       time.Duration // how long one wait for new changes blocks; default 5s
@@ -85,9 +87,10 @@ type Hub struct {
 	open atomic.Int64
 	kick chan struct{}
 
-	mu   sync.Mutex
-	head string // the cursor after the last batch read ("" until the first subscriber)
-	subs map[*subscriber]struct{}
+	mu    sync.Mutex
+	head  string // the cursor after the last batch read ("" until the first subscriber)
+	subs  map[*subscriber]struct{}
+	byKey map[string]int // open streams per API key
 
 	subscribers prometheus.Gauge
 	dropped     prometheus.Counter
@@ -104,6 +107,9 @@ func NewHub(feed TailFeed, o HubOptions) *Hub {
 	if o.MaxStreams <= 0 {
 		o.MaxStreams = 256
 	}
+	if o.MaxPerKey <= 0 {
+		o.MaxPerKey = max(1, o.MaxStreams/4)
+	}
 	if o.Buffer <= 0 {
 		o.Buffer = 64
 	}
@@ -117,7 +123,7 @@ func NewHub(feed TailFeed, o HubOptions) *Hub {
 		o.Logger = slog.Default()
 	}
 	f := promauto.With(o.Registerer)
-	return &Hub{feed: feed, o: o, kick: make(chan struct{}, 1), subs: map[*subscriber]struct{}{},
+	return &Hub{feed: feed, o: o, kick: make(chan struct{}, 1), subs: map[*subscriber]struct{}{}, byKey: map[string]int{},
 		subscribers: f.NewGauge(prometheus.GaugeOpts{Name: "jaego_tail_subscribers", Help: "Live-tail (SSE) subscribers of this instance."}),
 		dropped: f.NewCounter(prometheus.CounterOpts{Name: "jaego_tail_dropped_total",
 			Help: "Live-tail subscribers dropped for being too slow (each was told where to resume)."}),
@@ -138,6 +144,23 @@ func (h *Hub) Follow(ctx context.Context, cursor string, started func(), emit fu
 		return ErrTooManyStreams
 	}
 	defer h.open.Add(-1)
+	if key := jaego.Caller(ctx); key != "" {
+		h.mu.Lock()
+		if h.byKey[key] >= h.o.MaxPerKey {
+			h.mu.Unlock()
+			return &jaego.Error{Code: jaego.CodeTooManyStreams, Detail: fmt.Sprintf(
+				"key %s has as many live streams on this instance as one key may (--max-streams-per-key %d); close one, or retry later", key, h.o.MaxPerKey)}
+		}
+		h.byKey[key]++
+		h.mu.Unlock()
+		defer func() {
+			h.mu.Lock()
+			if h.byKey[key]--; h.byKey[key] == 0 {
+				delete(h.byKey, key)
+			}
+			h.mu.Unlock()
+		}()
+	}
 	h.subscribers.Inc()
 	defer h.subscribers.Dec()
 	s := &subscriber{c: make(chan TailBatch, h.o.Buffer)}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/jaego/jaego/internal/inventory"
 	"github.com/jaego/jaego/internal/inventory/inmem"
 	"github.com/jaego/jaego/internal/inventory/inventorytest"
+	"github.com/jaego/jaego/internal/jaego"
 	"github.com/jaego/jaego/internal/testenv"
 )
 
@@ -216,4 +218,37 @@ func TestHubRefusesExpiredCursorBeforeStart(t *testing.T) {
 	if !errors.Is(err, inventory.ErrExpired) {
 		t.Fatalf("expired cursor: %v", err)
 	}
+}
+
+// One key cannot take every slot: beyond MaxPerKey its streams are refused, while another
+// key and anonymous callers still get theirs.
+func TestHubCapPerKey(t *testing.T) {
+	store := inmem.New(inmem.Options{})
+	hub := runHub(t, store, inventory.HubOptions{MaxStreams: 8, MaxPerKey: 2})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	greedy := jaego.WithCaller(ctx, "greedy")
+	var ends []<-chan error
+	for range 2 {
+		_, d := follow(t, greedy, hub, "", 1, nil)
+		ends = append(ends, d)
+	}
+	err := hub.Follow(greedy, "", func() { t.Error("a third stream of one key was admitted") }, func(inventory.TailBatch) error { return nil })
+	if !errors.Is(err, inventory.ErrTooManyStreams) || !strings.Contains(err.Error(), "greedy") {
+		t.Fatalf("third stream of one key: %v", err)
+	}
+	_, d := follow(t, jaego.WithCaller(ctx, "other"), hub, "", 1, nil)
+	_, d2 := follow(t, ctx, hub, "", 1, nil)
+	ends = append(ends, d, d2)
+	cancel()
+	wait, stop := context.WithTimeout(context.Background(), 10*time.Second)
+	defer stop()
+	for _, d := range ends {
+		testenv.Recv(t, wait, d, "a stream's end")
+	}
+	// The key's slots are free again once its streams ended.
+	again, stopAgain := context.WithCancel(jaego.WithCaller(context.Background(), "greedy"))
+	_, d3 := follow(t, again, hub, "", 1, nil)
+	stopAgain()
+	testenv.Recv(t, wait, d3, "the stream's end")
 }
