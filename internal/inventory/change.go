@@ -81,3 +81,8 @@ var (
 	ErrExpired = &jaego.Error{Code: jaego.CodeExpired, Field: "from",
 		Detail: "the range starts before the change-feed retention: those changes are gone; take a snapshot instead"}
 )
+
+// OpenEnd is where an open range that starts at t ends (design §4: with from and no to,
+// the range is open): a hundred years on. A cursor of such a range keeps returning the
+// changes applied after it, forever, and is the only kind a live tail follows.
+func OpenEnd(t time.Time) time.Time { return t.AddDate(100, 0, 0) }

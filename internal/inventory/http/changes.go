@@ -61,7 +61,7 @@ func (a *API) changes() http.Handler {
 				return
 			}
 		} else if cursor == "" {
-			to = time.Now()
+			to = inventory.OpenEnd(from) // design §4: no to, an open range that follows the feed
 		}
 		limit := DefaultChangeLimit
 		if v := q.Get("limit"); v != "" {

@@ -240,3 +240,68 @@ func TestChangeStreamEndClosesTheConnection(t *testing.T) {
 		t.Fatalf("the stream ended without its dropped event (%d bytes)", len(rest))
 	}
 }
+
+// Follow (design §4): with from and no to the range is open. Its cursor keeps returning the
+// changes applied after it, never turns empty, and resumes a live tail. Before, to defaulted
+// to now: the cursor returned nothing later, turned empty 2 s on, and the stream refused it.
+func TestChangesFollow(t *testing.T) {
+	for name, newE := range map[string]func(*testing.T, time.Duration) *env{"inmem": newEnv, "redis": newRedisEnv} {
+		t.Run(name, func(t *testing.T) {
+			e := newE(t, 2*time.Second)
+			from := time.Now().Add(-time.Second).UnixMilli()
+			seedChanges(t, e, 3)
+			a := do(t, "GET", fmt.Sprintf("%s/v1/changes?from=%d", e.url, from), "")
+			if a.status != 200 || len(a.body["changes"].([]any)) != 3 || a.body["next_cursor"] == "" {
+				t.Fatalf("first page: %d %s", a.status, a.raw)
+			}
+			cursor := a.body["next_cursor"].(string)
+			for round := range 3 {
+				e.ahead.Add(int64(3 * time.Second)) // long past "now" of the first read
+				later := []inventory.Event{inventorytest.Ev(inventory.Sale, "C1", "K1", 1), inventorytest.Ev(inventory.Receipt, "C2", "K2", 2)}
+				seed(t, e, later...)
+				a = do(t, "GET", e.url+"/v1/changes?cursor="+url.QueryEscape(cursor), "")
+				got := a.body["changes"].([]any)
+				if a.status != 200 || len(got) != 2 || a.body["next_cursor"] == "" {
+					t.Fatalf("round %d: %d %s", round, a.status, a.raw)
+				}
+				ids := map[string]bool{}
+				for _, c := range got {
+					ids[c.(map[string]any)["event_id"].(string)] = true
+				}
+				if !ids[later[0].EventID] || !ids[later[1].EventID] {
+					t.Fatalf("round %d: %v, want %s and %s", round, ids, later[0].EventID, later[1].EventID)
+				}
+				cursor = a.body["next_cursor"].(string)
+				a = do(t, "GET", e.url+"/v1/changes?cursor="+url.QueryEscape(cursor), "")
+				if len(a.body["changes"].([]any)) != 0 || a.body["next_cursor"] == "" {
+					t.Fatalf("round %d, nothing new: %s", round, a.raw)
+				}
+			}
+			// The page's cursor resumes a live tail.
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, "GET", e.url+"/v1/changes/stream?cursor="+url.QueryEscape(cursor), nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != 200 {
+				b, _ := io.ReadAll(resp.Body)
+				t.Fatalf("stream from a page's cursor: %d %s", resp.StatusCode, b)
+			}
+			// A closed range's cursor is refused, with a message that says what to use.
+			a = do(t, "GET", fmt.Sprintf("%s/v1/changes?from=%d&to=%d", e.url, from, time.Now().Add(time.Hour).UnixMilli()), "")
+			closed := a.body["next_cursor"].(string)
+			resp2, err := http.Get(e.url + "/v1/changes/stream?cursor=" + url.QueryEscape(closed))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp2.Body)
+			resp2.Body.Close()
+			if resp2.StatusCode != 400 || !strings.Contains(string(b), "without to") {
+				t.Fatalf("stream from a closed range's cursor: %d %s", resp2.StatusCode, b)
+			}
+		})
+	}
+}

@@ -219,7 +219,7 @@ func (s *Store) Position(ctx context.Context) (string, error) {
 	now := s.opts.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return cursor{From: now.Add(-s.opts.Retention / 2).UnixMilli(), To: now.AddDate(100, 0, 0).UnixMilli(), N: len(s.log)}.String(), nil
+	return cursor{From: now.Add(-s.opts.Retention / 2).UnixMilli(), To: inventory.OpenEnd(now).UnixMilli(), N: len(s.log)}.String(), nil
 }
 
 // Wait implements inventory.ChangeFeed: it returns once the log holds changes past the
@@ -288,7 +288,7 @@ func (s *Store) Follows(token string) error {
 		return err
 	}
 	if time.UnixMilli(c.To).Before(s.opts.Now().AddDate(50, 0, 0)) {
-		return &jaego.Error{Code: jaego.CodeInvalidCursor, Field: "cursor", Detail: "this cursor belongs to a range with an end: a live tail follows an open range"}
+		return &jaego.Error{Code: jaego.CodeInvalidCursor, Field: "cursor", Detail: "this cursor is of a range with an end (a /v1/changes read given to); a live tail follows an open range: a cursor from /v1/changes without to, a snapshot's, or a stream's"}
 	}
 	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"strconv"
-	"time"
 
 	"github.com/redis/rueidis"
 
@@ -39,7 +38,7 @@ func (f *Feed) position(ctx context.Context) (*Cursor, error) {
 	now := f.opts.Now()
 	// Streams that do not exist yet are read from (now − clock skew), within retention.
 	from := now.Add(-min(f.opts.ClockSkew, f.s.opts.Retention/2))
-	cur := &Cursor{From: from.UnixMilli(), To: now.Add(100 * 365 * 24 * time.Hour).UnixMilli(), Pos: map[string]string{}}
+	cur := &Cursor{From: from.UnixMilli(), To: inventory.OpenEnd(now).UnixMilli(), Pos: map[string]string{}}
 	subs := f.subStreams(cur, now)
 	cmds := make(rueidis.Commands, len(subs))
 	for i, s := range subs {

@@ -139,7 +139,7 @@ func (f *Feed) Follows(cursor string) error {
 	}
 	if time.UnixMilli(c.To).Before(f.opts.Now().Add(open / 2)) {
 		return &jaego.Error{Code: jaego.CodeInvalidCursor, Field: "cursor",
-			Detail: "this cursor belongs to a range with an end: a live tail follows an open range (a cursor from /v1/changes without to, a snapshot's, or a stream's)"}
+			Detail: "this cursor is of a range with an end (a /v1/changes read given to); a live tail follows an open range: a cursor from /v1/changes without to, a snapshot's, or a stream's"}
 	}
 	return nil
 }
