@@ -62,6 +62,8 @@ func TestReservationsEndToEnd(t *testing.T) {
 		`{"reservation_id":"o-3","store":"S2","items":[]}`,
 		`{"reservation_id":"o-3","store":"S2","items":[{"sku":"A","qty":1},{"sku":"A","qty":1}]}`,
 		`{"reservation_id":"o-3","store":"S2",` + basket + `,"hold":"forever"}`,
+		`{"reservation_id":"o-3","store":"S2",` + basket + `,"hold":"0s"}`, // not "the default": refused
+		`{"reservation_id":"o-3","store":"S2",` + basket + `,"hold":"25h"}`,
 		`{"reservation_id":"o-3","store":"S2",` + basket + `,"color":"red"}`,
 	} {
 		if code, ans := post(t, a.api+"/v1/reservations", bad); code != 400 {

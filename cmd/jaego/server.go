@@ -93,12 +93,13 @@ func newServer(ctx context.Context, cfg config, client rueidis.Client, sdb *sqld
 		}})
 	}
 	s.stock = invredis.New(client, invredis.Options{
-		Groups:       cfg.ShardGroups,
-		MarkBuckets:  cfg.MarkBuckets,
-		Retention:    cfg.Retention,
-		RequireEpoch: sdb != nil, // with a durable copy, an emptied Redis waits for a restore
-		Registerer:   reg,
-		Logger:       log,
+		Groups:           cfg.ShardGroups,
+		MarkBuckets:      cfg.MarkBuckets,
+		Retention:        cfg.Retention,
+		MaxHoldsPerStore: cfg.MaxHolds,
+		RequireEpoch:     sdb != nil, // with a durable copy, an emptied Redis waits for a restore
+		Registerer:       reg,
+		Logger:           log,
 	})
 	s.feed = invredis.NewFeed(s.stock, invredis.FeedOptions{Registerer: reg})
 	// The live tail: one hub reads the feed for every subscriber of this instance.

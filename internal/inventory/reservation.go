@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -89,7 +90,23 @@ func CheckBasket(items []Item) error {
 	return nil
 }
 
-// Validate checks a hold request; a zero Hold becomes DefaultHold.
+// SortedBasket is items ordered by SKU: the one form of a basket, so that the same basket
+// in another item order is the same basket.
+func SortedBasket(items []Item) []Item {
+	out := slices.Clone(items)
+	slices.SortFunc(out, func(a, b Item) int { return strings.Compare(a.SKU, b.SKU) })
+	return out
+}
+
+// CheckHold checks a hold that was given: 1s..MaxHold (0s is not "the default").
+func CheckHold(d time.Duration) error {
+	if d < time.Second || d > MaxHold {
+		return jaego.Invalidf("hold", "hold must be 1s..%s, got %s", MaxHold, d)
+	}
+	return nil
+}
+
+// Validate checks a hold request; a zero Hold (none given) becomes DefaultHold.
 func (h *HoldRequest) Validate() error {
 	if err := CheckReservationID(h.ID); err != nil {
 		return err
@@ -100,8 +117,8 @@ func (h *HoldRequest) Validate() error {
 	if h.Hold == 0 {
 		h.Hold = DefaultHold
 	}
-	if h.Hold < time.Second || h.Hold > MaxHold {
-		return jaego.Invalidf("hold", "hold must be 1s..%s, got %s", MaxHold, h.Hold)
+	if err := CheckHold(h.Hold); err != nil {
+		return err
 	}
 	return CheckBasket(h.Items)
 }

@@ -42,6 +42,10 @@ func (a *API) hold() http.Handler {
 				a.fail(w, r, jaego.Invalidf("hold", "hold %q is not a duration (e.g. 15m, 90s)", b.Hold))
 				return
 			}
+			if err := inventory.CheckHold(d); err != nil { // "0s" is not the default: it is refused
+				a.fail(w, r, err)
+				return
+			}
 			req.Hold = d
 		}
 		if err := req.Validate(); err != nil {

@@ -7,22 +7,25 @@
 -- KEYS[4] the store's stock hash                 jg:stk:{g}:<store>
 -- KEYS[5] the reservation                        jg:rsv:{g}:<id>  (hash)
 -- KEYS[6] the group's expiry queue               jg:rsvexp:{g}    (sorted set: <store>:<id> by expiry, ms)
+-- KEYS[7] the group's held counts                jg:rsvheld:{g}   (hash: store → reservations held)
 -- ARGV[1] op: hold, confirm, cancel or expire
 -- ARGV[2] now, unix ms (the caller's clock: the one expires_at is set and checked by)
 -- ARGV[3] stream TTL, seconds; ARGV[4] '1': require the epoch mark; ARGV[5] how long an
 --         ended reservation is kept, ms
--- ARGV[6] the reservation id; hold also: ARGV[7] store, ARGV[8] expires_at (ms), then sku, qty…
+-- ARGV[6] the reservation id; ARGV[7] the most reservations a store may hold
+-- hold also: ARGV[8] store, ARGV[9] expires_at (ms), then sku, qty… (sorted by sku)
 --
 -- A reservation is a hash: store, items ("sku:qty,…"), status, expires, created, updated.
 -- Returns {outcome, store, items, status, expires, created, updated} with outcome one of
 -- held (a new hold), again (the id was held before: as it is), done (confirmed, cancelled
 -- or expired now), as_is (cancel of a cancelled one), not_held, missing, not_due; or
--- {'short', sku, qty, available, …} when a hold cannot be had whole.
+-- {'short', sku, qty, available, …} when a hold cannot be had whole; or {'too_many'} when
+-- the store holds ARGV[7] reservations already.
 if not require_epoch(ARGV[4], KEYS[3]) then
   return redis.error_reply('REDISLOST this Redis has no epoch mark: it lost its data; run jaego restore')
 end
-local op, now, stream_ttl, keep, id = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[5], ARGV[6]
-local rsv, queue, stock = KEYS[5], KEYS[6], KEYS[4]
+local op, now, stream_ttl, keep, id, max_holds = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[5], ARGV[6], tonumber(ARGV[7])
+local rsv, queue, stock, counts = KEYS[5], KEYS[6], KEYS[4], KEYS[7]
 
 local function answer(outcome)
   local h = redis.call('HMGET', rsv, 'store', 'items', 'status', 'expires', 'created', 'updated')
@@ -48,7 +51,7 @@ local function finish(status, typ, suffix)
   for _, it in ipairs(items) do
     local raw, oh, rs, sf, v = read_record(stock, it[1])
     local d = 0
-    rs = math.max(0, rs - it[2]) -- a record reset by a stock count keeps no negative hold
+    rs = math.max(0, rs - it[2]) -- a release event (POST /v1/events) may have freed some of it already
     if typ == 'fulfill' then d = -it[2] end
     oh, v = oh + d, v + 1
     write_record(stock, it[1], oh, rs, sf, v, t)
@@ -57,6 +60,7 @@ local function finish(status, typ, suffix)
   changes_done(ids, KEYS[1], stream_ttl)
   redis.call('HSET', rsv, 'status', status, 'updated', now)
   redis.call('ZREM', queue, store .. ':' .. id)
+  if redis.call('HINCRBY', counts, store, -1) <= 0 then redis.call('HDEL', counts, store) end
   redis.call('PEXPIRE', rsv, keep)
   return answer('done')
 end
@@ -64,9 +68,10 @@ end
 local exists = redis.call('EXISTS', rsv) == 1
 if op == 'hold' then
   if exists then return answer('again') end
-  local store, expires = ARGV[7], ARGV[8]
+  local store, expires = ARGV[8], ARGV[9]
+  if tonumber(redis.call('HGET', counts, store) or '0') >= max_holds then return {'too_many'} end
   local items, short, packed = {}, {}, {}
-  for a = 9, #ARGV, 2 do
+  for a = 10, #ARGV, 2 do
     local sku, q = ARGV[a], tonumber(ARGV[a + 1])
     local raw, oh, rs, sf, v = read_record(stock, sku)
     local available = math.max(0, oh - rs - sf)
@@ -94,6 +99,7 @@ if op == 'hold' then
   redis.call('HSET', rsv, 'store', store, 'items', table.concat(packed, ','), 'status', 'held',
     'expires', expires, 'created', now, 'updated', now)
   redis.call('ZADD', queue, expires, store .. ':' .. id)
+  redis.call('HINCRBY', counts, store, 1)
   return answer('held')
 end
 if not exists then return {'missing'} end

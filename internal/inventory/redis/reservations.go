@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,6 +28,17 @@ func (k Keyspace) Reservation(g int, id string) string { return k.tagged("rsv", 
 // Expiries is group g's expiry queue: a sorted set of <store>:<id> by expiry (unix ms).
 func (k Keyspace) Expiries(g int) string { return k.tagged("rsvexp", g) }
 
+// HeldCounts is group g's count of held reservations per store (the hold quota).
+func (k Keyspace) HeldCounts(g int) string { return k.tagged("rsvheld", g) }
+
+// ReservationClaim is the claim of reservation id, in the group of the id itself (not of a
+// store): its value is the store that holds (or last tried to hold) the id. One claim per
+// id makes ids unique across the deployment, and finds a reservation by id in one read of
+// the claim and one of the reservation, whatever G.
+func (k Keyspace) ReservationClaim(id string) string {
+	return k.tagged("rsvid", k.Group(id)) + ":" + id
+}
+
 // reservationStep runs one op of reservation.lua for id at store.
 func (s *Store) reservationStep(ctx context.Context, op, store, id string, extra ...string) ([]rueidis.RedisMessage, error) {
 	g := s.keys.Group(store)
@@ -36,8 +48,9 @@ func (s *Store) reservationStep(ctx context.Context, op, store, id string, extra
 		requireEpoch = "1"
 	}
 	args := append([]string{op, strconv.FormatInt(now.UnixMilli(), 10), strconv.FormatInt(int64(s.opts.Retention/time.Second), 10),
-		requireEpoch, strconv.FormatInt(s.opts.IdempotencyTTL.Milliseconds(), 10), id}, extra...)
-	keys := []string{s.keys.StreamOn(g, now), s.keys.LastChange(g), s.keys.Epoch(g), s.keys.Stock(store), s.keys.Reservation(g, id), s.keys.Expiries(g)}
+		requireEpoch, strconv.FormatInt(s.opts.IdempotencyTTL.Milliseconds(), 10), id, strconv.Itoa(s.opts.MaxHoldsPerStore)}, extra...)
+	keys := []string{s.keys.StreamOn(g, now), s.keys.LastChange(g), s.keys.Epoch(g), s.keys.Stock(store), s.keys.Reservation(g, id),
+		s.keys.Expiries(g), s.keys.HeldCounts(g)}
 	start := time.Now()
 	out, err := s.reserve.Exec(ctx, s.client, keys, args).ToArray()
 	s.metrics.applyCalls.Observe(time.Since(start).Seconds())
@@ -86,20 +99,31 @@ func (s *Store) countReservation(op, outcome string) {
 	s.metrics.reservations.WithLabelValues(op, outcome).Inc()
 }
 
-// Hold implements inventory.Reservations.
+// Hold implements inventory.Reservations. The id is claimed first, on the id's own key, so
+// that concurrent holds of one id at stores of different shard groups cannot both keep a
+// hold. A claim is "store|nonce" while a hold is being tried and "store" (sealed) once the
+// store holds the id:
+//   - a new id is claimed with SET NX; a claim of the same store lets the hold go on (the
+//     step itself serializes holds at one store);
+//   - a claim of another store that holds nothing under the id (its hold was short, is in
+//     flight, or its holder died) is taken over with a compare-and-set of its exact value;
+//     one whose store holds the id is a reservation_conflict;
+//   - after a step that leaves the id held, the claim is sealed, only if it still names this
+//     store; if it was taken over meanwhile, the hold is released and the answer is a
+//     conflict.
+//
+// A takeover needs its victim's claim unsealed and its reservation absent, and a seal needs
+// the claim unmoved, so at most one store keeps a hold of an id.
 func (s *Store) Hold(ctx context.Context, req inventory.HoldRequest) (inventory.Reservation, bool, error) {
 	if err := req.Validate(); err != nil {
 		return inventory.Reservation{}, false, err
 	}
-	// An id answers one reservation: the same id at another store is in another group.
-	if other, err := s.Reservation(ctx, req.ID); err == nil && other.Store != req.Store {
-		s.countReservation("hold", "conflict")
-		return other, false, jaego.Errorf(jaego.CodeReservationConflict, "reservation %s is a basket at store %s", req.ID, other.Store)
-	} else if err != nil && !errors.Is(err, jaego.ErrNotFound) {
-		return inventory.Reservation{}, false, err
+	items := inventory.SortedBasket(req.Items) // the same basket in any order is the same basket
+	if other, err := s.claim(ctx, req); err != nil {
+		return other, false, err
 	}
 	extra := []string{req.Store, strconv.FormatInt(s.opts.Now().Add(req.Hold).UnixMilli(), 10)}
-	for _, it := range req.Items {
+	for _, it := range items {
 		extra = append(extra, it.SKU, strconv.FormatInt(it.Qty, 10))
 	}
 	out, err := s.reservationStep(ctx, "hold", req.Store, req.ID, extra...)
@@ -107,7 +131,8 @@ func (s *Store) Hold(ctx context.Context, req inventory.HoldRequest) (inventory.
 		return inventory.Reservation{}, false, err
 	}
 	outcome, _ := out[0].ToString()
-	if outcome == "short" {
+	switch outcome {
+	case "short":
 		se := &inventory.ShortError{}
 		for i := 1; i+2 < len(out); i += 3 {
 			sku, _ := out[i].ToString()
@@ -117,12 +142,29 @@ func (s *Store) Hold(ctx context.Context, req inventory.HoldRequest) (inventory.
 		}
 		s.countReservation("hold", "short")
 		return inventory.Reservation{}, false, se
+	case "too_many":
+		s.countReservation("hold", "too_many")
+		return inventory.Reservation{}, false, jaego.Errorf(jaego.CodeTooManyHolds,
+			"store %s holds %d reservations, as many as a store may (--max-holds-per-store); confirm or cancel some first", req.Store, s.opts.MaxHoldsPerStore)
 	}
 	r, err := parseReservation(req.ID, out)
 	if err != nil {
 		return r, false, err
 	}
-	if outcome == "again" && !slices.Equal(r.Items, req.Items) {
+	if r.Status == inventory.Held {
+		sealed, err := sealClaim.Exec(ctx, s.client, []string{s.keys.ReservationClaim(req.ID)}, []string{req.Store}).AsInt64()
+		if err != nil {
+			return r, false, s.unavailable("reservation claim", err)
+		}
+		if sealed == 0 { // taken over between the claim and the step: give back what was held
+			if _, err := s.end(ctx, "cancel", req.ID, req.Store); err != nil {
+				return r, false, fmt.Errorf("reservation %s: held at %s after its claim moved, and not released: %w", req.ID, req.Store, err)
+			}
+			s.countReservation("hold", "conflict")
+			return r, false, jaego.Errorf(jaego.CodeReservationConflict, "reservation %s was claimed for another store while it was held here; it was released", req.ID)
+		}
+	}
+	if outcome == "again" && !slices.Equal(inventory.SortedBasket(r.Items), items) {
 		s.countReservation("hold", "conflict")
 		return r, false, jaego.Errorf(jaego.CodeReservationConflict, "reservation %s holds another basket", req.ID)
 	}
@@ -130,11 +172,71 @@ func (s *Store) Hold(ctx context.Context, req inventory.HoldRequest) (inventory.
 	return r, outcome == "again", nil
 }
 
-// Reservation implements inventory.Reservations: the id is looked for in every shard
-// group at once (one pipelined HMGET each).
+// Claim scripts: takeOver moves a claim only from its exact value; sealClaim seals it for
+// ARGV[1] only if it names that store (sealed or not), keeping its TTL.
+var (
+	takeOver = rueidis.NewLuaScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 end return 0`)
+	sealClaim = rueidis.NewLuaScript(`local v = redis.call('GET', KEYS[1])
+if v == ARGV[1] or (v and string.sub(v, 1, #ARGV[1] + 1) == ARGV[1] .. '|') then
+  redis.call('SET', KEYS[1], ARGV[1], 'KEEPTTL') return 1 end return 0`)
+)
+
+// claimStore is the store a claim names.
+func claimStore(v string) string {
+	store, _, _ := strings.Cut(v, "|")
+	return store
+}
+
+// claim makes req.Store the claim of req.ID (see Hold), or answers the reservation_conflict
+// of the store that holds the id (with its reservation).
+func (s *Store) claim(ctx context.Context, req inventory.HoldRequest) (inventory.Reservation, error) {
+	key := s.keys.ReservationClaim(req.ID)
+	// It outlives every state of the reservation: the hold, then the time an ended one is kept.
+	ttl := strconv.FormatInt((req.Hold + s.opts.IdempotencyTTL + time.Hour).Milliseconds(), 10)
+	mine := req.Store + "|" + strconv.FormatUint(rand.Uint64(), 36)
+	for range 3 {
+		prev, err := s.client.Do(ctx, s.client.B().Arbitrary("SET").Keys(key).Args(mine, "NX", "GET", "PX", ttl).Build()).ToString()
+		switch {
+		case rueidis.IsRedisNil(err):
+			return inventory.Reservation{}, nil // claimed
+		case err != nil:
+			return inventory.Reservation{}, s.unavailable("reservation claim", err)
+		case claimStore(prev) == req.Store:
+			return inventory.Reservation{}, nil
+		}
+		other, err := s.reservationAt(ctx, req.ID, claimStore(prev))
+		if err == nil {
+			s.countReservation("hold", "conflict")
+			return other, jaego.Errorf(jaego.CodeReservationConflict, "reservation %s is a basket at store %s", req.ID, other.Store)
+		}
+		if !errors.Is(err, jaego.ErrNotFound) {
+			return inventory.Reservation{}, err
+		}
+		moved, err := takeOver.Exec(ctx, s.client, []string{key}, []string{prev, mine, ttl}).AsInt64()
+		if err != nil {
+			return inventory.Reservation{}, s.unavailable("reservation claim", err)
+		}
+		if moved == 1 {
+			return inventory.Reservation{}, nil
+		}
+	}
+	return inventory.Reservation{}, &jaego.Error{Code: jaego.CodeReservationConflict, Detail: "reservation " + req.ID + " is being held at another store right now"}
+}
+
+// Reservation implements inventory.Reservations: the id's claim names its store, then one
+// HMGET there. An id without a claim (held before claims existed) is looked for in every
+// shard group at once.
 func (s *Store) Reservation(ctx context.Context, id string) (inventory.Reservation, error) {
 	if err := inventory.CheckReservationID(id); err != nil {
 		return inventory.Reservation{}, err
+	}
+	claimed, err := s.client.Do(ctx, s.client.B().Get().Key(s.keys.ReservationClaim(id)).Build()).ToString()
+	switch {
+	case err == nil:
+		return s.reservationAt(ctx, id, claimStore(claimed))
+	case !rueidis.IsRedisNil(err):
+		return inventory.Reservation{}, s.unavailable("reservation", err)
 	}
 	cmds := make(rueidis.Commands, s.keys.Groups())
 	for g := range cmds {
@@ -152,13 +254,30 @@ func (s *Store) Reservation(ctx context.Context, id string) (inventory.Reservati
 	return inventory.Reservation{}, &jaego.Error{Code: jaego.CodeNotFound, Detail: "no reservation " + id}
 }
 
-// end runs confirm or cancel: the reservation's store first, then the step there.
-func (s *Store) end(ctx context.Context, op, id string) (inventory.Reservation, error) {
-	r, err := s.Reservation(ctx, id)
+// reservationAt reads reservation id at store (not found if that store has none).
+func (s *Store) reservationAt(ctx context.Context, id, store string) (inventory.Reservation, error) {
+	vals, err := s.client.Do(ctx, s.client.B().Hmget().Key(s.keys.Reservation(s.keys.Group(store), id)).
+		Field("store", "items", "status", "expires", "created", "updated").Build()).ToArray()
 	if err != nil {
-		return r, err
+		return inventory.Reservation{}, s.unavailable("reservation", err)
 	}
-	out, err := s.reservationStep(ctx, op, r.Store, id)
+	if len(vals) != 6 || vals[0].IsNil() {
+		return inventory.Reservation{}, &jaego.Error{Code: jaego.CodeNotFound, Detail: "no reservation " + id}
+	}
+	return parseReservation(id, append([]rueidis.RedisMessage{{}}, vals...))
+}
+
+// end runs confirm or cancel: at store, or (store "") at the reservation's store.
+func (s *Store) end(ctx context.Context, op, id, store string) (inventory.Reservation, error) {
+	var r inventory.Reservation
+	if store == "" {
+		var err error
+		if r, err = s.Reservation(ctx, id); err != nil {
+			return r, err
+		}
+		store = r.Store
+	}
+	out, err := s.reservationStep(ctx, op, store, id)
 	if err != nil {
 		return r, err
 	}
@@ -181,12 +300,12 @@ func (s *Store) end(ctx context.Context, op, id string) (inventory.Reservation, 
 
 // Confirm implements inventory.Reservations.
 func (s *Store) Confirm(ctx context.Context, id string) (inventory.Reservation, error) {
-	return s.end(ctx, "confirm", id)
+	return s.end(ctx, "confirm", id, "")
 }
 
 // Cancel implements inventory.Reservations.
 func (s *Store) Cancel(ctx context.Context, id string) (inventory.Reservation, error) {
-	return s.end(ctx, "cancel", id)
+	return s.end(ctx, "cancel", id, "")
 }
 
 // ExpireDue releases the held reservations whose time is up, as of the store's clock: a

@@ -406,3 +406,104 @@ func TestAvailability(t *testing.T) {
 		}
 	})
 }
+
+// TestReservationIDAcrossStores: a reservation id is unique across the deployment. Eight
+// concurrent holds of one id at eight stores (of different shard groups) make one
+// reservation, never two (before the claim, 5 of 35 tries held the id twice); a hold that
+// was short leaves the id free for another store; the same basket in another order is the
+// same basket.
+func TestReservationIDAcrossStores(t *testing.T) {
+	onEveryRedis(t, func(t *testing.T, client rueidis.Client) {
+		ctx := context.Background()
+		s := newStoreOn(client, invredis.Options{})
+		stores := []string{"S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8"}
+		for _, st := range stores {
+			inventorytest.MustApply(t, s, inventorytest.Ev(inventory.Receipt, st, "A", 10000), inventorytest.Ev(inventory.Receipt, st, "B", 10000))
+		}
+		for round := range 35 {
+			id := fmt.Sprintf("order-%d", round)
+			var held atomic.Int64
+			var winner atomic.Value
+			var wg sync.WaitGroup
+			for _, st := range stores {
+				wg.Go(func() {
+					_, again, err := s.Hold(ctx, inventory.HoldRequest{ID: id, Store: st, Items: []inventory.Item{{SKU: "A", Qty: 1}}})
+					switch {
+					case err == nil && !again:
+						held.Add(1)
+						winner.Store(st)
+					case err == nil:
+						t.Errorf("%s at %s: again on a new id", id, st)
+					case jaego.CodeOf(err) != jaego.CodeReservationConflict:
+						t.Errorf("%s at %s: %v", id, st, err)
+					}
+				})
+			}
+			wg.Wait()
+			if held.Load() != 1 {
+				t.Fatalf("%s: held %d times", id, held.Load())
+			}
+			r, err := s.Reservation(ctx, id)
+			if err != nil || r.Store != winner.Load() || r.Status != inventory.Held {
+				t.Fatalf("%s: %+v %v, want held at %v", id, r, err, winner.Load())
+			}
+		}
+		var reserved int64
+		for _, st := range stores {
+			reserved += stockOf(t, s, st, "A").Reserved
+		}
+		if reserved != 35 {
+			t.Fatalf("%d reserved across the stores, want 35 (one per id)", reserved)
+		}
+		// Short at S1, then the same id at S2: the id was never held, so S2 may take it.
+		if _, _, err := s.Hold(ctx, inventory.HoldRequest{ID: "moved", Store: "S1", Items: []inventory.Item{{SKU: "A", Qty: 1 << 20}}}); jaego.CodeOf(err) != jaego.CodeInsufficientStock {
+			t.Fatalf("short hold: %v", err)
+		}
+		basket := []inventory.Item{{SKU: "A", Qty: 2}, {SKU: "B", Qty: 1}}
+		if r, again, err := s.Hold(ctx, inventory.HoldRequest{ID: "moved", Store: "S2", Items: basket}); err != nil || again || r.Store != "S2" {
+			t.Fatalf("hold at S2 after a short one at S1: %+v %v %v", r, again, err)
+		}
+		reversed := []inventory.Item{basket[1], basket[0]}
+		if r, again, err := s.Hold(ctx, inventory.HoldRequest{ID: "moved", Store: "S2", Items: reversed}); err != nil || !again || r.Status != inventory.Held {
+			t.Fatalf("the same basket in another order: %+v %v %v", r, again, err)
+		}
+		if _, _, err := s.Hold(ctx, inventory.HoldRequest{ID: "moved", Store: "S1", Items: basket}); jaego.CodeOf(err) != jaego.CodeReservationConflict {
+			t.Fatalf("the held id at another store: %v", err)
+		}
+	})
+}
+
+// TestHoldQuota: a store holds at most MaxHoldsPerStore reservations; the next is
+// too_many_holds and holds nothing; an ended one frees its place; other stores are not
+// counted against it.
+func TestHoldQuota(t *testing.T) {
+	onEveryRedis(t, func(t *testing.T, client rueidis.Client) {
+		ctx := context.Background()
+		s := newStoreOn(client, invredis.Options{MaxHoldsPerStore: 3})
+		inventorytest.MustApply(t, s, inventorytest.Ev(inventory.Receipt, "Q1", "A", 100), inventorytest.Ev(inventory.Receipt, "Q2", "A", 100))
+		hold := func(id, store string) error {
+			_, _, err := s.Hold(ctx, inventory.HoldRequest{ID: id, Store: store, Items: []inventory.Item{{SKU: "A", Qty: 1}}})
+			return err
+		}
+		for i := range 3 {
+			if err := hold(fmt.Sprintf("q-%d", i), "Q1"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := hold("q-3", "Q1"); jaego.CodeOf(err) != jaego.CodeTooManyHolds {
+			t.Fatalf("fourth hold: %v", err)
+		}
+		if a := stockOf(t, s, "Q1", "A"); a.Reserved != 3 {
+			t.Fatalf("reserved %d after a refused hold, want 3", a.Reserved)
+		}
+		if err := hold("q-other", "Q2"); err != nil {
+			t.Fatalf("another store: %v", err)
+		}
+		if _, err := s.Confirm(ctx, "q-0"); err != nil {
+			t.Fatal(err)
+		}
+		if err := hold("q-3", "Q1"); err != nil {
+			t.Fatalf("after a confirm freed a place: %v", err)
+		}
+	})
+}

@@ -63,6 +63,9 @@ type Options struct {
 	// MaxBatch is how many events of one shard group one script call applies; default 64.
 	// 1 applies every event in its own call.
 	MaxBatch int
+	// MaxHoldsPerStore bounds the reservations one store holds at once (beyond it a hold is
+	// too_many_holds), and so the Redis memory of holds; default 10,000.
+	MaxHoldsPerStore int
 	// RequireEpoch refuses writes to a shard group without its epoch mark: a deployment
 	// with a durable copy, which must restore a Redis that came back empty before writing.
 	RequireEpoch bool
@@ -92,6 +95,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = 64
+	}
+	if o.MaxHoldsPerStore <= 0 {
+		o.MaxHoldsPerStore = 10000
 	}
 	if o.Now == nil {
 		o.Now = time.Now
