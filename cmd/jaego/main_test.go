@@ -255,7 +255,7 @@ func TestDevEndToEnd(t *testing.T) {
 		metrics = string(b)
 	}
 	for _, m := range []string{`jaego_stock_events_total{status="applied",type="sale"} 1`, "jaego_http_request_duration_seconds", "go_goroutines",
-		`jaego_build_info{commit="unknown",go="` + runtime.Version() + `",version="(devel)"} 1`, `jaego_breaker_state{state="closed"} 1`} {
+		`jaego_build_info{commit="unknown",go="` + runtime.Version() + `",version="devel"} 1`, `jaego_breaker_state{state="closed"} 1`} {
 		if !strings.Contains(metrics, m) {
 			t.Errorf("/metrics lacks %s", m)
 		}

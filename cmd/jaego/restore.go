@@ -75,7 +75,7 @@ func runRestore(ctx context.Context, args []string, getenv func(string) string, 
 			if err := invkafka.RewindGroup(ctx, splitList(cfg.KafkaBrokers), cfg.KafkaGroup, cfg.KafkaTopic, at); err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "restore: consumer group %s moved back on %d partitions of %s\n", cfg.KafkaGroup, len(at), cfg.KafkaTopic)
+			fmt.Fprintf(stdout, "restore: consumer group %s moved back on %s of %s\n", cfg.KafkaGroup, plural(len(at), "partition"), cfg.KafkaTopic)
 			return nil
 		}})
 	log := cfg.logger(stderr)
@@ -85,7 +85,15 @@ func runRestore(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	log.Info("restore done", "records", rep.Records, "marks", rep.Marks, "changes", rep.Changes,
 		"kafka_partitions", len(rep.KafkaOffsets), "took_ms", time.Since(start).Milliseconds())
-	fmt.Fprintf(stdout, "restore: done in %s: %d records, %d idempotency marks, %d changes of the feed, Kafka offsets of %d partitions; Redis accepts writes again\n",
-		time.Since(start).Round(time.Millisecond), rep.Records, rep.Marks, rep.Changes, len(rep.KafkaOffsets))
+	fmt.Fprintf(stdout, "restore: done in %s: %d records, %d idempotency marks, %d changes of the feed, Kafka offsets of %s; Redis accepts writes again\n",
+		time.Since(start).Round(time.Millisecond), rep.Records, rep.Marks, rep.Changes, plural(len(rep.KafkaOffsets), "partition"))
 	return nil
+}
+
+// plural is "1 partition", "2 partitions".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

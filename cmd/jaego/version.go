@@ -53,8 +53,8 @@ func readBuildInfo() (b buildInfo) {
 			b.Modified = s.Value == "true"
 		}
 	}
-	if b.Version == "" {
-		b.Version = "(devel)"
+	if b.Version == "" || b.Version == "(devel)" { // a build from a work tree, not a tagged module
+		b.Version = "devel"
 	}
 	return b
 }

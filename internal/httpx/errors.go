@@ -23,6 +23,7 @@ var statusOf = map[jaego.Code]int{
 	jaego.CodeInsufficientStock:    http.StatusConflict,
 	jaego.CodeInsufficientReserved: http.StatusConflict,
 	jaego.CodeVersionConflict:      http.StatusConflict,
+	jaego.CodeOutOfRange:           http.StatusConflict,
 	jaego.CodeNotHeld:              http.StatusConflict,
 	jaego.CodeReservationConflict:  http.StatusConflict,
 	jaego.CodeExpired:              http.StatusGone,

@@ -8,12 +8,13 @@ var (
 	ErrInsufficientStock    = &jaego.Error{Code: jaego.CodeInsufficientStock}
 	ErrInsufficientReserved = &jaego.Error{Code: jaego.CodeInsufficientReserved}
 	ErrVersionConflict      = &jaego.Error{Code: jaego.CodeVersionConflict}
+	ErrOutOfRange           = &jaego.Error{Code: jaego.CodeOutOfRange}
 )
 
 // IsRefusal reports whether err is a business refusal of a valid event.
 func IsRefusal(err error) bool {
 	switch jaego.CodeOf(err) {
-	case jaego.CodeInsufficientStock, jaego.CodeInsufficientReserved, jaego.CodeVersionConflict:
+	case jaego.CodeInsufficientStock, jaego.CodeInsufficientReserved, jaego.CodeVersionConflict, jaego.CodeOutOfRange:
 		return true
 	}
 	return false

@@ -28,7 +28,10 @@ const (
 // EventTypes lists every event type, in the order of the design table.
 var EventTypes = []EventType{Sale, SaleCancel, Receipt, Return, Disposal, Adjust, Set, SetSafety, Reserve, Release, Fulfill}
 
-// MaxQty bounds |qty| so that counters stay exact in every store (Lua numbers are doubles).
+// MaxQty bounds |qty| and |on_hand| so that counters stay exact in every store (Lua numbers
+// are doubles), and so that every state the stores can reach can be loaded again (jaego
+// load takes on_hand within ±MaxQty): an event that would take on_hand beyond it is refused
+// (stock_out_of_range). The apply script holds the same number.
 const MaxQty = 1_000_000_000
 
 // Event is one change to one store × SKU, the same JSON on Kafka and over HTTP.
@@ -133,6 +136,10 @@ func Apply(s Stock, e Event) (Stock, error) {
 		}
 	default:
 		return s, jaego.Invalidf("type", "unknown event type %q", e.Type)
+	}
+	if s.OnHand > MaxQty || s.OnHand < -MaxQty { // the bound jaego load takes too: any state can be reloaded
+		return s, &jaego.Error{Code: jaego.CodeOutOfRange, Field: "qty",
+			Detail: fmt.Sprintf("on_hand would be %d, beyond ±%d", s.OnHand, MaxQty)}
 	}
 	return s.WithAvailable(), nil
 }

@@ -106,7 +106,7 @@ func Restore(ctx context.Context, src RestoreSource, dst RestoreTarget, o Restor
 	if n, err := dst.KeyCount(ctx); err != nil {
 		return rep, err
 	} else if n > 0 && !o.Force {
-		return rep, fmt.Errorf("%w (%d keys)", ErrTargetNotEmpty, n)
+		return rep, fmt.Errorf("%w (%d or more keys under the prefix)", ErrTargetNotEmpty, n)
 	}
 	if err := src.Records(ctx, 1000, func(page []Stock) error {
 		if err := dst.PutRecords(ctx, page); err != nil {

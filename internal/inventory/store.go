@@ -86,8 +86,8 @@ func (r LoadRow) Validate() error {
 	if err := jaego.CheckSKU(r.SKU); err != nil {
 		return err
 	}
-	if r.OnHand < 0 || r.OnHand > MaxQty {
-		return jaego.Invalidf("on_hand", "on_hand must be 0..%d, got %d", MaxQty, r.OnHand)
+	if r.OnHand < -MaxQty || r.OnHand > MaxQty { // the bound events keep on_hand within
+		return jaego.Invalidf("on_hand", "on_hand must be within ±%d, got %d", MaxQty, r.OnHand)
 	}
 	if r.Safety != nil && (*r.Safety < 0 || *r.Safety > MaxQty) {
 		return jaego.Invalidf("safety", "safety must be 0..%d, got %d", MaxQty, *r.Safety)

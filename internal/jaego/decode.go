@@ -10,7 +10,9 @@ import (
 )
 
 // StrictUnmarshal decodes exactly one JSON value into v, refusing unknown fields, a name
-// given twice in one object (encoding/json would keep the last) and trailing data; its
+// given twice in one object (encoding/json would keep the last), trailing data, and a
+// control character in any string (\u0000 reached PostgreSQL as a 500; no text field of
+// jaego — names, ids, labels — has a use for a newline or a NUL); its
 // errors carry CodeInvalidJSON and say what is wrong in client terms.
 func StrictUnmarshal(data []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
@@ -72,6 +74,7 @@ func uniqueKeys(data []byte) error {
 	type frame struct {
 		object, expectKey bool
 		keys              [][]byte // the names seen, as they are in data (no copies)
+		last              []byte   // the name of the member whose value comes next
 	}
 	stack := make([]frame, 0, 8)
 	for i := 0; i < len(data); i++ {
@@ -92,9 +95,19 @@ func uniqueKeys(data []byte) error {
 			j := i + 1
 			escaped := false
 			for ; j < len(data) && data[j] != '"'; j++ {
-				if data[j] == '\\' {
+				control := data[j] == 0x7f || data[j] == 0xc2 && j+1 < len(data) && data[j+1] >= 0x80 && data[j+1] <= 0x9f
+				if data[j] == '\\' && j+1 < len(data) {
 					escaped = true
 					j++
+					control = bytes.IndexByte([]byte("bfnrt"), data[j]) >= 0 || data[j] == 'u' && controlEscape(data[j+1:])
+				}
+				if control {
+					field := ""
+					if n := len(stack); n > 0 && stack[n-1].object && !stack[n-1].expectKey {
+						field = string(stack[n-1].last)
+					}
+					return &Error{Code: CodeInvalidJSON, Field: field,
+						Detail: "a string holds a control character (U+0000–U+001F, U+007F–U+009F: a NUL, a newline, a tab…); text fields take printable text only"}
 				}
 			}
 			if n := len(stack); n > 0 && stack[n-1].object && stack[n-1].expectKey {
@@ -110,10 +123,33 @@ func uniqueKeys(data []byte) error {
 					}
 				}
 				stack[n-1].keys = append(stack[n-1].keys, name)
+				stack[n-1].last = name
 				stack[n-1].expectKey = false
 			}
 			i = j
 		}
 	}
 	return nil
+}
+
+// controlEscape reports whether the four hex digits at the start of hex (a \u escape) name
+// a control character.
+func controlEscape(hex []byte) bool {
+	if len(hex) < 4 {
+		return false
+	}
+	var r int
+	for _, c := range hex[:4] {
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | int(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | int(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | int(c-'A'+10)
+		default:
+			return false
+		}
+	}
+	return r < 0x20 || r >= 0x7f && r <= 0x9f
 }

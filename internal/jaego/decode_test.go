@@ -37,6 +37,24 @@ func TestStrictUnmarshal(t *testing.T) {
 			t.Errorf("%s: %v, want invalid_json on %q", bad, err, field)
 		}
 	}
+	// Control characters in any string, escaped or raw; an escaped backslash before n is text.
+	for bad, field := range map[string]string{
+		`{"x":"a\u0000b"}`: "x", `{"x":"line\nline"}`: "x", `{"x":"\t"}`: "x", `{"n":{"a":1},"items":[],"x":"\u001F"}`: "x",
+		`{"x":"del\u007f"}`: "x", "{\"x\":\"del\x7f\"}": "x", `{"x":"c1\u0085"}`: "x", "{\"x\":\"c1\u0085\"}": "x",
+	} {
+		var d doc
+		err := jaego.StrictUnmarshal([]byte(bad), &d)
+		var e *jaego.Error
+		if !errors.As(err, &e) || e.Code != jaego.CodeInvalidJSON || e.Field != field {
+			t.Errorf("%q: %v, want invalid_json on %q", bad, err, field)
+		}
+	}
+	for _, ok := range []string{`{"x":"back\\nslash"}`, `{"x":"\u00e9t\u00E9 \"quoted\" \/"}`, `{"x":"마스크 3+1"}`} {
+		var d doc
+		if err := jaego.StrictUnmarshal([]byte(ok), &d); err != nil {
+			t.Errorf("%s: %v", ok, err)
+		}
+	}
 	// "{}}" and friends: a stray closer after the value (FuzzDecodeSpec found it crashing the key scan).
 	for _, bad := range []string{`{"x":`, `{"y":1}`, `{"x":"1"} {}`, `[`, `{}}`, `{"x":"1"}]`, `{} }`, "{}\n}"} {
 		var d doc

@@ -185,8 +185,24 @@ func testRefusals(t *testing.T, s inventory.StockStore) {
 		{Ev(inventory.Fulfill, store, "A", 4), inventory.ErrInsufficientReserved},
 		{func() inventory.Event { e := Ev(inventory.Set, store, "A", 1); e.ExpectedVersion = &v; return e }(), inventory.ErrVersionConflict},
 		{Ev(inventory.Reserve, store, "NEVER-SEEN", 1), inventory.ErrInsufficientStock},
+		// on_hand stays within ±MaxQty, the bound jaego load takes: a state can always be reloaded.
+		{Ev(inventory.Receipt, store, "A", inventory.MaxQty), inventory.ErrOutOfRange},
+		{Ev(inventory.Sale, store, "A", inventory.MaxQty), nil}, // 10 − 1e9: still within
 	}
 	for _, c := range cases {
+		if c.want == nil {
+			if r := MustApply(t, s, c.ev)[0]; r.Status != inventory.Applied {
+				t.Fatalf("%s %d: %s %v", c.ev.Type, c.ev.Qty, r.Status, r.Err)
+			}
+			MustApply(t, s, Ev(inventory.SaleCancel, store, "A", inventory.MaxQty)) // back to where it was
+			before = mustGet(t, s, store, "A")
+			if r := MustApply(t, s, Ev(inventory.Sale, store, "A", inventory.MaxQty), Ev(inventory.Sale, store, "A", 11))[1]; !errors.Is(r.Err, inventory.ErrOutOfRange) {
+				t.Errorf("a sale below −MaxQty: %s %v", r.Status, r.Err)
+			}
+			MustApply(t, s, Ev(inventory.SaleCancel, store, "A", inventory.MaxQty))
+			before = mustGet(t, s, store, "A")
+			continue
+		}
 		r := MustApply(t, s, c.ev)[0]
 		if r.Status != inventory.Rejected || !errors.Is(r.Err, c.want) {
 			t.Errorf("%s %d: status %s err %v, want rejected %v", c.ev.Type, c.ev.Qty, r.Status, r.Err, c.want)

@@ -80,6 +80,9 @@ for i = 0, (#KEYS - 4) / (1 + m) - 1 do
   else
     code = 'invalid_input'
   end
+  if code == '' and status ~= 'duplicate' and math.abs(oh + d) > 1000000000 then
+    code = 'stock_out_of_range' -- inventory.MaxQty: the bound jaego load takes too
+  end
   if code ~= '' then
     status = 'rejected'
   elseif status ~= 'duplicate' then

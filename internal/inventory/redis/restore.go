@@ -14,7 +14,9 @@ import (
 
 var _ inventory.RestoreTarget = (*Store)(nil)
 
-// KeyCount implements inventory.RestoreTarget: the keys under the store's prefix on every node.
+// KeyCount implements inventory.RestoreTarget: how many keys under the store's prefix the
+// first SCAN page of each node found (0 only when there are none: enough to refuse a
+// non-empty Redis, not a count of them all).
 func (s *Store) KeyCount(ctx context.Context) (int64, error) {
 	var n int64
 	for _, node := range s.client.Nodes() {
