@@ -15,7 +15,9 @@ var commandHelp = map[string]struct{ about, examples, args string }{
 		about: "Runs everything in one process with embedded defaults and no external server: an in-process\n" +
 			"Redis-protocol server and Kafka-protocol broker on free loopback ports, a SQLite file for the\n" +
 			"promotions and the durable stock copy, demo stock and promotions, the API. It prints every\n" +
-			"address it uses. With --data DIR, stock and promotions survive a restart.",
+			"address it uses. With --data DIR, everything survives a restart: the stock with its idempotency\n" +
+			"marks, the change feed within its retention, the history and the promotions (the copy in the\n" +
+			"SQLite file is put back into the embedded Redis at start). Without it, each start is a fresh demo.",
 		examples: "jaego dev\njaego dev --http 127.0.0.1:9090 --data ./jaego-data\njaego dev --redis-listen 127.0.0.1:6400   # then: redis-cli -p 6400",
 	},
 	"serve": {
