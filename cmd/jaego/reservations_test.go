@@ -71,6 +71,17 @@ func TestReservationsEndToEnd(t *testing.T) {
 		}
 	}
 
+	// The store's list: the held reservation of S1 is not there any more (confirmed), and
+	// the list's answers validate against the document like every other.
+	var listed map[string]any
+	if getJSON(t, a.api+"/v1/reservations?store=S1&status=confirmed", &listed); len(listed["reservations"].([]any)) != 1 || listed["next_cursor"] != "" {
+		t.Fatalf("confirmed reservations of S1: %v", listed)
+	}
+	var bad map[string]any
+	if code := getJSON(t, a.api+"/v1/reservations?store=S1&status=nonsense", &bad); code != 400 {
+		t.Fatalf("unknown status: %d %v", code, bad)
+	}
+
 	// Expiry by itself: a 1 s hold, then no requests but the watch of its status.
 	code, ans = post(t, a.api+"/v1/reservations", `{"reservation_id":"o-4","store":"S2","items":[{"sku":"A","qty":4}],"hold":"1s"}`)
 	if code != 201 {

@@ -170,4 +170,16 @@ type Reservations interface {
 	Cancel(ctx context.Context, id string) (Reservation, error)
 	// Availability says, for each store in order, whether it can supply the whole basket.
 	Availability(ctx context.Context, items []Item, stores []string) ([]StoreAvailability, error)
+	// List pages through a store's reservations, oldest first, those of status only when
+	// status is not empty: up to limit, and the cursor of the next page ("" at the end).
+	List(ctx context.Context, store string, status ReservationStatus, cursor string, limit int) ([]Reservation, string, error)
+}
+
+// CheckStatus checks a status filter ("" is every status).
+func CheckStatus(s ReservationStatus) error {
+	switch s {
+	case "", Held, Confirmed, Cancelled, Expired:
+		return nil
+	}
+	return jaego.Invalidf("status", "status must be held, confirmed, cancelled or expired, got %q", s)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/jaego/jaego/internal/httpx"
@@ -15,6 +16,7 @@ import (
 
 func (a *API) registerReservations(mux httpx.Mux) {
 	mux.Handle("POST /v1/reservations", a.hold())
+	mux.Handle("GET /v1/reservations", a.listReservations())
 	mux.Handle("GET /v1/reservations/{id}", a.getReservation())
 	mux.Handle("POST /v1/reservations/{id}/confirm", a.endReservation(a.reservations.Confirm))
 	mux.Handle("POST /v1/reservations/{id}/cancel", a.endReservation(a.reservations.Cancel))
@@ -72,6 +74,39 @@ func (a *API) hold() http.Handler {
 			status = http.StatusOK
 		}
 		httpx.WriteJSON(w, status, res)
+	})
+}
+
+// listReservations is GET /v1/reservations?store=&status=&limit=&cursor=: a store's
+// reservations, oldest first, in pages.
+func (a *API) listReservations() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		store, status := q.Get("store"), inventory.ReservationStatus(q.Get("status"))
+		if store == "" {
+			a.fail(w, r, jaego.Invalidf("store", "store is required"))
+			return
+		}
+		limit := 100
+		if v := q.Get("limit"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 1000 {
+				a.fail(w, r, jaego.Invalidf("limit", "limit must be 1..1000, got %q", v))
+				return
+			}
+			limit = n
+		}
+		ctx, cancel := a.ctx(r)
+		defer cancel()
+		list, next, err := a.reservations.List(ctx, store, status, q.Get("cursor"), limit)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		if list == nil {
+			list = []inventory.Reservation{}
+		}
+		httpx.WriteJSON(w, http.StatusOK, map[string]any{"reservations": list, "next_cursor": next})
 	})
 }
 

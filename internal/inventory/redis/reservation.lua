@@ -8,6 +8,7 @@
 -- KEYS[5] the reservation                        jg:rsv:{g}:<id>  (hash)
 -- KEYS[6] the group's expiry queue               jg:rsvexp:{g}    (sorted set: <store>:<id> by expiry, ms)
 -- KEYS[7] the group's held counts                jg:rsvheld:{g}   (hash: store → reservations held)
+-- KEYS[8] the store's reservations               jg:rsvs:{g}:<store> (sorted set: id by creation, ms)
 -- ARGV[1] op: hold, confirm, cancel or expire
 -- ARGV[2] now, unix ms (the caller's clock: the one expires_at is set and checked by)
 -- ARGV[3] stream TTL, seconds; ARGV[4] '1': require the epoch mark; ARGV[5] how long an
@@ -100,6 +101,10 @@ if op == 'hold' then
     'expires', expires, 'created', now, 'updated', now)
   redis.call('ZADD', queue, expires, store .. ':' .. id)
   redis.call('HINCRBY', counts, store, 1)
+  -- The store's list: ids by creation; those older than any reservation still kept leave it.
+  redis.call('ZADD', KEYS[8], now, id)
+  redis.call('ZREMRANGEBYSCORE', KEYS[8], '-inf', now - tonumber(keep) - 86400000)
+  redis.call('PEXPIRE', KEYS[8], tonumber(keep) + 86400000)
   return answer('held')
 end
 if not exists then return {'missing'} end

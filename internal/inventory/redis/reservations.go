@@ -28,6 +28,11 @@ func (k Keyspace) Reservation(g int, id string) string { return k.tagged("rsv", 
 // Expiries is group g's expiry queue: a sorted set of <store>:<id> by expiry (unix ms).
 func (k Keyspace) Expiries(g int) string { return k.tagged("rsvexp", g) }
 
+// StoreReservations is the list of a store's reservations: ids by creation time.
+func (k Keyspace) StoreReservations(store string) string {
+	return k.tagged("rsvs", k.Group(store)) + ":" + store
+}
+
 // HeldCounts is group g's count of held reservations per store (the hold quota).
 func (k Keyspace) HeldCounts(g int) string { return k.tagged("rsvheld", g) }
 
@@ -50,7 +55,7 @@ func (s *Store) reservationStep(ctx context.Context, op, store, id string, extra
 	args := append([]string{op, strconv.FormatInt(now.UnixMilli(), 10), strconv.FormatInt(int64(s.opts.Retention/time.Second), 10),
 		requireEpoch, strconv.FormatInt(s.opts.IdempotencyTTL.Milliseconds(), 10), id, strconv.Itoa(s.opts.MaxHoldsPerStore)}, extra...)
 	keys := []string{s.keys.StreamOn(g, now), s.keys.LastChange(g), s.keys.Epoch(g), s.keys.Stock(store), s.keys.Reservation(g, id),
-		s.keys.Expiries(g), s.keys.HeldCounts(g)}
+		s.keys.Expiries(g), s.keys.HeldCounts(g), s.keys.StoreReservations(store)}
 	start := time.Now()
 	out, err := s.reserve.Exec(ctx, s.client, keys, args).ToArray()
 	s.metrics.applyCalls.Observe(time.Since(start).Seconds())
@@ -441,6 +446,73 @@ func (s *Store) RunExpiry(ctx context.Context, every time.Duration) {
 			}
 			if err != nil || n < 500 {
 				break
+			}
+		}
+	}
+}
+
+// List implements inventory.Reservations: the store's list (ids by creation) in pages, each
+// page's reservations read in one pipelined round trip. The cursor is "<created ms>:<id>" of
+// the last one returned. A filtered page reads on until it has limit or the list ends.
+func (s *Store) List(ctx context.Context, store string, status inventory.ReservationStatus, cursor string, limit int) ([]inventory.Reservation, string, error) {
+	if err := jaego.CheckStore(store); err != nil {
+		return nil, "", err
+	}
+	if err := inventory.CheckStatus(status); err != nil {
+		return nil, "", err
+	}
+	min := "-inf"
+	after := ""
+	if cursor != "" {
+		ms, id, ok := strings.Cut(cursor, ":")
+		if _, err := strconv.ParseInt(ms, 10, 64); !ok || err != nil || inventory.CheckReservationID(id) != nil {
+			return nil, "", &jaego.Error{Code: jaego.CodeInvalidCursor, Field: "cursor", Detail: "malformed cursor"}
+		}
+		min, after = ms, id
+	}
+	g := s.keys.Group(store)
+	var out []inventory.Reservation
+	for skip := int64(0); ; {
+		page, err := s.client.Do(ctx, s.client.B().Zrange().Key(s.keys.StoreReservations(store)).Min(min).Max("+inf").Byscore().
+			Limit(skip, int64(limit+1)).Withscores().Build()).AsZScores()
+		if err != nil {
+			return nil, "", s.unavailable("reservations list", err)
+		}
+		full := len(page) == limit+1
+		// Skip what the cursor already returned: the ids of its millisecond up to and including it.
+		for len(page) > 0 && after != "" && strconv.FormatInt(int64(page[0].Score), 10) == min && page[0].Member <= after {
+			page = page[1:]
+		}
+		if len(page) == 0 {
+			if full { // a whole page of one millisecond, all returned before: look further
+				skip += int64(limit + 1)
+				continue
+			}
+			return out, "", nil
+		}
+		skip = 0
+		cmds := make(rueidis.Commands, len(page))
+		for i, z := range page {
+			cmds[i] = s.client.B().Hmget().Key(s.keys.Reservation(g, z.Member)).Field("store", "items", "status", "expires", "created", "updated").Build()
+		}
+		for i, res := range s.client.DoMulti(ctx, cmds...) {
+			vals, err := res.ToArray()
+			if err != nil {
+				return nil, "", s.unavailable("reservations list", err)
+			}
+			min, after = strconv.FormatInt(int64(page[i].Score), 10), page[i].Member
+			if len(vals) != 6 || vals[0].IsNil() {
+				continue // ended long ago and gone
+			}
+			r, err := parseReservation(page[i].Member, append([]rueidis.RedisMessage{{}}, vals...))
+			if err != nil {
+				return nil, "", err
+			}
+			if status == "" || r.Status == status {
+				out = append(out, r)
+			}
+			if len(out) == limit {
+				return out, min + ":" + after, nil
 			}
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -504,6 +505,72 @@ func TestHoldQuota(t *testing.T) {
 		}
 		if err := hold("q-3", "Q1"); err != nil {
 			t.Fatalf("after a confirm freed a place: %v", err)
+		}
+	})
+}
+
+// TestReservationList: a store's reservations in pages, oldest first, filtered by status;
+// other stores' are not in it; a malformed cursor is invalid_cursor.
+func TestReservationList(t *testing.T) {
+	onEveryRedis(t, func(t *testing.T, client rueidis.Client) {
+		ctx := context.Background()
+		clk := newClock()
+		s := newStoreOn(client, invredis.Options{Now: clk.now})
+		inventorytest.MustApply(t, s, inventorytest.Ev(inventory.Receipt, "L1", "A", 100), inventorytest.Ev(inventory.Receipt, "L2", "A", 100))
+		var want []string
+		for i := range 7 {
+			id := fmt.Sprintf("list-%d", i)
+			if _, _, err := s.Hold(ctx, inventory.HoldRequest{ID: id, Store: "L1", Items: []inventory.Item{{SKU: "A", Qty: 1}}}); err != nil {
+				t.Fatal(err)
+			}
+			if i%3 == 0 {
+				clk.advance(time.Millisecond) // some share a millisecond, some do not
+			}
+			want = append(want, id)
+		}
+		if _, _, err := s.Hold(ctx, inventory.HoldRequest{ID: "elsewhere", Store: "L2", Items: []inventory.Item{{SKU: "A", Qty: 1}}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Confirm(ctx, "list-2"); err != nil {
+			t.Fatal(err)
+		}
+		page := func(status inventory.ReservationStatus, limit int) []string {
+			var ids []string
+			cursor := ""
+			for range 20 {
+				list, next, err := s.List(ctx, "L1", status, cursor, limit)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, r := range list {
+					if status != "" && r.Status != status || r.Store != "L1" {
+						t.Fatalf("listed %+v", r)
+					}
+					ids = append(ids, r.ID)
+				}
+				if cursor = next; cursor == "" {
+					return ids
+				}
+			}
+			t.Fatalf("the list did not end")
+			return nil
+		}
+		all := page("", 2)
+		if fmt.Sprint(all) != fmt.Sprint(want) {
+			t.Fatalf("every reservation of L1: %v, want %v", all, want)
+		}
+		held := page(inventory.Held, 3)
+		if len(held) != 6 || slices.Contains(held, "list-2") {
+			t.Fatalf("held at L1: %v", held)
+		}
+		if got := page(inventory.Confirmed, 1); fmt.Sprint(got) != "[list-2]" {
+			t.Fatalf("confirmed at L1: %v", got)
+		}
+		if _, _, err := s.List(ctx, "L1", "", "nonsense", 2); jaego.CodeOf(err) != jaego.CodeInvalidCursor {
+			t.Fatalf("malformed cursor: %v", err)
+		}
+		if _, _, err := s.List(ctx, "L1", "gone", "", 2); jaego.CodeOf(err) != jaego.CodeInvalid {
+			t.Fatalf("unknown status: %v", err)
 		}
 	})
 }
