@@ -28,7 +28,7 @@ const (
 	CodeInsufficientStock    Code = "insufficient_stock"
 	CodeInsufficientReserved Code = "insufficient_reserved"
 	CodeVersionConflict      Code = "version_conflict"
-	CodeOutOfRange           Code = "stock_out_of_range" // an event that would take on_hand past ±MaxQty
+	CodeOutOfRange           Code = "stock_out_of_range"   // an event that would take on_hand past ±MaxQty
 	CodeNotHeld              Code = "reservation_not_held" // confirm or cancel of a reservation no longer held
 	CodeReservationConflict  Code = "reservation_conflict" // a reservation id reused for another basket
 	CodeExpired              Code = "range_expired"
