@@ -183,6 +183,23 @@ func TestConsole(t *testing.T) {
 	if got := previewGift(); !strings.Contains(got, "CONSOLE-G ×1") {
 		t.Fatalf("preview with the promotion: %q", got)
 	}
+	// A view renders only its latest request: five overlapping loads of the list leave each
+	// promotion once (a view that cleared, awaited and appended drew every row five times).
+	// A promotion that starts later says scheduled.
+	if code, ans := post(t, s.api+"/v1/admin/promotions", `{"name":"Later","starts_at":"2098-01-01T00:00:00Z","ends_at":"2099-01-01T00:00:00Z",`+
+		`"channels":["online"],"targets":["CONSOLE-L"],"condition":{"min_qty":1},"gifts":[{"sku":"CONSOLE-G","qty":1}]}`); code != 201 {
+		t.Fatalf("a scheduled promotion: %d %v", code, ans)
+	}
+	rows, err := chromedp.Run(ctx, chromedp.Evaluate[int](`(async () => {
+		await Promise.all([promotionsView(), promotionsView(), promotionsView(), promotionsView(), promotionsView()]);
+		return document.querySelectorAll('#promo-table tr[data-name="Console test"]').length;
+	})()`, chromedp.EvalAwaitPromise))
+	if err != nil || rows != 1 {
+		t.Fatalf("after five overlapping loads the promotion is listed %d times (%v)", rows, err)
+	}
+	if status, _ := chromedp.Run(ctx, chromedp.Text(`#promo-table tr[data-name="Later"] .status`)); status != "scheduled" {
+		t.Errorf("a promotion that starts in 2098 says %q", status)
+	}
 	screenshot(t, ctx, "promotions")
 	if err := chromedp.Do(ctx,
 		chromedp.Click(`#promo-table tr[data-name="Console test"] button`),
@@ -257,6 +274,15 @@ func TestConsole(t *testing.T) {
 	}
 	if text, _ := chromedp.Run(ctx, chromedp.Text(`#rsv`)); !strings.Contains(text, "held") {
 		t.Errorf("the reservation page shows %q", text)
+	}
+	// The store's held reservations are listed without knowing an id; its link opens one.
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(s.api+"/console/reservations?store=S001"),
+		chromedp.WaitVisible(`#rsv-table tr[data-id="console-r1"]`),
+		chromedp.Click(`#rsv-table tr[data-id="console-r1"] a`),
+		chromedp.WaitVisible(`#rsv-cancel`),
+	); err != nil {
+		t.Fatalf("the store's reservations: %v", err)
 	}
 	screenshot(t, ctx, "reservations")
 	if err := chromedp.Do(ctx,

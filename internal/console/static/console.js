@@ -23,6 +23,21 @@ async function api(path, init = {}) {
   return resp;
 }
 
+// own makes a view the owner of its latest request: the view's previous request is aborted,
+// and a view renders only while its signal is live. Two overlapping loads of one view (a
+// create and a stop, a double click) can then never interleave: the older one's answer is
+// dropped, never drawn over the newer one's (React Query and htmx's hx-sync do the same).
+const owners = {};
+function own(view) {
+  if (owners[view]) owners[view].abort();
+  const c = new AbortController();
+  owners[view] = c;
+  return c.signal;
+}
+
+// superseded reports whether err is the abort of a request a newer one replaced.
+const superseded = (err, signal) => signal.aborted || (err && err.name === "AbortError");
+
 function showProblem(err) {
   const p = $("problem");
   p.textContent = err ? err.message : "";
@@ -39,15 +54,17 @@ function cell(row, text, cls) {
 // --- stock ---
 // lookup shows a store's SKUs, or (stores given) one SKU across stores.
 async function lookup(store, skus, stores) {
+  const signal = own("stock");
   showProblem(null);
   const table = $("stock-table");
   const body = table.tBodies[0];
-  body.replaceChildren();
   try {
     const resp = await api(stores
       ? "/v1/skus/" + encodeURIComponent(skus) + "/stock?store=" + encodeURIComponent(stores)
-      : "/v1/stores/" + encodeURIComponent(store) + "/stock?sku=" + encodeURIComponent(skus));
+      : "/v1/stores/" + encodeURIComponent(store) + "/stock?sku=" + encodeURIComponent(skus), { signal });
     const ans = await resp.json();
+    if (signal.aborted) return;
+    body.replaceChildren();
     const source = resp.headers.get("X-Stock-Source");
     for (const s of ans.items) {
       const row = body.insertRow();
@@ -68,7 +85,7 @@ async function lookup(store, skus, stores) {
     missing.textContent = ans.missing.length ? "No record: " + ans.missing.join(", ") : "";
     missing.hidden = !ans.missing.length;
   } catch (err) {
-    showProblem(err);
+    if (!superseded(err, signal)) showProblem(err);
   }
 }
 
@@ -173,20 +190,21 @@ const rates = []; // changes a second, the last minute
 
 // --- health ---
 async function healthView() {
+  const signal = own("health");
   showProblem(null);
   const dl = $("health");
-  dl.replaceChildren();
   delete dl.dataset.complete;
+  const items = [];
   const add = (k, v) => {
     const dt = document.createElement("dt"), dd = document.createElement("dd");
     dt.textContent = k;
     dd.textContent = v;
-    dl.append(dt, dd);
+    items.push(dt, dd);
   };
   try {
-    const ready = await (await fetch("/readyz")).json();
+    const ready = await (await fetch("/readyz", { signal })).json();
     add("Readiness", ready.status + (ready.checks ? " " + JSON.stringify(ready.checks) : ""));
-    const breaker = await (await api("/v1/admin/breaker")).json();
+    const breaker = await (await api("/v1/admin/breaker", { signal })).json();
     add("Redis breaker", breaker.state + " since " + new Date(breaker.since).toLocaleString() +
       " (failures " + (breaker.failure_rate * 100).toFixed(1) + "%, slow " + (breaker.slow_rate * 100).toFixed(1) + "%)");
     if (breaker.copy_position !== undefined) {
@@ -194,12 +212,14 @@ async function healthView() {
         (breaker.copy_lag_seconds != null ? ", " + breaker.copy_lag_seconds.toFixed(1) + " s behind" : ""));
     }
     // Consumer lag, from the Prometheus text: the most a partition of the group is behind.
-    const metrics = await (await fetch("/metrics")).text();
+    const metrics = await (await fetch("/metrics", { signal })).text();
     const lags = [...metrics.matchAll(/^jaego_consumer_group_lag\{[^}]*\} (\S+)$/gm)].map((m) => Number(m[1]));
     add("Kafka consumer lag", lags.length ? Math.max(...lags) + " records (the most behind partition)" : "no consumer group reported yet");
+    if (signal.aborted) return;
+    dl.replaceChildren(...items);
     dl.dataset.complete = "true";
   } catch (err) {
-    showProblem(err);
+    if (!superseded(err, signal)) showProblem(err);
   }
 }
 
@@ -219,11 +239,13 @@ function confirmButton(text, label, question, path, then) {
 
 // --- history ---
 async function showHistory(store, sku) {
+  const signal = own("history");
   showProblem(null);
   const table = $("history-table"), body = table.tBodies[0];
-  body.replaceChildren();
   try {
-    const ans = await (await api("/v1/stores/" + encodeURIComponent(store) + "/skus/" + encodeURIComponent(sku) + "/history")).json();
+    const ans = await (await api("/v1/stores/" + encodeURIComponent(store) + "/skus/" + encodeURIComponent(sku) + "/history", { signal })).json();
+    if (signal.aborted) return;
+    body.replaceChildren();
     for (const c of ans.changes) {
       const row = body.insertRow();
       cell(row, new Date(c.at).toLocaleString());
@@ -236,7 +258,7 @@ async function showHistory(store, sku) {
     }
     table.hidden = false;
   } catch (err) {
-    showProblem(err);
+    if (!superseded(err, signal)) showProblem(err);
   }
 }
 
@@ -244,23 +266,34 @@ async function showHistory(store, sku) {
 const specTemplate = {
   name: "Buy 2, get a sample", starts_at: new Date().toISOString().slice(0, 10) + "T00:00:00Z",
   ends_at: new Date(Date.now() + 30 * 864e5).toISOString().slice(0, 10) + "T00:00:00Z", priority: 5,
-  channels: ["online", "store"], targets: ["TONER-1"], condition: { min_qty: 2, min_amount: 0 },
-  gifts: [{ sku: "GIFT-1", qty: 1 }], max_per_order: 1,
+  channels: ["online", "store"], targets: ["8809461234567"], condition: { min_qty: 2, min_amount: 0 },
+  gifts: [{ sku: "GIFT-SAMPLE-KIT", qty: 1 }], max_per_order: 1,
 };
 
+// shownStatus is what a promotion is now: a stored "active" one that has not started yet is
+// scheduled, one whose period is over has ended.
+function shownStatus(p, now = Date.now()) {
+  if (p.status !== "active") return p.status;
+  if (Date.parse(p.starts_at) > now) return "scheduled";
+  if (Date.parse(p.ends_at) <= now) return "ended";
+  return "active";
+}
+
 async function promotionsView() {
+  const signal = own("promotions");
   showProblem(null);
   if (!$("promo-spec").value) $("promo-spec").value = JSON.stringify(specTemplate, null, 2);
   const body = $("promo-table").tBodies[0];
-  body.replaceChildren();
   try {
-    const ans = await (await api("/v1/admin/promotions?limit=200")).json();
+    const ans = await (await api("/v1/admin/promotions?limit=200", { signal })).json();
+    if (signal.aborted) return;
+    body.replaceChildren();
     for (const p of ans.promotions) {
       const row = body.insertRow();
       row.dataset.id = p.id;
       row.dataset.name = p.name;
       cell(row, p.name);
-      cell(row, p.status, "status");
+      cell(row, shownStatus(p), "status");
       cell(row, p.starts_at.slice(0, 10));
       cell(row, p.ends_at.slice(0, 10));
       cell(row, p.targets.join(", "));
@@ -272,22 +305,25 @@ async function promotionsView() {
           "/v1/admin/promotions/" + p.id + "/stop", promotionsView));
       }
     }
+    body.dataset.loaded = String(Date.now());
   } catch (err) {
-    showProblem(err);
+    if (!superseded(err, signal)) showProblem(err);
   }
 }
 
 async function preview(items, store) {
+  const signal = own("preview");
   showProblem(null);
   const list = $("preview");
-  list.replaceChildren();
   const order = { channel: "online", items: items.split(",").filter(Boolean).map((s) => {
     const [sku, qty] = s.trim().split(":");
     return { sku, qty: Number(qty || 1), price: 0 };
   }) };
   if (store) order.store = store;
   try {
-    const ans = await (await api("/v1/gifts/evaluate", { method: "POST", body: JSON.stringify(order), headers: { "Content-Type": "application/json" } })).json();
+    const ans = await (await api("/v1/gifts/evaluate", { method: "POST", body: JSON.stringify(order), headers: { "Content-Type": "application/json" }, signal })).json();
+    if (signal.aborted) return;
+    list.replaceChildren();
     for (const g of ans.gifts) {
       const li = document.createElement("li");
       li.dataset.sku = g.sku;
@@ -300,17 +336,19 @@ async function preview(items, store) {
       list.append(li);
     }
   } catch (err) {
-    showProblem(err);
+    if (!superseded(err, signal)) showProblem(err);
   }
 }
 
 // --- locks ---
 async function locksView() {
+  const signal = own("locks");
   showProblem(null);
   const body = $("lock-table").tBodies[0];
-  body.replaceChildren();
   try {
-    const ans = await (await api("/v1/admin/locks")).json();
+    const ans = await (await api("/v1/admin/locks", { signal })).json();
+    if (signal.aborted) return;
+    body.replaceChildren();
     for (const l of ans.locks) {
       const row = body.insertRow();
       row.dataset.name = l.name;
@@ -323,27 +361,65 @@ async function locksView() {
     }
     $("locks-none").hidden = ans.locks.length > 0;
   } catch (err) {
-    showProblem(err);
+    if (!superseded(err, signal)) showProblem(err);
   }
 }
 
 // --- reservations ---
 async function showReservation(id, step) {
+  const signal = own("reservation");
   showProblem(null);
   const dl = $("rsv");
-  dl.replaceChildren();
   try {
     const path = "/v1/reservations/" + encodeURIComponent(id) + (step ? "/" + step : "");
-    const r = await (await api(path, step ? { method: "POST" } : {})).json();
+    const r = await (await api(path, step ? { method: "POST", signal } : { signal })).json();
+    if (signal.aborted) return;
+    const items = [];
     for (const [k, v] of [["Store", r.store], ["Status", r.status], ["Items", r.items.map((i) => i.sku + " ×" + i.qty).join(", ")], ["Expires", new Date(r.expires_at).toLocaleString()]]) {
       const dt = document.createElement("dt"), dd = document.createElement("dd");
       dt.textContent = k;
       dd.textContent = v;
-      dl.append(dt, dd);
+      items.push(dt, dd);
     }
+    dl.replaceChildren(...items);
     $("rsv-confirm").hidden = $("rsv-cancel").hidden = r.status !== "held";
+    if (step) listReservations($("rsv-store").value.trim() || r.store, $("rsv-status").value);
   } catch (err) {
-    showProblem(err);
+    if (!superseded(err, signal)) showProblem(err);
+  }
+}
+
+// listReservations shows a store's reservations of a status (GET /v1/reservations), each
+// with a link to its page.
+async function listReservations(store, status) {
+  const signal = own("reservations");
+  showProblem(null);
+  const table = $("rsv-table"), body = table.tBodies[0];
+  try {
+    const q = "?store=" + encodeURIComponent(store) + (status ? "&status=" + encodeURIComponent(status) : "") + "&limit=200";
+    const ans = await (await api("/v1/reservations" + q, { signal })).json();
+    if (signal.aborted) return;
+    body.replaceChildren();
+    for (const r of ans.reservations) {
+      const row = body.insertRow();
+      row.dataset.id = r.reservation_id;
+      const a = document.createElement("a");
+      a.href = "/console/reservations?store=" + encodeURIComponent(store) + "&id=" + encodeURIComponent(r.reservation_id);
+      a.textContent = r.reservation_id;
+      a.addEventListener("click", (e) => {
+        e.preventDefault();
+        $("rsv-id").value = r.reservation_id;
+        showReservation(r.reservation_id);
+      });
+      row.insertCell().append(a);
+      cell(row, r.status, "status");
+      cell(row, r.items.map((i) => i.sku + " ×" + i.qty).join(", "));
+      cell(row, new Date(r.expires_at).toLocaleString());
+    }
+    table.hidden = false;
+    $("rsv-none").hidden = ans.reservations.length > 0;
+  } catch (err) {
+    if (!superseded(err, signal)) showProblem(err);
   }
 }
 
@@ -365,6 +441,10 @@ function route() {
     $("h-store").value = q.get("store");
     $("h-sku").value = q.get("sku");
     showHistory(q.get("store"), q.get("sku"));
+  }
+  if (view === "reservations" && q.get("store")) {
+    $("rsv-store").value = q.get("store");
+    listReservations(q.get("store"), $("rsv-status").value);
   }
   if (view === "reservations" && q.get("id")) {
     $("rsv-id").value = q.get("id");
@@ -404,9 +484,10 @@ document.addEventListener("DOMContentLoaded", () => {
   $("promo-form").addEventListener("submit", async (e) => {
     e.preventDefault();
     showProblem(null);
+    const signal = own("promotions"); // a list load under way is older than this change
     try {
       await api("/v1/admin/promotions", { method: "POST", body: $("promo-spec").value, headers: { "Content-Type": "application/json" } });
-      promotionsView();
+      if (owners.promotions === undefined || owners.promotions.signal === signal) promotionsView();
     } catch (err) {
       showProblem(err);
     }
@@ -414,6 +495,12 @@ document.addEventListener("DOMContentLoaded", () => {
   $("preview-form").addEventListener("submit", (e) => {
     e.preventDefault();
     preview($("preview-items").value, $("preview-store").value.trim());
+  });
+  $("rsv-list-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const store = $("rsv-store").value.trim();
+    window.history.replaceState(null, "", "/console/reservations?store=" + encodeURIComponent(store));
+    listReservations(store, $("rsv-status").value);
   });
   $("rsv-form").addEventListener("submit", (e) => {
     e.preventDefault();
