@@ -30,6 +30,20 @@ func TestThousandTailSubscribers(t *testing.T) {
 	redis, rs := testenv.Redis(t)
 	p := startJaego(t, bin, "serve", "--http", "127.0.0.1:0", "--redis", "redis://"+rs.Addr+"/0", "--max-streams", "1100", "--log-level", "warn")
 	connsBefore, goroutinesBefore := redisClients(t, redis), metricValue(t, p.api, "go_goroutines")
+	// At rest a serve holds little heap, and a breaker cycle adds none (a breaker that
+	// allocated 512 MiB at start and at every forced_open → auto → closed broke any
+	// GOMEMLIMIT or container limit).
+	if heap := metricValue(t, p.api, "go_memstats_heap_alloc_bytes"); heap > 64<<20 {
+		t.Fatalf("serve at rest holds %.0f MiB of heap, want < 64", heap/(1<<20))
+	}
+	for _, state := range []string{"forced_open", "auto"} {
+		if code, ans := post(t, p.api+"/v1/admin/breaker", `{"state":"`+state+`"}`); code != 200 {
+			t.Fatalf("breaker %s: %d %v", state, code, ans)
+		}
+	}
+	if heap := metricValue(t, p.api, "go_memstats_heap_alloc_bytes"); heap > 64<<20 {
+		t.Fatalf("after a breaker cycle serve holds %.0f MiB of heap, want < 64", heap/(1<<20))
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
