@@ -304,9 +304,13 @@ func TestRedisLostAndRestored(t *testing.T) {
 	}
 	second := dayOf(1000, 4)
 	kafkatest.Produce(t, s.broker, second)
-	until(t, "the breaker forced open by the loss guard", 30*time.Second, func() bool {
-		return call(t, "GET", p.api+"/v1/admin/breaker", "").body["state"] == "forced_open"
+	until(t, "the breaker lost (the loss guard or a read saw it)", 30*time.Second, func() bool {
+		return call(t, "GET", p.api+"/v1/admin/breaker", "").body["state"] == "lost"
 	})
+	// Only a restore ends a loss: auto is refused, and changes nothing.
+	if a := call(t, "POST", p.api+"/v1/admin/breaker", `{"state":"auto"}`); a.status != 409 || a.body["code"] != "breaker_lost" {
+		t.Fatalf("auto during the loss: %+v", a)
+	}
 	probe := first[0]
 	fb := call(t, "GET", p.api+"/v1/stores/"+probe.Store+"/skus/"+probe.SKU, "")
 	if fb.status != 200 || fb.body["source"] != "fallback" {

@@ -27,6 +27,7 @@ var statusOf = map[jaego.Code]int{
 	jaego.CodeNotHeld:              http.StatusConflict,
 	jaego.CodeReservationConflict:  http.StatusConflict,
 	jaego.CodeExpired:              http.StatusGone,
+	jaego.CodeBreakerLost:          http.StatusConflict,
 	jaego.CodeRateLimited:          http.StatusTooManyRequests,
 	jaego.CodeTooManyHolds:         http.StatusTooManyRequests,
 	jaego.CodeUnavailable:          http.StatusServiceUnavailable,

@@ -46,6 +46,9 @@ const (
 	Open       = "open"
 	HalfOpen   = "half_open"
 	ForcedOpen = "forced_open"
+	// Lost: Redis answers but lost its data (design §8): reads come from the copy, writes are
+	// refused, and only a finished restore ends it. It is kept apart from forced_open.
+	Lost = "lost"
 )
 
 // Breaker decides whether a call may go to Redis.
@@ -57,6 +60,8 @@ type Breaker struct {
 	ring                  []uint8 // per call: bit 1 failed, bit 2 slow
 	next, n, fails, slows int
 	forced                bool
+	lost                  bool
+	lostSince             time.Time
 	since                 time.Time
 
 	state       *prometheus.GaugeVec
@@ -94,7 +99,7 @@ func New(o Options) *Breaker {
 	f := promauto.With(o.Registerer)
 	b := &Breaker{o: o, ring: make([]uint8, o.Window), since: time.Now(),
 		state: f.NewGaugeVec(prometheus.GaugeOpts{Name: "jaego_breaker_state",
-			Help: "1 for the Redis breaker's current state (closed, open, half_open, forced_open), 0 for the others."}, []string{"state"}),
+			Help: "1 for the Redis breaker's current state (closed, open, half_open, forced_open, lost), 0 for the others."}, []string{"state"}),
 		transitions: f.NewCounterVec(prometheus.CounterOpts{Name: "jaego_breaker_transitions_total",
 			Help: "Redis breaker state changes, by the state entered."}, []string{"to"}),
 		calls: f.NewCounterVec(prometheus.CounterOpts{Name: "jaego_breaker_calls_total",
@@ -147,7 +152,7 @@ func (b *Breaker) changed(to circuitbreaker.State) {
 }
 
 func (b *Breaker) setGauge(name string) {
-	for _, s := range []string{Closed, Open, HalfOpen, ForcedOpen} {
+	for _, s := range []string{Closed, Open, HalfOpen, ForcedOpen, Lost} {
 		v := 0.0
 		if s == name {
 			v = 1
@@ -169,11 +174,31 @@ func (e *OpenError) Unwrap() error { return jaego.ErrUnavailable }
 // RetryAfter is when the breaker lets the next trial call through.
 func (e *OpenError) RetryAfter() time.Duration { return e.after }
 
-// Allow takes a permit for one call, or answers an *OpenError when none may go.
+// LostError is a call refused because Redis lost its data: a write waits for the restore
+// (503 store_lost), a read is answered from the copy.
+type LostError struct{}
+
+func (LostError) Error() string {
+	return "the stock store (Redis) lost its data: writes wait for `jaego restore`; reads come from the durable copy"
+}
+
+// Unwrap makes errors.Is(err, inventory.ErrLost) hold: a 503 store_lost, and the signal for
+// the Kafka consumers to leave their group until the restore.
+func (LostError) Unwrap() error { return inventory.ErrLost }
+
+// RetryAfter: a restore takes minutes; a second keeps clients polite without guessing.
+func (LostError) RetryAfter() time.Duration { return time.Second }
+
+// Allow takes a permit for one call, or answers an *OpenError (or a LostError) when none
+// may go.
 func (b *Breaker) Allow() error {
 	b.mu.Lock()
-	forced := b.forced
+	forced, lost := b.forced, b.lost
 	b.mu.Unlock()
+	if lost {
+		b.calls.WithLabelValues("refused").Inc()
+		return LostError{}
+	}
 	if !forced && b.cb.TryAcquirePermit() {
 		return nil
 	}
@@ -186,9 +211,10 @@ func (b *Breaker) Allow() error {
 }
 
 // Failed reports whether err means the store failed (rather than refused or rejected the
-// call): it counts against the breaker.
+// call): it counts against the breaker. A lost store is not a failing one (it answers, and
+// fast): it has a state of its own (MarkLost).
 func Failed(err error) bool {
-	return err != nil && (errors.Is(err, jaego.ErrUnavailable) || errors.Is(err, inventory.ErrLost) || errors.Is(err, context.DeadlineExceeded))
+	return err != nil && !errors.Is(err, inventory.ErrLost) && (errors.Is(err, jaego.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded))
 }
 
 // Record gives back the permit of a call that was allowed, with how it went.
@@ -235,15 +261,20 @@ func (b *Breaker) Record(err error, took time.Duration) {
 	}
 }
 
-// Status returns the breaker's state and its window's rates.
+// Status returns the breaker's state and its window's rates. A loss shows over everything
+// else (a forced_open under it comes back when the loss ends).
 func (b *Breaker) Status() inventory.BreakerStatus {
 	state := stateName(b.cb.State())
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	since := b.since
 	if b.forced {
 		state = ForcedOpen
 	}
-	st := inventory.BreakerStatus{State: state, Since: b.since.UTC(), WindowCalls: b.n}
+	if b.lost {
+		state, since = Lost, b.lostSince
+	}
+	st := inventory.BreakerStatus{State: state, Since: since.UTC(), WindowCalls: b.n}
 	if b.n > 0 {
 		st.FailureRate, st.SlowRate = float64(b.fails)/float64(b.n), float64(b.slows)/float64(b.n)
 	}
@@ -262,14 +293,67 @@ func (b *Breaker) Force() {
 	b.cb.Open()
 }
 
+// ErrLostAuto refuses {"state":"auto"} while Redis is lost: nothing but a finished restore
+// ends a loss.
+var ErrLostAuto = jaego.Errorf(jaego.CodeBreakerLost,
+	"Redis lost its data: the breaker stays lost until `jaego restore` finishes (reads come from the durable copy meanwhile); auto cannot end a loss")
+
 // Auto hands the breaker back to its rules: from forced open it goes half-open, so trial
-// calls decide.
-func (b *Breaker) Auto() {
+// calls decide. During a loss it is refused (ErrLostAuto) and changes nothing.
+func (b *Breaker) Auto() error {
 	b.mu.Lock()
+	if b.lost {
+		b.mu.Unlock()
+		return ErrLostAuto
+	}
 	was := b.forced
 	b.forced = false
 	b.mu.Unlock()
 	if was {
 		b.cb.HalfOpen()
 	}
+	return nil
+}
+
+// MarkLost puts the breaker in the lost state (a read found an epoch mark gone, or the
+// guard did), from this call on: reads go to the copy, writes are refused.
+func (b *Breaker) MarkLost() {
+	b.mu.Lock()
+	if b.lost {
+		b.mu.Unlock()
+		return
+	}
+	b.lost, b.lostSince = true, time.Now()
+	b.mu.Unlock()
+	b.setGauge(Lost)
+	b.transitions.WithLabelValues(Lost).Inc()
+	b.o.Logger.Error("Redis lost its data (an epoch mark is gone): reads come from the durable copy and writes are refused until `jaego restore`")
+}
+
+// Restored ends a loss (the epoch marks are back: a restore finished). An operator's
+// forced_open, if any, holds on; otherwise the breaker follows its rules from closed.
+func (b *Breaker) Restored() {
+	b.mu.Lock()
+	if !b.lost {
+		b.mu.Unlock()
+		return
+	}
+	b.lost = false
+	forced := b.forced
+	b.mu.Unlock()
+	b.o.Logger.Info("Redis is whole again (epoch marks back): the breaker follows its rules again")
+	if forced {
+		b.setGauge(ForcedOpen)
+		b.transitions.WithLabelValues(ForcedOpen).Inc()
+		return
+	}
+	b.cb.Close()
+	b.changed(circuitbreaker.ClosedState)
+}
+
+// IsLost reports whether the breaker is in the lost state.
+func (b *Breaker) IsLost() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.lost
 }

@@ -207,3 +207,53 @@ func TestBreakerMemory(t *testing.T) {
 	}
 	runtime.KeepAlive(b)
 }
+
+// An empty Redis is never served as the truth: with the epoch marks required, the very first
+// read after a FLUSHALL (no guard running, nothing written since) finds its group's mark gone,
+// puts the breaker in its lost state, and is answered from the copy; so are the reads after
+// it, single and bulk, and writes are refused with store_lost. auto cannot end the loss;
+// the marks coming back (a restore) do, and an operator's forced_open outlives it.
+func TestLostRedisIsNeverServed(t *testing.T) {
+	client, _ := testenv.Redis(t)
+	ctx := context.Background()
+	primary := invredis.New(client, invredis.Options{RequireEpoch: true})
+	if err := primary.MarkEpoch(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	b := breaker.New(breaker.Options{Logger: quiet})
+	s := breaker.NewStore(primary, openCopy(t), b, nil)
+	inventorytest.MustApply(t, s, inventorytest.Ev(inventory.Receipt, "S1", "A", 5))
+	if st, err := get(t, s); err != nil || st.Source != inventory.SourcePrimary || st.OnHand != 5 {
+		t.Fatalf("before the loss: %+v %v", st, err)
+	}
+	if err := client.Do(ctx, client.B().Flushall().Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		st, err := get(t, s)
+		if err != nil || st.Source != inventory.SourceFallback || st.OnHand != 3 || st.Version != 7 {
+			t.Fatalf("read %d after the flush: %+v %v, want the copy's record", i, st, err)
+		}
+		ls, err := s.GetMany(ctx, []inventory.Key{{Store: "S1", SKU: "A"}})
+		if err != nil || !ls[0].Found || ls[0].Stock.Source != inventory.SourceFallback {
+			t.Fatalf("bulk read %d after the flush: %+v %v", i, ls, err)
+		}
+	}
+	if st := b.Status(); st.State != breaker.Lost {
+		t.Fatalf("breaker after the first read of a flushed Redis: %+v", st)
+	}
+	if _, err := s.Apply(ctx, []inventory.Event{inventorytest.Ev(inventory.Receipt, "S1", "A", 1)}); !errors.Is(err, inventory.ErrLost) {
+		t.Fatalf("a write while lost: %v", err)
+	}
+	if err := b.Auto(); jaego.CodeOf(err) != jaego.CodeBreakerLost || b.Status().State != breaker.Lost {
+		t.Fatalf("auto during the loss: %v, %s", err, b.Status().State)
+	}
+	b.Force() // an operator's maintenance, during the loss: kept apart from it
+	b.Restored()
+	if st := b.Status().State; st != breaker.ForcedOpen {
+		t.Fatalf("after the restore, under an operator's forced_open: %s", st)
+	}
+	if err := b.Auto(); err != nil || b.Status().State == breaker.Lost || b.Status().State == breaker.ForcedOpen {
+		t.Fatalf("auto after the restore: %v %s", err, b.Status().State)
+	}
+}

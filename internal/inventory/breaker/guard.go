@@ -6,12 +6,12 @@ import (
 	"time"
 )
 
-// GuardLoss keeps the breaker forced open while lost says Redis lost its data (it answers,
-// but empty: its epoch mark is gone), checking every period until ctx ends, so reads come
-// from the durable copy until `jaego restore` makes Redis whole; then it hands the breaker
-// back to its rules. Writes are refused by the apply script itself in the meantime.
+// GuardLoss watches for Redis losing its data (it answers, but a group's epoch mark is gone)
+// every period until ctx ends: a loss puts the breaker in its lost state (reads from the
+// durable copy, writes refused), and the marks coming back (a finished `jaego restore`)
+// end it. Reads notice a loss by themselves too, on their first request after it; the
+// guard covers a quiet system. It never touches an operator's forced_open.
 func GuardLoss(ctx context.Context, b *Breaker, lost func(context.Context) (bool, error), every time.Duration, log *slog.Logger) {
-	forced := false
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -19,14 +19,10 @@ func GuardLoss(ctx context.Context, b *Breaker, lost func(context.Context) (bool
 		gone, err := lost(check)
 		cancel()
 		switch {
-		case err == nil && gone && !forced:
-			log.Error("Redis lost its data (its epoch mark is gone): reads come from the durable copy and writes are refused until `jaego restore`")
-			b.Force()
-			forced = true
-		case err == nil && !gone && forced:
-			log.Info("Redis is whole again (epoch mark back): the breaker follows its rules again")
-			b.Auto()
-			forced = false
+		case err == nil && gone:
+			b.MarkLost()
+		case err == nil && !gone:
+			b.Restored()
 		}
 		select {
 		case <-ctx.Done():

@@ -2,6 +2,7 @@ package breaker
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,7 +34,7 @@ var _ inventory.StockStore = (*Store)(nil)
 func NewStore(primary inventory.StockStore, copy Copy, b *Breaker, reg prometheus.Registerer) *Store {
 	return &Store{primary: primary, copy: copy, b: b,
 		fallback: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{Name: "jaego_fallback_reads_total",
-			Help: "Stock reads answered from the durable copy, by why (open: the breaker was open; failed: Redis failed the read)."}, []string{"why"})}
+			Help: "Stock reads answered from the durable copy, by why (open: the breaker was open or lost; failed: Redis failed the read; lost: the read found Redis without its data)."}, []string{"why"})}
 }
 
 // Breaker is the store's breaker.
@@ -49,7 +50,21 @@ func (s *Store) Apply(ctx context.Context, events []inventory.Event) ([]inventor
 	// A script call applies up to 64 events: a consumer's batch of 2,000 is 32 pipelined
 	// calls, and is slow only if a call of it is, on average.
 	s.b.Record(err, time.Since(start)/time.Duration(max(1, (len(events)+63)/64)))
+	if errors.Is(err, inventory.ErrLost) {
+		s.b.MarkLost()
+	}
 	return res, err
+}
+
+// fallBack reports whether a read the primary answered with err is to be answered from the
+// copy instead: Redis failed it, or Redis lost its data (then the breaker is lost from now
+// on: an empty Redis is never served as the truth).
+func (s *Store) fallBack(ctx context.Context, err error) (string, bool) {
+	if errors.Is(err, inventory.ErrLost) {
+		s.b.MarkLost()
+		return "lost", s.copy != nil
+	}
+	return "failed", Failed(err) && s.copy != nil && ctx.Err() == nil
 }
 
 // Get implements inventory.StockStore.
@@ -66,8 +81,8 @@ func (s *Store) Get(ctx context.Context, store, sku string) (inventory.Stock, er
 	st, err := s.primary.Get(pctx, store, sku)
 	cancel()
 	s.b.Record(err, time.Since(start))
-	if Failed(err) && s.copy != nil && ctx.Err() == nil {
-		s.fallback.WithLabelValues("failed").Inc()
+	if why, ok := s.fallBack(ctx, err); ok {
+		s.fallback.WithLabelValues(why).Inc()
 		return s.copy.Get(ctx, store, sku)
 	}
 	return st, err
@@ -87,8 +102,8 @@ func (s *Store) GetMany(ctx context.Context, keys []inventory.Key) ([]inventory.
 	ls, err := s.primary.GetMany(pctx, keys)
 	cancel()
 	s.b.Record(err, time.Since(start))
-	if Failed(err) && s.copy != nil && ctx.Err() == nil {
-		s.fallback.WithLabelValues("failed").Inc()
+	if why, ok := s.fallBack(ctx, err); ok {
+		s.fallback.WithLabelValues(why).Inc()
 		return s.copy.GetMany(ctx, keys)
 	}
 	return ls, err

@@ -107,7 +107,10 @@ func (a *API) setBreaker() http.Handler {
 		case "forced_open":
 			a.breaker.Force()
 		case "auto":
-			a.breaker.Auto()
+			if err := a.breaker.Auto(); err != nil {
+				a.fail(w, r, err)
+				return
+			}
 		default:
 			a.fail(w, r, jaego.Invalidf("state", `state must be "forced_open" or "auto", got %q`, req.State))
 			return

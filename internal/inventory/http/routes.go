@@ -41,8 +41,8 @@ type Options struct {
 // Breaker is the Redis breaker as operators see and steer it (inventory/breaker).
 type Breaker interface {
 	Status() inventory.BreakerStatus
-	Force() // open until Auto
-	Auto()  // back to its rules
+	Force()      // open until Auto
+	Auto() error // back to its rules; refused during a loss
 }
 
 // CopyPosition says what the durable copy holds (inventory/db).

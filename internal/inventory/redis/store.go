@@ -344,9 +344,21 @@ func parseApplyRow(m rueidis.RedisMessage, o op) (row, error) {
 	return row{status: status, code: code, stock: st}, nil
 }
 
-// Get implements inventory.StockStore: one HGET.
+// Get implements inventory.StockStore: one HGET (with RequireEpoch, and the group's epoch
+// mark in the same round trip: a Redis that lost its data answers ErrLost, never a miss).
 func (s *Store) Get(ctx context.Context, store, sku string) (inventory.Stock, error) {
-	v, err := s.client.Do(ctx, s.client.B().Hget().Key(s.keys.Stock(store)).Field(sku).Build()).ToString()
+	get := s.client.B().Hget().Key(s.keys.Stock(store)).Field(sku).Build()
+	var v string
+	var err error
+	if s.opts.RequireEpoch {
+		res := s.client.DoMulti(ctx, get, s.client.B().Exists().Key(s.keys.Epoch(s.keys.Group(store))).Build())
+		if marked, eerr := res[1].AsInt64(); eerr == nil && marked == 0 {
+			return inventory.Stock{}, inventory.ErrLost
+		}
+		v, err = res[0].ToString()
+	} else {
+		v, err = s.client.Do(ctx, get).ToString()
+	}
 	if rueidis.IsRedisNil(err) {
 		return inventory.Stock{}, &jaego.Error{Code: jaego.CodeNotFound,
 			Detail: fmt.Sprintf("no stock record for store %s, sku %s", store, sku)}
@@ -387,8 +399,25 @@ func (s *Store) GetMany(ctx context.Context, keys []inventory.Key) ([]inventory.
 		}
 		cmds[ri] = s.client.B().Hmget().Key(s.keys.Stock(r.store)).Field(fields...).Build()
 	}
+	// With RequireEpoch, each group read is checked for its epoch mark in the same round
+	// trip: a Redis that lost its data answers ErrLost, never misses.
+	if s.opts.RequireEpoch {
+		seen := map[int]bool{}
+		for _, r := range reads {
+			if g := s.keys.Group(r.store); !seen[g] {
+				seen[g] = true
+				cmds = append(cmds, s.client.B().Exists().Key(s.keys.Epoch(g)).Build())
+			}
+		}
+	}
+	results := s.client.DoMulti(ctx, cmds...)
+	for _, res := range results[len(reads):] {
+		if marked, err := res.AsInt64(); err == nil && marked == 0 {
+			return nil, inventory.ErrLost
+		}
+	}
 	out := make([]inventory.Lookup, len(keys))
-	for ri, res := range s.client.DoMulti(ctx, cmds...) {
+	for ri, res := range results[:len(reads)] {
 		vals, err := res.ToArray()
 		if err == nil && len(vals) != len(reads[ri].idx) {
 			err = fmt.Errorf("HMGET answered %d values for %d SKUs", len(vals), len(reads[ri].idx))
