@@ -151,6 +151,7 @@ func TestAccessControl(t *testing.T) {
 // SIGHUP (and not before), a removed one stops; a broken file keeps the keys in use; no
 // key appears in the log (access log and audit lines on) or in an answer.
 func TestKeysReloadAndSecrecy(t *testing.T) {
+	t.Parallel() // a binary of its own on servers of its own: it waits, mostly, while the others run
 	bin := buildJaego(t)
 	_, rs := testenv.Redis(t)
 	path, keys := keysFile(t)

@@ -30,6 +30,7 @@ import (
 // without committing), and at the end every total is exact and every event is in the feed
 // once.
 func TestClusterFailover(t *testing.T) {
+	t.Parallel() // a binary of its own on servers of its own: it waits, mostly, while the others run
 	bin := buildJaego(t)
 	nodes, err := testenv.StartRedisClusterWithReplicas(t.TempDir(), 3, 1, 2*time.Second)
 	for _, n := range nodes {

@@ -208,6 +208,7 @@ func dayOf(n int, seed int64) []inventory.Event {
 // and everything comes back by itself: the breaker closes, the consumer catches up, and
 // every total is exact.
 func TestRedisDiesAndComesBack(t *testing.T) {
+	t.Parallel() // a binary of its own on servers of its own: it waits, mostly, while the others run
 	bin := buildJaego(t)
 	s := newCopyStack(t, "appendonly yes", "appendfsync always")
 	p := s.serve(t, bin)
@@ -282,6 +283,7 @@ func TestRedisDiesAndComesBack(t *testing.T) {
 // go on from the copy's, the change feed goes on with rising ids, and an event applied
 // before the loss is still a duplicate.
 func TestRedisLostAndRestored(t *testing.T) {
+	t.Parallel() // a binary of its own on servers of its own: it waits, mostly, while the others run
 	bin := buildJaego(t)
 	s := newCopyStack(t)
 	p := s.serve(t, bin)
@@ -470,6 +472,7 @@ func metricValue(t *testing.T, api, name string) float64 {
 // other takes over from the committed position, and is killed in turn. Afterwards the copy
 // equals Redis record for record, and the ledger has every change once.
 func TestProjectionExactlyOnce(t *testing.T) {
+	t.Parallel() // a binary of its own on servers of its own: it waits, mostly, while the others run
 	bin := buildJaego(t)
 	s := newCopyStack(t)
 	var events []inventory.Event

@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,15 +20,39 @@ import (
 	"github.com/jaego/jaego/internal/testenv"
 )
 
+// built is the binary of this command, compiled once for every test of the package that
+// runs it (TestMain removes it).
+var built struct {
+	once sync.Once
+	dir  string
+	bin  string
+	err  error
+}
+
 // buildJaego compiles this command once per test binary into a temporary directory.
 func buildJaego(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "jaego")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	built.once.Do(func() {
+		if built.dir, built.err = os.MkdirTemp("", "jaego-bin-"); built.err != nil {
+			return
+		}
+		built.bin = filepath.Join(built.dir, "jaego")
+		if out, err := exec.Command("go", "build", "-o", built.bin, ".").CombinedOutput(); err != nil {
+			built.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
 	}
-	return bin
+	return built.bin
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.dir != "" {
+		os.RemoveAll(built.dir)
+	}
+	os.Exit(code)
 }
 
 // startServe runs `jaego serve` on redisAddr and broker, the consumer's session short.
@@ -62,6 +88,7 @@ func appliedCount(t *testing.T, client rueidis.Client, store *invredis.Store) in
 // and one of them killed mid-stream. Afterwards every SKU equals the sum of its events and
 // every event id has exactly one change-feed entry.
 func TestCrashRecovery(t *testing.T) {
+	t.Parallel() // a binary of its own on servers of its own: it waits, mostly, while the others run
 	bin := buildJaego(t)
 	client, redisSrv := testenv.Redis(t)
 	broker := testenv.Kafka(t, 8, invkafka.DefaultTopic, invkafka.DefaultTopic+invkafka.DLQSuffix)

@@ -181,7 +181,7 @@ func (s *server) routes() http.Handler {
 	mux.Handle("GET /readyz", s.readyz())
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry}))
 	opts := invhttp.Options{Timeout: s.cfg.RequestTimeout, Logger: s.log, Feed: s.feed, Tail: s.hub, Snapshots: s.stock, Breaker: s.guarded.Breaker(),
-		Reservations: s.stock}
+		Reservations: breaker.NewReservations(s.stock, s.guarded.Breaker())}
 	if s.copy != nil {
 		opts.History, opts.Copy = s.copy, s.copy
 	}

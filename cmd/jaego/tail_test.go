@@ -25,6 +25,7 @@ import (
 // goroutine each; ordinary requests are served meanwhile without an error; every subscriber
 // receives every change once.
 func TestThousandTailSubscribers(t *testing.T) {
+	t.Parallel() // a binary of its own on servers of its own: it waits, mostly, while the others run
 	const subscribers, changes = 1000, 200
 	bin := buildJaego(t)
 	redis, rs := testenv.Redis(t)

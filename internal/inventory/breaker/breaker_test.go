@@ -3,6 +3,7 @@ package breaker_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"runtime"
@@ -255,5 +256,63 @@ func TestLostRedisIsNeverServed(t *testing.T) {
 	}
 	if err := b.Auto(); err != nil || b.Status().State == breaker.Lost || b.Status().State == breaker.ForcedOpen {
 		t.Fatalf("auto after the restore: %v %s", err, b.Status().State)
+	}
+}
+
+// Reservations go through the breaker like every other call: forced open, a hold is refused
+// at once (503 store_unavailable) and Redis is not written; a hung Redis's failures count
+// until the breaker opens, and then holds fail fast instead of waiting the whole timeout.
+func TestReservationsThroughTheBreaker(t *testing.T) {
+	client, srv := testenv.Redis(t)
+	ctx := context.Background()
+	primary := invredis.New(client, invredis.Options{})
+	b := breaker.New(breaker.Options{Window: 10, MinCalls: 5, OpenFor: time.Hour, Logger: quiet})
+	r := breaker.NewReservations(primary, b)
+	inventorytest.MustApply(t, primary, inventorytest.Ev(inventory.Receipt, "S1", "A", 5))
+	hold := func(id string) error {
+		hctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		defer cancel()
+		_, _, err := r.Hold(hctx, inventory.HoldRequest{ID: id, Store: "S1", Items: []inventory.Item{{SKU: "A", Qty: 1}}})
+		return err
+	}
+	if err := hold("before"); err != nil {
+		t.Fatal(err)
+	}
+	b.Force()
+	if err := hold("forced"); jaego.CodeOf(err) != jaego.CodeUnavailable || !errors.As(err, new(*breaker.OpenError)) {
+		t.Fatalf("a hold with the breaker forced open: %v", err)
+	}
+	if _, err := primary.Reservation(ctx, "forced"); !errors.Is(err, jaego.ErrNotFound) {
+		t.Fatalf("the refused hold reached Redis: %v", err)
+	}
+	if st, _ := primary.Get(ctx, "S1", "A"); st.Reserved != 1 {
+		t.Fatalf("reserved %d, want the one hold of before", st.Reserved)
+	}
+	if err := b.Auto(); err != nil {
+		t.Fatal(err)
+	}
+	b.Record(nil, 0) // the half-open trial: closed again
+	for b.Status().State != breaker.Closed {
+		if err := b.Allow(); err != nil {
+			t.Fatalf("half-open: %v", err)
+		}
+		b.Record(nil, 0)
+	}
+	// A hung Redis: holds time out and count, until the breaker opens and refuses at once.
+	if err := srv.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Resume()
+	for i := 0; b.Status().State == breaker.Closed; i++ {
+		if i == 10 {
+			t.Fatalf("still closed after %d timed-out holds", i)
+		}
+		if err := hold(fmt.Sprintf("hung-%d", i)); err == nil {
+			t.Fatal("a hold on a hung Redis succeeded")
+		}
+	}
+	var open *breaker.OpenError // refused by the breaker, not timed out at Redis
+	if err := hold("fast"); !errors.As(err, &open) {
+		t.Fatalf("a hold with the breaker open: %v", err)
 	}
 }

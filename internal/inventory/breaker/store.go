@@ -50,10 +50,15 @@ func (s *Store) Apply(ctx context.Context, events []inventory.Event) ([]inventor
 	// A script call applies up to 64 events: a consumer's batch of 2,000 is 32 pipelined
 	// calls, and is slow only if a call of it is, on average.
 	s.b.Record(err, time.Since(start)/time.Duration(max(1, (len(events)+63)/64)))
-	if errors.Is(err, inventory.ErrLost) {
-		s.b.MarkLost()
-	}
+	lostIf(s.b, err)
 	return res, err
+}
+
+// lostIf puts b in its lost state when err says Redis lost its data.
+func lostIf(b *Breaker, err error) {
+	if errors.Is(err, inventory.ErrLost) {
+		b.MarkLost()
+	}
 }
 
 // fallBack reports whether a read the primary answered with err is to be answered from the

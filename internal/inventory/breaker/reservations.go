@@ -1,0 +1,83 @@
+package breaker
+
+import (
+	"context"
+	"time"
+
+	"github.com/jaego/jaego/internal/inventory"
+)
+
+// Reservations are the store orders of the request paths behind the breaker, like every
+// other Redis call: while it is open (or lost) a hold, confirm or cancel is refused at once
+// (503, nothing written) instead of waiting on a hung Redis, and their failures count.
+// Reservation reads have no fallback: the copy keeps no reservations yet.
+type Reservations struct {
+	primary inventory.Reservations
+	b       *Breaker
+}
+
+var _ inventory.Reservations = (*Reservations)(nil)
+
+// NewReservations guards primary with b.
+func NewReservations(primary inventory.Reservations, b *Breaker) *Reservations {
+	return &Reservations{primary: primary, b: b}
+}
+
+// call runs f through the breaker.
+func call[T any](r *Reservations, f func() (T, error)) (T, error) {
+	if err := r.b.Allow(); err != nil {
+		var zero T
+		return zero, err
+	}
+	start := time.Now()
+	v, err := f()
+	r.b.Record(err, time.Since(start))
+	lostIf(r.b, err)
+	return v, err
+}
+
+// Hold implements inventory.Reservations.
+func (r *Reservations) Hold(ctx context.Context, req inventory.HoldRequest) (inventory.Reservation, bool, error) {
+	type held struct {
+		r     inventory.Reservation
+		again bool
+	}
+	h, err := call(r, func() (held, error) {
+		res, again, err := r.primary.Hold(ctx, req)
+		return held{res, again}, err
+	})
+	return h.r, h.again, err
+}
+
+// Reservation implements inventory.Reservations.
+func (r *Reservations) Reservation(ctx context.Context, id string) (inventory.Reservation, error) {
+	return call(r, func() (inventory.Reservation, error) { return r.primary.Reservation(ctx, id) })
+}
+
+// Confirm implements inventory.Reservations.
+func (r *Reservations) Confirm(ctx context.Context, id string) (inventory.Reservation, error) {
+	return call(r, func() (inventory.Reservation, error) { return r.primary.Confirm(ctx, id) })
+}
+
+// Cancel implements inventory.Reservations.
+func (r *Reservations) Cancel(ctx context.Context, id string) (inventory.Reservation, error) {
+	return call(r, func() (inventory.Reservation, error) { return r.primary.Cancel(ctx, id) })
+}
+
+// Availability implements inventory.Reservations.
+func (r *Reservations) Availability(ctx context.Context, items []inventory.Item, stores []string) ([]inventory.StoreAvailability, error) {
+	return call(r, func() ([]inventory.StoreAvailability, error) { return r.primary.Availability(ctx, items, stores) })
+}
+
+// List implements inventory.Reservations.
+func (r *Reservations) List(ctx context.Context, store string, status inventory.ReservationStatus, cursor string, limit int) ([]inventory.Reservation, string, error) {
+	type page struct {
+		list []inventory.Reservation
+		next string
+	}
+	p, err := call(r, func() (page, error) {
+		l, n, err := r.primary.List(ctx, store, status, cursor, limit)
+		return page{l, n}, err
+	})
+	return p.list, p.next, err
+}
