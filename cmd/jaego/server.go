@@ -129,7 +129,7 @@ func newServer(ctx context.Context, cfg config, client rueidis.Client, sdb *sqld
 				return nil, err
 			}
 		}
-		p := inventory.NewProjector(inventory.ProjectorOptions{Feed: s.feed, Snapshots: s.stock, Copy: s.copy, Locker: s.locks,
+		p := inventory.NewProjector(inventory.ProjectorOptions{Feed: s.feed, Changed: watcher.Changed, Snapshots: s.stock, Copy: s.copy, Locker: s.locks,
 			LedgerRetention: cfg.LedgerRetention, Lost: s.stock.Lost, Logger: log, Registerer: reg})
 		if err := p.Start(ctx); err != nil {
 			return nil, fmt.Errorf("durable copy: %w", err)

@@ -173,3 +173,58 @@ func redisClients(t *testing.T, c rueidis.Client) int {
 	n, _ := strconv.Atoi(m[1])
 	return n - 1
 }
+
+// TestConnectionsStayBounded: whatever waits for new changes in a serve (the live tail's hub,
+// the projector of the durable copy) shares the process's Watcher, so a serve holds at most
+// G + 16 Redis connections under writes. Before, the projector's wait opened a blocking read
+// per shard group at every wake-up (at the change rate) and cancelled them: 1,500 holds
+// from 8 clients left 1,217 connections.
+func TestConnectionsStayBounded(t *testing.T) {
+	t.Parallel()
+	const groups, workers, holds = 16, 8, 120
+	bin := buildJaego(t)
+	s := newCopyStack(t)
+	base := redisClients(t, s.client) // the test's own
+	p := s.serve(t, bin)
+	s.bootstrapped(t)
+	for w := range workers {
+		if c := call(t, "POST", p.api+"/v1/events", fmt.Sprintf(`{"event_id":"stock-%d","type":"receipt","store":"B%d","sku":"A","qty":100000}`, w, w)); c.status != 200 {
+			t.Fatalf("stock: %+v", c)
+		}
+	}
+	var most atomic.Int64
+	sample := func() {
+		if n := int64(redisClients(t, s.client) - base); n > most.Load() {
+			most.Store(n)
+		}
+	}
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range holds {
+				id := fmt.Sprintf("bounded-%d-%d", w, i)
+				if c := call(t, "POST", p.api+"/v1/reservations", fmt.Sprintf(`{"reservation_id":%q,"store":"B%d","items":[{"sku":"A","qty":1}]}`, id, w)); c.status != 201 {
+					t.Errorf("hold %s: %+v", id, c)
+					return
+				}
+				step := "cancel"
+				if i%2 == 0 {
+					step = "confirm"
+				}
+				if c := call(t, "POST", p.api+"/v1/reservations/"+id+"/"+step, ""); c.status != 200 {
+					t.Errorf("%s %s: %+v", step, id, c)
+					return
+				}
+				if i%20 == 0 {
+					sample()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	sample()
+	if n := most.Load(); n > groups+16 {
+		t.Fatalf("serve held up to %d Redis connections under %d holds, want at most G + 16 = %d", n, workers*holds, groups+16)
+	}
+	t.Logf("at most %d Redis connections of the serve under %d holds, confirms and cancels", most.Load(), workers*holds)
+}

@@ -23,6 +23,11 @@ type ProjectorOptions struct {
 	// Idle is how long the projector waits for new changes once caught up before it
 	// re-reads (a change wakes it at once); default 1s.
 	Idle time.Duration
+	// Changed, when set, is how the projector waits for new changes: a channel closed when
+	// one arrives after the call (the process's Watcher, shared with the live tail, so the
+	// wait costs no Redis connection of its own); without it, the feed's Wait (which opens a
+	// blocking read per shard group at every wait).
+	Changed func() <-chan struct{}
 	// LedgerRetention is how long the ledger keeps changes; default 90 days.
 	LedgerRetention time.Duration
 	// Lost, when set, says the stock store lost its data (Redis came back empty): the
@@ -180,6 +185,10 @@ func (p *Projector) read(ctx context.Context, cursor string, pages chan<- fetche
 	defer close(pages)
 	for ctx.Err() == nil {
 		start := p.o.Now()
+		var changed <-chan struct{}
+		if p.o.Changed != nil {
+			changed = p.o.Changed() // before the read: a change during it wakes the wait
+		}
 		page, err := p.o.Feed.Changes(ctx, time.Time{}, time.Time{}, cursor, p.o.Batch)
 		select {
 		case pages <- fetchedPage{page: page, start: start, err: err}:
@@ -190,7 +199,15 @@ func (p *Projector) read(ctx context.Context, cursor string, pages chan<- fetche
 			return
 		}
 		cursor = page.Next
-		if len(page.Changes) < p.o.Batch {
+		if len(page.Changes) < p.o.Batch && changed != nil {
+			t := time.NewTimer(p.o.Idle)
+			select {
+			case <-changed:
+			case <-t.C:
+			case <-ctx.Done():
+			}
+			t.Stop()
+		} else if len(page.Changes) < p.o.Batch {
 			if err := p.o.Feed.Wait(ctx, cursor, p.o.Idle); err != nil && ctx.Err() == nil {
 				select {
 				case pages <- fetchedPage{err: err}:
