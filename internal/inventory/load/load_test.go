@@ -68,7 +68,7 @@ func TestCheckReportsEveryBadLine(t *testing.T) {
 		"S1,B,x\n" + // 3 on_hand not a number
 		"bad store!,A,3\n" + // 4 store id
 		"S1,bad sku!,3\n" + // 5 sku id
-		"S1,C,-1\n" + // 6 negative on_hand
+		"S1,C,-1000000001\n" + // 6 below −MaxQty (a negative on_hand within it is a state the stores reach)
 		"S1,D,1,-2\n" + // 7 negative safety
 		"S1,E,1,y\n" + // 8 safety not a number
 		"S1,F\n" + // 9 too few fields
