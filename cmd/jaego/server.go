@@ -141,6 +141,11 @@ func newServer(ctx context.Context, cfg config, client rueidis.Client, sdb *sqld
 	s.workers = append(s.workers, worker{name: "reservation expiry", run: func(ctx context.Context) error {
 		s.stock.RunExpiry(ctx, 200*time.Millisecond)
 		return nil
+	}}, worker{name: "breaker probe", run: func(ctx context.Context) error {
+		// Ten pings a second while not closed: half-open closes within 3 s (30 trials) of an
+		// auto or a recovery with no traffic; open ends early after 3 answered pings.
+		s.guarded.Breaker().Probe(ctx, s.stock.Ping, 100*time.Millisecond)
+		return nil
 	}})
 	if s.copy != nil {
 		s.workers = append(s.workers, worker{name: "redis loss guard", run: func(ctx context.Context) error {

@@ -357,3 +357,55 @@ func (b *Breaker) IsLost() bool {
 	defer b.mu.Unlock()
 	return b.lost
 }
+
+// Probe keeps the breaker honest when no traffic comes: every period it pings Redis
+// (ping, bounded by the period) and
+//   - half-open, it spends a trial permit on the ping, so the breaker closes within
+//     HalfOpenCalls periods of an operator's auto or of recovery, with no request at all;
+//   - open, three answered pings in a row end the wait early (it goes half-open): a Redis
+//     that came back (a failover done in 3 s) gets writes again within seconds, not after
+//     the whole OpenFor; while pings fail it waits OpenFor as before.
+//
+// Forced open and lost are left alone: an operator or a restore ends those.
+func (b *Breaker) Probe(ctx context.Context, ping func(context.Context) error, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	answered := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		b.mu.Lock()
+		hands := b.forced || b.lost
+		b.mu.Unlock()
+		if hands {
+			answered = 0
+			continue
+		}
+		pctx, cancel := context.WithTimeout(ctx, every)
+		switch {
+		case b.cb.IsHalfOpen():
+			if b.Allow() == nil {
+				start := time.Now()
+				err := ping(pctx)
+				b.Record(err, time.Since(start))
+			}
+		case b.cb.IsOpen():
+			if ping(pctx) == nil {
+				answered++
+			} else {
+				answered = 0
+			}
+			if answered >= 3 {
+				answered = 0
+				b.o.Logger.Info("redis breaker: Redis answers again; trial calls start before the open time is over")
+				b.cb.HalfOpen()
+			}
+		default:
+			answered = 0
+		}
+		cancel()
+	}
+}

@@ -316,3 +316,59 @@ func TestReservationsThroughTheBreaker(t *testing.T) {
 		t.Fatalf("a hold with the breaker open: %v", err)
 	}
 }
+
+// With no traffic at all, the probe closes a half-open breaker (an operator's auto) within
+// HalfOpenCalls periods, and ends an open breaker's wait early once Redis answers three
+// pings in a row; while Redis is hung, it stays open. Forced open is left alone.
+func TestProbeWithoutTraffic(t *testing.T) {
+	client, srv := testenv.Redis(t)
+	primary := invredis.New(client, invredis.Options{})
+	b := breaker.New(breaker.Options{Window: 10, MinCalls: 5, OpenFor: time.Hour, HalfOpenCalls: 5, Logger: quiet})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { b.Probe(ctx, primary.Ping, 5*time.Millisecond); close(done) }()
+	defer func() {
+		cancel()
+		wait, stop := context.WithTimeout(context.Background(), 10*time.Second)
+		defer stop()
+		testenv.Recv(t, wait, done, "the probe's end")
+	}()
+	b.Force()
+	for range 20 { // forced open stays so, however long the probe runs
+		if st := b.Status().State; st != breaker.ForcedOpen {
+			t.Fatalf("forced open under the probe: %s", st)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := b.Auto(); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, "the probe closing the breaker after auto", 10*time.Second, func() bool { return b.Status().State == breaker.Closed })
+
+	// Open by failures (a hung Redis) for an hour: it stays open while Redis is hung...
+	if err := srv.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; b.Status().State == breaker.Closed; i++ {
+		if i == 20 {
+			t.Fatal("still closed after 20 failed calls")
+		}
+		if err := b.Allow(); err == nil {
+			pctx, stop := context.WithTimeout(context.Background(), 20*time.Millisecond)
+			err := primary.Ping(pctx)
+			stop()
+			b.Record(err, 20*time.Millisecond)
+		}
+	}
+	for range 20 {
+		if st := b.Status().State; st != breaker.Open {
+			t.Fatalf("open, Redis hung: %s", st)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// ...and closes within seconds of Redis answering again, long before its hour.
+	if err := srv.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, "the probe closing the breaker once Redis answers", 10*time.Second, func() bool { return b.Status().State == breaker.Closed })
+}
