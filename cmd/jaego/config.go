@@ -215,15 +215,17 @@ func logFlags(f *envFlags, c *config) {
 
 // breakerFlags are the Redis breaker's settings (design §8; defaults: the original system's)
 // and the ledger's retention.
-func breakerFlags(f *envFlags, c *config) {
+func breakerFlags(f *envFlags, c *config, slowCall time.Duration) {
 	b := &c.Breaker
 	f.Float(&b.FailureRate, "breaker-failure-rate", "JAEGO_BREAKER_FAILURE_RATE", 10, "percent of failed Redis calls in the window that opens the breaker")
-	f.Duration(&b.SlowCall, "breaker-slow-call", "JAEGO_BREAKER_SLOW_CALL", 500*time.Millisecond, "a Redis call at least this long is slow")
+	f.Duration(&b.SlowCall, "breaker-slow-call", "JAEGO_BREAKER_SLOW_CALL", slowCall, "a Redis call at least this long is slow (dev: 5s, for its embedded server)")
 	f.Float(&b.SlowRate, "breaker-slow-rate", "JAEGO_BREAKER_SLOW_RATE", 10, "percent of slow Redis calls in the window that opens the breaker")
 	f.Int(&b.Window, "breaker-window", "JAEGO_BREAKER_WINDOW", 100, "the last calls the rates are taken over")
 	f.Int(&b.MinCalls, "breaker-min-calls", "JAEGO_BREAKER_MIN_CALLS", 50, "calls the window must hold before the breaker can open")
 	f.Duration(&b.OpenFor, "breaker-open-for", "JAEGO_BREAKER_OPEN_FOR", 30*time.Second, "how long the breaker stays open before trial calls")
 	f.Int(&b.HalfOpenCalls, "breaker-half-open-calls", "JAEGO_BREAKER_HALF_OPEN_CALLS", 30, "trial calls while half-open")
+	f.Int(&b.MaxInFlight, "breaker-max-in-flight", "JAEGO_BREAKER_MAX_IN_FLIGHT", 256,
+		"calls to Redis under way at once per instance; beyond, 503 overloaded at once (a burst never opens the breaker)")
 	f.Duration(&c.LockWatchdog, "lock-watchdog", "JAEGO_LOCK_WATCHDOG", 30*time.Second,
 		"lease a lock holder's watchdog keeps renewing: how soon another instance takes over the work of one that died (the projector, the promotion rebuild)")
 	f.Duration(&c.LedgerRetention, "ledger-retention", "JAEGO_LEDGER_RETENTION", 90*24*time.Hour, "how long the durable copy's ledger keeps changes")
@@ -253,7 +255,11 @@ func serverConfig(name string, args []string, getenv func(string) string, stderr
 	commonFlags(f, &cfg)
 	kafkaFlags(f, &cfg)
 	promoFlags(f, &cfg)
-	breakerFlags(f, &cfg)
+	slowCall := 500 * time.Millisecond
+	if name == "dev" {
+		slowCall = breaker.DevSlowCall // the embedded server is slow under a burst, not failing
+	}
+	breakerFlags(f, &cfg, slowCall)
 	own(f, &cfg)
 	if err := f.Parse(args); err != nil {
 		return cfg, nil, err
@@ -299,8 +305,8 @@ func (c *config) check() error {
 	if b.FailureRate <= 0 || b.FailureRate > 100 || b.SlowRate <= 0 || b.SlowRate > 100 {
 		return fmt.Errorf("--breaker-failure-rate and --breaker-slow-rate are percents: 0 < rate <= 100")
 	}
-	if b.SlowCall <= 0 || b.OpenFor <= 0 || b.Window < 1 || b.MinCalls < 1 || b.MinCalls > b.Window || b.HalfOpenCalls < 1 {
-		return fmt.Errorf("--breaker-slow-call and --breaker-open-for must be positive, 1 <= --breaker-min-calls <= --breaker-window, --breaker-half-open-calls >= 1")
+	if b.SlowCall <= 0 || b.OpenFor <= 0 || b.Window < 1 || b.MinCalls < 1 || b.MinCalls > b.Window || b.HalfOpenCalls < 1 || b.MaxInFlight < 1 {
+		return fmt.Errorf("--breaker-slow-call and --breaker-open-for must be positive, 1 <= --breaker-min-calls <= --breaker-window, --breaker-half-open-calls and --breaker-max-in-flight >= 1")
 	}
 	if c.LockWatchdog < time.Second {
 		return fmt.Errorf("--lock-watchdog must be at least 1s, got %s", c.LockWatchdog)

@@ -32,6 +32,7 @@ var statusOf = map[jaego.Code]int{
 	jaego.CodeTooManyHolds:         http.StatusTooManyRequests,
 	jaego.CodeUnavailable:          http.StatusServiceUnavailable,
 	jaego.CodeStoreLost:            http.StatusServiceUnavailable,
+	jaego.CodeOverloaded:           http.StatusServiceUnavailable,
 	jaego.CodeNotBuilt:             http.StatusServiceUnavailable,
 	jaego.CodeRebuildFailed:        http.StatusServiceUnavailable,
 	jaego.CodePromotionsDisabled:   http.StatusServiceUnavailable,
@@ -68,7 +69,7 @@ func ProblemOf(err error) Problem {
 		if errors.As(err, &ra) {
 			p.RetryAfter = ra.RetryAfter()
 			p.Detail = err.Error()
-		} else if e.Code == jaego.CodeUnavailable || e.Code == jaego.CodeStoreLost || e.Code == jaego.CodeTooManyStreams {
+		} else if e.Code == jaego.CodeUnavailable || e.Code == jaego.CodeStoreLost || e.Code == jaego.CodeTooManyStreams || e.Code == jaego.CodeOverloaded {
 			p.RetryAfter = time.Second
 		}
 		return p

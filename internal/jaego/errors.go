@@ -34,6 +34,7 @@ const (
 	CodeExpired              Code = "range_expired"
 	CodeUnavailable          Code = "store_unavailable"
 	CodeStoreLost            Code = "store_lost"   // Redis lost its data: writes wait for a restore
+	CodeOverloaded           Code = "overloaded"   // more calls in flight to Redis than the instance allows: refused at once
 	CodeBreakerLost          Code = "breaker_lost" // {"state":"auto"} during a loss: only a restore ends it
 	CodeTimeout              Code = "timeout"
 	CodeNotBuilt             Code = "not_built"            // the promotion cache has no version yet

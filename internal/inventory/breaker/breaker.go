@@ -36,8 +36,13 @@ type Options struct {
 	MinCalls      int           // calls the window must hold before it can open; default 50
 	OpenFor       time.Duration // how long it stays open before trial calls; default 30s
 	HalfOpenCalls int           // trial calls while half-open; default 30
-	Registerer    prometheus.Registerer
-	Logger        *slog.Logger
+	// MaxInFlight bounds the calls to Redis under way at once; one more is refused at once
+	// (503 overloaded) and counts for nothing: a burst is not a failing Redis, and without a
+	// bound its calls wait in the client's queue until they look slow and open the breaker
+	// on a healthy Redis. Default 256.
+	MaxInFlight int
+	Registerer  prometheus.Registerer
+	Logger      *slog.Logger
 }
 
 // The states, as operators and metrics name them.
@@ -51,10 +56,15 @@ const (
 	Lost = "lost"
 )
 
+// DevSlowCall is jaego dev's slow-call threshold: its embedded Redis-protocol server runs
+// in the process under one lock, and a burst there is slow without anything failing.
+const DevSlowCall = 5 * time.Second
+
 // Breaker decides whether a call may go to Redis.
 type Breaker struct {
-	o  Options
-	cb circuitbreaker.CircuitBreaker[any]
+	o        Options
+	cb       circuitbreaker.CircuitBreaker[any]
+	inFlight chan struct{} // a slot per call under way (MaxInFlight)
 
 	mu                    sync.Mutex
 	ring                  []uint8 // per call: bit 1 failed, bit 2 slow
@@ -93,17 +103,20 @@ func New(o Options) *Breaker {
 	if o.HalfOpenCalls <= 0 {
 		o.HalfOpenCalls = 30
 	}
+	if o.MaxInFlight <= 0 {
+		o.MaxInFlight = 256
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
 	f := promauto.With(o.Registerer)
-	b := &Breaker{o: o, ring: make([]uint8, o.Window), since: time.Now(),
+	b := &Breaker{o: o, ring: make([]uint8, o.Window), since: time.Now(), inFlight: make(chan struct{}, o.MaxInFlight),
 		state: f.NewGaugeVec(prometheus.GaugeOpts{Name: "jaego_breaker_state",
 			Help: "1 for the Redis breaker's current state (closed, open, half_open, forced_open, lost), 0 for the others."}, []string{"state"}),
 		transitions: f.NewCounterVec(prometheus.CounterOpts{Name: "jaego_breaker_transitions_total",
 			Help: "Redis breaker state changes, by the state entered."}, []string{"to"}),
 		calls: f.NewCounterVec(prometheus.CounterOpts{Name: "jaego_breaker_calls_total",
-			Help: "Calls the Redis breaker saw, by outcome (ok, failed, slow, refused: not sent because it was open)."}, []string{"outcome"}),
+			Help: "Calls the Redis breaker saw, by outcome (ok, failed, slow, refused: not sent because it was open or lost, overloaded: not sent because --breaker-max-in-flight calls were under way)."}, []string{"outcome"}),
 	}
 	// Trial calls: closed again when all but the failure rate's share of them succeed.
 	success := uint(o.HalfOpenCalls - int(math.Floor(float64(o.HalfOpenCalls)*o.FailureRate)))
@@ -188,6 +201,26 @@ func (LostError) Unwrap() error { return inventory.ErrLost }
 
 // RetryAfter: a restore takes minutes; a second keeps clients polite without guessing.
 func (LostError) RetryAfter() time.Duration { return time.Second }
+
+// ErrOverloaded refuses a call beyond MaxInFlight: at once, and without counting against
+// Redis.
+var ErrOverloaded = jaego.Errorf(jaego.CodeOverloaded,
+	"this instance has as many calls to the stock store under way as it allows; retry in a moment")
+
+// Enter takes a slot for one call to Redis, or answers ErrOverloaded when MaxInFlight
+// calls are under way; Leave gives the slot back.
+func (b *Breaker) Enter() error {
+	select {
+	case b.inFlight <- struct{}{}:
+		return nil
+	default:
+		b.calls.WithLabelValues("overloaded").Inc()
+		return ErrOverloaded
+	}
+}
+
+// Leave gives back the slot of Enter.
+func (b *Breaker) Leave() { <-b.inFlight }
 
 // Allow takes a permit for one call, or answers an *OpenError (or a LostError) when none
 // may go.

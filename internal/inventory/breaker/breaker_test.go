@@ -7,8 +7,12 @@ import (
 	"log/slog"
 	"path/filepath"
 	"runtime"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/rueidis"
 
 	"github.com/jaego/jaego/internal/inventory"
 	"github.com/jaego/jaego/internal/inventory/breaker"
@@ -371,4 +375,65 @@ func TestProbeWithoutTraffic(t *testing.T) {
 		t.Fatal(err)
 	}
 	testenv.Eventually(t, "the probe closing the breaker once Redis answers", 10*time.Second, func() bool { return b.Status().State == breaker.Closed })
+}
+
+// A burst of 500 concurrent calls on a healthy Redis never opens the breaker: the calls
+// beyond MaxInFlight are refused at once (overloaded, counted, nothing written) and the rest
+// are answered. 100 concurrent copies of one event opened it on jaego dev's embedded server
+// before (their wait in the client's queue looked slow). Checked on a real Redis with the
+// defaults and on the embedded server with dev's slow-call threshold.
+func TestBurstDoesNotOpenTheBreaker(t *testing.T) {
+	standalone, _ := testenv.Redis(t)
+	for name, c := range map[string]struct {
+		client rueidis.Client
+		o      breaker.Options
+	}{
+		"redis":    {standalone, breaker.Options{Logger: quiet}},
+		"embedded": {testenv.EmbeddedRedis(t), breaker.Options{SlowCall: breaker.DevSlowCall, Logger: quiet}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			b := breaker.New(c.o)
+			s := breaker.NewStore(invredis.New(c.client, invredis.Options{}), nil, b, nil)
+			same := inventorytest.Ev(inventory.Receipt, "B1", "A", 1)
+			var applied, duplicate, overloaded atomic.Int64
+			var wg sync.WaitGroup
+			for i := range 500 {
+				wg.Go(func() {
+					ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+					defer cancel()
+					var err error
+					var res []inventory.Result
+					if i%2 == 0 {
+						res, err = s.Apply(ctx, []inventory.Event{same})
+					} else {
+						_, err = s.Get(ctx, "B1", "A")
+						if errors.Is(err, jaego.ErrNotFound) {
+							err = nil
+						}
+					}
+					switch {
+					case jaego.CodeOf(err) == jaego.CodeOverloaded:
+						overloaded.Add(1)
+					case err != nil:
+						t.Errorf("call %d: %v", i, err)
+					case res != nil && res[0].Status == inventory.Applied:
+						applied.Add(1)
+					case res != nil:
+						duplicate.Add(1)
+					}
+				})
+			}
+			wg.Wait()
+			if st := b.Status(); st.State != breaker.Closed {
+				t.Fatalf("a burst on a healthy Redis: %+v", st)
+			}
+			if applied.Load() != 1 {
+				t.Fatalf("the event applied %d times", applied.Load())
+			}
+			if st, err := s.Get(context.Background(), "B1", "A"); err != nil || st.OnHand != 1 {
+				t.Fatalf("after the burst: %+v %v", st, err)
+			}
+			t.Logf("applied 1, duplicates %d, overloaded %d of 500", duplicate.Load(), overloaded.Load())
+		})
+	}
 }

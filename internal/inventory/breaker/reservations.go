@@ -25,8 +25,12 @@ func NewReservations(primary inventory.Reservations, b *Breaker) *Reservations {
 
 // call runs f through the breaker.
 func call[T any](r *Reservations, f func() (T, error)) (T, error) {
+	var zero T
+	if err := r.b.Enter(); err != nil {
+		return zero, err
+	}
+	defer r.b.Leave()
 	if err := r.b.Allow(); err != nil {
-		var zero T
 		return zero, err
 	}
 	start := time.Now()

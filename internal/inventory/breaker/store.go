@@ -40,8 +40,13 @@ func NewStore(primary inventory.StockStore, copy Copy, b *Breaker, reg prometheu
 // Breaker is the store's breaker.
 func (s *Store) Breaker() *Breaker { return s.b }
 
-// Apply implements inventory.StockStore: the primary's, or an *OpenError at once.
+// Apply implements inventory.StockStore: the primary's, or an *OpenError (or overloaded)
+// at once.
 func (s *Store) Apply(ctx context.Context, events []inventory.Event) ([]inventory.Result, error) {
+	if err := s.b.Enter(); err != nil {
+		return nil, err
+	}
+	defer s.b.Leave()
 	if err := s.b.Allow(); err != nil {
 		return nil, err
 	}
@@ -74,6 +79,10 @@ func (s *Store) fallBack(ctx context.Context, err error) (string, bool) {
 
 // Get implements inventory.StockStore.
 func (s *Store) Get(ctx context.Context, store, sku string) (inventory.Stock, error) {
+	if err := s.b.Enter(); err != nil {
+		return inventory.Stock{}, err
+	}
+	defer s.b.Leave()
 	if err := s.b.Allow(); err != nil {
 		if s.copy == nil {
 			return inventory.Stock{}, err
@@ -95,6 +104,10 @@ func (s *Store) Get(ctx context.Context, store, sku string) (inventory.Stock, er
 
 // GetMany implements inventory.StockStore.
 func (s *Store) GetMany(ctx context.Context, keys []inventory.Key) ([]inventory.Lookup, error) {
+	if err := s.b.Enter(); err != nil {
+		return nil, err
+	}
+	defer s.b.Leave()
 	if err := s.b.Allow(); err != nil {
 		if s.copy == nil {
 			return nil, err
