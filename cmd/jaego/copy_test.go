@@ -361,6 +361,11 @@ func TestRedisLostAndRestored(t *testing.T) {
 		call(t, "GET", p.api+"/v1/stores/"+probe.Store+"/skus/"+probe.SKU, "")
 		return call(t, "GET", p.api+"/v1/admin/breaker", "").body["state"] == "closed"
 	})
+	// Gifts are served again with no manual step: the promotion cache lost its version with
+	// Redis, and the rebuilder notices (it stayed not_built until `jaego promo rebuild`).
+	until(t, "gifts served again after the restore", 30*time.Second, func() bool {
+		return call(t, "GET", p.api+"/v1/products/"+probe.SKU+"/gifts", "").status == 200
+	})
 	all := append(append([]inventory.Event{}, first...), second...)
 	until(t, "every Kafka event applied", 2*time.Minute, func() bool {
 		ls, err := s.store.GetMany(context.Background(), lastKeys(all))

@@ -8,6 +8,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/jaego/jaego/internal/jaego"
 )
 
 // Source is where a rebuild reads promotions from: the SQL store (promo/db).
@@ -103,7 +105,7 @@ func NewRebuilder(o RebuilderOptions) *Rebuilder {
 	f := promauto.With(o.Registerer)
 	return &Rebuilder{o: o, kick: make(chan struct{}, 1),
 		runs: f.NewCounterVec(prometheus.CounterOpts{Name: "jaego_promo_rebuilds_total",
-			Help: "Promotion cache rebuilds by reason (admin, daily, startup, retry, manual) and outcome."}, []string{"reason", "outcome"}),
+			Help: "Promotion cache rebuilds by reason (admin, daily, startup, retry, not_built, manual) and outcome."}, []string{"reason", "outcome"}),
 		took: f.NewHistogram(prometheus.HistogramOpts{Name: "jaego_promo_rebuild_seconds",
 			Help: "Time of one rebuild, lock wait included.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)}),
 	}
@@ -156,11 +158,18 @@ func (r *Rebuilder) Soon() {
 	}
 }
 
+// notBuiltCheck is how often Run looks whether the cache lost its version (Redis came back
+// empty, then `jaego restore`): a cheap read of the version pointer.
+const notBuiltCheck = 5 * time.Second
+
 // Run is the daily batch: it rebuilds at once when the version served was not built for
 // today (a fresh Redis, or an instance that missed midnight), then at every midnight, and
-// when Soon asks; a failed rebuild is retried with backoff (up to a minute). It returns
-// when ctx ends.
+// when Soon asks; and within notBuiltCheck of the cache losing its version (a restored
+// Redis serves gifts again with no manual step). A failed rebuild is retried with backoff
+// (up to a minute). It returns when ctx ends.
 func (r *Rebuilder) Run(ctx context.Context) {
+	check := time.NewTicker(notBuiltCheck)
+	defer check.Stop()
 	for {
 		now := r.o.Now()
 		reason, wait := "daily", NextMidnight(now, r.o.Location).Sub(now)
@@ -169,14 +178,25 @@ func (r *Rebuilder) Run(ctx context.Context) {
 		}
 		for backoff := time.Second; ; backoff = min(2*backoff, time.Minute) {
 			t := time.NewTimer(wait)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return
-			case <-r.kick:
-				t.Stop()
-				reason = "retry"
-			case <-t.C:
+		waiting:
+			for {
+				select {
+				case <-ctx.Done():
+					t.Stop()
+					return
+				case <-r.kick:
+					t.Stop()
+					reason = "retry"
+					break waiting
+				case <-check.C:
+					if _, err := r.o.Publisher.Current(ctx); jaego.CodeOf(err) == jaego.CodeNotBuilt {
+						t.Stop()
+						reason = "not_built"
+						break waiting
+					}
+				case <-t.C:
+					break waiting
+				}
 			}
 			if reason == "daily" {
 				// Every instance wakes at midnight; the first one's version serves them all.
