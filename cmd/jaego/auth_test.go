@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -213,5 +214,53 @@ func TestKeysReloadAndSecrecy(t *testing.T) {
 	}
 	if !strings.Contains(string(logged), `"msg":"audit"`) || !strings.Contains(string(logged), `"key":"late"`) {
 		t.Errorf("no audit line naming the key:\n%s", logged)
+	}
+}
+
+// TestRateLimits, through serve: a key's own rate= (here a burst of 3, one more a minute)
+// answers 429 rate_limited with Retry-After past it, every answer to it carries the IETF
+// RateLimit-Policy and RateLimit headers, refusals are counted by key name, another key is
+// not limited by it, and the scheme's case does not matter.
+func TestRateLimits(t *testing.T) {
+	_, rs := testenv.Redis(t)
+	token, line, err := auth.NewKey("shop", []auth.Scope{auth.Read})
+	if err != nil {
+		t.Fatal(err)
+	}
+	free, freeLine, _ := auth.NewKey("free", []auth.Scope{auth.Read})
+	path := filepath.Join(t.TempDir(), "keys")
+	if err := os.WriteFile(path, []byte(line+" rate=1/m,burst=3\n"+freeLine+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := start(t, map[string]string{"JAEGO_REDIS_URL": "redis://" + rs.Addr, "JAEGO_API_KEYS_FILE": path, "JAEGO_LOG_LEVEL": "warn"}, "serve", "--http", "127.0.0.1:0")
+	get := func(key, scheme string) (*http.Response, map[string]any) {
+		req, _ := http.NewRequest("GET", s.api+"/v1/stores/S1/skus/A", nil)
+		req.Header.Set("Authorization", scheme+" "+key)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&m)
+		return resp, m
+	}
+	for i, scheme := range []string{"Bearer", "bearer", "BEARER"} {
+		resp, body := get(token, scheme)
+		if resp.StatusCode != 404 || resp.Header.Get("RateLimit-Policy") != `"key";q=3;w=180` || !strings.HasPrefix(resp.Header.Get("RateLimit"), fmt.Sprintf(`"key";r=%d;`, 2-i)) {
+			t.Fatalf("request %d (%s): %d %v %v", i, scheme, resp.StatusCode, resp.Header, body)
+		}
+	}
+	resp, body := get(token, "Bearer")
+	if resp.StatusCode != 429 || body["code"] != "rate_limited" || resp.Header.Get("Retry-After") == "" || resp.Header.Get("RateLimit") == "" {
+		t.Fatalf("past the burst: %d %v %v", resp.StatusCode, resp.Header, body)
+	}
+	for range 10 { // the default --rate-limit is none
+		if resp, body := get(free, "Bearer"); resp.StatusCode != 404 || resp.Header.Get("RateLimit") != "" {
+			t.Fatalf("a key without a limit: %d %v %v", resp.StatusCode, resp.Header, body)
+		}
+	}
+	if n := metricValue(t, s.api, `jaego_rate_limited_total{key="shop"}`); n != 1 {
+		t.Errorf("jaego_rate_limited_total{key=\"shop\"} = %v, want 1", n)
 	}
 }
