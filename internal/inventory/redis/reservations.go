@@ -61,10 +61,7 @@ func (s *Store) reservationStep(ctx context.Context, op, store, id string, extra
 	s.metrics.applyCalls.Observe(time.Since(start).Seconds())
 	if err != nil {
 		s.metrics.redisErrors.WithLabelValues("reservation").Inc()
-		if strings.HasPrefix(err.Error(), "REDISLOST") {
-			return nil, inventory.ErrLost
-		}
-		return nil, s.unavailable("reservation "+op, err)
+		return nil, s.scriptError("reservation "+op, err)
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("reservation %s: empty answer", op)
@@ -177,9 +174,14 @@ func (s *Store) Hold(ctx context.Context, req inventory.HoldRequest) (inventory.
 	return r, outcome == "again", nil
 }
 
-// Claim scripts: takeOver moves a claim only from its exact value; sealClaim seals it for
-// ARGV[1] only if it names that store (sealed or not), keeping its TTL.
+// Claim scripts: newClaim sets a claim unless there is one (answering the one there is),
+// refusing when required epoch mark of the id's group is gone (a lost Redis gets no claim
+// either: a restore wants it empty); takeOver moves a claim only from its exact value;
+// sealClaim seals it for ARGV[1] only if it names that store (sealed or not), keeping its TTL.
 var (
+	newClaim = rueidis.NewLuaScript(`if ARGV[3] == '1' and redis.call('EXISTS', KEYS[2]) == 0 then
+  return redis.error_reply('` + lostPrefix + ` this Redis has no epoch mark: it lost its data; run jaego restore') end
+return redis.call('SET', KEYS[1], ARGV[1], 'NX', 'GET', 'PX', ARGV[2])`)
 	takeOver = rueidis.NewLuaScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 end return 0`)
 	sealClaim = rueidis.NewLuaScript(`local v = redis.call('GET', KEYS[1])
@@ -201,12 +203,16 @@ func (s *Store) claim(ctx context.Context, req inventory.HoldRequest) (inventory
 	ttl := strconv.FormatInt((req.Hold + s.opts.IdempotencyTTL + time.Hour).Milliseconds(), 10)
 	mine := req.Store + "|" + strconv.FormatUint(rand.Uint64(), 36)
 	for range 3 {
-		prev, err := s.client.Do(ctx, s.client.B().Arbitrary("SET").Keys(key).Args(mine, "NX", "GET", "PX", ttl).Build()).ToString()
+		require := "0"
+		if s.opts.RequireEpoch {
+			require = "1"
+		}
+		prev, err := newClaim.Exec(ctx, s.client, []string{key, s.keys.Epoch(s.keys.Group(req.ID))}, []string{mine, ttl, require}).ToString()
 		switch {
 		case rueidis.IsRedisNil(err):
 			return inventory.Reservation{}, nil // claimed
 		case err != nil:
-			return inventory.Reservation{}, s.unavailable("reservation claim", err)
+			return inventory.Reservation{}, s.scriptError("reservation claim", err)
 		case claimStore(prev) == req.Store:
 			return inventory.Reservation{}, nil
 		}

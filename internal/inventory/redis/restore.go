@@ -175,7 +175,7 @@ func (s *Store) AppendChanges(ctx context.Context, changes []inventory.Change) e
 	for _, res := range s.client.DoMulti(ctx, cmds...) {
 		// A stream that already has the entry (a forced restore over a Redis that kept it)
 		// refuses the id: the change is there.
-		if err := res.Error(); err != nil && !strings.Contains(err.Error(), "equal or smaller") {
+		if err := res.Error(); err != nil && !idTaken(err) {
 			return s.unavailable("restore changes", err)
 		}
 	}

@@ -21,7 +21,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -308,10 +307,7 @@ func (s *Store) exec(ctx context.Context, ops []op, maxBatch int) ([]row, error)
 		}
 		if err != nil {
 			s.metrics.redisErrors.WithLabelValues("apply").Inc()
-			if strings.HasPrefix(err.Error(), "REDISLOST") {
-				return nil, inventory.ErrLost
-			}
-			return nil, s.unavailable("apply", err)
+			return nil, s.scriptError("apply", err)
 		}
 		for ri, i := range calls[ci].idx {
 			r, err := parseApplyRow(answers[ri], ops[i])
