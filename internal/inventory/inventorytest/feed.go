@@ -27,8 +27,9 @@ type Feed struct {
 type NewFeed func(t *testing.T) Feed
 
 // ChangeFeed runs the shared change-feed suite (inventory.ChangeFeed's contract).
-func ChangeFeed(t *testing.T, newFeed NewFeed) {
-	t.Run("ExactlyOnceAnyPageSize", func(t *testing.T) { t.Parallel(); testFeedExactlyOnce(t, newFeed(t)) })
+func ChangeFeed(t *testing.T, newFeed NewFeed, size ...Size) {
+	scale := scaleOf(size)
+	t.Run("ExactlyOnceAnyPageSize", func(t *testing.T) { t.Parallel(); testFeedExactlyOnce(t, newFeed(t), scale(2000)) })
 	t.Run("OpenUntilOver", func(t *testing.T) { t.Parallel(); testFeedOpenUntilOver(t, newFeed(t)) })
 	t.Run("BadCursorAndExpired", func(t *testing.T) { t.Parallel(); testFeedErrors(t, newFeed(t)) })
 	t.Run("WaitWakes", func(t *testing.T) { t.Parallel(); testFeedWait(t, newFeed(t)) })
@@ -128,9 +129,9 @@ func CheckChanges(t *testing.T, got []inventory.Change, applied []inventory.Resu
 // testFeedExactlyOnce: 16 writers apply 2,000 random events; once the range is over, pages
 // of any size and the streamed read all return every applied change once, in the same
 // order.
-func testFeedExactlyOnce(t *testing.T, f Feed) {
+func testFeedExactlyOnce(t *testing.T, f Feed, perWriter int) {
 	from := time.Now().Add(-time.Second)
-	applied := ApplyRandom(t, f.Store, 16, 2000, 6, 20, 7)
+	applied := ApplyRandom(t, f.Store, 16, perWriter, 6, 20, 7)
 	to := time.Now().Add(time.Millisecond)
 	f.Ahead(time.Minute) // past the range end and any settling time
 	var streamed []inventory.Change

@@ -367,5 +367,5 @@ func TestFeedSuiteStandalone(t *testing.T) {
 }
 
 func TestFeedSuiteEmbedded(t *testing.T) {
-	inventorytest.ChangeFeed(t, redisFeeds(testenv.EmbeddedRedis(t)))
+	inventorytest.ChangeFeed(t, redisFeeds(testenv.EmbeddedRedis(t)), inventorytest.Light)
 }

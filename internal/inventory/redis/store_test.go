@@ -52,7 +52,7 @@ func TestStoreMiniredis(t *testing.T) {
 	client := testenv.EmbeddedRedis(t)
 	inventorytest.StockStore(t, func(t *testing.T) inventory.StockStore {
 		return newStoreOn(client, invredis.Options{})
-	})
+	}, inventorytest.Light)
 }
 
 // TestChangeRecordAndTTLs checks the parts of one atomic step a StockStore cannot show:
