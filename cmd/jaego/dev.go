@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -23,19 +24,9 @@ import (
 // seeded with demo stock before /readyz turns 200. The embedded server listens on a free
 // loopback port unless --redis-listen says otherwise, so a real Redis on 6379 never stops it.
 func runDev(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, log, err := serverConfig("dev", args, getenv, stderr, func(f *envFlags, cfg *config) {
-		f.String(&cfg.RedisListen, "redis-listen", "JAEGO_DEV_REDIS_LISTEN", "127.0.0.1:0", "where the embedded Redis-protocol server listens (for redis-cli)")
-		f.String(&cfg.KafkaListen, "kafka-listen", "JAEGO_DEV_KAFKA_LISTEN", "127.0.0.1:0", "where the embedded Kafka-protocol broker listens (for kcat)")
-		f.String(&cfg.DataDir, "data", "JAEGO_DEV_DATA", "", "directory of the embedded SQL store of the promotions (kept across runs); default: a temporary one")
-	})
+	cfg, log, err := devConfig(args, getenv, stderr)
 	if err != nil {
 		return err
-	}
-	if err := cfg.authMode("none"); err != nil { // dev is open unless given keys
-		return err
-	}
-	if cfg.PromoPointerTTL > 0 {
-		return errors.New("--promo-pointer-cache needs RESP3 client tracking, which the embedded Redis of jaego dev lacks: use jaego serve")
 	}
 	kept := "promotions and stock (through the durable copy) are kept in " + cfg.DataDir
 	if cfg.DataDir == "" {
@@ -47,23 +38,11 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 		defer os.RemoveAll(dir)
 		cfg.DataDir = dir
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
-		return fmt.Errorf("--data: %w", err)
-	}
-	sqlURL := "sqlite:" + filepath.Join(cfg.DataDir, "jaego.db")
-	sdb, err := sqldb.Open(ctx, sqlURL)
+	sqlURL, sdb, db, err := devSQL(ctx, cfg.DataDir)
 	if err != nil {
 		return err
 	}
-	db := promodb.New(sdb)
 	defer db.Close()
-	if _, err := db.Migrate(ctx, nil); err != nil {
-		return err
-	}
-	if err := seedPromotions(ctx, db, time.Now()); err != nil {
-		return fmt.Errorf("seed demo promotions: %w", err)
-	}
-
 	redisSrv, err := embedded.StartRedis(cfg.RedisListen)
 	if err != nil {
 		return err
@@ -74,13 +53,11 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 		return fmt.Errorf("connect to embedded redis: %w", err)
 	}
 	defer client.Close()
-
 	broker, err := embedded.StartKafka(cfg.KafkaListen, 8, cfg.KafkaTopic, cfg.KafkaTopic+invkafka.DLQSuffix)
 	if err != nil {
 		return err
 	}
 	defer broker.Close()
-
 	s, err := newServer(ctx, cfg, client, sdb, log)
 	if err != nil {
 		return err
@@ -88,26 +65,20 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err := s.addConsumer([]string{broker.Addr}); err != nil {
 		return err
 	}
-	// The embedded Redis starts empty every time; with --data the copy kept the stock of the
-	// last run: put it back, idempotency marks included, before anything is written.
-	lost, err := s.stock.Lost(ctx)
-	if err != nil {
+	if err := s.devStock(ctx, cfg); err != nil {
 		return err
-	}
-	if lost {
-		rep, err := inventory.Restore(ctx, s.copy, s.stock, inventory.RestoreOptions{Locks: s.locks, Retention: cfg.Retention})
-		if err != nil {
-			return fmt.Errorf("restoring the stock kept in %s: %w", cfg.DataDir, err)
-		}
-		log.Info("dev: stock restored from the durable copy", "records", rep.Records, "marks", rep.Marks)
-	} else if err := seedDemo(ctx, s.stock); err != nil { // a first run: the demo stock
-		return fmt.Errorf("seed demo data: %w", err)
 	}
 	if err := s.addPromotions(ctx, db, client); err != nil {
 		return err
 	}
 	s.ready.Store(true)
-	api := s.apiURL()
+	devBanner(stdout, s.apiURL(), kept, sqlURL, redisSrv, broker.Addr, cfg)
+	log.Info("dev serving", "http", s.apiURL(), "redis", redisSrv.Addr(), "kafka", broker.Addr)
+	return s.serve(ctx)
+}
+
+// devBanner prints every address jaego dev uses, and what to try first.
+func devBanner(stdout io.Writer, api, kept, sqlURL string, redisSrv *embedded.Redis, brokerAddr string, cfg config) {
 	fmt.Fprintf(stdout, `jaego dev %s is running (Ctrl-C stops it; %s)
   redis:  %s   (redis-cli -p %d)
   kafka:  %s   (topic %s; kcat -b %s -t %s -P)
@@ -117,9 +88,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
   api:    %s
   console: %s/console/
   auth:   %s
-`, readBuildInfo().Version, kept, redisSrv.Addr(), redisSrv.Server().Addr().Port, broker.Addr, cfg.KafkaTopic, broker.Addr, cfg.KafkaTopic, sqlURL, api, api, api, api, authLine(cfg))
-	log.Info("dev serving", "http", api, "redis", redisSrv.Addr(), "kafka", broker.Addr)
-	return s.serve(ctx)
+`, readBuildInfo().Version, kept, redisSrv.Addr(), redisSrv.Server().Addr().Port, brokerAddr, cfg.KafkaTopic, brokerAddr, cfg.KafkaTopic, sqlURL, api, api, api, api, authLine(cfg))
 }
 
 // seedPromotions adds the demo promotions to an empty store: two running for a month from
@@ -149,6 +118,70 @@ func seedPromotions(ctx context.Context, db *promodb.DB, now time.Time) error {
 			return err
 		}
 	}
+	return nil
+}
+
+// devConfig reads dev's flags: the server's, where its embedded servers listen, --data.
+func devConfig(args []string, getenv func(string) string, stderr io.Writer) (config, *slog.Logger, error) {
+	cfg, log, err := serverConfig("dev", args, getenv, stderr, func(f *envFlags, cfg *config) {
+		f.String(&cfg.RedisListen, "redis-listen", "JAEGO_DEV_REDIS_LISTEN", "127.0.0.1:0", "where the embedded Redis-protocol server listens (for redis-cli)")
+		f.String(&cfg.KafkaListen, "kafka-listen", "JAEGO_DEV_KAFKA_LISTEN", "127.0.0.1:0", "where the embedded Kafka-protocol broker listens (for kcat)")
+		f.String(&cfg.DataDir, "data", "JAEGO_DEV_DATA", "", "directory of the embedded SQL store of the promotions (kept across runs); default: a temporary one")
+	})
+	if err != nil {
+		return cfg, nil, err
+	}
+	if err := cfg.authMode("none"); err != nil { // dev is open unless given keys
+		return cfg, nil, err
+	}
+	if cfg.PromoPointerTTL > 0 {
+		return cfg, nil, errors.New("--promo-pointer-cache needs RESP3 client tracking, which the embedded Redis of jaego dev lacks: use jaego serve")
+	}
+	return cfg, log, nil
+}
+
+// devSQL opens (and migrates) the SQLite store in dir: the promotions, seeded with the demo
+// ones, and the durable stock copy.
+func devSQL(ctx context.Context, dir string) (string, *sqldb.DB, *promodb.DB, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", nil, nil, fmt.Errorf("--data: %w", err)
+	}
+	sqlURL := "sqlite:" + filepath.Join(dir, "jaego.db")
+	sdb, err := sqldb.Open(ctx, sqlURL)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	db := promodb.New(sdb)
+	if _, err := db.Migrate(ctx, nil); err != nil {
+		db.Close()
+		return "", nil, nil, err
+	}
+	if err := seedPromotions(ctx, db, time.Now()); err != nil {
+		db.Close()
+		return "", nil, nil, fmt.Errorf("seed demo promotions: %w", err)
+	}
+	return sqlURL, sdb, db, nil
+}
+
+// devStock puts the stock in the embedded Redis, which starts empty every time: with --data
+// the copy kept the stock of the last run, put back (idempotency marks included) before
+// anything is written; a first run gets the demo stock.
+func (s *server) devStock(ctx context.Context, cfg config) error {
+	lost, err := s.stock.Lost(ctx)
+	if err != nil {
+		return err
+	}
+	if !lost {
+		if err := seedDemo(ctx, s.stock); err != nil {
+			return fmt.Errorf("seed demo data: %w", err)
+		}
+		return nil
+	}
+	rep, err := inventory.Restore(ctx, s.copy, s.stock, inventory.RestoreOptions{Locks: s.locks, Retention: cfg.Retention})
+	if err != nil {
+		return fmt.Errorf("restoring the stock kept in %s: %w", cfg.DataDir, err)
+	}
+	s.log.Info("dev: stock restored from the durable copy", "records", rep.Records, "marks", rep.Marks)
 	return nil
 }
 

@@ -65,83 +65,126 @@ type worker struct {
 }
 
 // newServer wires the serving part on client, with the durable copy in sdb when it is not
-// nil (its schema checked).
+// nil (its schema checked): a list of steps, each a named function.
 func newServer(ctx context.Context, cfg config, client rueidis.Client, sdb *sqldb.DB, log *slog.Logger) (*server, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registerBuildInfo(reg)
 	s := &server{cfg: cfg, log: log, registry: reg, sql: sdb}
-	keysFile := cfg.APIKeys
-	if cfg.Auth == "none" {
+	if err := s.addAccessControl(); err != nil {
+		return nil, err
+	}
+	s.addStock(client)
+	watcher := s.addLiveTail()
+	sharded := shardedPubSub(ctx, client)
+	log.Debug("lock pub/sub", "sharded", sharded)
+	s.locks = lock.New(client, lock.Options{ClassicPubSub: !sharded, WatchdogTimeout: cfg.LockWatchdog, Registerer: reg, Logger: log})
+	if err := s.addCopy(ctx, watcher); err != nil {
+		return nil, err
+	}
+	s.addBreaker()
+	if err := s.listen(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// addAccessControl loads the keys file (none with --auth none) and reloads it on SIGHUP.
+func (s *server) addAccessControl() error {
+	keysFile := s.cfg.APIKeys
+	if s.cfg.Auth == "none" {
 		keysFile = ""
 	}
 	guard, err := auth.NewGuard(keysFile)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	s.guard = guard
-	limit, _ := auth.ParseLimit(cfg.RateLimit) // checked with the configuration
+	limit, _ := auth.ParseLimit(s.cfg.RateLimit) // checked with the configuration
 	guard.SetDefaultLimit(limit)
 	if guard.Open() {
-		log.Warn("access control is off (--auth none): every route answers anyone who can reach this address")
-	} else {
-		keys := promauto.With(reg).NewGauge(prometheus.GaugeOpts{Name: "jaego_auth_keys", Help: "API keys loaded from the keys file."})
-		keys.Set(float64(guard.Keys()))
-		s.workers = append(s.workers, worker{name: "keys reload", run: func(ctx context.Context) error {
-			guard.ReloadOnHangup(ctx, log, func(n int) { keys.Set(float64(n)) })
-			return nil
-		}})
+		s.log.Warn("access control is off (--auth none): every route answers anyone who can reach this address")
+		return nil
 	}
+	keys := promauto.With(s.registry).NewGauge(prometheus.GaugeOpts{Name: "jaego_auth_keys", Help: "API keys loaded from the keys file."})
+	keys.Set(float64(guard.Keys()))
+	s.workers = append(s.workers, worker{name: "keys reload", run: func(ctx context.Context) error {
+		guard.ReloadOnHangup(ctx, s.log, func(n int) { keys.Set(float64(n)) })
+		return nil
+	}})
+	return nil
+}
+
+// addStock makes the Redis stock store and its change feed, and sweeps reservation
+// expiries (every instance: the expire step is atomic, so a reservation expires once).
+func (s *server) addStock(client rueidis.Client) {
 	s.stock = invredis.New(client, invredis.Options{
-		Groups:           cfg.ShardGroups,
-		MarkBuckets:      cfg.MarkBuckets,
-		Retention:        cfg.Retention,
-		MaxHoldsPerStore: cfg.MaxHolds,
-		RequireEpoch:     sdb != nil, // with a durable copy, an emptied Redis waits for a restore
-		Registerer:       reg,
-		Logger:           log,
+		Groups:           s.cfg.ShardGroups,
+		MarkBuckets:      s.cfg.MarkBuckets,
+		Retention:        s.cfg.Retention,
+		MaxHoldsPerStore: s.cfg.MaxHolds,
+		RequireEpoch:     s.sql != nil, // with a durable copy, an emptied Redis waits for a restore
+		Registerer:       s.registry,
+		Logger:           s.log,
 	})
-	s.feed = invredis.NewFeed(s.stock, invredis.FeedOptions{Registerer: reg})
-	// The live tail: one hub reads the feed for every subscriber of this instance.
-	watcher := invredis.NewWatcher(s.feed)
-	s.hub = inventory.NewHub(s.feed, inventory.HubOptions{MaxStreams: cfg.MaxStreams, MaxPerKey: cfg.MaxStreamsKey, Changed: watcher.Changed, Registerer: reg, Logger: log})
-	s.workers = append(s.workers,
-		worker{name: "live tail", run: func(ctx context.Context) error { s.hub.Run(ctx); return nil }},
-		worker{name: "live tail watcher", run: func(ctx context.Context) error { watcher.Run(ctx); return nil }})
-	sharded := shardedPubSub(ctx, client)
-	log.Debug("lock pub/sub", "sharded", sharded)
-	s.locks = lock.New(client, lock.Options{ClassicPubSub: !sharded, WatchdogTimeout: cfg.LockWatchdog, Registerer: reg, Logger: log})
-	bo := cfg.Breaker
-	bo.FailureRate, bo.SlowRate, bo.Registerer, bo.Logger = bo.FailureRate/100, bo.SlowRate/100, reg, log
-	var fallback breaker.Copy
-	if sdb != nil {
-		if err := sdb.CheckSchema(ctx); err != nil {
-			return nil, err
-		}
-		s.copy = invdb.New(sdb)
-		fallback = s.copy
-		// A copy that never projected belongs to a new deployment: its Redis is whole by
-		// definition. Otherwise a missing epoch mark means Redis lost its data.
-		if pos, err := s.copy.Position(ctx); err != nil {
-			return nil, err
-		} else if pos.Cursor == "" && pos.Changes == 0 {
-			if err := s.stock.MarkEpoch(ctx, true); err != nil {
-				return nil, err
-			}
-		}
-		p := inventory.NewProjector(inventory.ProjectorOptions{Feed: s.feed, Changed: watcher.Changed, Snapshots: s.stock, Copy: s.copy, Locker: s.locks,
-			LedgerRetention: cfg.LedgerRetention, Lost: s.stock.Lost, Logger: log, Registerer: reg})
-		if err := p.Start(ctx); err != nil {
-			return nil, fmt.Errorf("durable copy: %w", err)
-		}
-		s.workers = append(s.workers, worker{name: "stock projector", run: func(ctx context.Context) error { p.Run(ctx); return nil }})
-	}
-	s.guarded = breaker.NewStore(s.stock, fallback, breaker.New(bo), reg)
-	// Every instance sweeps: the expire step is atomic, so a reservation expires once.
+	s.feed = invredis.NewFeed(s.stock, invredis.FeedOptions{Registerer: s.registry})
 	s.workers = append(s.workers, worker{name: "reservation expiry", run: func(ctx context.Context) error {
 		s.stock.RunExpiry(ctx, 200*time.Millisecond)
 		return nil
-	}}, worker{name: "breaker probe", run: func(ctx context.Context) error {
+	}})
+}
+
+// addLiveTail starts the process's one Watcher of the feed (G blocking reads, shared by
+// everything that waits for new changes) and the live tail's hub on it.
+func (s *server) addLiveTail() *invredis.Watcher {
+	watcher := invredis.NewWatcher(s.feed)
+	s.hub = inventory.NewHub(s.feed, inventory.HubOptions{MaxStreams: s.cfg.MaxStreams, MaxPerKey: s.cfg.MaxStreamsKey,
+		Changed: watcher.Changed, Registerer: s.registry, Logger: s.log})
+	s.workers = append(s.workers,
+		worker{name: "live tail", run: func(ctx context.Context) error { s.hub.Run(ctx); return nil }},
+		worker{name: "live tail watcher", run: func(ctx context.Context) error { watcher.Run(ctx); return nil }})
+	return watcher
+}
+
+// addCopy, with a SQL store, bootstraps the durable copy's projector before traffic and
+// runs it, with the guard that notices a Redis that lost its data.
+func (s *server) addCopy(ctx context.Context, watcher *invredis.Watcher) error {
+	if s.sql == nil {
+		return nil
+	}
+	if err := s.sql.CheckSchema(ctx); err != nil {
+		return err
+	}
+	s.copy = invdb.New(s.sql)
+	// A copy that never projected belongs to a new deployment: its Redis is whole by
+	// definition. Otherwise a missing epoch mark means Redis lost its data.
+	if pos, err := s.copy.Position(ctx); err != nil {
+		return err
+	} else if pos.Cursor == "" && pos.Changes == 0 {
+		if err := s.stock.MarkEpoch(ctx, true); err != nil {
+			return err
+		}
+	}
+	p := inventory.NewProjector(inventory.ProjectorOptions{Feed: s.feed, Changed: watcher.Changed, Snapshots: s.stock, Copy: s.copy,
+		Locker: s.locks, LedgerRetention: s.cfg.LedgerRetention, Lost: s.stock.Lost, Logger: s.log, Registerer: s.registry})
+	if err := p.Start(ctx); err != nil {
+		return fmt.Errorf("durable copy: %w", err)
+	}
+	s.workers = append(s.workers, worker{name: "stock projector", run: func(ctx context.Context) error { p.Run(ctx); return nil }})
+	return nil
+}
+
+// addBreaker puts the breaker around the stock store (the copy its fallback, when there is
+// one), with its probe and, with a copy, the loss guard.
+func (s *server) addBreaker() {
+	bo := s.cfg.Breaker
+	bo.FailureRate, bo.SlowRate, bo.Registerer, bo.Logger = bo.FailureRate/100, bo.SlowRate/100, s.registry, s.log
+	var fallback breaker.Copy
+	if s.copy != nil {
+		fallback = s.copy
+	}
+	s.guarded = breaker.NewStore(s.stock, fallback, breaker.New(bo), s.registry)
+	s.workers = append(s.workers, worker{name: "breaker probe", run: func(ctx context.Context) error {
 		// Ten pings a second while not closed: half-open closes within 3 s (30 trials) of an
 		// auto or a recovery with no traffic; open ends early after 3 answered pings.
 		s.guarded.Breaker().Probe(ctx, s.stock.Ping, 100*time.Millisecond)
@@ -149,22 +192,27 @@ func newServer(ctx context.Context, cfg config, client rueidis.Client, sdb *sqld
 	}})
 	if s.copy != nil {
 		s.workers = append(s.workers, worker{name: "redis loss guard", run: func(ctx context.Context) error {
-			breaker.GuardLoss(ctx, s.guarded.Breaker(), s.stock.Lost, time.Second, log)
+			breaker.GuardLoss(ctx, s.guarded.Breaker(), s.stock.Lost, time.Second, s.log)
 			return nil
 		}})
 	}
-	l, err := net.Listen("tcp", cfg.HTTPAddr)
+}
+
+// listen takes the HTTP address; the http.Server's Handler is set by serve, once every
+// part is added.
+func (s *server) listen() error {
+	l, err := net.Listen("tcp", s.cfg.HTTPAddr)
 	if err != nil {
-		return nil, fmt.Errorf("http listen on %s: %w", cfg.HTTPAddr, err)
+		return fmt.Errorf("http listen on %s: %w", s.cfg.HTTPAddr, err)
 	}
 	s.listener = l
-	s.http = &http.Server{ // its Handler is set by serve, once every part is added
+	s.http = &http.Server{
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
-	return s, nil
+	return nil
 }
 
 // shardedPubSub reports whether the server knows SPUBLISH (Redis 7+; not the embedded

@@ -38,6 +38,25 @@ function own(view) {
 // superseded reports whether err is the abort of a request a newer one replaced.
 const superseded = (err, signal) => signal.aborted || (err && err.name === "AbortError");
 
+// fresh reads the JSON answer of path for a view's load: undefined once a newer load
+// replaced it (draw nothing then).
+async function fresh(path, signal, init = {}) {
+  const ans = await (await api(path, { ...init, signal })).json();
+  return signal.aborted ? undefined : ans;
+}
+
+// render runs one load of a view as the view's latest request: draw awaits what it needs
+// and draws only while its signal is live; a problem shows, unless a newer load replaced it.
+async function render(view, draw) {
+  const signal = own(view);
+  showProblem(null);
+  try {
+    await draw(signal);
+  } catch (err) {
+    if (!superseded(err, signal)) showProblem(err);
+  }
+}
+
 function showProblem(err) {
   const p = $("problem");
   p.textContent = err ? err.message : "";
@@ -53,12 +72,10 @@ function cell(row, text, cls) {
 
 // --- stock ---
 // lookup shows a store's SKUs, or (stores given) one SKU across stores.
-async function lookup(store, skus, stores) {
-  const signal = own("stock");
-  showProblem(null);
-  const table = $("stock-table");
-  const body = table.tBodies[0];
-  try {
+function lookup(store, skus, stores) {
+  return render("stock", async (signal) => {
+    const table = $("stock-table");
+    const body = table.tBodies[0];
     const resp = await api(stores
       ? "/v1/skus/" + encodeURIComponent(skus) + "/stock?store=" + encodeURIComponent(stores)
       : "/v1/stores/" + encodeURIComponent(store) + "/stock?sku=" + encodeURIComponent(skus), { signal });
@@ -84,9 +101,7 @@ async function lookup(store, skus, stores) {
     const missing = $("stock-missing");
     missing.textContent = ans.missing.length ? "No record: " + ans.missing.join(", ") : "";
     missing.hidden = !ans.missing.length;
-  } catch (err) {
-    if (!superseded(err, signal)) showProblem(err);
-  }
+  });
 }
 
 function age(iso) {
@@ -189,19 +204,17 @@ function sparkline() {
 const rates = []; // changes a second, the last minute
 
 // --- health ---
-async function healthView() {
-  const signal = own("health");
-  showProblem(null);
-  const dl = $("health");
-  delete dl.dataset.complete;
-  const items = [];
-  const add = (k, v) => {
-    const dt = document.createElement("dt"), dd = document.createElement("dd");
-    dt.textContent = k;
-    dd.textContent = v;
-    items.push(dt, dd);
-  };
-  try {
+function healthView() {
+  return render("health", async (signal) => {
+    const dl = $("health");
+    delete dl.dataset.complete;
+    const items = [];
+    const add = (k, v) => {
+      const dt = document.createElement("dt"), dd = document.createElement("dd");
+      dt.textContent = k;
+      dd.textContent = v;
+      items.push(dt, dd);
+    };
     const ready = await (await fetch("/readyz", { signal })).json();
     add("Readiness", ready.status + (ready.checks ? " " + JSON.stringify(ready.checks) : ""));
     const breaker = await (await api("/v1/admin/breaker", { signal })).json();
@@ -218,9 +231,7 @@ async function healthView() {
     if (signal.aborted) return;
     dl.replaceChildren(...items);
     dl.dataset.complete = "true";
-  } catch (err) {
-    if (!superseded(err, signal)) showProblem(err);
-  }
+  });
 }
 
 // confirmButton is a button that asks question, then POSTs to path and calls then.
@@ -238,13 +249,11 @@ function confirmButton(text, label, question, path, then) {
 }
 
 // --- history ---
-async function showHistory(store, sku) {
-  const signal = own("history");
-  showProblem(null);
-  const table = $("history-table"), body = table.tBodies[0];
-  try {
-    const ans = await (await api("/v1/stores/" + encodeURIComponent(store) + "/skus/" + encodeURIComponent(sku) + "/history", { signal })).json();
-    if (signal.aborted) return;
+function showHistory(store, sku) {
+  return render("history", async (signal) => {
+    const table = $("history-table"), body = table.tBodies[0];
+    const ans = await fresh("/v1/stores/" + encodeURIComponent(store) + "/skus/" + encodeURIComponent(sku) + "/history", signal);
+    if (!ans) return;
     body.replaceChildren();
     for (const c of ans.changes) {
       const row = body.insertRow();
@@ -257,9 +266,7 @@ async function showHistory(store, sku) {
       cell(row, c.event_id);
     }
     table.hidden = false;
-  } catch (err) {
-    if (!superseded(err, signal)) showProblem(err);
-  }
+  });
 }
 
 // --- promotions ---
@@ -279,14 +286,12 @@ function shownStatus(p, now = Date.now()) {
   return "active";
 }
 
-async function promotionsView() {
-  const signal = own("promotions");
-  showProblem(null);
-  if (!$("promo-spec").value) $("promo-spec").value = JSON.stringify(specTemplate, null, 2);
-  const body = $("promo-table").tBodies[0];
-  try {
-    const ans = await (await api("/v1/admin/promotions?limit=200", { signal })).json();
-    if (signal.aborted) return;
+function promotionsView() {
+  return render("promotions", async (signal) => {
+    if (!$("promo-spec").value) $("promo-spec").value = JSON.stringify(specTemplate, null, 2);
+    const body = $("promo-table").tBodies[0];
+    const ans = await fresh("/v1/admin/promotions?limit=200", signal);
+    if (!ans) return;
     body.replaceChildren();
     for (const p of ans.promotions) {
       const row = body.insertRow();
@@ -306,21 +311,17 @@ async function promotionsView() {
       }
     }
     body.dataset.loaded = String(Date.now());
-  } catch (err) {
-    if (!superseded(err, signal)) showProblem(err);
-  }
+  });
 }
 
-async function preview(items, store) {
-  const signal = own("preview");
-  showProblem(null);
-  const list = $("preview");
-  const order = { channel: "online", items: items.split(",").filter(Boolean).map((s) => {
-    const [sku, qty] = s.trim().split(":");
-    return { sku, qty: Number(qty || 1), price: 0 };
-  }) };
-  if (store) order.store = store;
-  try {
+function preview(items, store) {
+  return render("preview", async (signal) => {
+    const list = $("preview");
+    const order = { channel: "online", items: items.split(",").filter(Boolean).map((s) => {
+      const [sku, qty] = s.trim().split(":");
+      return { sku, qty: Number(qty || 1), price: 0 };
+    }) };
+    if (store) order.store = store;
     const ans = await (await api("/v1/gifts/evaluate", { method: "POST", body: JSON.stringify(order), headers: { "Content-Type": "application/json" }, signal })).json();
     if (signal.aborted) return;
     list.replaceChildren();
@@ -335,19 +336,15 @@ async function preview(items, store) {
       li.textContent = "No gift for this basket.";
       list.append(li);
     }
-  } catch (err) {
-    if (!superseded(err, signal)) showProblem(err);
-  }
+  });
 }
 
 // --- locks ---
-async function locksView() {
-  const signal = own("locks");
-  showProblem(null);
-  const body = $("lock-table").tBodies[0];
-  try {
-    const ans = await (await api("/v1/admin/locks", { signal })).json();
-    if (signal.aborted) return;
+function locksView() {
+  return render("locks", async (signal) => {
+    const body = $("lock-table").tBodies[0];
+    const ans = await fresh("/v1/admin/locks", signal);
+    if (!ans) return;
     body.replaceChildren();
     for (const l of ans.locks) {
       const row = body.insertRow();
@@ -360,17 +357,13 @@ async function locksView() {
         "/v1/admin/locks/" + encodeURIComponent(l.name) + "/force-unlock", locksView));
     }
     $("locks-none").hidden = ans.locks.length > 0;
-  } catch (err) {
-    if (!superseded(err, signal)) showProblem(err);
-  }
+  });
 }
 
 // --- reservations ---
-async function showReservation(id, step) {
-  const signal = own("reservation");
-  showProblem(null);
-  const dl = $("rsv");
-  try {
+function showReservation(id, step) {
+  return render("reservation", async (signal) => {
+    const dl = $("rsv");
     const path = "/v1/reservations/" + encodeURIComponent(id) + (step ? "/" + step : "");
     const r = await (await api(path, step ? { method: "POST", signal } : { signal })).json();
     if (signal.aborted) return;
@@ -384,21 +377,17 @@ async function showReservation(id, step) {
     dl.replaceChildren(...items);
     $("rsv-confirm").hidden = $("rsv-cancel").hidden = r.status !== "held";
     if (step) listReservations($("rsv-store").value.trim() || r.store, $("rsv-status").value);
-  } catch (err) {
-    if (!superseded(err, signal)) showProblem(err);
-  }
+  });
 }
 
 // listReservations shows a store's reservations of a status (GET /v1/reservations), each
 // with a link to its page.
-async function listReservations(store, status) {
-  const signal = own("reservations");
-  showProblem(null);
-  const table = $("rsv-table"), body = table.tBodies[0];
-  try {
+function listReservations(store, status) {
+  return render("reservations", async (signal) => {
+    const table = $("rsv-table"), body = table.tBodies[0];
     const q = "?store=" + encodeURIComponent(store) + (status ? "&status=" + encodeURIComponent(status) : "") + "&limit=200";
-    const ans = await (await api("/v1/reservations" + q, { signal })).json();
-    if (signal.aborted) return;
+    const ans = await fresh("/v1/reservations" + q, signal);
+    if (!ans) return;
     body.replaceChildren();
     for (const r of ans.reservations) {
       const row = body.insertRow();
@@ -418,9 +407,7 @@ async function listReservations(store, status) {
     }
     table.hidden = false;
     $("rsv-none").hidden = ans.reservations.length > 0;
-  } catch (err) {
-    if (!superseded(err, signal)) showProblem(err);
-  }
+  });
 }
 
 // --- the page ---
