@@ -354,7 +354,7 @@ func TestRedisLostAndRestored(t *testing.T) {
 	}
 	var again bytes.Buffer
 	if err := run(context.Background(), []string{"jaego", "restore", "--redis", "redis://" + s.redis.Addr + "/0", "--postgres", s.pg},
-		func(string) string { return "" }, nil, &again, t.Output()); err == nil || !strings.Contains(err.Error(), "not empty") {
+		func(string) string { return "" }, nil, &again, t.Output()); err == nil || !strings.Contains(err.Error(), "is whole") {
 		t.Errorf("a second restore into a restored Redis: %v", err)
 	}
 	until(t, "the breaker back to its rules", 30*time.Second, func() bool {

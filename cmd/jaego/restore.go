@@ -33,7 +33,7 @@ func runRestore(ctx context.Context, args []string, getenv func(string) string, 
 	f.Int(&margin, "replay-margin", "JAEGO_RESTORE_REPLAY_MARGIN", 4000,
 		"records per partition replayed before the copy's last offset (two consumer polls: a poll's events reach the copy in feed order, not offset order)")
 	f.Duration(&window, "idempotency-window", "JAEGO_IDEMPOTENCY_WINDOW", 7*24*time.Hour, "how long applied event ids are remembered")
-	f.fs.BoolVar(&force, "force", false, "write into a Redis that is not empty")
+	f.fs.BoolVar(&force, "force", false, "write over a whole Redis (one with its epoch marks); an interrupted restore needs no --force")
 	logFlags(f, &cfg)
 	if err := f.Parse(args); err != nil {
 		return err

@@ -33,9 +33,9 @@ func (r OffsetRange) ResumeAt(margin int64) int64 { return max(r.First, r.Last+1
 
 // RestoreTarget is the Redis being rebuilt (inventory/redis).
 type RestoreTarget interface {
-	// KeyCount counts the target's keys (every node of a Cluster; it may stop at the
-	// first: only zero matters).
-	KeyCount(ctx context.Context) (int64, error)
+	// Marked reports whether any shard group of the target has its epoch mark: it is (at
+	// least partly) whole, not a Redis that lost its data or a restore that did not finish.
+	Marked(ctx context.Context) (bool, error)
 	// PutRecords writes records with their versions, and indexes them for snapshots.
 	PutRecords(ctx context.Context, records []Stock) error
 	// MarkApplied remembers the events of changes as applied until at + window.
@@ -81,8 +81,11 @@ type RestoreReport struct {
 	KafkaOffsets            map[int32]OffsetRange // the offsets the copy holds per partition
 }
 
-// ErrTargetNotEmpty refuses a restore into a Redis that holds keys (without Force).
-var ErrTargetNotEmpty = fmt.Errorf("the target Redis is not empty: restore rebuilds an empty Redis (use --force to write over)")
+// ErrTargetWhole refuses a restore into a Redis that has its epoch marks (without Force).
+// A Redis without them is one that lost its data, or one whose restore was interrupted:
+// every step of a restore writes what the copy says whatever is there, so running it again
+// finishes it exactly; the marks are written last.
+var ErrTargetWhole = fmt.Errorf("the target Redis is whole (its epoch marks are there): restore rebuilds a Redis that lost its data, or finishes one whose restore was interrupted (use --force to write over a whole one)")
 
 // Restore rebuilds a Redis from the durable copy (design §8): every record with its
 // version and index sets, the idempotency marks still inside their window (from the
@@ -103,10 +106,10 @@ func Restore(ctx context.Context, src RestoreSource, dst RestoreTarget, o Restor
 		o.Progress = func(string, int64) {}
 	}
 	var rep RestoreReport
-	if n, err := dst.KeyCount(ctx); err != nil {
+	if whole, err := dst.Marked(ctx); err != nil {
 		return rep, err
-	} else if n > 0 && !o.Force {
-		return rep, fmt.Errorf("%w (%d or more keys under the prefix)", ErrTargetNotEmpty, n)
+	} else if whole && !o.Force {
+		return rep, ErrTargetWhole
 	}
 	if err := src.Records(ctx, 1000, func(page []Stock) error {
 		if err := dst.PutRecords(ctx, page); err != nil {

@@ -14,27 +14,6 @@ import (
 
 var _ inventory.RestoreTarget = (*Store)(nil)
 
-// KeyCount implements inventory.RestoreTarget: how many keys under the store's prefix the
-// first SCAN page of each node found (0 only when there are none: enough to refuse a
-// non-empty Redis, not a count of them all).
-func (s *Store) KeyCount(ctx context.Context) (int64, error) {
-	var n int64
-	for _, node := range s.client.Nodes() {
-		var cursor uint64
-		for {
-			e, err := node.Do(ctx, node.B().Scan().Cursor(cursor).Match(s.opts.Prefix+":*").Count(1000).Build()).AsScanEntry()
-			if err != nil {
-				return 0, s.unavailable("restore scan", err)
-			}
-			n += int64(len(e.Elements))
-			if cursor = e.Cursor; cursor == 0 || n > 0 {
-				break // one key is enough to know
-			}
-		}
-	}
-	return n, nil
-}
-
 // PutRecords implements inventory.RestoreTarget: each record into its store's hash, and
 // the store into its group's store set, pipelined.
 func (s *Store) PutRecords(ctx context.Context, records []inventory.Stock) error {
