@@ -226,7 +226,7 @@ func breakerFlags(f *envFlags, c *config, slowCall time.Duration) {
 	f.Int(&b.HalfOpenCalls, "breaker-half-open-calls", "JAEGO_BREAKER_HALF_OPEN_CALLS", 30, "trial calls while half-open")
 	f.Int(&b.MaxInFlight, "breaker-max-in-flight", "JAEGO_BREAKER_MAX_IN_FLIGHT", 256,
 		"calls to Redis under way at once per instance; beyond, 503 overloaded at once (a burst never opens the breaker)")
-	f.Duration(&c.LockWatchdog, "lock-watchdog", "JAEGO_LOCK_WATCHDOG", 30*time.Second,
+	f.Duration(&c.LockWatchdog, "lock-watchdog", "JAEGO_LOCK_WATCHDOG", 5*time.Second,
 		"lease a lock holder's watchdog keeps renewing: how soon another instance takes over the work of one that died (the projector, the promotion rebuild)")
 	f.Duration(&c.LedgerRetention, "ledger-retention", "JAEGO_LEDGER_RETENTION", 90*24*time.Hour, "how long the durable copy's ledger keeps changes")
 }

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -299,6 +300,29 @@ func TestRedisLostAndRestored(t *testing.T) {
 	feed := invredis.NewFeed(s.store, invredis.FeedOptions{})
 	lastBefore := lastChangeID(t, feed)
 
+	// A reader asks for records the copy holds, from before the loss to after the restore:
+	// no answer may be a miss (404) or a record older than the copy's (an empty Redis served
+	// as the truth answered 404 for 0.3–0.6 s after a FLUSHALL, longer when idle).
+	readerCtx, stopReader := context.WithCancel(context.Background())
+	readerDone := make(chan struct{})
+	var reads, fallbacks atomic.Int64
+	go func() {
+		defer close(readerDone)
+		probes := first[:50]
+		for i := 0; readerCtx.Err() == nil; i++ {
+			e := probes[i%len(probes)]
+			a := call(t, "GET", p.api+"/v1/stores/"+e.Store+"/skus/"+e.SKU, "")
+			reads.Add(1)
+			switch {
+			case a.status == 200 && a.body["source"] == "fallback":
+				fallbacks.Add(1)
+			case a.status == 200:
+			default:
+				t.Errorf("read %d of %s/%s around the loss: %d %v", i, e.Store, e.SKU, a.status, a.body)
+				return
+			}
+		}
+	}()
 	// Lost: Redis comes back empty while more Kafka events keep arriving.
 	lostAt := time.Now()
 	if err := s.redis.Restart(); err != nil {
@@ -361,6 +385,14 @@ func TestRedisLostAndRestored(t *testing.T) {
 		call(t, "GET", p.api+"/v1/stores/"+probe.Store+"/skus/"+probe.SKU, "")
 		return call(t, "GET", p.api+"/v1/admin/breaker", "").body["state"] == "closed"
 	})
+	stopReader()
+	wait, stopWait := context.WithTimeout(context.Background(), time.Minute)
+	defer stopWait()
+	testenv.Recv(t, wait, readerDone, "the reader's end") // it ends with its next answer
+	if fallbacks.Load() == 0 {
+		t.Errorf("%d reads around the loss, none from the copy", reads.Load())
+	}
+	t.Logf("%d reads from before the loss to after the restore, %d from the copy, none a miss", reads.Load(), fallbacks.Load())
 	// Gifts are served again with no manual step: the promotion cache lost its version with
 	// Redis, and the rebuilder notices (it stayed not_built until `jaego promo rebuild`).
 	until(t, "gifts served again after the restore", 30*time.Second, func() bool {
