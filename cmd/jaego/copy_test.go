@@ -13,8 +13,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"syscall"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
