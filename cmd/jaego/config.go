@@ -36,6 +36,7 @@ type config struct {
 	RateLimit      string // the default per-key rate limit
 	MaxStreamsKey  int    // live-tail subscribers of one key at most
 	MaxHolds       int    // held reservations of one store at most
+	WriteAck       string // leader or replicas (design §8)
 	MaxStreams     int    // live-tail subscribers at most
 	Auth           string // "keys" or "none"; "" = the command's default
 	LogLevel       slog.Level
@@ -167,6 +168,8 @@ func commonFlags(f *envFlags, c *config) {
 	f.Bool(&c.AccessLog, "access-log", "JAEGO_ACCESS_LOG", false, "log one line per HTTP request (method, path, route, status, duration, request id)")
 	f.Int(&c.MaxStreams, "max-streams", "JAEGO_MAX_STREAMS", 256, "live-tail (SSE) subscribers this instance serves at most; beyond, 503 too_many_streams")
 	f.Int(&c.MaxStreamsKey, "max-streams-per-key", "JAEGO_MAX_STREAMS_PER_KEY", 0, "live-tail subscribers of one API key at most (0: a quarter of --max-streams)")
+	f.String(&c.WriteAck, "write-ack", "JAEGO_WRITE_ACK", "leader",
+		"when a write is acknowledged: leader (the Redis master applied it) or replicas (a replica confirmed it too: WAIT 1; else 503 not_replicated)")
 	f.Int(&c.MaxHolds, "max-holds-per-store", "JAEGO_MAX_HOLDS_PER_STORE", 10000, "held reservations of one store at most; beyond, 429 too_many_holds")
 	authFlags(f, c)
 }
@@ -282,6 +285,9 @@ func (c *config) check() error {
 	}
 	if c.MaxStreamsKey < 1 || c.MaxHolds < 1 {
 		return fmt.Errorf("--max-streams-per-key and --max-holds-per-store must be >= 1")
+	}
+	if c.WriteAck != "leader" && c.WriteAck != "replicas" {
+		return fmt.Errorf("--write-ack must be leader or replicas, got %q", c.WriteAck)
 	}
 	if _, err := auth.ParseLimit(c.RateLimit); err != nil {
 		return fmt.Errorf("--rate-limit: %w", err)

@@ -25,6 +25,7 @@ func runLoad(ctx context.Context, args []string, getenv func(string) string, std
 	layoutFlags(f, &cfg)
 	f.Duration(&cfg.Retention, "changes-retention", "JAEGO_CHANGES_RETENTION", 48*time.Hour, "how long a day's change stream is kept")
 	f.Int(&batch, "batch", "JAEGO_LOAD_BATCH", 4096, "rows per pipelined batch (one script call per shard group)")
+	f.String(&cfg.WriteAck, "write-ack", "JAEGO_WRITE_ACK", "leader", "leader, or replicas: a batch counts as loaded once a replica confirmed it")
 	logFlags(f, &cfg)
 	if err := f.Parse(args); err != nil {
 		return err
@@ -78,13 +79,17 @@ func runLoad(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	defer client.Close()
-	store := invredis.New(client, invredis.Options{Groups: cfg.ShardGroups, Retention: cfg.Retention})
+	if cfg.WriteAck != "leader" && cfg.WriteAck != "replicas" {
+		return fmt.Errorf("--write-ack must be leader or replicas, got %q", cfg.WriteAck)
+	}
+	acked := cfg.WriteAck == "replicas"
+	store := invredis.New(client, invredis.Options{Groups: cfg.ShardGroups, Retention: cfg.Retention, AckReplicas: acked})
 	// A deployment with a durable copy marks its Redis (design §8): one that lost its data
 	// must be restored before anything is written into it, a load too.
 	if marked, err := store.Marked(ctx); err != nil {
 		return err
 	} else if marked {
-		store = invredis.New(client, invredis.Options{Groups: cfg.ShardGroups, Retention: cfg.Retention, RequireEpoch: true})
+		store = invredis.New(client, invredis.Options{Groups: cfg.ShardGroups, Retention: cfg.Retention, RequireEpoch: true, AckReplicas: acked})
 	}
 	fmt.Fprintf(stdout, "load: %s: %d rows checked, loading as %s\n", name, sum.Rows, sum.ID)
 	bar := newProgress(stderr, sum.Rows)

@@ -123,6 +123,7 @@ func (s *server) addStock(client rueidis.Client) {
 		MarkBuckets:      s.cfg.MarkBuckets,
 		Retention:        s.cfg.Retention,
 		MaxHoldsPerStore: s.cfg.MaxHolds,
+		AckReplicas:      s.cfg.WriteAck == "replicas",
 		RequireEpoch:     s.sql != nil, // with a durable copy, an emptied Redis waits for a restore
 		Registerer:       s.registry,
 		Logger:           s.log,

@@ -33,6 +33,7 @@ var statusOf = map[jaego.Code]int{
 	jaego.CodeUnavailable:          http.StatusServiceUnavailable,
 	jaego.CodeStoreLost:            http.StatusServiceUnavailable,
 	jaego.CodeOverloaded:           http.StatusServiceUnavailable,
+	jaego.CodeNotReplicated:        http.StatusServiceUnavailable,
 	jaego.CodeNotBuilt:             http.StatusServiceUnavailable,
 	jaego.CodeRebuildFailed:        http.StatusServiceUnavailable,
 	jaego.CodePromotionsDisabled:   http.StatusServiceUnavailable,
@@ -69,7 +70,7 @@ func ProblemOf(err error) Problem {
 		if errors.As(err, &ra) {
 			p.RetryAfter = ra.RetryAfter()
 			p.Detail = err.Error()
-		} else if e.Code == jaego.CodeUnavailable || e.Code == jaego.CodeStoreLost || e.Code == jaego.CodeTooManyStreams || e.Code == jaego.CodeOverloaded {
+		} else if e.Code == jaego.CodeUnavailable || e.Code == jaego.CodeStoreLost || e.Code == jaego.CodeTooManyStreams || e.Code == jaego.CodeOverloaded || e.Code == jaego.CodeNotReplicated {
 			p.RetryAfter = time.Second
 		}
 		return p

@@ -33,9 +33,10 @@ const (
 	CodeReservationConflict  Code = "reservation_conflict" // a reservation id reused for another basket
 	CodeExpired              Code = "range_expired"
 	CodeUnavailable          Code = "store_unavailable"
-	CodeStoreLost            Code = "store_lost"   // Redis lost its data: writes wait for a restore
-	CodeOverloaded           Code = "overloaded"   // more calls in flight to Redis than the instance allows: refused at once
-	CodeBreakerLost          Code = "breaker_lost" // {"state":"auto"} during a loss: only a restore ends it
+	CodeStoreLost            Code = "store_lost"     // Redis lost its data: writes wait for a restore
+	CodeOverloaded           Code = "overloaded"     // more calls in flight to Redis than the instance allows: refused at once
+	CodeNotReplicated        Code = "not_replicated" // --write-ack replicas: no replica confirmed the write in time
+	CodeBreakerLost          Code = "breaker_lost"   // {"state":"auto"} during a loss: only a restore ends it
 	CodeTimeout              Code = "timeout"
 	CodeNotBuilt             Code = "not_built"            // the promotion cache has no version yet
 	CodeRebuildFailed        Code = "cache_rebuild_failed" // a promotion change saved, its cache not rebuilt

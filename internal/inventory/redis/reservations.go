@@ -57,7 +57,17 @@ func (s *Store) reservationStep(ctx context.Context, op, store, id string, extra
 	keys := []string{s.keys.StreamOn(g, now), s.keys.LastChange(g), s.keys.Epoch(g), s.keys.Stock(store), s.keys.Reservation(g, id),
 		s.keys.Expiries(g), s.keys.HeldCounts(g), s.keys.StoreReservations(store)}
 	start := time.Now()
-	out, err := s.reserve.Exec(ctx, s.client, keys, args).ToArray()
+	var out []rueidis.RedisMessage
+	var err error
+	if s.opts.AckReplicas {
+		var res []rueidis.RedisResult
+		if res, err = s.execAcked(ctx, s.reserveSc, []rueidis.LuaExec{{Keys: keys, Args: args}}, []int{g}); err != nil {
+			return nil, err
+		}
+		out, err = res[0].ToArray()
+	} else {
+		out, err = s.reserve.Exec(ctx, s.client, keys, args).ToArray()
+	}
 	s.metrics.applyCalls.Observe(time.Since(start).Seconds())
 	if err != nil {
 		s.metrics.redisErrors.WithLabelValues("reservation").Inc()

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -609,4 +611,112 @@ func TestLostStore(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestWriteAckReplicas: with AckReplicas, writes (events, reservation steps) are answered
+// once the replica has them: right after each answer the replica holds the write. A
+// replica stopped (SIGSTOP) makes the next write answer ErrNotReplicated within the
+// caller's deadline (the master did apply it: a retry is a duplicate), and once it runs
+// again writes are acknowledged again. On a master without the script (flushed), the
+// script is sent whole.
+func TestWriteAckReplicas(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	master, err := testenv.StartRedis(filepath.Join(dir, "m"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(master.Stop)
+	host, port, _ := strings.Cut(master.Addr, ":")
+	replica, err := testenv.StartRedis(filepath.Join(dir, "r"), "replicaof "+host+" "+port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(replica.Stop)
+	mc, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{master.Addr}, DisableCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(mc.Close)
+	rc, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{replica.Addr}, DisableCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rc.Close)
+	testenv.Eventually(t, "the replica in sync", 30*time.Second, func() bool {
+		info, err := rc.Do(ctx, rc.B().Info().Section("replication").Build()).ToString()
+		return err == nil && strings.Contains(info, "master_link_status:up")
+	})
+	s := newStoreOn(mc, invredis.Options{AckReplicas: true})
+	onReplica := invredis.New(rc, invredis.Options{Prefix: s.Keys().Prefix()}) // reads only
+	if err := mc.Do(ctx, mc.B().ScriptFlush().Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 50 {
+		inventorytest.MustApply(t, s, inventorytest.Ev(inventory.Receipt, "W1", "A", 1))
+		if st, err := onReplica.Get(ctx, "W1", "A"); err != nil || st.OnHand != int64(i+1) {
+			t.Fatalf("write %d acknowledged, the replica has %+v %v", i, st, err)
+		}
+	}
+	if _, _, err := s.Hold(ctx, inventory.HoldRequest{ID: "acked", Store: "W1", Items: []inventory.Item{{SKU: "A", Qty: 2}}}); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := onReplica.Get(ctx, "W1", "A"); err != nil || st.Reserved != 2 {
+		t.Fatalf("hold acknowledged, the replica has %+v %v", st, err)
+	}
+	if err := replica.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	e := inventorytest.Ev(inventory.Receipt, "W1", "A", 1)
+	wctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	_, err = s.Apply(wctx, []inventory.Event{e})
+	cancel()
+	if jaego.CodeOf(err) != jaego.CodeNotReplicated {
+		t.Fatalf("a write with the replica stopped: %v", err)
+	}
+	if err := replica.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, "writes acknowledged again", 30*time.Second, func() bool {
+		res, err := s.Apply(ctx, []inventory.Event{e})
+		return err == nil && res[0].Status == inventory.Duplicate // the master had applied it
+	})
+}
+
+// TestWriteAckReplicasCluster: on a Cluster of 3 masters with a replica each, a write's
+// WAIT goes to the master of its shard group's slot (the keyless command follows the slot
+// of its DoMulti), so events across every group and a reservation are acknowledged.
+func TestWriteAckReplicasCluster(t *testing.T) {
+	t.Parallel()
+	nodes, err := testenv.StartRedisClusterWithReplicas(t.TempDir(), 3, 1, 5*time.Second)
+	t.Cleanup(func() {
+		for _, n := range nodes {
+			n.Stop()
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var addrs []string
+	for _, n := range nodes {
+		addrs = append(addrs, n.Addr)
+	}
+	client, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: addrs, DisableCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(client.Close)
+	s := newStoreOn(client, invredis.Options{AckReplicas: true})
+	var events []inventory.Event
+	for i := range 200 {
+		events = append(events, inventorytest.Ev(inventory.Receipt, fmt.Sprintf("C%d", i%40), "A", 1))
+	}
+	for _, r := range inventorytest.MustApply(t, s, events...) {
+		if r.Status != inventory.Applied {
+			t.Fatalf("%s: %s %v", r.EventID, r.Status, r.Err)
+		}
+	}
+	if _, _, err := s.Hold(context.Background(), inventory.HoldRequest{ID: "cl-1", Store: "C1", Items: []inventory.Item{{SKU: "A", Qty: 1}}}); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -65,6 +65,10 @@ type Options struct {
 	// MaxHoldsPerStore bounds the reservations one store holds at once (beyond it a hold is
 	// too_many_holds), and so the Redis memory of holds; default 10,000.
 	MaxHoldsPerStore int
+	// AckReplicas answers a write (events, loads, reservation steps) only once a replica
+	// confirmed it (WAIT 1 within the caller's deadline), else ErrNotReplicated:
+	// --write-ack replicas. Off, a write is answered once the master applied it.
+	AckReplicas bool
 	// RequireEpoch refuses writes to a shard group without its epoch mark: a deployment
 	// with a durable copy, which must restore a Redis that came back empty before writing.
 	RequireEpoch bool
@@ -114,7 +118,9 @@ type Store struct {
 	keys    Keyspace
 	apply   *rueidis.Lua
 	reserve *rueidis.Lua
-	metrics storeMetrics
+	// The same scripts by SHA-1, for the writes that wait for a replica (AckReplicas).
+	applySc, reserveSc script
+	metrics            storeMetrics
 }
 
 type storeMetrics struct {
@@ -133,11 +139,13 @@ func New(client rueidis.Client, opts Options) *Store {
 	opts = opts.withDefaults()
 	f := promauto.With(opts.Registerer)
 	return &Store{
-		client:  client,
-		opts:    opts,
-		keys:    Keyspace{prefix: opts.Prefix, groups: opts.Groups, markTTL: opts.IdempotencyTTL, markBuckets: opts.MarkBuckets},
-		apply:   rueidis.NewLuaScript(applyLua),
-		reserve: rueidis.NewLuaScript(commonLua + "\n" + reservationBody),
+		client:    client,
+		opts:      opts,
+		keys:      Keyspace{prefix: opts.Prefix, groups: opts.Groups, markTTL: opts.IdempotencyTTL, markBuckets: opts.MarkBuckets},
+		apply:     rueidis.NewLuaScript(applyLua),
+		reserve:   rueidis.NewLuaScript(commonLua + "\n" + reservationBody),
+		applySc:   newScript(applyLua),
+		reserveSc: newScript(commonLua + "\n" + reservationBody),
 		metrics: storeMetrics{
 			events: f.NewCounterVec(prometheus.CounterOpts{
 				Name: "jaego_stock_events_total",
@@ -298,7 +306,20 @@ func (s *Store) exec(ctx context.Context, ops []op, maxBatch int) ([]row, error)
 	}
 
 	start := time.Now()
-	replies := s.apply.ExecMulti(ctx, s.client, execs...)
+	var replies []rueidis.RedisResult
+	if s.opts.AckReplicas {
+		groups := make([]int, len(calls))
+		for ci, c := range calls {
+			groups[ci] = c.group
+		}
+		var ackErr error
+		if replies, ackErr = s.execAcked(ctx, s.applySc, execs, groups); ackErr != nil {
+			s.metrics.applyCalls.Observe(time.Since(start).Seconds())
+			return nil, ackErr
+		}
+	} else {
+		replies = s.apply.ExecMulti(ctx, s.client, execs...)
+	}
 	s.metrics.applyCalls.Observe(time.Since(start).Seconds())
 	for ci, reply := range replies {
 		answers, err := reply.ToArray()
