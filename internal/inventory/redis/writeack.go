@@ -45,8 +45,13 @@ const ackWait = 2 * time.Second
 // for a replica to confirm them; it answers the scripts' results in order, or
 // ErrNotReplicated when some group's writes were not confirmed.
 func (s *Store) execAcked(ctx context.Context, sc script, execs []rueidis.LuaExec, groups []int) ([]rueidis.RedisResult, error) {
+	// One DoMulti per shard group on a Cluster (a keyless WAIT must share its commands'
+	// slot); one for all on a single node, where one WAIT covers every write before it.
 	byGroup := map[int][]int{}
 	for i, g := range groups {
+		if s.client.Mode() != rueidis.ClientModeCluster {
+			g = 0
+		}
 		byGroup[g] = append(byGroup[g], i)
 	}
 	timeout := ackWait

@@ -1,0 +1,71 @@
+package redis_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/jaego/jaego/internal/inventory"
+	invredis "github.com/jaego/jaego/internal/inventory/redis"
+	"github.com/jaego/jaego/internal/testenv"
+)
+
+// BenchmarkWriteAck: events applied in batches of 16 by parallel writers to a master with a
+// replica on loopback, acknowledged by the master (leader, the baseline of the same run) or
+// once the replica confirmed them (replicas). The ratio of their events/s is the cost of
+// --write-ack replicas:
+//
+//	go test -run '^$' -bench WriteAck -count 5 ./internal/inventory/redis
+func BenchmarkWriteAck(b *testing.B) {
+	dir := b.TempDir()
+	master, err := testenv.StartRedis(filepath.Join(dir, "m"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(master.Stop)
+	host, port, _ := strings.Cut(master.Addr, ":")
+	replica, err := testenv.StartRedis(filepath.Join(dir, "r"), "replicaof "+host+" "+port)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(replica.Stop)
+	client, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{master.Addr}, DisableCache: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(client.Close)
+	testenv.Eventually(b, "the replica in sync", 30*time.Second, func() bool {
+		n, err := client.Do(context.Background(), client.B().Wait().Numreplicas(1).Timeout(100).Build()).AsInt64()
+		return err == nil && n == 1
+	})
+	for _, ack := range []string{"leader", "replicas"} {
+		b.Run(ack, func(b *testing.B) {
+			s := newStoreOn(client, invredis.Options{AckReplicas: ack == "replicas"})
+			var seq atomic.Int64
+			b.SetParallelism(4) // 4 × GOMAXPROCS writers
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					batch := make([]inventory.Event, 16)
+					for i := range batch {
+						n := seq.Add(1)
+						batch[i] = inventory.Event{EventID: fmt.Sprintf("b-%d", n), Type: inventory.Receipt,
+							Store: fmt.Sprintf("S%d", n%64), SKU: fmt.Sprintf("K%d", n%100), Qty: 1}
+					}
+					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+					if _, err := s.Apply(ctx, batch); err != nil {
+						b.Error(err)
+					}
+					cancel()
+				}
+			})
+			b.ReportMetric(float64(b.N*16)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
