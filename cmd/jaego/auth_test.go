@@ -174,7 +174,7 @@ func TestKeysReloadAndSecrecy(t *testing.T) {
 	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	until(t, "the new key accepted after SIGHUP", 10*time.Second, func() bool {
+	testenv.Eventually(t, "the new key accepted after SIGHUP", 10*time.Second, func() bool {
 		code, _, _ := authCall(t, "GET", stock, late)
 		return code == 404 // no such record, but let in
 	})
@@ -187,7 +187,7 @@ func TestKeysReloadAndSecrecy(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGHUP)
-	until(t, "the broken file reported", 10*time.Second, func() bool {
+	testenv.Eventually(t, "the broken file reported", 10*time.Second, func() bool {
 		b, _ := os.ReadFile(p.log)
 		return strings.Contains(string(b), "keys file not reloaded")
 	})
@@ -199,7 +199,7 @@ func TestKeysReloadAndSecrecy(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGHUP)
-	until(t, "the removed key refused", 10*time.Second, func() bool {
+	testenv.Eventually(t, "the removed key refused", 10*time.Second, func() bool {
 		code, _, _ := authCall(t, "GET", stock, keys["reader"])
 		return code == 401
 	})

@@ -62,7 +62,7 @@ func TestClusterFailover(t *testing.T) {
 	// Every part on the Cluster.
 	first := dayOf(1500, 11)
 	kafkatest.Produce(t, broker, first)
-	until(t, "the first day applied", time.Minute, func() bool { return appliedCount(t, redis, store) == int64(len(first)) })
+	testenv.Eventually(t, "the first day applied", time.Minute, func() bool { return appliedCount(t, redis, store) == int64(len(first)) })
 	probe := first[0]
 	if a := call(t, "GET", p.api+"/v1/stores/"+probe.Store+"/skus/"+probe.SKU, ""); a.status != 200 || a.body["source"] != "primary" {
 		t.Fatalf("lookup: %+v", a)
@@ -80,7 +80,7 @@ func TestClusterFailover(t *testing.T) {
 	if a := call(t, "POST", p.api+"/v1/gifts/evaluate", order); a.status != 200 || len(a.body["gifts"].([]any)) != 1 {
 		t.Fatalf("evaluate: %+v", a)
 	}
-	until(t, "the projector's lock listed", 30*time.Second, func() bool {
+	testenv.Eventually(t, "the projector's lock listed", 30*time.Second, func() bool {
 		return strings.Contains(fmt.Sprint(call(t, "GET", p.api+"/v1/admin/locks", "").body), "projector")
 	})
 
@@ -117,7 +117,7 @@ func TestClusterFailover(t *testing.T) {
 		})
 	}
 	kafkatest.Produce(t, broker, second)
-	until(t, "web batches before the kill", time.Minute, func() bool { return posted.Load() >= 20 })
+	testenv.Eventually(t, "web batches before the kill", time.Minute, func() bool { return posted.Load() >= 20 })
 
 	// Kill the master that holds the probe's store, under load.
 	victim := masterOf(t, redis, nodes, store.Keys().Stock(probe.Store))
@@ -128,11 +128,11 @@ func TestClusterFailover(t *testing.T) {
 		sawFallback = sawFallback || (a.status == 200 && a.header.Get("X-Stock-Source") == "fallback")
 		return a
 	}
-	until(t, "the breaker open", 30*time.Second, func() bool {
+	testenv.Eventually(t, "the breaker open", 30*time.Second, func() bool {
 		probeRead()
 		return call(t, "GET", p.api+"/v1/admin/breaker", "").body["state"] != "closed"
 	})
-	until(t, "a replica elected and the breaker closed", time.Minute, func() bool {
+	testenv.Eventually(t, "a replica elected and the breaker closed", time.Minute, func() bool {
 		a := probeRead()
 		return a.status == 200 && a.header.Get("X-Stock-Source") == "primary" &&
 			call(t, "GET", p.api+"/v1/admin/breaker", "").body["state"] == "closed"
@@ -147,7 +147,7 @@ func TestClusterFailover(t *testing.T) {
 		t.Errorf("the killed master still holds the probe's slot")
 	}
 	after := posted.Load()
-	until(t, "web batches after the failover", time.Minute, func() bool { return posted.Load() >= after+20 })
+	testenv.Eventually(t, "web batches after the failover", time.Minute, func() bool { return posted.Load() >= after+20 })
 	close(stop)
 	wg.Wait()
 	t.Logf("failover: %d web batches, %d refused and retried, fallback read seen: %v", posted.Load(), refused.Load(), sawFallback)
@@ -156,7 +156,7 @@ func TestClusterFailover(t *testing.T) {
 	}
 
 	all := append(append(append([]inventory.Event{}, first...), second...), web...)
-	until(t, "every event applied", 2*time.Minute, func() bool { return appliedCount(t, redis, store) == int64(len(all)) })
+	testenv.Eventually(t, "every event applied", 2*time.Minute, func() bool { return appliedCount(t, redis, store) == int64(len(all)) })
 	kafkatest.CheckTotals(t, redis, store, all)
 }
 

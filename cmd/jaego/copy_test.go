@@ -117,18 +117,6 @@ func call(t *testing.T, method, url, body string) answer {
 	return a
 }
 
-// until polls cond (a state to reach) for at most limit.
-func until(t *testing.T, what string, limit time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s within %s", what, limit)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // copyStack is one deployment's servers: Redis, PostgreSQL (migrated), a Kafka broker, and
 // the copy and store as seen from outside.
 type copyStack struct {
@@ -178,7 +166,7 @@ func (s *copyStack) serve(t *testing.T, bin string, extra ...string) *jaegoProc 
 // applied from then on are counted as changes, not copied as snapshot records.
 func (s *copyStack) bootstrapped(t *testing.T) {
 	t.Helper()
-	until(t, "the projector's first position", time.Minute, func() bool {
+	testenv.Eventually(t, "the projector's first position", time.Minute, func() bool {
 		p, err := s.copy.Position(context.Background())
 		return err == nil && p.Cursor != ""
 	})
@@ -187,7 +175,7 @@ func (s *copyStack) bootstrapped(t *testing.T) {
 // copied waits until the copy holds n changes.
 func (s *copyStack) copied(t *testing.T, n int64) {
 	t.Helper()
-	until(t, fmt.Sprintf("copy of %d changes", n), 2*time.Minute, func() bool {
+	testenv.Eventually(t, fmt.Sprintf("copy of %d changes", n), 2*time.Minute, func() bool {
 		p, err := s.copy.Position(context.Background())
 		return err == nil && p.Changes >= n
 	})
@@ -216,7 +204,7 @@ func TestRedisDiesAndComesBack(t *testing.T) {
 	s.bootstrapped(t)
 	first := dayOf(2000, 1)
 	kafkatest.Produce(t, s.broker, first)
-	until(t, "the first day applied", time.Minute, func() bool { return appliedCount(t, s.client, s.store) == int64(len(first)) })
+	testenv.Eventually(t, "the first day applied", time.Minute, func() bool { return appliedCount(t, s.client, s.store) == int64(len(first)) })
 	s.copied(t, int64(len(first)))
 	probe := first[0]
 	before := call(t, "GET", p.api+"/v1/stores/"+probe.Store+"/skus/"+probe.SKU, "")
@@ -228,7 +216,7 @@ func TestRedisDiesAndComesBack(t *testing.T) {
 	second := dayOf(1000, 2)
 	kafkatest.Produce(t, s.broker, second) // arrives while Redis is dead
 	var fb answer
-	until(t, "a fallback read", 30*time.Second, func() bool {
+	testenv.Eventually(t, "a fallback read", 30*time.Second, func() bool {
 		fb = call(t, "GET", p.api+"/v1/stores/"+probe.Store+"/skus/"+probe.SKU, "")
 		return fb.status == 200 && fb.header.Get("X-Stock-Source") == "fallback"
 	})
@@ -238,7 +226,7 @@ func TestRedisDiesAndComesBack(t *testing.T) {
 	if asOf, err := time.Parse(time.RFC3339Nano, fb.header.Get("X-Stock-As-Of")); err != nil || asOf.After(time.Now()) {
 		t.Errorf("X-Stock-As-Of %q: %v", fb.header.Get("X-Stock-As-Of"), err)
 	}
-	until(t, "an open breaker", 30*time.Second, func() bool {
+	testenv.Eventually(t, "an open breaker", 30*time.Second, func() bool {
 		b := call(t, "GET", p.api+"/v1/admin/breaker", "")
 		return b.body["state"] == "open" || b.body["state"] == "half_open"
 	})
@@ -252,10 +240,10 @@ func TestRedisDiesAndComesBack(t *testing.T) {
 	// The consumer retries without committing: while it keeps retrying, the group's offsets
 	// stay where the first day left them.
 	retries := func() float64 { return metricValue(t, p.api, "jaego_consumer_store_retries_total") }
-	until(t, "consumer retries", time.Minute, func() bool { return retries() >= 2 })
+	testenv.Eventually(t, "consumer retries", time.Minute, func() bool { return retries() >= 2 })
 	committed := committedOffsets(t, s.broker)
 	seen := retries()
-	until(t, "more consumer retries", time.Minute, func() bool { return retries() >= seen+2 })
+	testenv.Eventually(t, "more consumer retries", time.Minute, func() bool { return retries() >= seen+2 })
 	if again := committedOffsets(t, s.broker); again != committed || committed != int64(len(first)) {
 		t.Errorf("offsets committed while Redis is dead: %d then %d; the first day is %d records", committed, again, len(first))
 	}
@@ -264,12 +252,12 @@ func TestRedisDiesAndComesBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Shop traffic (reads) makes the trial calls once the breaker's delay is over.
-	until(t, "a closed breaker", time.Minute, func() bool {
+	testenv.Eventually(t, "a closed breaker", time.Minute, func() bool {
 		call(t, "GET", p.api+"/v1/stores/"+probe.Store+"/skus/"+probe.SKU, "")
 		return call(t, "GET", p.api+"/v1/admin/breaker", "").body["state"] == "closed"
 	})
 	all := append(append([]inventory.Event{}, first...), second...)
-	until(t, "the second day applied", time.Minute, func() bool { return appliedCount(t, s.client, s.store) == int64(len(all)) })
+	testenv.Eventually(t, "the second day applied", time.Minute, func() bool { return appliedCount(t, s.client, s.store) == int64(len(all)) })
 	kafkatest.CheckTotals(t, s.client, s.store, all)
 	s.copied(t, int64(len(all)))
 	if w := call(t, "POST", p.api+"/v1/events", `{"event_id":"web-up-1","type":"receipt","store":"S0001","sku":"X","qty":1}`); w.status != 200 {
@@ -295,7 +283,7 @@ func TestRedisLostAndRestored(t *testing.T) {
 	if w := call(t, "POST", p.api+"/v1/events", web); w.status != 200 {
 		t.Fatalf("web event: %+v", w)
 	}
-	until(t, "the first day applied", time.Minute, func() bool { return appliedCount(t, s.client, s.store) == int64(len(first))+1 })
+	testenv.Eventually(t, "the first day applied", time.Minute, func() bool { return appliedCount(t, s.client, s.store) == int64(len(first))+1 })
 	s.copied(t, int64(len(first))+1)
 	feed := invredis.NewFeed(s.store, invredis.FeedOptions{})
 	lastBefore := lastChangeID(t, feed)
@@ -330,7 +318,7 @@ func TestRedisLostAndRestored(t *testing.T) {
 	}
 	second := dayOf(1000, 4)
 	kafkatest.Produce(t, s.broker, second)
-	until(t, "the breaker lost (the loss guard or a read saw it)", 30*time.Second, func() bool {
+	testenv.Eventually(t, "the breaker lost (the loss guard or a read saw it)", 30*time.Second, func() bool {
 		return call(t, "GET", p.api+"/v1/admin/breaker", "").body["state"] == "lost"
 	})
 	// Only a restore ends a loss: auto is refused, and changes nothing.
@@ -381,7 +369,7 @@ func TestRedisLostAndRestored(t *testing.T) {
 		func(string) string { return "" }, nil, &again, t.Output()); err == nil || !strings.Contains(err.Error(), "is whole") {
 		t.Errorf("a second restore into a restored Redis: %v", err)
 	}
-	until(t, "the breaker back to its rules", 30*time.Second, func() bool {
+	testenv.Eventually(t, "the breaker back to its rules", 30*time.Second, func() bool {
 		call(t, "GET", p.api+"/v1/stores/"+probe.Store+"/skus/"+probe.SKU, "")
 		return call(t, "GET", p.api+"/v1/admin/breaker", "").body["state"] == "closed"
 	})
@@ -395,11 +383,11 @@ func TestRedisLostAndRestored(t *testing.T) {
 	t.Logf("%d reads from before the loss to after the restore, %d from the copy, none a miss", reads.Load(), fallbacks.Load())
 	// Gifts are served again with no manual step: the promotion cache lost its version with
 	// Redis, and the rebuilder notices (it stayed not_built until `jaego promo rebuild`).
-	until(t, "gifts served again after the restore", 30*time.Second, func() bool {
+	testenv.Eventually(t, "gifts served again after the restore", 30*time.Second, func() bool {
 		return call(t, "GET", p.api+"/v1/products/"+probe.SKU+"/gifts", "").status == 200
 	})
 	all := append(append([]inventory.Event{}, first...), second...)
-	until(t, "every Kafka event applied", 2*time.Minute, func() bool {
+	testenv.Eventually(t, "every Kafka event applied", 2*time.Minute, func() bool {
 		ls, err := s.store.GetMany(context.Background(), lastKeys(all))
 		if err != nil {
 			return false
@@ -532,11 +520,11 @@ func TestProjectionExactlyOnce(t *testing.T) {
 		return p.Changes
 	}
 	for i, frac := range []float64{0.3, 0.6} {
-		until(t, "copy progress", 3*time.Minute, func() bool { return position() >= int64(frac*float64(total)) })
+		testenv.Eventually(t, "copy progress", 3*time.Minute, func() bool { return position() >= int64(frac*float64(total)) })
 		// During a takeover no instance projects for a moment (the lock's lease runs out);
 		// two at once would be a bug.
 		var active []int
-		until(t, "a projecting instance", time.Minute, func() bool {
+		testenv.Eventually(t, "a projecting instance", time.Minute, func() bool {
 			active = active[:0]
 			for j, p := range procs {
 				if metricValue(t, p.api, "jaego_projector_active") == 1 {
@@ -552,7 +540,7 @@ func TestProjectionExactlyOnce(t *testing.T) {
 		t.Logf("kill %d: the projecting instance, at %d of %d changes copied", i+1, position(), total)
 		procs[active[0]] = serve()
 	}
-	until(t, "every event applied", 3*time.Minute, func() bool { return appliedCount(t, s.client, s.store) == total })
+	testenv.Eventually(t, "every event applied", 3*time.Minute, func() bool { return appliedCount(t, s.client, s.store) == total })
 	s.copied(t, total)
 	kafkatest.CheckTotals(t, s.client, s.store, events)
 	keys := lastKeys(events)

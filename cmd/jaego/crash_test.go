@@ -108,17 +108,12 @@ func TestCrashRecovery(t *testing.T) {
 	waitFor := func(frac float64) int64 {
 		t.Helper()
 		target := int64(frac * float64(total))
-		deadline := time.Now().Add(3 * time.Minute)
-		for {
-			n := appliedCount(t, client, store)
-			if n >= target {
-				return n
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("applied %d of %d events; waiting for %d", n, total, target)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+		var n int64
+		testenv.Eventually(t, fmt.Sprintf("%d of %d events applied", target, total), 3*time.Minute, func() bool {
+			n = appliedCount(t, client, store)
+			return n >= target
+		}, func() string { return fmt.Sprintf("%d applied", n) })
+		return n
 	}
 
 	a := startServe(t, bin, redisSrv.Addr, broker)

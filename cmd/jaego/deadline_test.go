@@ -25,7 +25,7 @@ func TestDeadlinesHold(t *testing.T) {
 	}
 	// The baseline once the server's own Redis connections are up: the pipeline and the
 	// live tail's 16 watcher reads (their goroutines come with them).
-	until(t, "the server's Redis connections", 30*time.Second, func() bool { return redisClients(t, redis) >= 17 })
+	testenv.Eventually(t, "the server's Redis connections", 30*time.Second, func() bool { return redisClients(t, redis) >= 17 })
 	before := metricValue(t, p.api, "go_goroutines")
 	requests := []struct{ method, path, body string }{
 		{"GET", "/v1/changes?from=2026-11-25T00:00:00Z&ndjson", ""},
@@ -90,7 +90,7 @@ func TestDeadlinesHold(t *testing.T) {
 		t.Errorf("%s answered after %v: the request timeout is %v", worstOf, worst, timeout)
 	}
 	now := before
-	until(t, "the goroutines back to what they were", 30*time.Second, func() bool {
+	testenv.Eventually(t, "the goroutines back to what they were", 30*time.Second, func() bool {
 		if now = metricValue(t, p.api, "go_goroutines"); now > before+10 {
 			t.Logf("goroutines: %.0f, before %.0f", now, before) // said if it never comes back
 			return false

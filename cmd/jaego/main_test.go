@@ -83,20 +83,16 @@ func start(t *testing.T, env map[string]string, args ...string) *started {
 		}
 	})
 	// The listener is open before the address is printed; readiness is a state to poll.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get(s.api + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return s
-			}
+	var err error
+	testenv.Eventually(t, "/readyz to answer 200", 10*time.Second, func() bool {
+		var resp *http.Response
+		if resp, err = http.Get(s.api + "/readyz"); err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/readyz not 200 within 10s: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	}, func() string { return fmt.Sprint(err) })
+	return s
 }
 
 // client bounds every request of these tests (an answer that hangs fails the test with a
@@ -236,16 +232,11 @@ func TestDevEndToEnd(t *testing.T) {
 	if err := kc.ProduceSync(context.Background(), rec).FirstErr(); err != nil {
 		t.Fatalf("produce to %q: %v", kafkaAddr, err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		var s2 map[string]any
+	var s2 map[string]any
+	testenv.Eventually(t, "the till event applied", 10*time.Second, func() bool {
 		getJSON(t, s.api+"/v1/stores/S002/skus/8809461234567", &s2)
-		if s2["version"].(float64) > 3 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("till event not applied within 10s: %v", s2)
-		}
-	}
+		return s2["version"].(float64) > 3
+	}, func() string { return fmt.Sprint(s2) })
 
 	var metrics string
 	resp, err := http.Get(s.api + "/metrics")

@@ -89,7 +89,7 @@ func TestReservationsEndToEnd(t *testing.T) {
 	}
 	expires, _ := time.Parse(time.RFC3339Nano, ans["expires_at"].(string))
 	var r map[string]any
-	until(t, "the reservation expired", 10*time.Second, func() bool {
+	testenv.Eventually(t, "the reservation expired", 10*time.Second, func() bool {
 		getJSON(t, b.api+"/v1/reservations/o-4", &r)
 		return r["status"] == "expired"
 	})

@@ -193,11 +193,7 @@ func testWake(t *testing.T, tg target, force bool) {
 	}
 	// Releasing before the waiters subscribed would be no test of the wake-up: wait until
 	// the server counts their subscriptions.
-	for deadline := time.Now().Add(10 * time.Second); l.Waiters() < waiters; time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("waiters did not subscribe within 10s")
-		}
-	}
+	testenv.Eventually(t, "the waiters subscribed", 10*time.Second, func() bool { return l.Waiters() >= waiters })
 	released := time.Now()
 	if force {
 		_, err = l.ForceUnlock(ctx, "wake")

@@ -11,6 +11,7 @@ import (
 
 	"github.com/jaego/jaego/internal/jaego"
 	"github.com/jaego/jaego/internal/promo"
+	"github.com/jaego/jaego/internal/testenv"
 )
 
 // memCache is a Publisher in memory, with the Redis cache's fence rule: a token below the
@@ -135,7 +136,9 @@ func TestRebuilderMidnight(t *testing.T) {
 			t.Fatalf("%d versions after Soon, want 3", n)
 		}
 		cancel()
-		<-done
+		wait, stop := context.WithTimeout(context.Background(), time.Minute)
+		defer stop()
+		testenv.Recv(t, wait, done, "the rebuilder's end")
 	})
 }
 

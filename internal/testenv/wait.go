@@ -12,14 +12,18 @@ import (
 // pollEvery is how often Eventually looks again.
 const pollEvery = 10 * time.Millisecond
 
-// Eventually polls cond until it holds, failing the test with what (and the last word of
-// cond's say, if any) after limit.
-func Eventually(t testing.TB, what string, limit time.Duration, cond func() bool) {
+// Eventually polls cond until it holds, failing the test after limit with what (and what
+// say says of the state then, when given).
+func Eventually(t testing.TB, what string, limit time.Duration, cond func() bool, say ...func() string) {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("waited %v for %s", limit, what)
+			detail := ""
+			for _, f := range say {
+				detail += ": " + f()
+			}
+			t.Fatalf("waited %v for %s%s", limit, what, detail)
 		}
 		time.Sleep(pollEvery)
 	}

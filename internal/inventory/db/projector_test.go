@@ -36,19 +36,14 @@ func projecting(t *testing.T, client rueidis.Client, store *invredis.Store, c *i
 // reach, bounded).
 func caughtUp(t *testing.T, c *invdb.Copy, n int64) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		p, err := c.Position(context.Background())
-		if err == nil && p.Cursor != "" && p.Changes >= n {
-			if p.Changes > n {
-				t.Fatalf("the copy holds %d changes, %d were applied", p.Changes, n)
-			}
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the copy holds %d of %d changes after 60 s (%v)", p.Changes, n, err)
-		}
-		time.Sleep(20 * time.Millisecond)
+	var p inventory.CopyPosition
+	var err error
+	testenv.Eventually(t, fmt.Sprintf("the copy to hold %d changes", n), 60*time.Second, func() bool {
+		p, err = c.Position(context.Background())
+		return err == nil && p.Cursor != "" && p.Changes >= n
+	}, func() string { return fmt.Sprintf("it holds %d (%v)", p.Changes, err) })
+	if p.Changes > n {
+		t.Fatalf("the copy holds %d changes, %d were applied", p.Changes, n)
 	}
 }
 

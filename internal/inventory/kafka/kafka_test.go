@@ -80,20 +80,14 @@ func (e *env) produce(t *testing.T, events []inventory.Event) { kafkatest.Produc
 // event to wait on from outside; this polls its counter, bounded.
 func waitHandled(t *testing.T, n int64, cs ...*invkafka.Consumer) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		var got int64
+	handled := func() (got int64) {
 		for _, c := range cs {
 			got += c.Handled()
 		}
-		if got >= n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("consumers handled %d of %d records in 60s", got, n)
-		}
-		time.Sleep(10 * time.Millisecond)
+		return got
 	}
+	testenv.Eventually(t, fmt.Sprintf("the consumers to handle %d records", n), 60*time.Second, func() bool { return handled() >= n },
+		func() string { return fmt.Sprintf("%d handled", handled()) })
 }
 
 // dayEvents is a POS day of n transactions; every seed is another day, so the event ids of
@@ -194,11 +188,9 @@ func TestRedisDownLosesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.produce(t, events)
-	for deadline := time.Now().Add(30 * time.Second); kafkatest.Metric(t, reg, "jaego_consumer_store_retries_total") < 2; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("consumer never retried while Redis hung")
-		}
-	}
+	testenv.Eventually(t, "the consumer retrying while Redis hangs", 30*time.Second, func() bool {
+		return kafkatest.Metric(t, reg, "jaego_consumer_store_retries_total") >= 2
+	})
 	if c.Handled() != 0 {
 		t.Fatalf("handled %d records while Redis hung", c.Handled())
 	}

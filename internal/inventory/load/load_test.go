@@ -235,7 +235,9 @@ func TestLoadRacingSales(t *testing.T) {
 		})
 	}
 	// Let the sellers get going before the load, and keep them going through it.
-	<-going
+	goingCtx, stopGoing := context.WithTimeout(context.Background(), time.Minute)
+	defer stopGoing()
+	testenv.Recv(t, goingCtx, going, "200 sales before the load")
 	rep := run(t, s, csv, 64)
 	close(stop)
 	wg.Wait()

@@ -168,7 +168,11 @@ func TestPointerRace(t *testing.T) {
 		start := make(chan struct{})
 		for range readers {
 			wg.Go(func() {
-				<-start
+				select {
+				case <-start:
+				case <-ctx.Done():
+					return
+				}
 				last := int64(0)
 				for ctx.Err() == nil {
 					cat, err := c.Current(ctx)
@@ -240,16 +244,18 @@ func TestStaleBuilder(t *testing.T) {
 			t.Fatal(err)
 		}
 		aWritten, bDone := make(chan struct{}), make(chan struct{})
+		bounded, stopBounded := context.WithTimeout(ctx, time.Minute)
+		defer stopBounded()
 		a.beforePublish = func(int64) {
 			close(aWritten)
-			<-bDone
+			testenv.Recv(t, bounded, bDone, "builder B's publication")
 		}
 		aErr := make(chan error, 1)
 		go func() {
 			_, err := a.Publish(ctx, la.Token, promo.Meta{}, build("a", 10))
 			aErr <- err
 		}()
-		<-aWritten
+		testenv.Recv(t, bounded, aWritten, "builder A's writes")
 		lb, err := locks.Lock(ctx, promo.RebuildLock, 0) // waits for A's lease to run out
 		if err != nil {
 			t.Fatal(err)
@@ -358,7 +364,7 @@ func TestRunRebuilds(t *testing.T) {
 	rb := promo.NewRebuilder(promo.RebuilderOptions{Source: src, Publisher: c, Locker: lock.New(client, lock.Options{}), Logger: quiet})
 	done := make(chan struct{})
 	go func() { rb.Run(ctx); close(done) }()
-	waitFor(t, "today's version after a failed first try", func() bool {
+	testenv.Eventually(t, "today's version after a failed first try", 15*time.Second, func() bool {
 		cat, err := c.Current(ctx)
 		return err == nil && cat.Day == rb.Day() && cat.Len() == 2
 	})
@@ -367,19 +373,11 @@ func TestRunRebuilds(t *testing.T) {
 	}
 	v, _ := c.Version(ctx)
 	rb.Soon()
-	waitFor(t, "a rebuild on Soon", func() bool { n, _ := c.Version(ctx); return n > v })
+	testenv.Eventually(t, "a rebuild on Soon", 15*time.Second, func() bool { n, _ := c.Version(ctx); return n > v })
 	cancel()
-	<-done
+	wait, stop := context.WithTimeout(context.Background(), time.Minute)
+	defer stop()
+	testenv.Recv(t, wait, done, "the rebuilder's end")
 }
 
 // waitFor polls cond until it holds, for at most 15 s: a state to reach, not a time to wait.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s within 15s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
