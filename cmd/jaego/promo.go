@@ -15,6 +15,7 @@ import (
 	"github.com/jaego/jaego/internal/promo"
 	promodb "github.com/jaego/jaego/internal/promo/db"
 	promohttp "github.com/jaego/jaego/internal/promo/http"
+	promoprom "github.com/jaego/jaego/internal/promo/prom"
 	promoredis "github.com/jaego/jaego/internal/promo/redis"
 	"github.com/jaego/jaego/internal/sqldb"
 )
@@ -40,7 +41,7 @@ func (s *server) addPromotions(ctx context.Context, db *promodb.DB, client rueid
 	cache := promoredis.New(client, promoredis.Options{PointerTTL: s.cfg.PromoPointerTTL, LocalTTL: s.cfg.PromoLocalTTL,
 		LocalMax: s.cfg.PromoLocalMax, Registerer: s.registry, Logger: s.log})
 	rb := promo.NewRebuilder(promo.RebuilderOptions{Source: db, Publisher: cache, Locker: s.locks, Location: loc,
-		Registerer: s.registry, Logger: s.log})
+		Rebuilt: promoprom.Rebuilds(s.registry), Logger: s.log})
 	s.promo = &promotions{db: db, cache: cache, rebuilder: rb}
 	if cat, err := cache.Current(ctx); err != nil || cat.Day != rb.Day() {
 		if _, err := rb.Rebuild(ctx, "startup"); err != nil {

@@ -28,6 +28,7 @@ import (
 	invdb "github.com/jaego/jaego/internal/inventory/db"
 	invhttp "github.com/jaego/jaego/internal/inventory/http"
 	invkafka "github.com/jaego/jaego/internal/inventory/kafka"
+	invprom "github.com/jaego/jaego/internal/inventory/prom"
 	invredis "github.com/jaego/jaego/internal/inventory/redis"
 	"github.com/jaego/jaego/internal/jaego"
 	"github.com/jaego/jaego/internal/lock"
@@ -140,7 +141,7 @@ func (s *server) addStock(client rueidis.Client) {
 func (s *server) addLiveTail() *invredis.Watcher {
 	watcher := invredis.NewWatcher(s.feed)
 	s.hub = inventory.NewHub(s.feed, inventory.HubOptions{MaxStreams: s.cfg.MaxStreams, MaxPerKey: s.cfg.MaxStreamsKey,
-		Changed: watcher.Changed, Registerer: s.registry, Logger: s.log})
+		Changed: watcher.Changed, Observer: invprom.NewHub(s.registry), Logger: s.log})
 	s.workers = append(s.workers,
 		worker{name: "live tail", run: func(ctx context.Context) error { s.hub.Run(ctx); return nil }},
 		worker{name: "live tail watcher", run: func(ctx context.Context) error { watcher.Run(ctx); return nil }})
@@ -167,7 +168,7 @@ func (s *server) addCopy(ctx context.Context, watcher *invredis.Watcher) error {
 		}
 	}
 	p := inventory.NewProjector(inventory.ProjectorOptions{Feed: s.feed, Changed: watcher.Changed, Snapshots: s.stock, Copy: s.copy,
-		Locker: s.locks, LedgerRetention: s.cfg.LedgerRetention, Lost: s.stock.Lost, Logger: s.log, Registerer: s.registry})
+		Locker: s.locks, LedgerRetention: s.cfg.LedgerRetention, Lost: s.stock.Lost, Logger: s.log, Observer: invprom.NewProjector(s.registry)})
 	if err := p.Start(ctx); err != nil {
 		return fmt.Errorf("durable copy: %w", err)
 	}

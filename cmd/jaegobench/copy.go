@@ -20,6 +20,7 @@ import (
 	"github.com/jaego/jaego/internal/inventory"
 	"github.com/jaego/jaego/internal/inventory/breaker"
 	invdb "github.com/jaego/jaego/internal/inventory/db"
+	invprom "github.com/jaego/jaego/internal/inventory/prom"
 	invredis "github.com/jaego/jaego/internal/inventory/redis"
 	"github.com/jaego/jaego/internal/lock"
 	"github.com/jaego/jaego/internal/sqldb"
@@ -116,7 +117,7 @@ func benchCopy(ctx context.Context, out io.Writer, n, rate int, steady, dur time
 		return err
 	}
 	reg := prometheus.NewRegistry()
-	p := inventory.NewProjector(inventory.ProjectorOptions{Feed: feed, Snapshots: store, Copy: cp, Locker: locks, Logger: quietLog, Registerer: reg})
+	p := inventory.NewProjector(inventory.ProjectorOptions{Feed: feed, Snapshots: store, Copy: cp, Locker: locks, Logger: quietLog, Observer: invprom.NewProjector(reg)})
 	pctx, stopProjector := context.WithCancel(ctx)
 	done := make(chan struct{})
 	start := time.Now()

@@ -4,9 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
 )
 
 // ProjectorLock is the lock (design §7) that lets one instance at a time project.
@@ -33,11 +30,28 @@ type ProjectorOptions struct {
 	// Lost, when set, says the stock store lost its data (Redis came back empty): the
 	// projector then commits nothing, so the copy's as-of stays at the loss instead of
 	// claiming an empty feed is up to date, until the store is restored.
-	Lost       func(ctx context.Context) (bool, error)
-	Now        func() time.Time
-	Logger     *slog.Logger
-	Registerer prometheus.Registerer
+	Lost   func(ctx context.Context) (bool, error)
+	Now    func() time.Time
+	Logger *slog.Logger
+	// Observer hears what the projector does (the metrics are the edge's: inventory/prom);
+	// default: nobody.
+	Observer ProjectorObserver
 }
+
+// ProjectorObserver hears what a Projector does, for metrics kept outside the domain.
+type ProjectorObserver interface {
+	Active(bool)                               // it took (true) or left (false) the projector lock
+	Committed(changes int, took time.Duration) // one commit of the copy
+	Behind(lag time.Duration)                  // how far the copy is behind now (0 when not projecting)
+	Failed()                                   // a run failed and starts over
+}
+
+type noProjectorObserver struct{}
+
+func (noProjectorObserver) Active(bool)                  {}
+func (noProjectorObserver) Committed(int, time.Duration) {}
+func (noProjectorObserver) Behind(time.Duration)         {}
+func (noProjectorObserver) Failed()                      {}
 
 // Projector is the use case that keeps the durable copy (design §8): it follows the change
 // feed and commits every change, with the feed position after it, in one transaction of
@@ -46,18 +60,10 @@ type ProjectorOptions struct {
 // ran out while it was paused cannot write over its successor.
 type Projector struct {
 	o ProjectorOptions
-	m projectorMetrics
+	m ProjectorObserver
 }
 
-type projectorMetrics struct {
-	changes prometheus.Counter
-	commits prometheus.Histogram
-	lag     prometheus.Gauge
-	active  prometheus.Gauge
-	errors  prometheus.Counter
-}
-
-// NewProjector returns a Projector; its metrics register on o.Registerer.
+// NewProjector returns a Projector.
 func NewProjector(o ProjectorOptions) *Projector {
 	if o.Batch <= 0 {
 		o.Batch = 5000
@@ -74,19 +80,10 @@ func NewProjector(o ProjectorOptions) *Projector {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	f := promauto.With(o.Registerer)
-	return &Projector{o: o, m: projectorMetrics{
-		changes: f.NewCounter(prometheus.CounterOpts{Name: "jaego_projector_changes_total",
-			Help: "Changes the projector committed to the durable copy."}),
-		commits: f.NewHistogram(prometheus.HistogramOpts{Name: "jaego_projector_commit_seconds",
-			Help: "Time of one durable-copy commit (rows, ledger and position in one transaction).", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
-		lag: f.NewGauge(prometheus.GaugeOpts{Name: "jaego_projector_lag_seconds",
-			Help: "How far the durable copy is behind now, as this instance's projector last saw it (0 when it does not project)."}),
-		active: f.NewGauge(prometheus.GaugeOpts{Name: "jaego_projector_active",
-			Help: "1 while this instance holds the projector lock and projects."}),
-		errors: f.NewCounter(prometheus.CounterOpts{Name: "jaego_projector_errors_total",
-			Help: "Projector runs that failed and were retried (feed, copy or lock errors)."}),
-	}}
+	if o.Observer == nil {
+		o.Observer = noProjectorObserver{}
+	}
+	return &Projector{o: o, m: o.Observer}
 }
 
 // Run projects until ctx ends: it waits for the projector lock, projects while it holds
@@ -95,16 +92,16 @@ func (p *Projector) Run(ctx context.Context) {
 	for ctx.Err() == nil {
 		token, release, err := p.o.Locker.Hold(ctx, ProjectorLock, 0)
 		if err == nil {
-			p.m.active.Set(1)
+			p.m.Active(true)
 			err = p.project(ctx, token)
-			p.m.active.Set(0)
-			p.m.lag.Set(0)
+			p.m.Active(false)
+			p.m.Behind(0)
 			_ = release(context.WithoutCancel(ctx))
 		}
 		if ctx.Err() != nil {
 			return
 		}
-		p.m.errors.Inc()
+		p.m.Failed()
 		p.o.Logger.Warn("stock projector stopped; starting over", "err", err)
 		t := time.NewTimer(time.Second)
 		select {
@@ -155,11 +152,10 @@ func (p *Projector) project(ctx context.Context, token int64) error {
 			if err := p.o.Copy.Commit(ctx, token, Projection{Changes: f.page.Changes, Cursor: f.page.Next, AsOf: asOf}); err != nil {
 				return err
 			}
-			p.m.commits.Observe(time.Since(t).Seconds())
-			p.m.changes.Add(float64(len(f.page.Changes)))
+			p.m.Committed(len(f.page.Changes), time.Since(t))
 			lastAsOf = asOf
 		}
-		p.m.lag.Set(max(0, p.o.Now().Sub(lastAsOf).Seconds()))
+		p.m.Behind(max(0, p.o.Now().Sub(lastAsOf)))
 		if now := p.o.Now(); now.Sub(lastPrune) >= time.Hour {
 			if n, err := p.o.Copy.Prune(ctx, now.Add(-p.o.LedgerRetention)); err != nil {
 				p.o.Logger.Warn("ledger retention failed; retried in an hour", "err", err)

@@ -10,9 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
-
 	"github.com/jaego/jaego/internal/jaego"
 )
 
@@ -75,10 +72,25 @@ type HubOptions struct {
 	Wait       time.Duration // how long one wait for new changes blocks; default 5s
 	// Changed, when set, is how the hub waits for new changes: a channel closed when one
 	// arrives after the call (a Redis feed's Watcher); without it, the feed's Wait.
-	Changed    func() <-chan struct{}
-	Registerer prometheus.Registerer
-	Logger     *slog.Logger
+	Changed func() <-chan struct{}
+	// Observer hears what the hub does (the metrics are the edge's: inventory/prom); default:
+	// nobody.
+	Observer HubObserver
+	Logger   *slog.Logger
 }
+
+// HubObserver hears what a Hub does, for metrics kept outside the domain.
+type HubObserver interface {
+	Subscribers(delta int) // a subscriber joined (+1) or left (−1)
+	Dropped()              // a subscriber too slow was dropped
+	Read()                 // one read of the feed, for every subscriber
+}
+
+type noHubObserver struct{}
+
+func (noHubObserver) Subscribers(int) {}
+func (noHubObserver) Dropped()        {}
+func (noHubObserver) Read()           {}
 
 // Hub is the live tail of one process.
 type Hub struct {
@@ -91,10 +103,6 @@ type Hub struct {
 	head  string // the cursor after the last batch read ("" until the first subscriber)
 	subs  map[*subscriber]struct{}
 	byKey map[string]int // open streams per API key
-
-	subscribers prometheus.Gauge
-	dropped     prometheus.Counter
-	reads       prometheus.Counter
 }
 
 type subscriber struct {
@@ -122,14 +130,10 @@ func NewHub(feed TailFeed, o HubOptions) *Hub {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	f := promauto.With(o.Registerer)
-	return &Hub{feed: feed, o: o, kick: make(chan struct{}, 1), subs: map[*subscriber]struct{}{}, byKey: map[string]int{},
-		subscribers: f.NewGauge(prometheus.GaugeOpts{Name: "jaego_tail_subscribers", Help: "Live-tail (SSE) subscribers of this instance."}),
-		dropped: f.NewCounter(prometheus.CounterOpts{Name: "jaego_tail_dropped_total",
-			Help: "Live-tail subscribers dropped for being too slow (each was told where to resume)."}),
-		reads: f.NewCounter(prometheus.CounterOpts{Name: "jaego_tail_reads_total",
-			Help: "Feed reads of the hub: one for all subscribers, whatever their number."}),
+	if o.Observer == nil {
+		o.Observer = noHubObserver{}
 	}
+	return &Hub{feed: feed, o: o, kick: make(chan struct{}, 1), subs: map[*subscriber]struct{}{}, byKey: map[string]int{}}
 }
 
 // Follow streams the changes after cursor ("" = from now) to emit until ctx ends, emit
@@ -161,8 +165,8 @@ func (h *Hub) Follow(ctx context.Context, cursor string, started func(), emit fu
 			h.mu.Unlock()
 		}()
 	}
-	h.subscribers.Inc()
-	defer h.subscribers.Dec()
+	h.o.Observer.Subscribers(1)
+	defer h.o.Observer.Subscribers(-1)
 	s := &subscriber{c: make(chan TailBatch, h.o.Buffer)}
 	if cursor == "" {
 		// From now: it joins at the hub's head before it is told it started, so that
@@ -311,7 +315,7 @@ func (h *Hub) Run(ctx context.Context) {
 		if h.o.Changed != nil {
 			changed = h.o.Changed() // before the read: a change during it wakes the wait
 		}
-		h.reads.Inc()
+		h.o.Observer.Read()
 		page, err := h.feed.Changes(ctx, time.Time{}, time.Time{}, head, h.o.Page)
 		if err == nil && len(page.Changes) > 0 {
 			h.broadcast(head, page)
@@ -367,7 +371,7 @@ func (h *Hub) broadcast(from string, page ChangePage) {
 				h.o.Logger.Error("live tail: a subscriber's cursor does not advance; dropping it", "err", err)
 				delete(h.subs, s)
 				close(s.c)
-				h.dropped.Inc()
+				h.o.Observer.Dropped()
 				continue
 			}
 			if len(kept) == 0 {
@@ -382,7 +386,7 @@ func (h *Hub) broadcast(from string, page ChangePage) {
 		default:
 			delete(h.subs, s)
 			close(s.c) // it takes what is queued, then resumes from s.cursor
-			h.dropped.Inc()
+			h.o.Observer.Dropped()
 		}
 	}
 	h.head = page.Next

@@ -6,9 +6,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
-
 	"github.com/jaego/jaego/internal/jaego"
 )
 
@@ -77,9 +74,11 @@ type RebuilderOptions struct {
 	// Lease is the lock lease; 0 (default) keeps the lock until the rebuild is done.
 	Lease time.Duration
 	// Now is the one clock of windows, days and the wait for midnight; default time.Now.
-	Now        func() time.Time
-	Logger     *slog.Logger
-	Registerer prometheus.Registerer
+	Now    func() time.Time
+	Logger *slog.Logger
+	// Rebuilt hears every rebuild: why, how it ended (published, error, stale_token) and how
+	// long it took, lock wait included; the metrics are the edge's. Default: nobody.
+	Rebuilt func(reason, outcome string, took time.Duration)
 }
 
 // Rebuilder is the use case that builds and publishes cache versions: after every admin
@@ -87,11 +86,9 @@ type RebuilderOptions struct {
 type Rebuilder struct {
 	o    RebuilderOptions
 	kick chan struct{}
-	runs *prometheus.CounterVec
-	took prometheus.Histogram
 }
 
-// NewRebuilder returns a Rebuilder; its metrics register on o.Registerer.
+// NewRebuilder returns a Rebuilder.
 func NewRebuilder(o RebuilderOptions) *Rebuilder {
 	if o.Location == nil {
 		o.Location = time.UTC
@@ -102,13 +99,10 @@ func NewRebuilder(o RebuilderOptions) *Rebuilder {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	f := promauto.With(o.Registerer)
-	return &Rebuilder{o: o, kick: make(chan struct{}, 1),
-		runs: f.NewCounterVec(prometheus.CounterOpts{Name: "jaego_promo_rebuilds_total",
-			Help: "Promotion cache rebuilds by reason (admin, daily, startup, retry, not_built, manual) and outcome."}, []string{"reason", "outcome"}),
-		took: f.NewHistogram(prometheus.HistogramOpts{Name: "jaego_promo_rebuild_seconds",
-			Help: "Time of one rebuild, lock wait included.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)}),
+	if o.Rebuilt == nil {
+		o.Rebuilt = func(string, string, time.Duration) {}
 	}
+	return &Rebuilder{o: o, kick: make(chan struct{}, 1)}
 }
 
 // Rebuild takes the rebuild lock, reads the candidates of the window from the source and
@@ -127,8 +121,7 @@ func (r *Rebuilder) Rebuild(ctx context.Context, reason string) (int64, error) {
 	} else {
 		r.o.Logger.Info("promotion cache rebuilt", "reason", reason, "version", v, "took_ms", took.Milliseconds())
 	}
-	r.runs.WithLabelValues(reason, outcome).Inc()
-	r.took.Observe(took.Seconds())
+	r.o.Rebuilt(reason, outcome, took)
 	return v, err
 }
 

@@ -209,7 +209,7 @@ func TestPointerRace(t *testing.T) {
 		close(start)
 		tick := time.NewTicker(3 * time.Millisecond)
 		for i := 1; i <= flips; i++ {
-			<-tick.C
+			testenv.Recv(t, ctx, tick.C, "the next flip's tick")
 			publish(i)
 		}
 		tick.Stop()
