@@ -25,6 +25,8 @@ type Options struct {
 	Retention time.Duration
 	// Settle is how long after its end a range is complete; default 0.
 	Settle time.Duration
+	// MaxHoldsPerStore bounds the reservations one store holds at once; default 10,000.
+	MaxHoldsPerStore int
 }
 
 // Store is an inventory.StockStore and inventory.ChangeFeed in memory.
@@ -32,9 +34,11 @@ type Store struct {
 	opts    Options
 	mu      sync.Mutex
 	stock   map[inventory.Key]inventory.Stock
-	applied map[[2]string]bool // store, event id: an event id is scoped to its store (§11)
-	log     []inventory.Change // every applied change, in apply order
-	grew    chan struct{}      // closed and replaced when the log grows
+	applied map[[2]string]bool                // store, event id: an event id is scoped to its store (§11)
+	rsv     map[string]*inventory.Reservation // by id: ids are unique across stores (§12)
+	rsvSeq  []string                          // reservation ids in the order they were made
+	log     []inventory.Change                // every applied change, in apply order
+	grew    chan struct{}                     // closed and replaced when the log grows
 }
 
 var (
@@ -50,7 +54,11 @@ func New(opts Options) *Store {
 	if opts.Retention <= 0 {
 		opts.Retention = 48 * time.Hour
 	}
-	return &Store{opts: opts, stock: map[inventory.Key]inventory.Stock{}, applied: map[[2]string]bool{}, grew: make(chan struct{})}
+	if opts.MaxHoldsPerStore <= 0 {
+		opts.MaxHoldsPerStore = 10000
+	}
+	return &Store{opts: opts, stock: map[inventory.Key]inventory.Stock{}, applied: map[[2]string]bool{},
+		rsv: map[string]*inventory.Reservation{}, grew: make(chan struct{})}
 }
 
 // Apply implements inventory.StockStore: each event under one lock, by the reference model.
@@ -80,22 +88,34 @@ func (s *Store) Apply(ctx context.Context, events []inventory.Event) ([]inventor
 			out[i].Status, out[i].Err, out[i].Stock = inventory.Rejected, err, cur.WithAvailable()
 			continue
 		}
-		now := s.opts.Now().UTC().Truncate(time.Millisecond)
-		next.Version, next.UpdatedAt = cur.Version+1, now
-		next = next.WithAvailable()
-		s.stock[k] = next
 		s.applied[[2]string{e.Store, e.EventID}] = true
-		s.log = append(s.log, inventory.Change{ID: strconv.Itoa(len(s.log) + 1), Store: e.Store, SKU: e.SKU, Type: e.Type,
-			Delta: next.OnHand - cur.OnHand, OnHand: next.OnHand, Reserved: next.Reserved, Safety: next.Safety,
-			Version: next.Version, EventID: e.EventID, At: now})
 		grew = true
-		out[i].Status, out[i].Stock = inventory.Applied, next
+		out[i].Status, out[i].Stock = inventory.Applied, s.write(k, cur, next, e.Type, e.EventID)
 	}
 	if grew {
-		close(s.grew)
-		s.grew = make(chan struct{})
+		s.grown()
 	}
 	return out, nil
+}
+
+// write stores next as the record of k after cur (its version one higher) and appends its
+// change to the log; the caller holds s.mu and tells the feed's waiters.
+func (s *Store) write(k inventory.Key, cur, next inventory.Stock, typ inventory.EventType, eventID string) inventory.Stock {
+	now := s.opts.Now().UTC().Truncate(time.Millisecond)
+	next.Store, next.SKU, next.Source = k.Store, k.SKU, inventory.SourcePrimary
+	next.Version, next.UpdatedAt = cur.Version+1, now
+	next = next.WithAvailable()
+	s.stock[k] = next
+	s.log = append(s.log, inventory.Change{ID: strconv.Itoa(len(s.log) + 1), Store: k.Store, SKU: k.SKU, Type: typ,
+		Delta: next.OnHand - cur.OnHand, OnHand: next.OnHand, Reserved: next.Reserved, Safety: next.Safety,
+		Version: next.Version, EventID: eventID, At: now})
+	return next
+}
+
+// grown tells the feed's waiters that the log grew; the caller holds s.mu.
+func (s *Store) grown() {
+	close(s.grew)
+	s.grew = make(chan struct{})
 }
 
 // Get implements inventory.StockStore.

@@ -21,3 +21,11 @@ func TestFeed(t *testing.T) {
 		return inventorytest.Feed{Store: s, Feed: s, Ahead: func(d time.Duration) { ahead.Add(int64(d)) }}
 	})
 }
+
+// The shared suite of inventory.Reservations, in memory.
+func TestReservations(t *testing.T) {
+	inventorytest.Reservations(t, func(t *testing.T, o inventorytest.ReservationsOptions) (inventory.Reservations, inventory.StockStore) {
+		s := inmem.New(inmem.Options{Now: o.Now, MaxHoldsPerStore: o.MaxHoldsPerStore})
+		return s, s
+	})
+}

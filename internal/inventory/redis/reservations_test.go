@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,17 +20,6 @@ import (
 	"github.com/jaego/jaego/internal/jaego"
 	"github.com/jaego/jaego/internal/testenv"
 )
-
-// clock is a stopped clock the test moves by hand.
-type clock struct{ ms atomic.Int64 }
-
-func newClock() *clock {
-	c := &clock{}
-	c.ms.Store(time.Now().UnixMilli())
-	return c
-}
-func (c *clock) now() time.Time          { return time.UnixMilli(c.ms.Load()) }
-func (c *clock) advance(d time.Duration) { c.ms.Add(d.Milliseconds()) }
 
 // onEveryRedis runs f on standalone Redis, a Cluster and the embedded server of jaego dev.
 func onEveryRedis(t *testing.T, f func(t *testing.T, client rueidis.Client)) {
@@ -54,8 +42,8 @@ func stockOf(t *testing.T, s *invredis.Store, store, sku string) inventory.Stock
 func TestReservationLife(t *testing.T) {
 	onEveryRedis(t, func(t *testing.T, client rueidis.Client) {
 		ctx := context.Background()
-		clk := newClock()
-		s := newStoreOn(client, invredis.Options{Now: clk.now})
+		clk := inventorytest.NewClock()
+		s := newStoreOn(client, invredis.Options{Now: clk.Now})
 		inventorytest.MustApply(t, s, inventorytest.Ev(inventory.Receipt, "S1", "A", 5), inventorytest.Ev(inventory.Receipt, "S1", "B", 2),
 			inventorytest.Ev(inventory.SetSafety, "S1", "B", 1))
 		basket := []inventory.Item{{SKU: "A", Qty: 3}, {SKU: "B", Qty: 1}}
@@ -72,7 +60,7 @@ func TestReservationLife(t *testing.T) {
 		}
 
 		r, again, err := s.Hold(ctx, inventory.HoldRequest{ID: "r1", Store: "S1", Items: basket, Hold: time.Minute})
-		if err != nil || again || r.Status != inventory.Held || !r.ExpiresAt.Equal(clk.now().Add(time.Minute).Truncate(time.Millisecond)) {
+		if err != nil || again || r.Status != inventory.Held || !r.ExpiresAt.Equal(clk.Now().Add(time.Minute).Truncate(time.Millisecond)) {
 			t.Fatalf("hold: %+v %v %v", r, again, err)
 		}
 		if a, b := stockOf(t, s, "S1", "A"), stockOf(t, s, "S1", "B"); a.Reserved != 3 || a.Available != 2 || b.Reserved != 1 || b.Available != 0 {
@@ -120,8 +108,8 @@ func TestReservationLife(t *testing.T) {
 			t.Fatalf("unknown id: %v", err)
 		}
 		// The feed: reserve ×2 (r1), fulfill ×2, reserve, release: the reservation id in each.
-		feed := invredis.NewFeed(s, invredis.FeedOptions{Now: clk.now})
-		page, err := feed.Changes(ctx, clk.now().Add(-time.Hour), clk.now().Add(time.Hour), "", 100)
+		feed := invredis.NewFeed(s, invredis.FeedOptions{Now: clk.Now})
+		page, err := feed.Changes(ctx, clk.Now().Add(-time.Hour), clk.Now().Add(time.Hour), "", 100)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -173,9 +161,9 @@ func TestReservationSameIDConcurrently(t *testing.T) {
 func TestReservationExpiry(t *testing.T) {
 	onEveryRedis(t, func(t *testing.T, client rueidis.Client) {
 		ctx := context.Background()
-		clk := newClock()
-		a := newStoreOn(client, invredis.Options{Now: clk.now})
-		b := invredis.New(client, invredis.Options{Prefix: a.Keys().Prefix(), Now: clk.now}) // a second instance
+		clk := inventorytest.NewClock()
+		a := newStoreOn(client, invredis.Options{Now: clk.Now})
+		b := invredis.New(client, invredis.Options{Prefix: a.Keys().Prefix(), Now: clk.Now}) // a second instance
 		inventorytest.MustApply(t, a, inventorytest.Ev(inventory.Receipt, "S1", "A", 1000), inventorytest.Ev(inventory.Receipt, "S2", "A", 1000))
 		const n = 60
 		for i := range n {
@@ -187,7 +175,7 @@ func TestReservationExpiry(t *testing.T) {
 		if got, err := a.ExpireDue(ctx, 100); err != nil || got != 0 {
 			t.Fatalf("expired %d before their time (%v)", got, err)
 		}
-		clk.advance(10 * time.Second)
+		clk.Advance(10 * time.Second)
 		var expired, confirmed atomic.Int64
 		var wg sync.WaitGroup
 		for _, s := range []*invredis.Store{a, b} {
@@ -223,8 +211,8 @@ func TestReservationExpiry(t *testing.T) {
 			}
 		}
 		releases := 0
-		feed := invredis.NewFeed(a, invredis.FeedOptions{Now: clk.now})
-		page, err := feed.Changes(ctx, clk.now().Add(-time.Hour), clk.now().Add(time.Hour), "", 1000)
+		feed := invredis.NewFeed(a, invredis.FeedOptions{Now: clk.Now})
+		page, err := feed.Changes(ctx, clk.Now().Add(-time.Hour), clk.Now().Add(time.Hour), "", 1000)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -255,13 +243,13 @@ func TestReservationExpiry(t *testing.T) {
 func TestReservationsAgainstModel(t *testing.T) {
 	onEveryRedis(t, func(t *testing.T, client rueidis.Client) {
 		ctx := context.Background()
-		clk := newClock()
-		s := newStoreOn(client, invredis.Options{Now: clk.now})
+		clk := inventorytest.NewClock()
+		s := newStoreOn(client, invredis.Options{Now: clk.Now})
 		skus := []string{"H1", "H2", "H3", "H4"}
 		for _, sku := range skus {
 			inventorytest.MustApply(t, s, inventorytest.Ev(inventory.Receipt, "S1", sku, 120), inventorytest.Ev(inventory.SetSafety, "S1", sku, 2))
 		}
-		start := clk.now()
+		start := clk.Now()
 		var mu sync.Mutex
 		holds := map[string][]inventory.Item{}
 		var shorts atomic.Int64
@@ -293,7 +281,7 @@ func TestReservationsAgainstModel(t *testing.T) {
 					case 1:
 						_, err = s.Cancel(ctx, id)
 					case 2:
-						clk.advance(time.Duration(r.IntN(300)) * time.Millisecond)
+						clk.Advance(time.Duration(r.IntN(300)) * time.Millisecond)
 						_, err = s.ExpireDue(ctx, 50)
 					} // 3: left held, to expire at the end
 					if err != nil && jaego.CodeOf(err) != jaego.CodeNotHeld {
@@ -303,7 +291,7 @@ func TestReservationsAgainstModel(t *testing.T) {
 			})
 		}
 		wg.Wait()
-		clk.advance(time.Minute)
+		clk.Advance(time.Minute)
 		for {
 			n, err := s.ExpireDue(ctx, 1000)
 			if err != nil {
@@ -327,9 +315,9 @@ func TestReservationsAgainstModel(t *testing.T) {
 				t.Fatalf("%s: items %v, held %v", id, r.Items, items)
 			}
 		}
-		feed := invredis.NewFeed(s, invredis.FeedOptions{Now: clk.now})
+		feed := invredis.NewFeed(s, invredis.FeedOptions{Now: clk.Now})
 		var changes []inventory.Change
-		if _, err := feed.StreamChanges(ctx, start.Add(-time.Hour), clk.now().Add(time.Hour), "", func(cs []inventory.Change) error {
+		if _, err := feed.StreamChanges(ctx, start.Add(-time.Hour), clk.Now().Add(time.Hour), "", func(cs []inventory.Change) error {
 			changes = append(changes, cs...)
 			return nil
 		}); err != nil {
@@ -406,173 +394,6 @@ func TestAvailability(t *testing.T) {
 		want := "[{S2 true []} {S5 true []} {S1 false [{A 2 1}]} {S3 false [{A 2 0} {B 2 0}]} {S4 false [{B 2 0}]}]"
 		if fmt.Sprint(got) != want {
 			t.Errorf("availability %v\nwant %s", got, want)
-		}
-	})
-}
-
-// TestReservationIDAcrossStores: a reservation id is unique across the deployment. Eight
-// concurrent holds of one id at eight stores (of different shard groups) make one
-// reservation, never two (before the claim, 5 of 35 tries held the id twice); a hold that
-// was short leaves the id free for another store; the same basket in another order is the
-// same basket.
-func TestReservationIDAcrossStores(t *testing.T) {
-	onEveryRedis(t, func(t *testing.T, client rueidis.Client) {
-		ctx := context.Background()
-		s := newStoreOn(client, invredis.Options{})
-		stores := []string{"S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8"}
-		for _, st := range stores {
-			inventorytest.MustApply(t, s, inventorytest.Ev(inventory.Receipt, st, "A", 10000), inventorytest.Ev(inventory.Receipt, st, "B", 10000))
-		}
-		for round := range 35 {
-			id := fmt.Sprintf("order-%d", round)
-			var held atomic.Int64
-			var winner atomic.Value
-			var wg sync.WaitGroup
-			for _, st := range stores {
-				wg.Go(func() {
-					_, again, err := s.Hold(ctx, inventory.HoldRequest{ID: id, Store: st, Items: []inventory.Item{{SKU: "A", Qty: 1}}})
-					switch {
-					case err == nil && !again:
-						held.Add(1)
-						winner.Store(st)
-					case err == nil:
-						t.Errorf("%s at %s: again on a new id", id, st)
-					case jaego.CodeOf(err) != jaego.CodeReservationConflict:
-						t.Errorf("%s at %s: %v", id, st, err)
-					}
-				})
-			}
-			wg.Wait()
-			if held.Load() != 1 {
-				t.Fatalf("%s: held %d times", id, held.Load())
-			}
-			r, err := s.Reservation(ctx, id)
-			if err != nil || r.Store != winner.Load() || r.Status != inventory.Held {
-				t.Fatalf("%s: %+v %v, want held at %v", id, r, err, winner.Load())
-			}
-		}
-		var reserved int64
-		for _, st := range stores {
-			reserved += stockOf(t, s, st, "A").Reserved
-		}
-		if reserved != 35 {
-			t.Fatalf("%d reserved across the stores, want 35 (one per id)", reserved)
-		}
-		// Short at S1, then the same id at S2: the id was never held, so S2 may take it.
-		if _, _, err := s.Hold(ctx, inventory.HoldRequest{ID: "moved", Store: "S1", Items: []inventory.Item{{SKU: "A", Qty: 1 << 20}}}); jaego.CodeOf(err) != jaego.CodeInsufficientStock {
-			t.Fatalf("short hold: %v", err)
-		}
-		basket := []inventory.Item{{SKU: "A", Qty: 2}, {SKU: "B", Qty: 1}}
-		if r, again, err := s.Hold(ctx, inventory.HoldRequest{ID: "moved", Store: "S2", Items: basket}); err != nil || again || r.Store != "S2" {
-			t.Fatalf("hold at S2 after a short one at S1: %+v %v %v", r, again, err)
-		}
-		reversed := []inventory.Item{basket[1], basket[0]}
-		if r, again, err := s.Hold(ctx, inventory.HoldRequest{ID: "moved", Store: "S2", Items: reversed}); err != nil || !again || r.Status != inventory.Held {
-			t.Fatalf("the same basket in another order: %+v %v %v", r, again, err)
-		}
-		if _, _, err := s.Hold(ctx, inventory.HoldRequest{ID: "moved", Store: "S1", Items: basket}); jaego.CodeOf(err) != jaego.CodeReservationConflict {
-			t.Fatalf("the held id at another store: %v", err)
-		}
-	})
-}
-
-// TestHoldQuota: a store holds at most MaxHoldsPerStore reservations; the next is
-// too_many_holds and holds nothing; an ended one frees its place; other stores are not
-// counted against it.
-func TestHoldQuota(t *testing.T) {
-	onEveryRedis(t, func(t *testing.T, client rueidis.Client) {
-		ctx := context.Background()
-		s := newStoreOn(client, invredis.Options{MaxHoldsPerStore: 3})
-		inventorytest.MustApply(t, s, inventorytest.Ev(inventory.Receipt, "Q1", "A", 100), inventorytest.Ev(inventory.Receipt, "Q2", "A", 100))
-		hold := func(id, store string) error {
-			_, _, err := s.Hold(ctx, inventory.HoldRequest{ID: id, Store: store, Items: []inventory.Item{{SKU: "A", Qty: 1}}})
-			return err
-		}
-		for i := range 3 {
-			if err := hold(fmt.Sprintf("q-%d", i), "Q1"); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := hold("q-3", "Q1"); jaego.CodeOf(err) != jaego.CodeTooManyHolds {
-			t.Fatalf("fourth hold: %v", err)
-		}
-		if a := stockOf(t, s, "Q1", "A"); a.Reserved != 3 {
-			t.Fatalf("reserved %d after a refused hold, want 3", a.Reserved)
-		}
-		if err := hold("q-other", "Q2"); err != nil {
-			t.Fatalf("another store: %v", err)
-		}
-		if _, err := s.Confirm(ctx, "q-0"); err != nil {
-			t.Fatal(err)
-		}
-		if err := hold("q-3", "Q1"); err != nil {
-			t.Fatalf("after a confirm freed a place: %v", err)
-		}
-	})
-}
-
-// TestReservationList: a store's reservations in pages, oldest first, filtered by status;
-// other stores' are not in it; a malformed cursor is invalid_cursor.
-func TestReservationList(t *testing.T) {
-	onEveryRedis(t, func(t *testing.T, client rueidis.Client) {
-		ctx := context.Background()
-		clk := newClock()
-		s := newStoreOn(client, invredis.Options{Now: clk.now})
-		inventorytest.MustApply(t, s, inventorytest.Ev(inventory.Receipt, "L1", "A", 100), inventorytest.Ev(inventory.Receipt, "L2", "A", 100))
-		var want []string
-		for i := range 7 {
-			id := fmt.Sprintf("list-%d", i)
-			if _, _, err := s.Hold(ctx, inventory.HoldRequest{ID: id, Store: "L1", Items: []inventory.Item{{SKU: "A", Qty: 1}}}); err != nil {
-				t.Fatal(err)
-			}
-			if i%3 == 0 {
-				clk.advance(time.Millisecond) // some share a millisecond, some do not
-			}
-			want = append(want, id)
-		}
-		if _, _, err := s.Hold(ctx, inventory.HoldRequest{ID: "elsewhere", Store: "L2", Items: []inventory.Item{{SKU: "A", Qty: 1}}}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.Confirm(ctx, "list-2"); err != nil {
-			t.Fatal(err)
-		}
-		page := func(status inventory.ReservationStatus, limit int) []string {
-			var ids []string
-			cursor := ""
-			for range 20 {
-				list, next, err := s.List(ctx, "L1", status, cursor, limit)
-				if err != nil {
-					t.Fatal(err)
-				}
-				for _, r := range list {
-					if status != "" && r.Status != status || r.Store != "L1" {
-						t.Fatalf("listed %+v", r)
-					}
-					ids = append(ids, r.ID)
-				}
-				if cursor = next; cursor == "" {
-					return ids
-				}
-			}
-			t.Fatalf("the list did not end")
-			return nil
-		}
-		all := page("", 2)
-		if fmt.Sprint(all) != fmt.Sprint(want) {
-			t.Fatalf("every reservation of L1: %v, want %v", all, want)
-		}
-		held := page(inventory.Held, 3)
-		if len(held) != 6 || slices.Contains(held, "list-2") {
-			t.Fatalf("held at L1: %v", held)
-		}
-		if got := page(inventory.Confirmed, 1); fmt.Sprint(got) != "[list-2]" {
-			t.Fatalf("confirmed at L1: %v", got)
-		}
-		if _, _, err := s.List(ctx, "L1", "", "nonsense", 2); jaego.CodeOf(err) != jaego.CodeInvalidCursor {
-			t.Fatalf("malformed cursor: %v", err)
-		}
-		if _, _, err := s.List(ctx, "L1", "gone", "", 2); jaego.CodeOf(err) != jaego.CodeInvalid {
-			t.Fatalf("unknown status: %v", err)
 		}
 	})
 }
@@ -719,4 +540,14 @@ func TestWriteAckReplicasCluster(t *testing.T) {
 	if _, _, err := s.Hold(context.Background(), inventory.HoldRequest{ID: "cl-1", Store: "C1", Items: []inventory.Item{{SKU: "A", Qty: 1}}}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// The shared suite of inventory.Reservations on every Redis.
+func TestReservationsSuite(t *testing.T) {
+	onEveryRedis(t, func(t *testing.T, client rueidis.Client) {
+		inventorytest.Reservations(t, func(t *testing.T, o inventorytest.ReservationsOptions) (inventory.Reservations, inventory.StockStore) {
+			s := newStoreOn(client, invredis.Options{Now: o.Now, MaxHoldsPerStore: o.MaxHoldsPerStore})
+			return s, s
+		})
+	})
 }
