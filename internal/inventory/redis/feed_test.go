@@ -369,3 +369,23 @@ func TestFeedSuiteStandalone(t *testing.T) {
 func TestFeedSuiteEmbedded(t *testing.T) {
 	inventorytest.ChangeFeed(t, redisFeeds(testenv.EmbeddedRedis(t)), inventorytest.Light)
 }
+
+// The shared suite of inventory.TailFeed on every Redis: a hub on the Redis feed fans out
+// exactly and resumes far behind, on a standalone server, a Cluster and the embedded one.
+func TestTailSuite(t *testing.T) {
+	standalone, _ := testenv.Redis(t)
+	cluster, _ := testenv.RedisCluster(t)
+	for name, c := range map[string]rueidis.Client{"standalone": standalone, "cluster": cluster, "embedded": testenv.EmbeddedRedis(t)} {
+		size := inventorytest.Full
+		if name == "embedded" {
+			size = inventorytest.Light
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			inventorytest.Tail(t, func(t *testing.T) (inventory.StockStore, inventory.TailFeed) {
+				s := newStoreOn(c, invredis.Options{Groups: 4})
+				return s, invredis.NewFeed(s, invredis.FeedOptions{})
+			}, size)
+		})
+	}
+}
