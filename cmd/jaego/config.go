@@ -37,6 +37,7 @@ type config struct {
 	MaxStreamsKey  int    // live-tail subscribers of one key at most
 	MaxHolds       int    // held reservations of one store at most
 	WriteAck       string // leader or replicas (design §8)
+	ReplayMargin   int    // restore: records per partition replayed before the copy's last offset
 	MaxStreams     int    // live-tail subscribers at most
 	Auth           string // "keys" or "none"; "" = the command's default
 	LogLevel       slog.Level

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/rueidis"
+
 	"github.com/jaego/jaego/internal/inventory/load"
 	invredis "github.com/jaego/jaego/internal/inventory/redis"
 )
@@ -17,52 +19,17 @@ import (
 // reporting every bad line with its number and applying nothing if there is one, then loads
 // it as set rows through the apply script, with progress (design §1, docs/operations.md).
 func runLoad(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
-	var cfg config
-	var batch int
-	f := newEnvFlags("load", getenv, stderr)
-	f.args = 1
-	f.String(&cfg.RedisURL, "redis", "JAEGO_REDIS_URL", "", "the Redis to load into: redis://host:port/db, or host:port,… for a Cluster (required)")
-	layoutFlags(f, &cfg)
-	f.Duration(&cfg.Retention, "changes-retention", "JAEGO_CHANGES_RETENTION", 48*time.Hour, "how long a day's change stream is kept")
-	f.Int(&batch, "batch", "JAEGO_LOAD_BATCH", 4096, "rows per pipelined batch (one script call per shard group)")
-	f.String(&cfg.WriteAck, "write-ack", "JAEGO_WRITE_ACK", "leader", "leader, or replicas: a batch counts as loaded once a replica confirmed it")
-	logFlags(f, &cfg)
-	if err := f.Parse(args); err != nil {
+	cfg, batch, name, err := loadConfig(args, getenv, stderr)
+	if err != nil {
 		return err
 	}
-	if cfg.RedisURL == "" || f.fs.NArg() != 1 {
-		return errors.New("usage: jaego load --redis URL FILE (or - for stdin); see jaego load -h")
-	}
-	if batch < 1 {
-		return fmt.Errorf("--batch must be >= 1, got %d", batch)
-	}
 	log := cfg.logger(stderr)
-	name := f.fs.Arg(0)
-
-	// The first pass checks every line; stdin is kept in a temporary file for the second.
-	var src *os.File
-	if name == "-" {
-		tmp, err := os.CreateTemp("", "jaego-load-*.csv")
-		if err != nil {
-			return err
-		}
-		defer os.Remove(tmp.Name())
-		defer tmp.Close()
-		if _, err := io.Copy(tmp, stdin); err != nil {
-			return fmt.Errorf("read stdin: %w", err)
-		}
-		if _, err := tmp.Seek(0, io.SeekStart); err != nil {
-			return err
-		}
-		src, name = tmp, "stdin"
-	} else {
-		file, err := os.Open(name)
-		if err != nil {
-			return err
-		}
-		defer file.Close()
-		src = file
+	src, name, closeSrc, err := openSnapshot(name, stdin)
+	if err != nil {
+		return err
 	}
+	defer closeSrc()
+	// The first pass checks every line; the second loads.
 	sum, err := load.Check(src, func(e load.LineError) { fmt.Fprintf(stderr, "%s:%d: %v\n", name, e.Line, e.Err) })
 	if err != nil {
 		return fmt.Errorf("read %s: %w", name, err)
@@ -73,23 +40,14 @@ func runLoad(ctx context.Context, args []string, getenv func(string) string, std
 	if _, err := src.Seek(0, io.SeekStart); err != nil {
 		return err
 	}
-
 	client, err := redisClient(cfg.RedisURL, false)
 	if err != nil {
 		return err
 	}
 	defer client.Close()
-	if cfg.WriteAck != "leader" && cfg.WriteAck != "replicas" {
-		return fmt.Errorf("--write-ack must be leader or replicas, got %q", cfg.WriteAck)
-	}
-	acked := cfg.WriteAck == "replicas"
-	store := invredis.New(client, invredis.Options{Groups: cfg.ShardGroups, Retention: cfg.Retention, AckReplicas: acked})
-	// A deployment with a durable copy marks its Redis (design §8): one that lost its data
-	// must be restored before anything is written into it, a load too.
-	if marked, err := store.Marked(ctx); err != nil {
+	store, err := loadTarget(ctx, client, cfg)
+	if err != nil {
 		return err
-	} else if marked {
-		store = invredis.New(client, invredis.Options{Groups: cfg.ShardGroups, Retention: cfg.Retention, RequireEpoch: true, AckReplicas: acked})
 	}
 	fmt.Fprintf(stdout, "load: %s: %d rows checked, loading as %s\n", name, sum.Rows, sum.ID)
 	bar := newProgress(stderr, sum.Rows)
@@ -104,6 +62,72 @@ func runLoad(ctx context.Context, args []string, getenv func(string) string, std
 	fmt.Fprintf(stdout, "load: done in %s: %d rows, %d changed, %d already so, %d loaded before by this file (%.0f rows/s)\n",
 		rep.Took.Round(time.Millisecond), rep.Rows, rep.Applied, rep.Unchanged, rep.Duplicate, float64(rep.Rows)/rep.Took.Seconds())
 	return nil
+}
+
+// loadConfig reads load's flags: the Redis, the layout, the batch, the write ack, and the
+// file to load.
+func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (config, int, string, error) {
+	var cfg config
+	var batch int
+	f := newEnvFlags("load", getenv, stderr)
+	f.args = 1
+	f.String(&cfg.RedisURL, "redis", "JAEGO_REDIS_URL", "", "the Redis to load into: redis://host:port/db, or host:port,… for a Cluster (required)")
+	layoutFlags(f, &cfg)
+	f.Duration(&cfg.Retention, "changes-retention", "JAEGO_CHANGES_RETENTION", 48*time.Hour, "how long a day's change stream is kept")
+	f.Int(&batch, "batch", "JAEGO_LOAD_BATCH", 4096, "rows per pipelined batch (one script call per shard group)")
+	f.String(&cfg.WriteAck, "write-ack", "JAEGO_WRITE_ACK", "leader", "leader, or replicas: a batch counts as loaded once a replica confirmed it")
+	logFlags(f, &cfg)
+	if err := f.Parse(args); err != nil {
+		return cfg, 0, "", err
+	}
+	switch {
+	case cfg.RedisURL == "" || f.fs.NArg() != 1:
+		return cfg, 0, "", errors.New("usage: jaego load --redis URL FILE (or - for stdin); see jaego load -h")
+	case batch < 1:
+		return cfg, 0, "", fmt.Errorf("--batch must be >= 1, got %d", batch)
+	case cfg.WriteAck != "leader" && cfg.WriteAck != "replicas":
+		return cfg, 0, "", fmt.Errorf("--write-ack must be leader or replicas, got %q", cfg.WriteAck)
+	}
+	return cfg, batch, f.fs.Arg(0), nil
+}
+
+// openSnapshot opens the file to load, or keeps stdin ("-") in a temporary file so that it
+// can be read twice; close removes what it made.
+func openSnapshot(name string, stdin io.Reader) (*os.File, string, func(), error) {
+	if name != "-" {
+		file, err := os.Open(name)
+		if err != nil {
+			return nil, "", nil, err
+		}
+		return file, name, func() { file.Close() }, nil
+	}
+	tmp, err := os.CreateTemp("", "jaego-load-*.csv")
+	if err != nil {
+		return nil, "", nil, err
+	}
+	closeTmp := func() { tmp.Close(); os.Remove(tmp.Name()) }
+	if _, err := io.Copy(tmp, stdin); err != nil {
+		closeTmp()
+		return nil, "", nil, fmt.Errorf("read stdin: %w", err)
+	}
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		closeTmp()
+		return nil, "", nil, err
+	}
+	return tmp, "stdin", closeTmp, nil
+}
+
+// loadTarget is the store a load writes into: one that requires the epoch marks in a
+// deployment with a durable copy (a Redis that lost its data is restored before anything is
+// written into it, a load too).
+func loadTarget(ctx context.Context, client rueidis.Client, cfg config) (*invredis.Store, error) {
+	o := invredis.Options{Groups: cfg.ShardGroups, Retention: cfg.Retention, AckReplicas: cfg.WriteAck == "replicas"}
+	marked, err := invredis.New(client, o).Marked(ctx)
+	if err != nil {
+		return nil, err
+	}
+	o.RequireEpoch = marked
+	return invredis.New(client, o), nil
 }
 
 // progress shows a load's progress: a bar redrawn in place on a terminal, a line every

@@ -19,30 +19,9 @@ import (
 // offsets the copy holds (less --replay-margin), so that Kafka events lost with Redis are
 // applied again, exactly once.
 func runRestore(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	var cfg config
-	var force bool
-	var margin int
-	var window time.Duration
-	f := newEnvFlags("restore", getenv, stderr)
-	f.String(&cfg.RedisURL, "redis", "JAEGO_REDIS_URL", "", "the Redis to rebuild: redis://host:port/db, or host:port,… for a Cluster (required)")
-	f.String(&cfg.PostgresURL, "postgres", "JAEGO_POSTGRES_URL", "", "the PostgreSQL that holds the durable copy (required)")
-	f.String(&cfg.KafkaBrokers, "kafka", "JAEGO_KAFKA_BROKERS", "", "Kafka brokers: when set, the consumer group is moved back to the copy's offsets")
-	kafkaFlags(f, &cfg)
-	layoutFlags(f, &cfg)
-	f.Duration(&cfg.Retention, "changes-retention", "JAEGO_CHANGES_RETENTION", 48*time.Hour, "the change feed's retention: the ledger's changes of that span go back into the streams")
-	f.Int(&margin, "replay-margin", "JAEGO_RESTORE_REPLAY_MARGIN", 4000,
-		"records per partition replayed before the copy's last offset (two consumer polls: a poll's events reach the copy in feed order, not offset order)")
-	f.Duration(&window, "idempotency-window", "JAEGO_IDEMPOTENCY_WINDOW", 7*24*time.Hour, "how long applied event ids are remembered")
-	f.fs.BoolVar(&force, "force", false, "write over a whole Redis (one with its epoch marks); an interrupted restore needs no --force")
-	logFlags(f, &cfg)
-	if err := f.Parse(args); err != nil {
+	cfg, ro, err := restoreConfig(args, getenv, stderr)
+	if err != nil {
 		return err
-	}
-	if cfg.PostgresURL == "" || cfg.RedisURL == "" {
-		return errors.New("--redis (JAEGO_REDIS_URL) and --postgres (JAEGO_POSTGRES_URL) are required")
-	}
-	if margin < 0 {
-		return fmt.Errorf("--replay-margin must be >= 0, got %d", margin)
 	}
 	sdb, err := openMigratedSQL(ctx, cfg.PostgresURL)
 	if err != nil {
@@ -55,29 +34,18 @@ func runRestore(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	defer client.Close()
 	store := invredis.New(client, invredis.Options{Groups: cfg.ShardGroups, MarkBuckets: cfg.MarkBuckets, Retention: cfg.Retention, RequireEpoch: true})
-	locks := lock.New(client, lock.Options{})
 	start, last := time.Now(), time.Time{}
-	progress := func(stage string, n int64) {
+	ro.Locks = lock.New(client, lock.Options{})
+	ro.Progress = func(stage string, n int64) {
 		if time.Since(last) >= 2*time.Second {
 			fmt.Fprintf(stdout, "restore: %d %s (%.0fs)\n", n, stage, time.Since(start).Seconds())
 			last = time.Now()
 		}
 	}
-	rep, err := inventory.Restore(ctx, invdb.New(sdb), store, inventory.RestoreOptions{Window: window, Retention: cfg.Retention, Force: force, Progress: progress, Locks: locks,
-		BeforeWhole: func(ctx context.Context, offsets map[int32]inventory.OffsetRange) error {
-			if cfg.KafkaBrokers == "" {
-				return nil
-			}
-			at := map[int32]int64{}
-			for p, o := range offsets {
-				at[p] = o.ResumeAt(int64(margin))
-			}
-			if err := invkafka.RewindGroup(ctx, splitList(cfg.KafkaBrokers), cfg.KafkaGroup, cfg.KafkaTopic, at); err != nil {
-				return err
-			}
-			fmt.Fprintf(stdout, "restore: consumer group %s moved back on %s of %s\n", cfg.KafkaGroup, plural(len(at), "partition"), cfg.KafkaTopic)
-			return nil
-		}})
+	ro.BeforeWhole = func(ctx context.Context, offsets map[int32]inventory.OffsetRange) error {
+		return rewindConsumers(ctx, cfg, offsets, stdout)
+	}
+	rep, err := inventory.Restore(ctx, invdb.New(sdb), store, ro)
 	log := cfg.logger(stderr)
 	if err != nil {
 		log.Error("restore failed", "err", err)
@@ -87,6 +55,52 @@ func runRestore(ctx context.Context, args []string, getenv func(string) string, 
 		"kafka_partitions", len(rep.KafkaOffsets), "took_ms", time.Since(start).Milliseconds())
 	fmt.Fprintf(stdout, "restore: done in %s: %d records, %d idempotency marks, %d changes of the feed, Kafka offsets of %s; Redis accepts writes again\n",
 		time.Since(start).Round(time.Millisecond), rep.Records, rep.Marks, rep.Changes, plural(len(rep.KafkaOffsets), "partition"))
+	return nil
+}
+
+// restoreConfig reads restore's flags; the replay margin travels in cfg.
+func restoreConfig(args []string, getenv func(string) string, stderr io.Writer) (config, inventory.RestoreOptions, error) {
+	var cfg config
+	var ro inventory.RestoreOptions
+	f := newEnvFlags("restore", getenv, stderr)
+	f.String(&cfg.RedisURL, "redis", "JAEGO_REDIS_URL", "", "the Redis to rebuild: redis://host:port/db, or host:port,… for a Cluster (required)")
+	f.String(&cfg.PostgresURL, "postgres", "JAEGO_POSTGRES_URL", "", "the PostgreSQL that holds the durable copy (required)")
+	f.String(&cfg.KafkaBrokers, "kafka", "JAEGO_KAFKA_BROKERS", "", "Kafka brokers: when set, the consumer group is moved back to the copy's offsets")
+	kafkaFlags(f, &cfg)
+	layoutFlags(f, &cfg)
+	f.Duration(&cfg.Retention, "changes-retention", "JAEGO_CHANGES_RETENTION", 48*time.Hour, "the change feed's retention: the ledger's changes of that span go back into the streams")
+	f.Int(&cfg.ReplayMargin, "replay-margin", "JAEGO_RESTORE_REPLAY_MARGIN", 4000,
+		"records per partition replayed before the copy's last offset (two consumer polls: a poll's events reach the copy in feed order, not offset order)")
+	f.Duration(&ro.Window, "idempotency-window", "JAEGO_IDEMPOTENCY_WINDOW", 7*24*time.Hour, "how long applied event ids are remembered")
+	f.fs.BoolVar(&ro.Force, "force", false, "write over a whole Redis (one with its epoch marks); an interrupted restore needs no --force")
+	logFlags(f, &cfg)
+	if err := f.Parse(args); err != nil {
+		return cfg, ro, err
+	}
+	if cfg.PostgresURL == "" || cfg.RedisURL == "" {
+		return cfg, ro, errors.New("--redis (JAEGO_REDIS_URL) and --postgres (JAEGO_POSTGRES_URL) are required")
+	}
+	if cfg.ReplayMargin < 0 {
+		return cfg, ro, fmt.Errorf("--replay-margin must be >= 0, got %d", cfg.ReplayMargin)
+	}
+	ro.Retention = cfg.Retention
+	return cfg, ro, nil
+}
+
+// rewindConsumers moves the consumer group (with --kafka) back to where the copy's offsets
+// say, less the replay margin, before the restored Redis takes writes.
+func rewindConsumers(ctx context.Context, cfg config, offsets map[int32]inventory.OffsetRange, stdout io.Writer) error {
+	if cfg.KafkaBrokers == "" {
+		return nil
+	}
+	at := map[int32]int64{}
+	for p, o := range offsets {
+		at[p] = o.ResumeAt(int64(cfg.ReplayMargin))
+	}
+	if err := invkafka.RewindGroup(ctx, splitList(cfg.KafkaBrokers), cfg.KafkaGroup, cfg.KafkaTopic, at); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "restore: consumer group %s moved back on %s of %s\n", cfg.KafkaGroup, plural(len(at), "partition"), cfg.KafkaTopic)
 	return nil
 }
 
