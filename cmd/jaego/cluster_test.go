@@ -120,7 +120,7 @@ func TestClusterFailover(t *testing.T) {
 	testenv.Eventually(t, "web batches before the kill", time.Minute, func() bool { return posted.Load() >= 20 })
 
 	// Kill the master that holds the probe's store, under load.
-	victim := masterOf(t, redis, nodes, store.Keys().Stock(probe.Store))
+	victim := testenv.MasterOf(t, redis, nodes, store.Keys().Stock(probe.Store))
 	victim.Stop() // SIGKILL
 	sawFallback := false
 	probeRead := func() answer {
@@ -143,7 +143,7 @@ func TestClusterFailover(t *testing.T) {
 			t.Errorf("replica %s: role %q %v", n.Addr, role, err)
 		}
 	}
-	if victimReplicaPromoted := masterOf(t, redis, nodes, store.Keys().Stock(probe.Store)); victimReplicaPromoted == victim {
+	if victimReplicaPromoted := testenv.MasterOf(t, redis, nodes, store.Keys().Stock(probe.Store)); victimReplicaPromoted == victim {
 		t.Errorf("the killed master still holds the probe's slot")
 	}
 	after := posted.Load()
@@ -183,40 +183,4 @@ func postBatch(t *testing.T, api string, events []inventory.Event) bool {
 		}
 	}
 	return true
-}
-
-// masterOf returns the node that is master of key's slot, as the first live node answers.
-func masterOf(t *testing.T, c rueidis.Client, nodes []*testenv.RedisServer, key string) *testenv.RedisServer {
-	t.Helper()
-	ctx := context.Background()
-	probe := c.B().Get().Key(key).Build()
-	slot := int64(probe.Slot())
-	for _, asked := range nodes {
-		one, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{asked.Addr}, ForceSingleClient: true, DisableCache: true})
-		if err != nil {
-			continue // a dead node
-		}
-		shards, err := one.Do(ctx, one.B().ClusterSlots().Build()).ToArray()
-		one.Close()
-		if err != nil {
-			continue
-		}
-		for _, s := range shards {
-			f, _ := s.ToArray()
-			lo, _ := f[0].AsInt64()
-			hi, _ := f[1].AsInt64()
-			if slot < lo || slot > hi {
-				continue
-			}
-			m, _ := f[2].ToArray()
-			port, _ := m[1].AsInt64()
-			for _, n := range nodes {
-				if strings.HasSuffix(n.Addr, fmt.Sprintf(":%d", port)) {
-					return n
-				}
-			}
-		}
-	}
-	t.Fatalf("no node knows the master of slot %d", slot)
-	return nil
 }

@@ -147,6 +147,20 @@ func (e *ShortError) Unwrap() error {
 	return &jaego.Error{Code: jaego.CodeInsufficientStock, Detail: e.Error()}
 }
 
+// CompleteFirst orders an availability answer (design §12): the stores that can supply the
+// whole basket first, then the others, each in the order given (the caller's, by distance).
+func CompleteFirst(stores []StoreAvailability) {
+	slices.SortStableFunc(stores, func(x, y StoreAvailability) int {
+		switch {
+		case x.Complete == y.Complete:
+			return 0
+		case x.Complete:
+			return -1
+		}
+		return 1
+	})
+}
+
 // StoreAvailability says whether a store can supply a whole basket, and what it lacks.
 type StoreAvailability struct {
 	Store    string  `json:"store"`

@@ -52,7 +52,16 @@ func Redis(t testing.TB) (rueidis.Client, *RedisServer) {
 // RedisCluster starts a private 3-master Redis Cluster and returns a cluster client to it.
 func RedisCluster(t testing.TB) (rueidis.Client, []*RedisServer) {
 	t.Helper()
-	nodes, err := StartRedisCluster(t.TempDir(), 3)
+	return RedisClusterWithReplicas(t, 0, 5*time.Second)
+}
+
+// RedisClusterWithReplicas starts a private Redis Cluster of 3 masters with replicas
+// replicas each (cluster-node-timeout nodeTimeout: how soon a dead master's replica is
+// elected) and returns a cluster client to it (rueidis' retries off: a test that kills
+// nodes sees each failure).
+func RedisClusterWithReplicas(t testing.TB, replicas int, nodeTimeout time.Duration) (rueidis.Client, []*RedisServer) {
+	t.Helper()
+	nodes, err := StartRedisClusterWithReplicas(t.TempDir(), 3, replicas, nodeTimeout)
 	for _, n := range nodes {
 		t.Cleanup(n.Stop)
 	}
@@ -63,12 +72,107 @@ func RedisCluster(t testing.TB) (rueidis.Client, []*RedisServer) {
 	for i, n := range nodes {
 		addrs[i] = n.Addr
 	}
-	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: addrs})
+	o := rueidis.ClientOption{InitAddress: addrs}
+	if replicas > 0 {
+		o.DisableCache, o.DisableRetry = true, true
+	}
+	c, err := rueidis.NewClient(o)
 	if err != nil {
 		t.Fatalf("testenv: cluster client: %v", err)
 	}
 	t.Cleanup(c.Close)
 	return c, nodes
+}
+
+// RedisWithReplica starts a private master and its replica, and waits until the replica
+// is in sync.
+func RedisWithReplica(t testing.TB) (master, replica *RedisServer) {
+	t.Helper()
+	dir := t.TempDir()
+	master, err := StartRedis(filepath.Join(dir, "m"))
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	t.Cleanup(master.Stop)
+	host, port, _ := strings.Cut(master.Addr, ":")
+	if replica, err = StartRedis(filepath.Join(dir, "r"), "replicaof "+host+" "+port); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	t.Cleanup(replica.Stop)
+	Eventually(t, "the replica in sync", 30*time.Second, func() bool {
+		role, err := replica.info(context.Background(), "master_link_status:up")
+		return err == nil && role
+	})
+	return master, replica
+}
+
+// MasterOf is the node that is master of key's slot, as the first live node answers; c is
+// a cluster client (its builder knows the key's slot).
+func MasterOf(t testing.TB, c rueidis.Client, nodes []*RedisServer, key string) *RedisServer {
+	t.Helper()
+	ctx := context.Background()
+	probe := c.B().Get().Key(key).Build()
+	slot := int64(probe.Slot())
+	for _, asked := range nodes {
+		one, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{asked.Addr}, ForceSingleClient: true, DisableCache: true})
+		if err != nil {
+			continue // a dead node
+		}
+		shards, err := one.Do(ctx, one.B().ClusterSlots().Build()).ToArray()
+		one.Close()
+		if err != nil {
+			continue
+		}
+		for _, sh := range shards {
+			f, _ := sh.ToArray()
+			lo, _ := f[0].AsInt64()
+			hi, _ := f[1].AsInt64()
+			if slot < lo || slot > hi {
+				continue
+			}
+			m, _ := f[2].ToArray()
+			port, _ := m[1].AsInt64()
+			for _, n := range nodes {
+				if strings.HasSuffix(n.Addr, ":"+strconv.FormatInt(port, 10)) {
+					return n
+				}
+			}
+		}
+	}
+	t.Fatalf("testenv: no node knows the master of slot %d", slot)
+	return nil
+}
+
+// ReplicaOf is the node that replicates master.
+func ReplicaOf(t testing.TB, nodes []*RedisServer, master *RedisServer) *RedisServer {
+	t.Helper()
+	_, port, _ := strings.Cut(master.Addr, ":")
+	for _, n := range nodes {
+		if ok, err := n.info(context.Background(), "role:slave", "master_port:"+port+"\r"); err == nil && ok {
+			return n
+		}
+	}
+	t.Fatalf("testenv: no replica of %s", master.Addr)
+	return nil
+}
+
+// info reports whether the node's INFO replication holds every one of lines.
+func (s *RedisServer) info(ctx context.Context, lines ...string) (bool, error) {
+	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{s.Addr}, ForceSingleClient: true, DisableCache: true})
+	if err != nil {
+		return false, err
+	}
+	defer c.Close()
+	repl, err := c.Do(ctx, c.B().Info().Section("replication").Build()).ToString()
+	if err != nil {
+		return false, err
+	}
+	for _, l := range lines {
+		if !strings.Contains(repl, l) {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // RedisServerBinary finds redis-server, with a message that says how to install it.

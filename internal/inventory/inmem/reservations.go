@@ -183,15 +183,7 @@ func (s *Store) Availability(ctx context.Context, items []inventory.Item, stores
 		a.Complete = len(a.Short) == 0
 		out[i] = a
 	}
-	slices.SortStableFunc(out, func(x, y inventory.StoreAvailability) int {
-		switch {
-		case x.Complete == y.Complete:
-			return 0
-		case x.Complete:
-			return -1
-		}
-		return 1
-	})
+	inventory.CompleteFirst(out)
 	return out, nil
 }
 

@@ -3,8 +3,6 @@ package redis_test
 import (
 	"context"
 	"fmt"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -45,27 +43,10 @@ func TestAckedWritesSurviveFailover(t *testing.T) {
 // ackedWritesLost runs the scenario and answers how many acknowledged receipts the promoted
 // replica lacks.
 func ackedWritesLost(t *testing.T, ackReplicas bool) int64 {
-	nodes, err := testenv.StartRedisClusterWithReplicas(t.TempDir(), 3, 1, 2*time.Second)
-	t.Cleanup(func() {
-		for _, n := range nodes {
-			n.Stop()
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var addrs []string
-	for _, n := range nodes {
-		addrs = append(addrs, n.Addr)
-	}
-	client, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: addrs, DisableCache: true, DisableRetry: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(client.Close)
+	client, nodes := testenv.RedisClusterWithReplicas(t, 1, 2*time.Second)
 	s := newStoreOn(client, invredis.Options{AckReplicas: ackReplicas})
-	master := masterNode(t, client, nodes, s.Keys().Stock("FO"))
-	replica := replicaOf(t, nodes, master)
+	master := testenv.MasterOf(t, client, nodes, s.Keys().Stock("FO"))
+	replica := testenv.ReplicaOf(t, nodes, master)
 
 	var acked, refused atomic.Int64
 	var seq atomic.Int64
@@ -135,51 +116,4 @@ func ackedWritesLost(t *testing.T, ackReplicas bool) int64 {
 		return err == nil
 	})
 	return max(0, acked.Load()-st.OnHand)
-}
-
-// masterNode is the node that is master of key's slot.
-func masterNode(t *testing.T, c rueidis.Client, nodes []*testenv.RedisServer, key string) *testenv.RedisServer {
-	t.Helper()
-	probe := c.B().Get().Key(key).Build()
-	slot := int64(probe.Slot())
-	shards, err := c.Do(context.Background(), c.B().ClusterSlots().Build()).ToArray()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, sh := range shards {
-		f, _ := sh.ToArray()
-		lo, _ := f[0].AsInt64()
-		hi, _ := f[1].AsInt64()
-		if slot < lo || slot > hi {
-			continue
-		}
-		m, _ := f[2].ToArray()
-		port, _ := m[1].AsInt64()
-		for _, n := range nodes {
-			if strings.HasSuffix(n.Addr, ":"+strconv.FormatInt(port, 10)) {
-				return n
-			}
-		}
-	}
-	t.Fatalf("no master of slot %d", slot)
-	return nil
-}
-
-// replicaOf is the node that replicates master.
-func replicaOf(t *testing.T, nodes []*testenv.RedisServer, master *testenv.RedisServer) *testenv.RedisServer {
-	t.Helper()
-	_, port, _ := strings.Cut(master.Addr, ":")
-	for _, n := range nodes {
-		c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{n.Addr}, ForceSingleClient: true, DisableCache: true})
-		if err != nil {
-			continue
-		}
-		info, err := c.Do(context.Background(), c.B().Info().Section("replication").Build()).ToString()
-		c.Close()
-		if err == nil && strings.Contains(info, "role:slave") && strings.Contains(info, "master_port:"+port+"\r") {
-			return n
-		}
-	}
-	t.Fatalf("no replica of %s", master.Addr)
-	return nil
 }

@@ -423,15 +423,7 @@ func (s *Store) Availability(ctx context.Context, items []inventory.Item, stores
 		out[i] = a
 	}
 	// Complete stores first, then the others, each in the order given.
-	slices.SortStableFunc(out, func(x, y inventory.StoreAvailability) int {
-		switch {
-		case x.Complete == y.Complete:
-			return 0
-		case x.Complete:
-			return -1
-		}
-		return 1
-	})
+	inventory.CompleteFirst(out)
 	return out, nil
 }
 

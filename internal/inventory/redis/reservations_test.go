@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -442,18 +440,7 @@ func TestLostStore(t *testing.T) {
 // script is sent whole.
 func TestWriteAckReplicas(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	master, err := testenv.StartRedis(filepath.Join(dir, "m"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(master.Stop)
-	host, port, _ := strings.Cut(master.Addr, ":")
-	replica, err := testenv.StartRedis(filepath.Join(dir, "r"), "replicaof "+host+" "+port)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(replica.Stop)
+	master, replica := testenv.RedisWithReplica(t)
 	mc, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{master.Addr}, DisableCache: true})
 	if err != nil {
 		t.Fatal(err)
@@ -464,10 +451,6 @@ func TestWriteAckReplicas(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(rc.Close)
-	testenv.Eventually(t, "the replica in sync", 30*time.Second, func() bool {
-		info, err := rc.Do(ctx, rc.B().Info().Section("replication").Build()).ToString()
-		return err == nil && strings.Contains(info, "master_link_status:up")
-	})
 	s := newStoreOn(mc, invredis.Options{AckReplicas: true})
 	onReplica := invredis.New(rc, invredis.Options{Prefix: s.Keys().Prefix()}) // reads only
 	if err := mc.Do(ctx, mc.B().ScriptFlush().Build()).Error(); err != nil {
@@ -509,24 +492,7 @@ func TestWriteAckReplicas(t *testing.T) {
 // of its DoMulti), so events across every group and a reservation are acknowledged.
 func TestWriteAckReplicasCluster(t *testing.T) {
 	t.Parallel()
-	nodes, err := testenv.StartRedisClusterWithReplicas(t.TempDir(), 3, 1, 5*time.Second)
-	t.Cleanup(func() {
-		for _, n := range nodes {
-			n.Stop()
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var addrs []string
-	for _, n := range nodes {
-		addrs = append(addrs, n.Addr)
-	}
-	client, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: addrs, DisableCache: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(client.Close)
+	client, _ := testenv.RedisClusterWithReplicas(t, 1, 5*time.Second)
 	s := newStoreOn(client, invredis.Options{AckReplicas: true})
 	var events []inventory.Event
 	for i := range 200 {

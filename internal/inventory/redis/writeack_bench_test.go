@@ -3,8 +3,6 @@ package redis_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -23,18 +21,7 @@ import (
 //
 //	go test -run '^$' -bench WriteAck -count 5 ./internal/inventory/redis
 func BenchmarkWriteAck(b *testing.B) {
-	dir := b.TempDir()
-	master, err := testenv.StartRedis(filepath.Join(dir, "m"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(master.Stop)
-	host, port, _ := strings.Cut(master.Addr, ":")
-	replica, err := testenv.StartRedis(filepath.Join(dir, "r"), "replicaof "+host+" "+port)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(replica.Stop)
+	master, _ := testenv.RedisWithReplica(b)
 	client, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{master.Addr}, DisableCache: true})
 	if err != nil {
 		b.Fatal(err)
