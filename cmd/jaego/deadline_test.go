@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"strings"
@@ -25,7 +26,12 @@ func TestDeadlinesHold(t *testing.T) {
 	}
 	// The baseline once the server's own Redis connections are up: the pipeline and the
 	// live tail's 16 watcher reads (their goroutines come with them).
-	testenv.Eventually(t, "the server's Redis connections", 30*time.Second, func() bool { return redisClients(t, redis) >= 17 })
+	// The watcher's reads are up when Redis shows its 16 blocked XREADs (connections alone
+	// came before their goroutines: a baseline taken then was 32 short).
+	testenv.Eventually(t, "the watcher's 16 blocking reads", 30*time.Second, func() bool {
+		list, err := redis.Do(context.Background(), redis.B().ClientList().Build()).ToString()
+		return err == nil && strings.Count(list, "cmd=xread") >= 16
+	})
 	before := metricValue(t, p.api, "go_goroutines")
 	requests := []struct{ method, path, body string }{
 		{"GET", "/v1/changes?from=2026-11-25T00:00:00Z&ndjson", ""},
@@ -91,7 +97,8 @@ func TestDeadlinesHold(t *testing.T) {
 	}
 	// A live tail admitted during the hang (it joins at the hub's head, no Redis call) whose
 	// client left is noticed at its second keep-alive write (the first one to a closed
-	// socket is buffered): up to 2 × 15 s.
+	// socket is buffered): up to 2 × 5 s; a request answered 504 at its deadline while its
+	// store call waited in the client's queue ends when that call does.
 	now := before
 	testenv.Eventually(t, "the goroutines back to what they were", 45*time.Second, func() bool {
 		if now = metricValue(t, p.api, "go_goroutines"); now > before+10 {

@@ -60,8 +60,11 @@ func (b TailBatch) JSON() ([]byte, error) {
 var ErrTooManyStreams = &jaego.Error{Code: jaego.CodeTooManyStreams,
 	Detail: "this instance serves as many live streams as it may (--max-streams); retry later or on another instance"}
 
-// keepAlive is how often an idle stream hears from the hub (proxies close silent streams).
-const keepAlive = 15 * time.Second
+// keepAlive is how often an idle stream hears from the hub: proxies close silent streams,
+// and a subscriber whose client left is noticed at its second write after that (the first
+// one to a closed socket is buffered), so within 2 × keepAlive. A comment line is a few
+// bytes; a thousand subscribers cost 200 writes a second.
+const keepAlive = 5 * time.Second
 
 // HubOptions configures a Hub. The zero value of every field means its default.
 type HubOptions struct {

@@ -74,17 +74,19 @@ func (a *API) changes() http.Handler {
 			a.streamChanges(w, r, from, to, cursor)
 			return
 		}
-		ctx, cancel := a.ctx(r)
-		defer cancel()
-		page, err := a.feed.Changes(ctx, from, to, cursor, limit)
-		if err != nil {
-			a.fail(w, r, err)
-			return
-		}
-		if page.Changes == nil {
-			page.Changes = []inventory.Change{}
-		}
-		httpx.WriteJSON(w, http.StatusOK, changesAnswer{Changes: page.Changes, NextCursor: page.Next})
+		httpx.Within(a.timeout+50*time.Millisecond, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ctx, cancel := a.ctx(r)
+			defer cancel()
+			page, err := a.feed.Changes(ctx, from, to, cursor, limit)
+			if err != nil {
+				a.fail(w, r, err)
+				return
+			}
+			if page.Changes == nil {
+				page.Changes = []inventory.Change{}
+			}
+			httpx.WriteJSON(w, http.StatusOK, changesAnswer{Changes: page.Changes, NextCursor: page.Next})
+		})).ServeHTTP(w, r)
 	})
 }
 
@@ -96,43 +98,61 @@ func (a *API) streamChanges(w http.ResponseWriter, r *http.Request, from, to tim
 	rc := http.NewResponseController(w)
 	started := false
 	// A stream may run long, but never waits longer than the request timeout for its next
-	// batch: a hung Redis ends it like any request (a 504 before the first batch).
+	// batch: a hung Redis ends it like any request (a 504 before the first batch). It runs
+	// aside, so that even a store call that ignores its context cannot hold the answer.
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
 	stalled := time.AfterFunc(a.timeout, func() { cancel(context.DeadlineExceeded) })
 	defer stalled.Stop()
-	next, err := a.feed.StreamChanges(ctx, from, to, cursor, func(batch []inventory.Change) error {
-		stalled.Reset(a.timeout)
+	run := httpx.NewAbandonable()
+	run.Run(func() {
+		next, err := a.feed.StreamChanges(ctx, from, to, cursor, func(batch []inventory.Change) error {
+			ok, unlock := run.Allow()
+			defer unlock()
+			if !ok {
+				return context.DeadlineExceeded
+			}
+			stalled.Reset(a.timeout)
+			if !started {
+				started = true
+				run.Started()
+				w.Header().Set("Content-Type", "application/x-ndjson")
+				w.Header().Set("Trailer", "X-Next-Cursor")
+				w.WriteHeader(http.StatusOK)
+			}
+			for _, c := range batch {
+				if err := enc.Encode(c); err != nil {
+					return err
+				}
+			}
+			return rc.Flush()
+		})
+		ok, unlock := run.Allow()
+		defer unlock()
+		if !ok {
+			return // answered 504 already
+		}
+		if context.Cause(ctx) == context.DeadlineExceeded {
+			err = context.DeadlineExceeded
+		}
+		if err != nil {
+			if !started {
+				a.fail(w, r, err) // nothing written yet: a proper problem answer
+			} else {
+				a.log.ErrorContext(r.Context(), "change stream failed mid-way", "err", err)
+			}
+			return
+		}
 		if !started {
-			started = true
 			w.Header().Set("Content-Type", "application/x-ndjson")
 			w.Header().Set("Trailer", "X-Next-Cursor")
 			w.WriteHeader(http.StatusOK)
 		}
-		for _, c := range batch {
-			if err := enc.Encode(c); err != nil {
-				return err
-			}
-		}
-		return rc.Flush()
+		w.Header().Set("X-Next-Cursor", next)
 	})
-	if context.Cause(ctx) == context.DeadlineExceeded {
-		err = context.DeadlineExceeded
+	if !run.Wait(a.timeout + 50*time.Millisecond) {
+		a.fail(w, r, context.DeadlineExceeded)
 	}
-	if err != nil {
-		if !started {
-			a.fail(w, r, err) // nothing written yet: a proper problem answer
-		} else {
-			a.log.ErrorContext(r.Context(), "change stream failed mid-way", "err", err)
-		}
-		return
-	}
-	if !started {
-		w.Header().Set("Content-Type", "application/x-ndjson")
-		w.Header().Set("Trailer", "X-Next-Cursor")
-		w.WriteHeader(http.StatusOK)
-	}
-	w.Header().Set("X-Next-Cursor", next)
 }
 
 // changeStream is the live tail (design §4): Server-Sent Events from the process's hub,

@@ -76,33 +76,44 @@ func New(store inventory.StockStore, opts Options) *API {
 		reservations: opts.Reservations, copy: opts.Copy, timeout: opts.Timeout, log: opts.Logger}
 }
 
-// Register adds every inventory route to mux. This is the one list of them.
+// Register adds every inventory route to mux. This is the one list of them. Every answer
+// that is not a stream is bounded by the request timeout (httpx.Within), whatever the store
+// client does; the streams bound their own start.
 func (a *API) Register(mux httpx.Mux) {
-	mux.Handle("GET /v1/stores/{store}/skus/{sku}", a.getStock())
-	mux.Handle("GET /v1/stores/{store}/stock", a.storeStock())
-	mux.Handle("GET /v1/skus/{sku}/stock", a.skuStock())
-	mux.Handle("POST /v1/events", a.postEvents())
+	bounded := boundedMux{mux: mux, d: a.timeout + 50*time.Millisecond}
+	bounded.Handle("GET /v1/stores/{store}/skus/{sku}", a.getStock())
+	bounded.Handle("GET /v1/stores/{store}/stock", a.storeStock())
+	bounded.Handle("GET /v1/skus/{sku}/stock", a.skuStock())
+	bounded.Handle("POST /v1/events", a.postEvents())
 	if a.feed != nil {
-		mux.Handle("GET /v1/changes", a.changes())
+		mux.Handle("GET /v1/changes", a.changes()) // its pages are bounded inside: NDJSON streams
 	}
 	if a.tail != nil {
 		mux.Handle("GET /v1/changes/stream", a.changeStream())
 	}
 	if a.feed != nil && a.snapshots != nil {
-		mux.Handle("GET /v1/stores/{store}/snapshot", a.storeSnapshot())
-		mux.Handle("GET /v1/snapshot", a.estateSnapshot())
+		bounded.Handle("GET /v1/stores/{store}/snapshot", a.storeSnapshot())
+		bounded.Handle("GET /v1/snapshot", a.estateSnapshot())
 	}
 	if a.history != nil {
-		mux.Handle("GET /v1/stores/{store}/skus/{sku}/history", a.stockHistory())
+		bounded.Handle("GET /v1/stores/{store}/skus/{sku}/history", a.stockHistory())
 	}
 	if a.reservations != nil {
-		a.registerReservations(mux)
+		a.registerReservations(bounded)
 	}
 	if a.breaker != nil {
 		mux.Handle("GET /v1/admin/breaker", a.breakerStatus())
 		mux.Handle("POST /v1/admin/breaker", a.setBreaker())
 	}
 }
+
+// boundedMux registers handlers that answer within d (httpx.Within).
+type boundedMux struct {
+	mux httpx.Mux
+	d   time.Duration
+}
+
+func (b boundedMux) Handle(pattern string, h http.Handler) { b.mux.Handle(pattern, httpx.Within(b.d, h)) }
 
 func (a *API) ctx(r *http.Request) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(r.Context(), a.timeout)
