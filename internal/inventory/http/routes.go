@@ -113,7 +113,9 @@ type boundedMux struct {
 	d   time.Duration
 }
 
-func (b boundedMux) Handle(pattern string, h http.Handler) { b.mux.Handle(pattern, httpx.Within(b.d, h)) }
+func (b boundedMux) Handle(pattern string, h http.Handler) {
+	b.mux.Handle(pattern, httpx.Within(b.d, h))
+}
 
 func (a *API) ctx(r *http.Request) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(r.Context(), a.timeout)
