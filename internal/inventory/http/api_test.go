@@ -39,7 +39,7 @@ type env struct {
 func newEnv(t *testing.T, timeout time.Duration) *env {
 	ahead := new(atomic.Int64)
 	store := inmem.New(inmem.Options{Now: func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }})
-	return serve(t, &env{store: store, ahead: ahead}, invhttp.Options{Timeout: timeout, Feed: store, Tail: runHub(t, store, inventory.HubOptions{})})
+	return serve(t, &env{store: store, ahead: ahead}, invhttp.Options{Timeout: timeout, Feed: store, Tail: inventorytest.RunHub(t, store, inventory.HubOptions{})})
 }
 
 // newRedisEnv serves the API on a private Redis, for what only Redis has (snapshots) and
@@ -50,18 +50,7 @@ func newRedisEnv(t *testing.T, timeout time.Duration) *env {
 	ahead := new(atomic.Int64)
 	feed := invredis.NewFeed(store, invredis.FeedOptions{Settle: time.Nanosecond, Chunk: 7,
 		Now: func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }})
-	return serve(t, &env{store: store, redis: srv, ahead: ahead}, invhttp.Options{Timeout: timeout, Feed: feed, Snapshots: store, Tail: runHub(t, feed, inventory.HubOptions{})})
-}
-
-// runHub runs a live-tail hub on feed for the test.
-func runHub(t *testing.T, feed inventory.TailFeed, o inventory.HubOptions) *inventory.Hub {
-	o.Wait = 200 * time.Millisecond
-	hub := inventory.NewHub(feed, o)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { hub.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return hub
+	return serve(t, &env{store: store, redis: srv, ahead: ahead}, invhttp.Options{Timeout: timeout, Feed: feed, Snapshots: store, Tail: inventorytest.RunHub(t, feed, inventory.HubOptions{})})
 }
 
 func serve(t *testing.T, e *env, opts invhttp.Options) *env {

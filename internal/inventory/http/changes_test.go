@@ -214,7 +214,7 @@ func TestChangeStreamEndClosesTheConnection(t *testing.T) {
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 	store := inmem.New(inmem.Options{})
 	e := serve(t, &env{store: store, ahead: new(atomic.Int64)}, invhttp.Options{Timeout: 2 * time.Second, Feed: store,
-		Tail: runHub(t, store, inventory.HubOptions{Buffer: 1, Page: 100})})
+		Tail: inventorytest.RunHub(t, store, inventory.HubOptions{Buffer: 1, Page: 100})})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "GET", e.url+"/v1/changes/stream", nil)

@@ -75,16 +75,25 @@ func (s *Store) Hold(ctx context.Context, req inventory.HoldRequest) (inventory.
 
 // Reservation implements inventory.Reservations.
 func (s *Store) Reservation(ctx context.Context, id string) (inventory.Reservation, error) {
-	if err := inventory.CheckReservationID(id); err != nil {
-		return inventory.Reservation{}, err
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r := s.rsv[id]
-	if r == nil {
-		return inventory.Reservation{}, &jaego.Error{Code: jaego.CodeNotFound, Detail: "no reservation " + id}
+	r, err := s.lookup(id)
+	if err != nil {
+		return inventory.Reservation{}, err
 	}
 	return *r, nil
+}
+
+// lookup finds reservation id; the caller holds s.mu.
+func (s *Store) lookup(id string) (*inventory.Reservation, error) {
+	if err := inventory.CheckReservationID(id); err != nil {
+		return nil, err
+	}
+	r := s.rsv[id]
+	if r == nil {
+		return nil, &jaego.Error{Code: jaego.CodeNotFound, Detail: "no reservation " + id}
+	}
+	return r, nil
 }
 
 // Confirm implements inventory.Reservations.
@@ -114,14 +123,11 @@ func (s *Store) ExpireDue(ctx context.Context) int {
 // end confirms or cancels id: a reservation past its time expires first and is not held
 // any more; a cancelled one cancelled again answers as it is.
 func (s *Store) end(id string, to inventory.ReservationStatus) (inventory.Reservation, error) {
-	if err := inventory.CheckReservationID(id); err != nil {
-		return inventory.Reservation{}, err
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r := s.rsv[id]
-	if r == nil {
-		return inventory.Reservation{}, &jaego.Error{Code: jaego.CodeNotFound, Detail: "no reservation " + id}
+	r, err := s.lookup(id)
+	if err != nil {
+		return inventory.Reservation{}, err
 	}
 	s.expireIfDue(r, s.opts.Now())
 	switch {
