@@ -2,6 +2,9 @@ package inventory
 
 import (
 	"context"
+	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jaego/jaego/internal/jaego"
@@ -24,6 +27,25 @@ type Change struct {
 	// Origin is the Kafka record the event came from, nil for other sources (internal: the
 	// durable copy's ledger keeps it for restores).
 	Origin *Origin `json:"-"`
+	// Note is what the durable copy needs beyond the record (internal, never in JSON): the
+	// reservation or the load the change belongs to. nil for every other change.
+	Note *Note `json:"-"`
+}
+
+// Note ties a change to a reservation step or to a row of a stock snapshot load, so the
+// durable copy can keep held reservations and load marks (design §8) and a restore can
+// bring them back.
+type Note struct {
+	// Reservation is the id of the reservation whose hold or end made the change; Status
+	// is Held for a hold's change, else the end it reached.
+	Reservation string
+	Status      ReservationStatus
+	// Qty and ExpiresAt are a hold's: the item's quantity and when the hold ends.
+	Qty       int64
+	ExpiresAt time.Time
+	// Load and Line are a load row's: the load id and the row's line.
+	Load string
+	Line int64
 }
 
 // ApplyTo brings a snapshot record up to date with the change: a change older than or as
@@ -86,3 +108,55 @@ var (
 // the range is open): a hundred years on. A cursor of such a range keeps returning the
 // changes applied after it, forever, and is the only kind a live tail follows.
 func OpenEnd(t time.Time) time.Time { return t.AddDate(100, 0, 0) }
+
+// String is the note's text, as the change stream and the copy's ledger keep it (the
+// scripts write the same): "h:<qty>:<expires unix ms>:<reservation id>" for a hold,
+// "e:<status>:<reservation id>" for an end, "l:<line>:<load id>" for a load row, "" for nil.
+func (n *Note) String() string {
+	switch {
+	case n == nil:
+		return ""
+	case n.Load != "":
+		return "l:" + strconv.FormatInt(n.Line, 10) + ":" + n.Load
+	case n.Status == Held:
+		return "h:" + strconv.FormatInt(n.Qty, 10) + ":" + strconv.FormatInt(n.ExpiresAt.UnixMilli(), 10) + ":" + n.Reservation
+	default:
+		return "e:" + string(n.Status) + ":" + n.Reservation
+	}
+}
+
+// ParseNote reads a note's text (String's); "" is nil.
+func ParseNote(s string) (*Note, error) {
+	if s == "" {
+		return nil, nil
+	}
+	kind, rest, _ := strings.Cut(s, ":")
+	a, rest, ok := strings.Cut(rest, ":")
+	bad := fmt.Errorf("malformed change note %q", s)
+	if !ok {
+		return nil, bad
+	}
+	switch kind {
+	case "l":
+		line, err := strconv.ParseInt(a, 10, 64)
+		if err != nil || rest == "" {
+			return nil, bad
+		}
+		return &Note{Load: rest, Line: line}, nil
+	case "h":
+		b, id, ok := strings.Cut(rest, ":")
+		qty, err1 := strconv.ParseInt(a, 10, 64)
+		ms, err2 := strconv.ParseInt(b, 10, 64)
+		if !ok || err1 != nil || err2 != nil || id == "" {
+			return nil, bad
+		}
+		return &Note{Reservation: id, Status: Held, Qty: qty, ExpiresAt: time.UnixMilli(ms).UTC()}, nil
+	case "e":
+		st := ReservationStatus(a)
+		if (st != Confirmed && st != Cancelled && st != Expired) || rest == "" {
+			return nil, bad
+		}
+		return &Note{Reservation: rest, Status: st}, nil
+	}
+	return nil, bad
+}

@@ -2,6 +2,7 @@ package inventory_test
 
 import (
 	"encoding/json"
+	"reflect"
 	"testing"
 
 	"github.com/jaego/jaego/internal/inventory"
@@ -40,6 +41,24 @@ func FuzzDecodeEvent(f *testing.F) {
 		again, err := inventory.DecodeEvent(b)
 		if err != nil || again.EventID != e.EventID || again.Qty != e.Qty || again.Type != e.Type || again.Store != e.Store || again.SKU != e.SKU {
 			t.Fatalf("%q: round trip %s gave %+v %v", data, b, again, err)
+		}
+	})
+}
+
+// FuzzParseNote: any text either parses to a note whose text parses back to the same note,
+// or is an error — never a panic (a note comes from Redis and the copy's ledger).
+func FuzzParseNote(f *testing.F) {
+	for _, s := range []string{"h:3:1764633600000:order-1", "e:expired:a:b", "l:42:snap:2026-12-01", "", "h::", "e:held:x", "l:x:y", "z:1:2"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n, err := inventory.ParseNote(s)
+		if err != nil {
+			return
+		}
+		again, err := inventory.ParseNote(n.String())
+		if err != nil || !reflect.DeepEqual(again, n) {
+			t.Fatalf("%q parsed to %+v, whose text %q parses to %+v (%v)", s, n, n.String(), again, err)
 		}
 	})
 }

@@ -19,6 +19,20 @@ type RestoreSource interface {
 	KafkaOffsets(ctx context.Context) (map[int32]OffsetRange, error)
 	// Position is the copy's position, with the fencing token of its last projector.
 	Position(ctx context.Context) (CopyPosition, error)
+	// Reservations hands the reservations the copy holds that are held, or ended at or
+	// after since, to emit in pages of n.
+	Reservations(ctx context.Context, since time.Time, n int, emit func([]Reservation) error) error
+	// LoadMarks is every load mark the copy holds.
+	LoadMarks(ctx context.Context) ([]LoadMark, error)
+}
+
+// LoadMark is how far a stock snapshot load got in a shard group: Line is the last line it
+// applied there, at At.
+type LoadMark struct {
+	Group int
+	Load  string
+	Line  int64
+	At    time.Time
 }
 
 // OffsetRange is the lowest and highest offset of a Kafka partition whose events the copy
@@ -45,6 +59,15 @@ type RestoreTarget interface {
 	RaiseChangeIDs(ctx context.Context, ids []string) error
 	// AppendChanges writes changes back into their change streams, with their ids.
 	AppendChanges(ctx context.Context, changes []Change) error
+	// PutReservations writes reservations back as they were: a held one in its group's
+	// expiry queue, each in its store's list and under its id's claim, an ended one kept
+	// until keep after its end.
+	PutReservations(ctx context.Context, rs []Reservation, keep time.Duration) error
+	// SetHeldCounts sets how many reservations each store holds (the hold quota's counts),
+	// for every store, stores not in held at zero.
+	SetHeldCounts(ctx context.Context, held map[string]int64) error
+	// PutLoadMarks writes load marks back, each kept until window after its At.
+	PutLoadMarks(ctx context.Context, marks []LoadMark, window time.Duration) error
 	// MarkEpoch marks the target whole again: writes are accepted from then on.
 	MarkEpoch(ctx context.Context, onlyNew bool) error
 }
@@ -78,6 +101,8 @@ type RestoreOptions struct {
 // RestoreReport says what a restore wrote.
 type RestoreReport struct {
 	Records, Marks, Changes int64
+	Reservations, Held      int64 // reservations written back, and those of them held
+	LoadMarks               int64
 	KafkaOffsets            map[int32]OffsetRange // the offsets the copy holds per partition
 }
 
@@ -150,6 +175,9 @@ func Restore(ctx context.Context, src RestoreSource, dst RestoreTarget, o Restor
 	}); err != nil {
 		return rep, err
 	}
+	if err := restoreNotes(ctx, src, dst, o, &rep); err != nil {
+		return rep, err
+	}
 	ids := make([]string, 0, len(maxID))
 	for g, id := range maxID {
 		ids = append(ids, id+"/"+g)
@@ -175,6 +203,44 @@ func Restore(ctx context.Context, src RestoreSource, dst RestoreTarget, o Restor
 		}
 	}
 	return rep, dst.MarkEpoch(ctx, false)
+}
+
+// restoreNotes writes back the reservations held or ended inside the window (the time an
+// ended one is kept: the idempotency window, as in Redis), the held counts, and the load
+// marks still inside the window.
+func restoreNotes(ctx context.Context, src RestoreSource, dst RestoreTarget, o RestoreOptions, rep *RestoreReport) error {
+	held := map[string]int64{}
+	if err := src.Reservations(ctx, o.Now().Add(-o.Window), 1000, func(page []Reservation) error {
+		if err := dst.PutReservations(ctx, page, o.Window); err != nil {
+			return err
+		}
+		for _, r := range page {
+			if r.Status == Held {
+				held[r.Store]++
+				rep.Held++
+			}
+		}
+		rep.Reservations += int64(len(page))
+		o.Progress("reservations", rep.Reservations)
+		return nil
+	}); err != nil {
+		return err
+	}
+	if err := dst.SetHeldCounts(ctx, held); err != nil {
+		return err
+	}
+	marks, err := src.LoadMarks(ctx)
+	if err != nil {
+		return err
+	}
+	live := marks[:0]
+	for _, m := range marks {
+		if m.At.Add(o.Window).After(o.Now()) {
+			live = append(live, m)
+		}
+	}
+	rep.LoadMarks = int64(len(live))
+	return dst.PutLoadMarks(ctx, live, o.Window)
 }
 
 // idAfter reports whether stream id a ("ms-seq") is after b ("" is before everything).

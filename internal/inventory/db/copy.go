@@ -103,7 +103,7 @@ func (c *Copy) ChangesSince(ctx context.Context, since time.Time, n int, emit fu
 	lastMS, lastSeq, lastID := int64(-1), int64(-1), "" // change ids repeat across groups: the id string breaks ties
 	return pages(func() ([]inventory.Change, error) {
 		rows, err := c.db.QueryContext(ctx, `SELECT change_id, store, sku, type, delta, on_hand, reserved, safety, version, event_id,
-			at_ms, kafka_partition, kafka_offset, id_ms, id_seq FROM stock_ledger
+			at_ms, kafka_partition, kafka_offset, id_ms, id_seq, note FROM stock_ledger
 			WHERE at_ms >= $1 AND (id_ms, id_seq, change_id) > ($2, $3, $4) ORDER BY id_ms, id_seq, change_id LIMIT $5`,
 			since.UnixMilli(), lastMS, lastSeq, lastID, n)
 		if err != nil {
@@ -115,8 +115,13 @@ func (c *Copy) ChangesSince(ctx context.Context, since time.Time, n int, emit fu
 			var typ string
 			var at int64
 			var kp, ko sql.NullInt64
+			var note string
 			if err := r.Scan(&ch.ID, &ch.Store, &ch.SKU, &typ, &ch.Delta, &ch.OnHand, &ch.Reserved, &ch.Safety, &ch.Version, &ch.EventID,
-				&at, &kp, &ko, &lastMS, &lastSeq); err != nil {
+				&at, &kp, &ko, &lastMS, &lastSeq, &note); err != nil {
+				return err
+			}
+			var err error
+			if ch.Note, err = inventory.ParseNote(note); err != nil {
 				return err
 			}
 			ch.Type, ch.At, lastID = inventory.EventType(typ), time.UnixMilli(at).UTC(), ch.ID
@@ -227,7 +232,7 @@ func (t pgxTx) exec(ctx context.Context, q string, args ...any) (int64, error) {
 }
 
 // ledgerColumns are the stock_ledger columns a commit writes, in the order of its rows.
-var ledgerColumns = []string{"at_ms", "change_id", "store", "sku", "type", "delta", "on_hand", "reserved", "safety", "version", "event_id", "kafka_partition", "kafka_offset", "id_ms", "id_seq"}
+var ledgerColumns = []string{"at_ms", "change_id", "store", "sku", "type", "delta", "on_hand", "reserved", "safety", "version", "event_id", "kafka_partition", "kafka_offset", "id_ms", "id_seq", "note"}
 
 // changeIDNumbers is the "ms-seq" part of a change id ("ms-seq/group/day") as numbers.
 func changeIDNumbers(id string) (ms, seq int64) {
@@ -309,7 +314,7 @@ func commit(ctx context.Context, tx execer, token int64, b inventory.Projection,
 		}
 		idMS, idSeq := changeIDNumbers(ch.ID)
 		ledger = append(ledger, []any{ch.At.UnixMilli(), ch.ID, ch.Store, ch.SKU, string(ch.Type), ch.Delta, ch.OnHand,
-			ch.Reserved, ch.Safety, ch.Version, ch.EventID, kp, ko, idMS, idSeq})
+			ch.Reserved, ch.Safety, ch.Version, ch.EventID, kp, ko, idMS, idSeq, ch.Note.String()})
 	}
 	records := make([][]any, 0, len(latest))
 	for _, st := range latest {
@@ -332,6 +337,9 @@ func commit(ctx context.Context, tx execer, token int64, b inventory.Projection,
 			WHERE stock_kafka_offsets.kafka_offset < excluded.kafka_offset`, p, o[0], o[1]); err != nil {
 			return fmt.Errorf("kafka offsets: %w", err)
 		}
+	}
+	if err := keepNotes(ctx, tx, b.Changes); err != nil {
+		return fmt.Errorf("reservations and load marks: %w", err)
 	}
 	return nil
 }
@@ -366,9 +374,12 @@ func (c *Copy) ensurePartitions(ctx context.Context, changes []inventory.Change)
 }
 
 // Prune drops the ledger before the UTC day of before: whole day partitions on PostgreSQL,
-// rows on SQLite. It returns how many days (PostgreSQL) or rows (SQLite) went.
+// rows on SQLite; and the reservations that ended before it. It returns how many days (PostgreSQL) or rows (SQLite) went.
 func (c *Copy) Prune(ctx context.Context, before time.Time) (int64, error) {
 	cutoff := before.UTC().Truncate(24 * time.Hour)
+	if err := c.pruneReservations(ctx, cutoff); err != nil {
+		return 0, unavailable(err)
+	}
 	if !c.db.Postgres() {
 		res, err := c.db.ExecContext(ctx, `DELETE FROM stock_ledger WHERE at_ms < $1`, cutoff.UnixMilli())
 		if err != nil {

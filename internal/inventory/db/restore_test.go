@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jaego/jaego/internal/inventory"
 	"github.com/jaego/jaego/internal/inventory/inventorytest"
+	"github.com/jaego/jaego/internal/jaego"
 	invredis "github.com/jaego/jaego/internal/inventory/redis"
 	"github.com/jaego/jaego/internal/lock"
 	"github.com/jaego/jaego/internal/testenv"
@@ -109,4 +112,126 @@ func MustApplyOne(t *testing.T, s inventory.StockStore, id, store string) invent
 	e := inventorytest.Ev(inventory.Receipt, store, "K000", 1)
 	e.EventID = id
 	return inventorytest.MustApply(t, s, e)[0]
+}
+
+// TestRestoreBringsBackReservationsAndLoadMarks: held reservations (items, expires_at),
+// ended ones, the hold quota's counts and load marks are in the copy, and a restore brings
+// them back: a held one is confirmed after it, one due expires exactly once, an ended one
+// answers as it was, the same hold again is "again", and the load's rows are duplicates.
+func TestRestoreBringsBackReservationsAndLoadMarks(t *testing.T) {
+	for name, c := range copies(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			client, _ := testenv.Redis(t)
+			var ahead atomic.Int64 // how far this test's clock is ahead of the real one
+			now := func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
+			store := invredis.New(client, invredis.Options{Groups: 4, RequireEpoch: true, MaxHoldsPerStore: 2, Now: now})
+			if err := store.MarkEpoch(ctx, false); err != nil {
+				t.Fatal(err)
+			}
+			projecting(t, client, store, c)
+			caughtUp(t, c, 0)
+			var events []inventory.Event
+			for _, s := range []string{"R1", "R2", "R3", "R4"} {
+				for _, k := range []string{"K1", "K2", "K3"} {
+					events = append(events, inventorytest.Ev(inventory.Receipt, s, k, 10))
+				}
+			}
+			changes := int64(len(inventorytest.MustApply(t, store, events...)))
+			hold := func(id, st string, d time.Duration, items ...inventory.Item) inventory.Reservation {
+				r, _, err := store.Hold(ctx, inventory.HoldRequest{ID: id, Store: st, Items: items, Hold: d})
+				if err != nil {
+					t.Fatalf("hold %s: %v", id, err)
+				}
+				changes += int64(len(items))
+				return r
+			}
+			held := hold("A", "R1", time.Hour, inventory.Item{SKU: "K1", Qty: 2}, inventory.Item{SKU: "K2", Qty: 1})
+			hold("B", "R2", time.Hour, inventory.Item{SKU: "K1", Qty: 3})
+			hold("C", "R3", time.Hour, inventory.Item{SKU: "K2", Qty: 2})
+			due := hold("D", "R1", time.Minute, inventory.Item{SKU: "K3", Qty: 4})
+			if _, err := store.Confirm(ctx, "B"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := store.Cancel(ctx, "C"); err != nil {
+				t.Fatal(err)
+			}
+			changes += 2
+			rows := []inventory.LoadRow{{Line: 1, Store: "R2", SKU: "K2", OnHand: 7}, {Line: 2, Store: "R4", SKU: "K1", OnHand: 9},
+				{Line: 3, Store: "R2", SKU: "K3", OnHand: 10}} // line 3 is unchanged
+			if _, err := store.Load(ctx, "L1", rows); err != nil {
+				t.Fatal(err)
+			}
+			changes += 2
+			caughtUp(t, c, changes)
+			keys := []inventory.Key{{Store: "R1", SKU: "K1"}, {Store: "R1", SKU: "K3"}, {Store: "R2", SKU: "K1"}, {Store: "R4", SKU: "K1"}}
+			before, err := store.GetMany(ctx, keys)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := client.Do(ctx, client.B().Flushall().Build()).Error(); err != nil {
+				t.Fatal(err)
+			}
+			locks := lock.New(client, lock.Options{Prefix: "restore-test:lock"})
+			rep, err := inventory.Restore(ctx, c, store, inventory.RestoreOptions{Locks: locks, Now: now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Reservations != 4 || rep.Held != 2 || rep.LoadMarks == 0 {
+				t.Fatalf("restored %+v: want 4 reservations, 2 held, the load's marks", rep)
+			}
+			after, err := store.GetMany(ctx, keys)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range keys {
+				if b, a := before[i].Stock, after[i].Stock; b.OnHand != a.OnHand || b.Reserved != a.Reserved || b.Version != a.Version {
+					t.Fatalf("%v: %+v before the loss, %+v after the restore", keys[i], b, a)
+				}
+			}
+			for id, want := range map[string]inventory.ReservationStatus{"A": inventory.Held, "B": inventory.Confirmed,
+				"C": inventory.Cancelled, "D": inventory.Held} {
+				r, err := store.Reservation(ctx, id)
+				if err != nil || r.Status != want {
+					t.Fatalf("reservation %s after the restore: %+v %v, want %s", id, r, err, want)
+				}
+			}
+			r, again, err := store.Hold(ctx, inventory.HoldRequest{ID: "A", Store: "R1", Items: held.Items, Hold: time.Hour})
+			if err != nil || !again || !r.ExpiresAt.Equal(held.ExpiresAt) || len(r.Items) != 2 || r.Items[0] != held.Items[0] {
+				t.Fatalf("hold A again after the restore: %+v again=%v %v; was %+v", r, again, err, held)
+			}
+			if _, _, err := store.Hold(ctx, inventory.HoldRequest{ID: "E", Store: "R1", Items: held.Items, Hold: time.Hour}); jaego.CodeOf(err) != jaego.CodeTooManyHolds {
+				t.Fatalf("a third hold at R1 (2 held, quota 2): %v", err)
+			}
+			if _, _, err := store.Hold(ctx, inventory.HoldRequest{ID: "B", Store: "R4", Items: held.Items, Hold: time.Hour}); jaego.CodeOf(err) != jaego.CodeReservationConflict {
+				t.Fatalf("id B at another store after the restore: %v", err)
+			}
+			// D is due: the sweep expires it once, whatever runs after.
+			ahead.Store(int64(time.Until(due.ExpiresAt) + time.Second))
+			for range 3 {
+				if _, err := store.ExpireDue(ctx, 100); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if r, err := store.Reservation(ctx, "D"); err != nil || r.Status != inventory.Expired {
+				t.Fatalf("D after the sweeps: %+v %v", r, err)
+			}
+			if st, err := store.Get(ctx, "R1", "K3"); err != nil || st.Reserved != 0 || st.Version != after[1].Stock.Version+1 {
+				t.Fatalf("R1/K3 after D expired: %+v %v (it was %+v)", st, err, after[1].Stock)
+			}
+			if _, err := store.Confirm(ctx, "A"); err != nil {
+				t.Fatalf("confirming A after the restore: %v", err)
+			}
+			res, err := store.Load(ctx, "L1", rows)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, r := range res[:2] {
+				if r.Status != inventory.Duplicate {
+					t.Fatalf("load row %d again after the restore: %s", rows[i].Line, r.Status)
+				}
+			}
+		})
+	}
 }

@@ -22,7 +22,9 @@
 -- expected_version the safety stock ('' = keep). It is written as a 'set' change, and is
 -- 'unchanged' (nothing written but the mark) when the record already holds those numbers.
 -- A load's mark is one number per group: the last line applied. Its rows reach a group in
--- line order, one call at a time, so a line at or below the mark is a 'duplicate'.
+-- line order, one call at a time, so a line at or below the mark is a 'duplicate'. A load
+-- row's change notes its line and load ("l:<line>:<load id>", its event id being
+-- "<load id>-<line>"): the durable copy keeps the marks from them.
 --
 -- Returns one row per event: {status, code, on_hand, reserved, safety, version, updated_at}
 -- with status 'applied', 'duplicate', 'unchanged' or 'rejected' (code says why). Every
@@ -100,7 +102,9 @@ for i = 0, (#KEYS - 4) / (1 + m) - 1 do
     end
     oh, v, up = oh + d, v + 1, now
     write_record(KEYS[k], sku, oh, rs, sf, v, up)
-    add_change(ids, KEYS[1], store, sku, change, d, oh, rs, sf, v, id, ARGV[a + 6], ARGV[a + 7])
+    local note = ''
+    if typ == 'load' then note = 'l:' .. digest .. ':' .. string.sub(id, 1, #id - #digest - 1) end
+    add_change(ids, KEYS[1], store, sku, change, d, oh, rs, sf, v, id, ARGV[a + 6], ARGV[a + 7], note)
   end
   out[#out + 1] = {status, code, oh, rs, sf, v, up}
 end

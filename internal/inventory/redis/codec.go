@@ -13,7 +13,8 @@ import (
 
 // The stream entry codec: one change is one entry whose fields are, in this order,
 // store, sku, type, delta, on_hand, reserved, safety, version, event_id, kp and ko (the
-// Kafka partition and offset of the event, both empty when it did not come from Kafka).
+// Kafka partition and offset of the event, both empty when it did not come from Kafka) and
+// note (inventory.Note's text, empty for most changes).
 // The change's time is its id's: ids are the apply time (raised to stay rising, see
 // apply.lua), so an at field would repeat it. Every entry has the same fields, so Redis
 // stores them once per stream node and each entry holds only its values (docs/architecture.md
@@ -40,7 +41,7 @@ func EncodeChange(c inventory.Change) []string {
 	i := strconv.FormatInt
 	f := []string{"store", c.Store, "sku", c.SKU, "type", i(typeCode(c.Type), 10), "delta", i(c.Delta, 10),
 		"on_hand", i(c.OnHand, 10), "reserved", i(c.Reserved, 10), "safety", i(c.Safety, 10),
-		"version", i(c.Version, 10), "event_id", c.EventID, "kp", "", "ko", ""}
+		"version", i(c.Version, 10), "event_id", c.EventID, "kp", "", "ko", "", "note", c.Note.String()}
 	if c.Origin != nil {
 		f[19], f[21] = i(int64(c.Origin.Partition), 10), i(c.Origin.Offset, 10)
 	}
@@ -110,6 +111,10 @@ func decodeEntry(m rueidis.RedisMessage, sub string) (streamEntry, error) {
 			c.Safety = n()
 		case "version":
 			c.Version = n()
+		case "note":
+			if c.Note, err = inventory.ParseNote(v); err != nil {
+				return streamEntry{}, fmt.Errorf("read changes: entry %s: %w", id, err)
+			}
 		case "kp", "ko":
 			if v == "" {
 				continue

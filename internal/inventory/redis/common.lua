@@ -41,11 +41,12 @@ local function changes_begin(last_key, now)
   return ids
 end
 
--- add_change appends one change entry (codec.go's fields, in its order).
-local function add_change(ids, stream, store, sku, typ, d, oh, rs, sf, v, event_id, kp, ko)
+-- add_change appends one change entry (codec.go's fields, in its order). note is what the
+-- durable copy needs beyond the record (inventory.Note's text; '' for most changes).
+local function add_change(ids, stream, store, sku, typ, d, oh, rs, sf, v, event_id, kp, ko, note)
   redis.call('XADD', stream, string.format('%d-%d', ids.ms, ids.seq), 'store', store, 'sku', sku,
     'type', codes[typ], 'delta', d, 'on_hand', oh, 'reserved', rs, 'safety', sf, 'version', v,
-    'event_id', event_id, 'kp', kp, 'ko', ko)
+    'event_id', event_id, 'kp', kp, 'ko', ko, 'note', note)
   ids.seq = ids.seq + 1
   ids.wrote = true
 end

@@ -17,6 +17,8 @@
 -- hold also: ARGV[8] store, ARGV[9] expires_at (ms), then sku, qty… (sorted by sku)
 --
 -- A reservation is a hash: store, items ("sku:qty,…"), status, expires, created, updated.
+-- Each change notes its step for the durable copy (inventory.Note): "h:<qty>:<expires>:<id>"
+-- for a hold's, "e:<status>:<id>" for an end's.
 -- Returns {outcome, store, items, status, expires, created, updated} with outcome one of
 -- held (a new hold), again (the id was held before: as it is), done (confirmed, cancelled
 -- or expired now), as_is (cancel of a cancelled one), not_held, missing, not_due; or
@@ -56,7 +58,7 @@ local function finish(status, typ, suffix)
     if typ == 'fulfill' then d = -it[2] end
     oh, v = oh + d, v + 1
     write_record(stock, it[1], oh, rs, sf, v, t)
-    add_change(ids, KEYS[1], store, it[1], typ, d, oh, rs, sf, v, 'rsv-' .. id .. '-' .. suffix, '', '')
+    add_change(ids, KEYS[1], store, it[1], typ, d, oh, rs, sf, v, 'rsv-' .. id .. '-' .. suffix, '', '', 'e:' .. status .. ':' .. id)
   end
   changes_done(ids, KEYS[1], stream_ttl)
   redis.call('HSET', rsv, 'status', status, 'updated', now)
@@ -94,7 +96,8 @@ if op == 'hold' then
     local raw, oh, rs, sf, v = read_record(stock, it[1])
     rs, v = rs + it[2], v + 1
     write_record(stock, it[1], oh, rs, sf, v, t)
-    add_change(ids, KEYS[1], store, it[1], 'reserve', 0, oh, rs, sf, v, 'rsv-' .. id .. '-hold', '', '')
+    add_change(ids, KEYS[1], store, it[1], 'reserve', 0, oh, rs, sf, v, 'rsv-' .. id .. '-hold', '', '',
+      'h:' .. it[2] .. ':' .. expires .. ':' .. id)
   end
   changes_done(ids, KEYS[1], stream_ttl)
   redis.call('HSET', rsv, 'store', store, 'items', table.concat(packed, ','), 'status', 'held',

@@ -160,3 +160,69 @@ func (s *Store) AppendChanges(ctx context.Context, changes []inventory.Change) e
 	}
 	return nil
 }
+
+// PutReservations implements inventory.RestoreTarget: each reservation's hash as
+// reservation.lua writes it, a held one in its group's expiry queue (the sweeper expires it
+// once, when due), each in its store's list and under its id's sealed claim. An ended one,
+// and the claim, expire as they would have.
+func (s *Store) PutReservations(ctx context.Context, rs []inventory.Reservation, keep time.Duration) error {
+	ms := func(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
+	cmds := make(rueidis.Commands, 0, 6*len(rs))
+	for _, r := range rs {
+		g := s.keys.Group(r.Store)
+		key := s.keys.Reservation(g, r.ID)
+		packed := make([]string, len(r.Items))
+		for i, it := range r.Items {
+			packed[i] = it.SKU + ":" + strconv.FormatInt(it.Qty, 10)
+		}
+		cmds = append(cmds, s.client.B().Hset().Key(key).FieldValue().FieldValue("store", r.Store).
+			FieldValue("items", strings.Join(packed, ",")).FieldValue("status", string(r.Status)).
+			FieldValue("expires", ms(r.ExpiresAt)).FieldValue("created", ms(r.CreatedAt)).FieldValue("updated", ms(r.UpdatedAt)).Build())
+		if r.Status == inventory.Held {
+			cmds = append(cmds, s.client.B().Persist().Key(key).Build(),
+				s.client.B().Zadd().Key(s.keys.Expiries(g)).ScoreMember().ScoreMember(float64(r.ExpiresAt.UnixMilli()), r.Store+":"+r.ID).Build())
+		} else {
+			cmds = append(cmds, s.client.B().Pexpireat().Key(key).MillisecondsTimestamp(r.UpdatedAt.Add(keep).UnixMilli()).Build())
+		}
+		last := r.ExpiresAt // the claim outlives the hold and the keep after the end
+		if r.UpdatedAt.After(last) {
+			last = r.UpdatedAt
+		}
+		list := s.keys.StoreReservations(r.Store)
+		cmds = append(cmds, s.client.B().Zadd().Key(list).ScoreMember().ScoreMember(float64(r.CreatedAt.UnixMilli()), r.ID).Build(),
+			s.client.B().Pexpire().Key(list).Milliseconds((keep + 24*time.Hour).Milliseconds()).Build(),
+			s.client.B().Set().Key(s.keys.ReservationClaim(r.ID)).Value(r.Store).
+				Pxat(last.Add(keep + time.Hour)).Build())
+	}
+	return s.doAll(ctx, "restore reservations", cmds)
+}
+
+// SetHeldCounts implements inventory.RestoreTarget: every group's count hash is replaced.
+func (s *Store) SetHeldCounts(ctx context.Context, held map[string]int64) error {
+	cmds := make(rueidis.Commands, 0, s.keys.Groups()+len(held))
+	for g := range s.keys.Groups() {
+		cmds = append(cmds, s.client.B().Del().Key(s.keys.HeldCounts(g)).Build())
+	}
+	for store, n := range held {
+		cmds = append(cmds, s.client.B().Hset().Key(s.keys.HeldCounts(s.keys.Group(store))).FieldValue().
+			FieldValue(store, strconv.FormatInt(n, 10)).Build())
+	}
+	return s.doAll(ctx, "restore held counts", cmds)
+}
+
+// PutLoadMarks implements inventory.RestoreTarget: each mark as the apply script keeps it,
+// raised only (a forced restore over a Redis that got further keeps its mark).
+func (s *Store) PutLoadMarks(ctx context.Context, marks []inventory.LoadMark, window time.Duration) error {
+	cmds := make(rueidis.Commands, 0, len(marks))
+	for _, m := range marks {
+		if m.Group < 0 || m.Group >= s.keys.Groups() {
+			return fmt.Errorf("restore load mark of group %d: not a group of this layout (%d groups)", m.Group, s.keys.Groups())
+		}
+		cmds = append(cmds, s.client.B().Eval().Script(raiseMark).Numkeys(1).Key(s.keys.Load(m.Group, m.Load)).
+			Arg(strconv.FormatInt(m.Line, 10), strconv.FormatInt(m.At.Add(window).UnixMilli(), 10)).Build())
+	}
+	return s.doAll(ctx, "restore load marks", cmds)
+}
+
+const raiseMark = `if tonumber(redis.call('GET', KEYS[1]) or '0') < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2]) end return 0`

@@ -238,6 +238,46 @@ func TestStreamCodec(t *testing.T) {
 	}
 }
 
+// The notes of a hold's, an end's and a load row's changes are what the scripts wrote,
+// written back the same by the codec (a restore's AppendChanges).
+func TestStreamCodecNotes(t *testing.T) {
+	client, _ := testenv.Redis(t)
+	ctx := context.Background()
+	s := newStoreOn(client, invredis.Options{})
+	inventorytest.MustApply(t, s, inventorytest.Ev(inventory.Receipt, "S1", "K1", 10))
+	r, _, err := s.Hold(ctx, inventory.HoldRequest{ID: "order:7-a", Store: "S1", Items: []inventory.Item{{SKU: "K1", Qty: 3}}, Hold: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Cancel(ctx, r.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Load(ctx, "snap-1", []inventory.LoadRow{{Line: 4, Store: "S1", SKU: "K1", OnHand: 6}}); err != nil {
+		t.Fatal(err)
+	}
+	want := []*inventory.Note{nil, {Reservation: r.ID, Status: inventory.Held, Qty: 3, ExpiresAt: r.ExpiresAt},
+		{Reservation: r.ID, Status: inventory.Cancelled}, {Load: "snap-1", Line: 4}}
+	key := s.Keys().StreamOn(s.Keys().Group("S1"), time.Now())
+	raw, err := client.Do(ctx, client.B().Xrange().Key(key).Start("-").End("+").Build()).ToArray()
+	if err != nil || len(raw) != len(want) {
+		t.Fatalf("stream %s: %d entries %v", key, len(raw), err)
+	}
+	page, err := invredis.NewFeed(s, invredis.FeedOptions{}).Changes(ctx, time.Now().Add(-time.Minute), time.Now().Add(time.Minute), "", 100)
+	if err != nil || len(page.Changes) != len(want) {
+		t.Fatalf("feed: %+v %v", page, err)
+	}
+	for i, c := range page.Changes {
+		if c.Note.String() != want[i].String() {
+			t.Fatalf("change %d notes %q, want %q", i, c.Note.String(), want[i].String())
+		}
+		kv, _ := raw[i].ToArray()
+		written, _ := kv[1].AsStrSlice()
+		if enc := invredis.EncodeChange(c); strings.Join(written, ",") != strings.Join(enc, ",") {
+			t.Fatalf("the script wrote\n%v\nthe codec writes\n%v", written, enc)
+		}
+	}
+}
+
 // An event read from Kafka carries its partition and offset into its change; others none.
 func TestChangeOrigin(t *testing.T) {
 	client, _ := testenv.Redis(t)
