@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -269,10 +271,24 @@ func TestRedisDiesAndComesBack(t *testing.T) {
 // (the epoch marks are gone): it serves reads from the copy, writes nothing, and its
 // consumer leaves the group. `jaego restore` rebuilds Redis from the copy and moves the
 // group back; the consumer replays what Redis lost, exactly once: totals exact, versions
-// go on from the copy's, the change feed goes on with rising ids, and an event applied
-// before the loss is still a duplicate.
+// go on from the copy's, the change feed goes on with rising ids, an event applied before
+// the loss is still a duplicate, held reservations are back (one confirmed after it, one
+// due expiring once) and gifts are served. The runbook in three orders: Kafka events
+// arrive before the guard notices; no Kafka traffic until after the restore; and a restore
+// killed halfway and run again (no --force).
 func TestRedisLostAndRestored(t *testing.T) {
-	t.Parallel() // a binary of its own on servers of its own: it waits, mostly, while the others run
+	for _, order := range []struct {
+		name                         string
+		kafkaDuringLoss, killRestore bool
+	}{{"kafka_before_the_guard", true, false}, {"no_kafka_traffic", false, false}, {"restore_killed", true, true}} {
+		t.Run(order.name, func(t *testing.T) {
+			t.Parallel() // a binary of its own on servers of its own: it waits, mostly, while the others run
+			lostAndRestored(t, order.kafkaDuringLoss, order.killRestore)
+		})
+	}
+}
+
+func lostAndRestored(t *testing.T, kafkaDuringLoss, killRestore bool) {
 	bin := buildJaego(t)
 	s := newCopyStack(t)
 	p := s.serve(t, bin)
@@ -283,8 +299,14 @@ func TestRedisLostAndRestored(t *testing.T) {
 	if w := call(t, "POST", p.api+"/v1/events", web); w.status != 200 {
 		t.Fatalf("web event: %+v", w)
 	}
-	testenv.Eventually(t, "the first day applied", time.Minute, func() bool { return appliedCount(t, s.client, s.store) == int64(len(first))+1 })
-	s.copied(t, int64(len(first))+1)
+	for _, hold := range []string{`{"reservation_id":"keep-1","store":"S0001","items":[{"sku":"WEB","qty":2}],"hold":"1h"}`,
+		`{"reservation_id":"due-1","store":"S0001","items":[{"sku":"WEB","qty":1}],"hold":"3s"}`} {
+		if h := call(t, "POST", p.api+"/v1/reservations", hold); h.status != 201 {
+			t.Fatalf("hold before the loss: %+v", h)
+		}
+	}
+	testenv.Eventually(t, "the first day applied", time.Minute, func() bool { return appliedCount(t, s.client, s.store) == int64(len(first))+3 })
+	s.copied(t, int64(len(first))+3)
 	feed := invredis.NewFeed(s.store, invredis.FeedOptions{})
 	lastBefore := lastChangeID(t, feed)
 
@@ -317,7 +339,9 @@ func TestRedisLostAndRestored(t *testing.T) {
 		t.Fatal(err)
 	}
 	second := dayOf(1000, 4)
-	kafkatest.Produce(t, s.broker, second)
+	if kafkaDuringLoss {
+		kafkatest.Produce(t, s.broker, second)
+	}
 	testenv.Eventually(t, "the breaker lost (the loss guard or a read saw it)", 30*time.Second, func() bool {
 		return call(t, "GET", p.api+"/v1/admin/breaker", "").body["state"] == "lost"
 	})
@@ -347,6 +371,20 @@ func TestRedisLostAndRestored(t *testing.T) {
 	if _, err := s.copy.Claim(context.Background(), 1000); err != nil {
 		t.Fatal(err)
 	}
+	if killRestore { // killed after its first page of records: what it wrote is no whole Redis
+		killed, kill := context.WithCancel(context.Background())
+		if err := run(killed, []string{"jaego", "restore", "--redis", "redis://" + s.redis.Addr + "/0", "--postgres", s.pg,
+			"--kafka", s.broker}, func(string) string { return "" }, nil, onLine("records", kill), t.Output()); err == nil {
+			t.Fatal("the killed restore finished")
+		}
+		kill()
+		if n, err := s.client.Do(context.Background(), s.client.B().Dbsize().Build()).AsInt64(); err != nil || n == 0 {
+			t.Fatalf("the killed restore wrote nothing (%d keys, %v): it must die halfway for this test", n, err)
+		}
+		if call(t, "GET", p.api+"/v1/admin/breaker", "").body["state"] != "lost" {
+			t.Fatal("a half-restored Redis ended the loss")
+		}
+	}
 	// Restore, with the consumer group moved back.
 	var out bytes.Buffer
 	if err := run(context.Background(), []string{"jaego", "restore", "--redis", "redis://" + s.redis.Addr + "/0", "--postgres", s.pg,
@@ -361,8 +399,8 @@ func TestRedisLostAndRestored(t *testing.T) {
 	if _, err := feed.StreamChanges(context.Background(), time.Now().Add(-time.Hour), lostAt, "", func(cs []inventory.Change) error {
 		before = append(before, cs...)
 		return nil
-	}); err != nil || len(before) != len(first)+1 {
-		t.Errorf("the feed up to the loss after the restore: %d changes (%v), want the %d of before", len(before), err, len(first)+1)
+	}); err != nil || len(before) != len(first)+3 {
+		t.Errorf("the feed up to the loss after the restore: %d changes (%v), want the %d of before", len(before), err, len(first)+3)
 	}
 	var again bytes.Buffer
 	if err := run(context.Background(), []string{"jaego", "restore", "--redis", "redis://" + s.redis.Addr + "/0", "--postgres", s.pg},
@@ -381,6 +419,9 @@ func TestRedisLostAndRestored(t *testing.T) {
 		t.Errorf("%d reads around the loss, none from the copy", reads.Load())
 	}
 	t.Logf("%d reads from before the loss to after the restore, %d from the copy, none a miss", reads.Load(), fallbacks.Load())
+	if !kafkaDuringLoss {
+		kafkatest.Produce(t, s.broker, second)
+	}
 	// Gifts are served again with no manual step: the promotion cache lost its version with
 	// Redis, and the rebuilder notices (it stayed not_built until `jaego promo rebuild`).
 	testenv.Eventually(t, "gifts served again after the restore", 30*time.Second, func() bool {
@@ -403,16 +444,54 @@ func TestRedisLostAndRestored(t *testing.T) {
 	if w := call(t, "POST", p.api+"/v1/events", web); w.status != 200 || w.body["status"] != "duplicate" {
 		t.Errorf("an event applied before the loss, posted again: %+v", w)
 	}
+	// The reservations are back: keep-1 held (its hold again answers it), due-1 expires
+	// once at the sweep after the restore (if it was not expired before the loss).
+	if h := call(t, "POST", p.api+"/v1/reservations", `{"reservation_id":"keep-1","store":"S0001","items":[{"sku":"WEB","qty":2}],"hold":"1h"}`); h.status != 200 || h.body["status"] != "held" {
+		t.Fatalf("keep-1 held again after the restore: %+v", h)
+	}
+	testenv.Eventually(t, "due-1 expired", 30*time.Second, func() bool {
+		return call(t, "GET", p.api+"/v1/reservations/due-1", "").body["status"] == "expired"
+	})
+	if c := call(t, "POST", p.api+"/v1/reservations/keep-1/confirm", ""); c.status != 200 || c.body["status"] != "confirmed" {
+		t.Fatalf("confirming keep-1 after the restore: %+v", c)
+	}
+	// WEB: receipt 5 (v1), two holds (v2, v3), due-1's expiry (v4), keep-1's fulfil (v5).
 	w := call(t, "POST", p.api+"/v1/events", `{"event_id":"web-after","type":"receipt","store":"S0001","sku":"WEB","qty":1}`)
-	if w.status != 200 || w.body["status"] != "applied" || w.body["stock"].(map[string]any)["version"] != 2.0 || w.body["stock"].(map[string]any)["on_hand"] != 6.0 {
-		t.Errorf("a new event after the restore (version 2 after the copy's 1): %+v", w)
+	if st, _ := w.body["stock"].(map[string]any); w.status != 200 || w.body["status"] != "applied" || st["version"] != 6.0 || st["on_hand"] != 4.0 || st["reserved"] != 0.0 {
+		t.Errorf("a new event after the restore (version 6, 5 - 2 + 1 on hand, nothing reserved): %+v", w)
+	}
+	expiries := 0
+	if _, err := feed.StreamChanges(context.Background(), time.Now().Add(-time.Hour), time.Now().Add(time.Minute), "", func(cs []inventory.Change) error {
+		for _, c := range cs {
+			if c.EventID == "rsv-due-1-expire" {
+				expiries++
+			}
+		}
+		return nil
+	}); err != nil || expiries != 1 {
+		t.Errorf("due-1's expiry is in the feed %d times (%v), want once", expiries, err)
 	}
 	if after := lastChangeID(t, feed); !afterID(after, lastBefore) {
 		t.Errorf("change ids went back: %s after the restore, %s before the loss", after, lastBefore)
 	}
 	// The copy goes on too: every change since the restore is projected.
-	s.copied(t, int64(len(all))+2)
+	s.copied(t, int64(len(all))+6)
 }
+
+// onLine is a writer that calls fn at the first line containing word.
+func onLine(word string, fn func()) io.Writer {
+	var once sync.Once
+	return writerFunc(func(b []byte) (int, error) {
+		if bytes.Contains(b, []byte(word)) {
+			once.Do(fn)
+		}
+		return len(b), nil
+	})
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
 
 // lastKeys and lastVersions: every store × SKU of events and its event count.
 func lastKeys(events []inventory.Event) []inventory.Key {

@@ -51,10 +51,11 @@ func runRestore(ctx context.Context, args []string, getenv func(string) string, 
 		log.Error("restore failed", "err", err)
 		return fmt.Errorf("restore: %w", err)
 	}
-	log.Info("restore done", "records", rep.Records, "marks", rep.Marks, "changes", rep.Changes,
+	log.Info("restore done", "records", rep.Records, "marks", rep.Marks, "changes", rep.Changes, "reservations", rep.Reservations, "load_marks", rep.LoadMarks,
 		"kafka_partitions", len(rep.KafkaOffsets), "took_ms", time.Since(start).Milliseconds())
-	fmt.Fprintf(stdout, "restore: done in %s: %d records, %d idempotency marks, %d changes of the feed, Kafka offsets of %s; Redis accepts writes again\n",
-		time.Since(start).Round(time.Millisecond), rep.Records, rep.Marks, rep.Changes, plural(len(rep.KafkaOffsets), "partition"))
+	fmt.Fprintf(stdout, "restore: done in %s: %d records, %d idempotency marks, %d changes of the feed, %d reservations (%d held), %s, Kafka offsets of %s; Redis accepts writes again\n",
+		time.Since(start).Round(time.Millisecond), rep.Records, rep.Marks, rep.Changes, rep.Reservations, rep.Held,
+		plural(int(rep.LoadMarks), "load mark"), plural(len(rep.KafkaOffsets), "partition"))
 	return nil
 }
 
@@ -97,7 +98,10 @@ func rewindConsumers(ctx context.Context, cfg config, offsets map[int32]inventor
 	for p, o := range offsets {
 		at[p] = o.ResumeAt(int64(cfg.ReplayMargin))
 	}
-	if err := invkafka.RewindGroup(ctx, splitList(cfg.KafkaBrokers), cfg.KafkaGroup, cfg.KafkaTopic, at); err != nil {
+	waiting := func(members int) {
+		fmt.Fprintf(stdout, "restore: waiting for the %s of group %s to leave it (jaego serve leaves on a loss)\n", plural(members, "member"), cfg.KafkaGroup)
+	}
+	if err := invkafka.RewindGroup(ctx, splitList(cfg.KafkaBrokers), cfg.KafkaGroup, cfg.KafkaTopic, at, time.Minute, waiting); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "restore: consumer group %s moved back on %s of %s\n", cfg.KafkaGroup, plural(len(at), "partition"), cfg.KafkaTopic)

@@ -341,7 +341,7 @@ func (s *server) addConsumer(brokers []string) error {
 		Registerer: s.registry, Logger: s.log,
 	}
 	if s.copy != nil {
-		opts.WaitWhole = s.waitWhole
+		opts.WaitWhole, opts.Loss = s.guarded.Breaker().WaitWhole, s.guarded.Breaker().Loss
 	}
 	c, err := invkafka.NewConsumer(s.guarded, opts)
 	if err != nil {
@@ -411,20 +411,4 @@ func orNone(s string) string {
 		return "(none)"
 	}
 	return s
-}
-
-// waitWhole returns once Redis holds its epoch marks again (after `jaego restore`).
-func (s *server) waitWhole(ctx context.Context) error {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		if lost, err := s.stock.Lost(ctx); err == nil && !lost {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
 }

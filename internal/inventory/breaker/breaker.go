@@ -73,6 +73,7 @@ type Breaker struct {
 	lost                  bool
 	lostSince             time.Time
 	since                 time.Time
+	lossCh, wholeCh       chan struct{} // closed when lost (open while whole), and the reverse
 
 	state       *prometheus.GaugeVec
 	transitions *prometheus.CounterVec
@@ -111,6 +112,7 @@ func New(o Options) *Breaker {
 	}
 	f := promauto.With(o.Registerer)
 	b := &Breaker{o: o, ring: make([]uint8, o.Window), since: time.Now(), inFlight: make(chan struct{}, o.MaxInFlight),
+		lossCh: make(chan struct{}), wholeCh: make(chan struct{}),
 		state: f.NewGaugeVec(prometheus.GaugeOpts{Name: "jaego_breaker_state",
 			Help: "1 for the Redis breaker's current state (closed, open, half_open, forced_open, lost), 0 for the others."}, []string{"state"}),
 		transitions: f.NewCounterVec(prometheus.CounterOpts{Name: "jaego_breaker_transitions_total",
@@ -129,6 +131,7 @@ func New(o Options) *Breaker {
 		WithSuccessThresholdRatio(max(success, 1), uint(o.HalfOpenCalls)).
 		OnStateChanged(func(e circuitbreaker.StateChangedEvent) { b.changed(e.NewState) }).
 		Build()
+	close(b.wholeCh)
 	b.setGauge(Closed)
 	return b
 }
@@ -357,10 +360,33 @@ func (b *Breaker) MarkLost() {
 		return
 	}
 	b.lost, b.lostSince = true, time.Now()
+	close(b.lossCh)
+	b.wholeCh = make(chan struct{})
 	b.mu.Unlock()
 	b.setGauge(Lost)
 	b.transitions.WithLabelValues(Lost).Inc()
 	b.o.Logger.Error("Redis lost its data (an epoch mark is gone): reads come from the durable copy and writes are refused until `jaego restore`")
+}
+
+// Loss is closed once Redis is lost (at once when it is now): a worker that has nothing to
+// call Redis with (a consumer waiting for records) learns of the loss from it.
+func (b *Breaker) Loss() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.lossCh
+}
+
+// WaitWhole returns once Redis is not lost (at once when it is not), or with ctx's error.
+func (b *Breaker) WaitWhole(ctx context.Context) error {
+	b.mu.Lock()
+	whole := b.wholeCh
+	b.mu.Unlock()
+	select {
+	case <-whole:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Restored ends a loss (the epoch marks are back: a restore finished). An operator's
@@ -372,6 +398,8 @@ func (b *Breaker) Restored() {
 		return
 	}
 	b.lost = false
+	close(b.wholeCh)
+	b.lossCh = make(chan struct{})
 	forced := b.forced
 	b.mu.Unlock()
 	b.o.Logger.Info("Redis is whole again (epoch marks back): the breaker follows its rules again")

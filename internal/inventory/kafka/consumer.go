@@ -71,6 +71,10 @@ type ConsumerOptions struct {
 	// the restore can move the group's offsets back to what the durable copy holds; it then
 	// joins again and resumes from there. Without it, a lost store is retried like a dead one.
 	WaitWhole func(ctx context.Context) error
+	// Loss, with WaitWhole, is a channel closed once the store is known to have lost its
+	// data (the breaker's loss state): the consumer leaves its group then, even when no
+	// record came to fail on (no POS traffic), so a restore can always move its offsets.
+	Loss func() <-chan struct{}
 }
 
 // Consumer applies stock events from Kafka to a store.
@@ -207,7 +211,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	defer stopLag()
 	go c.reportGroupLag(lagCtx)
 	for {
-		err := c.consume(ctx, c.current())
+		err := c.consumeUntilLoss(ctx)
 		if !errors.Is(err, inventory.ErrLost) || c.opts.WaitWhole == nil {
 			return err
 		}
@@ -227,6 +231,29 @@ func (c *Consumer) Run(ctx context.Context) error {
 			return err
 		}
 	}
+}
+
+// consumeUntilLoss consumes until ctx ends, an error, or (with Loss) the store's loss,
+// which it answers as inventory.ErrLost.
+func (c *Consumer) consumeUntilLoss(ctx context.Context) error {
+	if c.opts.Loss == nil || c.opts.WaitWhole == nil {
+		return c.consume(ctx, c.current())
+	}
+	cctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	loss := c.opts.Loss()
+	go func() {
+		select {
+		case <-loss:
+			cancel(inventory.ErrLost)
+		case <-cctx.Done():
+		}
+	}()
+	err := c.consume(cctx, c.current())
+	if ctx.Err() == nil && errors.Is(context.Cause(cctx), inventory.ErrLost) {
+		return inventory.ErrLost
+	}
+	return err
 }
 
 func (c *Consumer) consume(ctx context.Context, client *kgo.Client) error {

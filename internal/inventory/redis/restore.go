@@ -192,7 +192,7 @@ func (s *Store) PutReservations(ctx context.Context, rs []inventory.Reservation,
 		cmds = append(cmds, s.client.B().Zadd().Key(list).ScoreMember().ScoreMember(float64(r.CreatedAt.UnixMilli()), r.ID).Build(),
 			s.client.B().Pexpire().Key(list).Milliseconds((keep + 24*time.Hour).Milliseconds()).Build(),
 			s.client.B().Set().Key(s.keys.ReservationClaim(r.ID)).Value(r.Store).
-				Pxat(last.Add(keep + time.Hour)).Build())
+				Pxat(last.Add(keep+time.Hour)).Build())
 	}
 	return s.doAll(ctx, "restore reservations", cmds)
 }
