@@ -74,6 +74,8 @@ type Breaker struct {
 	lostSince             time.Time
 	since                 time.Time
 	lossCh, wholeCh       chan struct{} // closed when lost (open while whole), and the reverse
+	needPings             int           // answered pings that end an open wait early (Probe)
+	earlyEnd              bool          // the half-open state came from an early end
 
 	state       *prometheus.GaugeVec
 	transitions *prometheus.CounterVec
@@ -112,7 +114,7 @@ func New(o Options) *Breaker {
 	}
 	f := promauto.With(o.Registerer)
 	b := &Breaker{o: o, ring: make([]uint8, o.Window), since: time.Now(), inFlight: make(chan struct{}, o.MaxInFlight),
-		lossCh: make(chan struct{}), wholeCh: make(chan struct{}),
+		lossCh: make(chan struct{}), wholeCh: make(chan struct{}), needPings: 3,
 		state: f.NewGaugeVec(prometheus.GaugeOpts{Name: "jaego_breaker_state",
 			Help: "1 for the Redis breaker's current state (closed, open, half_open, forced_open, lost), 0 for the others."}, []string{"state"}),
 		transitions: f.NewCounterVec(prometheus.CounterOpts{Name: "jaego_breaker_transitions_total",
@@ -156,6 +158,7 @@ func (b *Breaker) changed(to circuitbreaker.State) {
 	if to == circuitbreaker.ClosedState {
 		clear(b.ring)
 		b.next, b.n, b.fails, b.slows = 0, 0, 0, 0
+		b.needPings, b.earlyEnd = 3, false
 	}
 	b.mu.Unlock()
 	b.setGauge(name)
@@ -423,14 +426,17 @@ func (b *Breaker) IsLost() bool {
 // (ping, bounded by the period) and
 //   - half-open, it spends a trial permit on the ping, so the breaker closes within
 //     HalfOpenCalls periods of an operator's auto or of recovery, with no request at all;
-//   - open, three answered pings in a row end the wait early (it goes half-open): a Redis
-//     that came back (a failover done in 3 s) gets writes again within seconds, not after
-//     the whole OpenFor; while pings fail it waits OpenFor as before.
+//   - open, answered pings in a row end the wait early (it goes half-open): three at
+//     first, so a Redis that came back (a Cluster's failover done in 3 s) gets writes again
+//     within a few periods, not after the whole OpenFor. Each time the trials after an early
+//     end fail (Redis answers pings but not calls), the answered pings needed double, up to
+//     OpenFor's worth; closing resets them to three. While pings fail it waits OpenFor.
 //
 // Forced open and lost are left alone: an operator or a restore ends those.
 func (b *Breaker) Probe(ctx context.Context, ping func(context.Context) error, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
+	most := max(3, int(b.o.OpenFor/every))
 	answered := 0
 	for {
 		select {
@@ -454,14 +460,23 @@ func (b *Breaker) Probe(ctx context.Context, ping func(context.Context) error, e
 				b.Record(err, time.Since(start))
 			}
 		case b.cb.IsOpen():
+			b.mu.Lock()
+			if b.earlyEnd { // the trials after an early end failed: ask for longer next time
+				b.earlyEnd, b.needPings = false, min(2*b.needPings, most)
+			}
+			need := b.needPings
+			b.mu.Unlock()
 			if ping(pctx) == nil {
 				answered++
 			} else {
 				answered = 0
 			}
-			if answered >= 3 {
+			if answered >= need {
 				answered = 0
-				b.o.Logger.Info("redis breaker: Redis answers again; trial calls start before the open time is over")
+				b.mu.Lock()
+				b.earlyEnd = true
+				b.mu.Unlock()
+				b.o.Logger.Info("redis breaker: Redis answers again; trial calls start before the open time is over", "answered_pings", need)
 				b.cb.HalfOpen()
 			}
 		default:

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -433,4 +434,84 @@ func TestBurstDoesNotOpenTheBreaker(t *testing.T) {
 			t.Logf("applied 1, duplicates %d, overloaded %d of 500", duplicate.Load(), overloaded.Load())
 		})
 	}
+}
+
+// The open state's rule, in a synctest bubble (virtual time: the durations below are
+// exact, not timings of a machine): a Redis down for 3 s (a Cluster's failover) with the
+// default 30 s open time gets calls again 0.3 s after it answers (three pings of 100 ms)
+// and the breaker closes with no traffic 3 s later (30 trial pings). A Redis that answers
+// pings but fails calls makes the early ends wait longer each time (0.6 s, 1.2 s, … up to
+// the open time), and a close resets it.
+func TestProbeOpenRule(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var up atomic.Bool
+		down := jaego.Unavailable("redis", errors.New("connection refused"))
+		ping := func(context.Context) error {
+			if up.Load() {
+				return nil
+			}
+			return down
+		}
+		b := breaker.New(breaker.Options{Window: 10, MinCalls: 5, Logger: quiet}) // open for 30 s, 30 trial calls
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go b.Probe(ctx, ping, 100*time.Millisecond)
+		fail := func() { // calls until the breaker opens, each failing
+			for b.Status().State == breaker.Closed || b.Status().State == breaker.HalfOpen {
+				if b.Allow() == nil {
+					b.Record(down, time.Millisecond)
+				}
+			}
+		}
+		// admitted waits (in virtual time) until a call is let through, and says how long.
+		admitted := func() time.Duration {
+			start := time.Now()
+			for b.Allow() != nil {
+				time.Sleep(10 * time.Millisecond)
+			}
+			return time.Since(start)
+		}
+		fail()
+		time.Sleep(3 * time.Second) // the failover: pings fail, the breaker stays open
+		if st := b.Status().State; st != breaker.Open {
+			t.Fatalf("after 3 s of a dead Redis: %s", st)
+		}
+		up.Store(true)
+		if d := admitted(); d > 400*time.Millisecond {
+			t.Fatalf("calls let through %s after Redis answered again, want 0.3 s (three pings)", d)
+		}
+		b.Record(nil, time.Millisecond)
+		start := time.Now()
+		for b.Status().State != breaker.Closed {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if d := time.Since(start); d > 3100*time.Millisecond {
+			t.Fatalf("closed %s after the first trial with no traffic, want 3 s (29 trial pings)", d)
+		}
+		// Pings answered, calls failing: each early end waits twice as long as the last.
+		var waits []time.Duration
+		fail()
+		for range 5 {
+			waits = append(waits, admitted())
+			b.Record(down, time.Millisecond)
+			fail()
+		}
+		for i, want := range []time.Duration{300, 600, 1200, 2400, 4800} { // pings needed × 100 ms, the first within a period
+			if d := waits[i]; d <= (want-100)*time.Millisecond || d > (want+10)*time.Millisecond {
+				t.Fatalf("early end %d after %s, want %dms (waits %v)", i+1, d, want, waits)
+			}
+		}
+		// A close resets the rule: the next outage ends early after three pings again.
+		for b.Status().State != breaker.Closed {
+			if b.Allow() == nil {
+				b.Record(nil, time.Millisecond)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		fail()
+		if d := admitted(); d > 400*time.Millisecond {
+			t.Fatalf("after a close, calls let through %s after an open, want 0.3 s", d)
+		}
+		cancel()
+	})
 }

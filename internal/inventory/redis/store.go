@@ -463,12 +463,12 @@ func (s *Store) GetMany(ctx context.Context, keys []inventory.Key) ([]inventory.
 	return out, nil
 }
 
-// Ping implements inventory.StockStore: nil when Redis answers.
+// Ping implements inventory.StockStore: nil when Redis answers for every shard group (one
+// EXISTS of each group's epoch mark, pipelined): on a Cluster whose master of some groups
+// is down, a PING that any node answers would say "up" while those groups fail.
 func (s *Store) Ping(ctx context.Context) error {
-	if err := s.client.Do(ctx, s.client.B().Ping().Build()).Error(); err != nil {
-		return s.unavailable("ping", err)
-	}
-	return nil
+	_, err := s.epochs(ctx)
+	return err
 }
 
 func (s *Store) unavailable(op string, err error) error {
