@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -55,8 +56,9 @@ func TestClusterFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := startJaego(t, bin, "serve", "--http", "127.0.0.1:0", "--redis", strings.Join(addrs, ","), "--kafka", broker, "--postgres", pg,
-		"--kafka-session-timeout", "1s", "--log-level", "warn", "--lock-watchdog", "2s",
-		"--breaker-window", "10", "--breaker-min-calls", "5", "--breaker-open-for", "1s", "--breaker-half-open-calls", "3",
+		"--kafka-session-timeout", "1s", "--log-level", "info", "--lock-watchdog", "2s",
+		// The default open time (30 s): the probe must end it early once the Cluster recovered.
+		"--breaker-window", "10", "--breaker-min-calls", "5", "--breaker-half-open-calls", "3",
 		"--breaker-slow-call", "10s")
 
 	// Every part on the Cluster.
@@ -90,7 +92,7 @@ func TestClusterFailover(t *testing.T) {
 	var web []inventory.Event
 	var webMu sync.Mutex
 	stop := make(chan struct{})
-	var posted, refused atomic.Int64
+	var posted, refused, lastRefusal atomic.Int64
 	var wg sync.WaitGroup
 	for w := range 4 {
 		wg.Go(func() {
@@ -107,6 +109,7 @@ func TestClusterFailover(t *testing.T) {
 				}
 				for !postBatch(t, p.api, batch) {
 					refused.Add(1)
+					lastRefusal.Store(time.Now().UnixNano())
 					time.Sleep(20 * time.Millisecond) // a client's retry pause (Retry-After is seconds)
 				}
 				webMu.Lock()
@@ -122,6 +125,22 @@ func TestClusterFailover(t *testing.T) {
 	// Kill the master that holds the probe's store, under load.
 	victim := testenv.MasterOf(t, redis, nodes, store.Keys().Stock(probe.Store))
 	victim.Stop() // SIGKILL
+	killedAt := time.Now()
+	// The Cluster's own recovery, as a plain client sees it: its first write to the slot.
+	recovered := make(chan time.Duration, 1)
+	go func() {
+		slotKey := store.Keys().Stock(probe.Store) + ":failover-probe"
+		for {
+			ctx, stop := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			err := redis.Do(ctx, redis.B().Set().Key(slotKey).Value("1").Build()).Error()
+			stop()
+			if err == nil {
+				recovered <- time.Since(killedAt)
+				return
+			}
+			time.Sleep(20 * time.Millisecond) // a plain client's retry pause
+		}
+	}()
 	sawFallback := false
 	probeRead := func() answer {
 		a := call(t, "GET", p.api+"/v1/stores/"+probe.Store+"/skus/"+probe.SKU, "")
@@ -150,9 +169,16 @@ func TestClusterFailover(t *testing.T) {
 	testenv.Eventually(t, "web batches after the failover", time.Minute, func() bool { return posted.Load() >= after+20 })
 	close(stop)
 	wg.Wait()
-	t.Logf("failover: %d web batches, %d refused and retried, fallback read seen: %v", posted.Load(), refused.Load(), sawFallback)
+	wait, stopWait := context.WithTimeout(context.Background(), time.Minute)
+	defer stopWait()
+	own := testenv.Recv(t, wait, recovered, "the Cluster's own recovery")
+	t.Logf("failover: %d web batches, %d refused and retried, fallback read seen: %v; the slot took writes from a plain client %.2f s after the kill, jaego's last refused write was %.2f s after it",
+		posted.Load(), refused.Load(), sawFallback, own.Seconds(), time.Unix(0, lastRefusal.Load()).Sub(killedAt).Seconds())
 	if !sawFallback {
 		t.Errorf("no read was answered from the durable copy while the master was down")
+	}
+	if b, err := os.ReadFile(p.log); err != nil || !strings.Contains(string(b), "trial calls start before the open time is over") {
+		t.Errorf("the breaker waited its whole 30 s open time after the failover (no early end in the log): %v", err)
 	}
 
 	all := append(append(append([]inventory.Event{}, first...), second...), web...)
