@@ -9,6 +9,7 @@ time="${1:-10m}"
 workers="${FUZZ_WORKERS:-2}" # fuzzing processes per target (FUZZ_WORKERS=1 leaves a core free)
 targets=(
   "./internal/inventory FuzzDecodeEvent"
+  "./internal/inventory FuzzParseNote"
   "./internal/inventory/redis FuzzParseCursor"
   "./internal/promo FuzzDecodeSpec"
   "./internal/pos FuzzDecode"

@@ -156,6 +156,13 @@ func ReplicaOf(t testing.TB, nodes []*RedisServer, master *RedisServer) *RedisSe
 	return nil
 }
 
+// Synced reports whether the node is a replica whose link to its master is up (its first
+// sync done): one a Cluster can elect when its master dies.
+func (s *RedisServer) Synced(ctx context.Context) bool {
+	ok, err := s.info(ctx, "role:slave", "master_link_status:up")
+	return err == nil && ok
+}
+
 // info reports whether the node's INFO replication holds every one of lines.
 func (s *RedisServer) info(ctx context.Context, lines ...string) (bool, error) {
 	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{s.Addr}, ForceSingleClient: true, DisableCache: true})
