@@ -55,7 +55,7 @@ func main() {
 
 func run(ctx context.Context, args []string, out io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: jaegobench store|http|pipeline|feed|lock|promo|copy|scale [flags]")
+		return errors.New("usage: jaegobench store|http|pipeline|feed|lock|promo|copy|restore|scale|orders|tail [flags]")
 	}
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 	switch args[0] {
@@ -149,6 +149,12 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 		return benchPromo(ctx, out, *promotions, *targets, *dur, *conns)
+	case "restore":
+		records := fs.Int("records", 1_000_000, "records of the copy restored")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		return benchRestore(ctx, out, *records)
 	case "copy":
 		events := fs.Int("events", 200_000, "changes of the projector's backlog")
 		rate := fs.Int("rate", 5000, "events per second of the steady run")
