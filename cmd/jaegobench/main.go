@@ -15,13 +15,14 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -54,26 +55,53 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, out io.Writer) error {
+	names := strings.Join(slices.Sorted(maps.Keys(benches)), "|")
 	if len(args) == 0 {
-		return errors.New("usage: jaegobench store|http|pipeline|feed|lock|promo|copy|restore|scale|orders|tail [flags]")
+		return fmt.Errorf("usage: jaegobench %s [flags]", names)
+	}
+	flags, ok := benches[args[0]]
+	if !ok {
+		return fmt.Errorf("unknown benchmark %q: usage: jaegobench %s [flags]", args[0], names)
 	}
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
-	switch args[0] {
-	case "store":
-		events := fs.Int("events", 200_000, "events per measurement")
-		if err := fs.Parse(args[1:]); err != nil {
-			return err
-		}
+	bench := flags(fs)
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	return bench(ctx, out)
+}
+
+// benches are the benchmarks by name: each reads its flags and returns what runs it.
+var benches = map[string]func(*flag.FlagSet) func(context.Context, io.Writer) error{
+	"store":    storeFlags,
+	"scale":    scaleFlags,
+	"orders":   ordersFlags,
+	"tail":     tailFlags,
+	"http":     httpFlags,
+	"pipeline": pipelineFlags,
+	"feed":     feedFlags,
+	"lock":     lockFlags,
+	"promo":    promoFlags,
+	"restore":  restoreFlags,
+	"copy":     copyFlags,
+}
+
+// storeFlags reads the flags of `jaegobench store`.
+func storeFlags(fs *flag.FlagSet) func(context.Context, io.Writer) error {
+	events := fs.Int("events", 200_000, "events per measurement")
+	return func(ctx context.Context, out io.Writer) error {
 		return benchStore(ctx, out, *events)
-	case "scale":
-		rows := fs.Int("rows", 10_000_000, "store × SKU rows of the snapshot (10,000 SKUs a store)")
-		events := fs.Int("events", 1_000_000, "POS events applied to measure bytes per event")
-		tx := fs.Int("transactions", 300_000, "POS transactions of the day read in the shard-group comparison")
-		rounds := fs.Int("rounds", 3, "rounds of the lookup and shard-group measurements")
-		groups := fs.String("groups", "16,64,256,512", "shard-group counts G compared (the first is the baseline)")
-		if err := fs.Parse(args[1:]); err != nil {
-			return err
-		}
+	}
+}
+
+// scaleFlags reads the flags of `jaegobench scale`.
+func scaleFlags(fs *flag.FlagSet) func(context.Context, io.Writer) error {
+	rows := fs.Int("rows", 10_000_000, "store × SKU rows of the snapshot (10,000 SKUs a store)")
+	events := fs.Int("events", 1_000_000, "POS events applied to measure bytes per event")
+	tx := fs.Int("transactions", 300_000, "POS transactions of the day read in the shard-group comparison")
+	rounds := fs.Int("rounds", 3, "rounds of the lookup and shard-group measurements")
+	groups := fs.String("groups", "16,64,256,512", "shard-group counts G compared (the first is the baseline)")
+	return func(ctx context.Context, out io.Writer) error {
 		var gs []int
 		for _, g := range strings.Split(*groups, ",") {
 			n, err := strconv.Atoi(strings.TrimSpace(g))
@@ -83,43 +111,53 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			gs = append(gs, n)
 		}
 		return benchScale(ctx, out, *rows, *events, *tx, *rounds, gs)
-	case "orders":
-		dur := fs.Duration("duration", 5*time.Second, "duration of each phase")
-		workers := fs.Int("workers", 32, "goroutines holding baskets / sending reserve events")
-		if err := fs.Parse(args[1:]); err != nil {
-			return err
-		}
+	}
+}
+
+// ordersFlags reads the flags of `jaegobench orders`.
+func ordersFlags(fs *flag.FlagSet) func(context.Context, io.Writer) error {
+	dur := fs.Duration("duration", 5*time.Second, "duration of each phase")
+	workers := fs.Int("workers", 32, "goroutines holding baskets / sending reserve events")
+	return func(ctx context.Context, out io.Writer) error {
 		return benchOrders(ctx, out, *dur, *workers)
-	case "tail":
-		n := fs.Int("subscribers", 1000, "live-tail (SSE) subscribers")
-		rate := fs.Int("rate", 100, "events a second applied (and delivered to every subscriber) during the lookups; 0: idle subscribers")
-		dur := fs.Duration("duration", 10*time.Second, "duration of each load phase pair")
-		if err := fs.Parse(args[1:]); err != nil {
-			return err
-		}
+	}
+}
+
+// tailFlags reads the flags of `jaegobench tail`.
+func tailFlags(fs *flag.FlagSet) func(context.Context, io.Writer) error {
+	n := fs.Int("subscribers", 1000, "live-tail (SSE) subscribers")
+	rate := fs.Int("rate", 100, "events a second applied (and delivered to every subscriber) during the lookups; 0: idle subscribers")
+	dur := fs.Duration("duration", 10*time.Second, "duration of each load phase pair")
+	return func(ctx context.Context, out io.Writer) error {
 		return benchTail(ctx, out, *n, *rate, *dur)
-	case "http":
-		dur := fs.Duration("duration", 10*time.Second, "duration of each load phase")
-		conns := fs.Int("conns", 32, "concurrent connections")
-		if err := fs.Parse(args[1:]); err != nil {
-			return err
-		}
+	}
+}
+
+// httpFlags reads the flags of `jaegobench http`.
+func httpFlags(fs *flag.FlagSet) func(context.Context, io.Writer) error {
+	dur := fs.Duration("duration", 10*time.Second, "duration of each load phase")
+	conns := fs.Int("conns", 32, "concurrent connections")
+	return func(ctx context.Context, out io.Writer) error {
 		return benchHTTP(ctx, out, *dur, *conns)
-	case "pipeline":
-		events := fs.Int("events", 200_000, "events of the throughput run")
-		rate := fs.Int("rate", 5000, "events per second of the steady run")
-		steady := fs.Duration("steady", 20*time.Second, "duration of the steady run")
-		if err := fs.Parse(args[1:]); err != nil {
-			return err
-		}
+	}
+}
+
+// pipelineFlags reads the flags of `jaegobench pipeline`.
+func pipelineFlags(fs *flag.FlagSet) func(context.Context, io.Writer) error {
+	events := fs.Int("events", 200_000, "events of the throughput run")
+	rate := fs.Int("rate", 5000, "events per second of the steady run")
+	steady := fs.Duration("steady", 20*time.Second, "duration of the steady run")
+	return func(ctx context.Context, out io.Writer) error {
 		return benchPipeline(ctx, out, *events, *rate, *steady)
-	case "feed":
-		txns := fs.Int("transactions", 1_400_000, "POS transactions of the filled day (about 1.45 change entries each)")
-		windows := fs.String("windows", "10ms,100ms,1s", "windows of the windows strategy to measure (comma list; empty: none)")
-		rounds := fs.Int("rounds", 3, "rounds of every reader, each with the ceiling measured again")
-		if err := fs.Parse(args[1:]); err != nil {
-			return err
-		}
+	}
+}
+
+// feedFlags reads the flags of `jaegobench feed`.
+func feedFlags(fs *flag.FlagSet) func(context.Context, io.Writer) error {
+	txns := fs.Int("transactions", 1_400_000, "POS transactions of the filled day (about 1.45 change entries each)")
+	windows := fs.String("windows", "10ms,100ms,1s", "windows of the windows strategy to measure (comma list; empty: none)")
+	rounds := fs.Int("rounds", 3, "rounds of every reader, each with the ceiling measured again")
+	return func(ctx context.Context, out io.Writer) error {
 		var ws []time.Duration
 		for _, w := range strings.Split(*windows, ",") {
 			if w = strings.TrimSpace(w); w != "" {
@@ -134,38 +172,45 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			return fmt.Errorf("-rounds must be at least 1")
 		}
 		return benchFeed(ctx, out, *txns, *rounds, ws)
-	case "lock":
-		dur := fs.Duration("duration", 10*time.Second, "duration of each phase")
-		if err := fs.Parse(args[1:]); err != nil {
-			return err
-		}
+	}
+}
+
+// lockFlags reads the flags of `jaegobench lock`.
+func lockFlags(fs *flag.FlagSet) func(context.Context, io.Writer) error {
+	dur := fs.Duration("duration", 10*time.Second, "duration of each phase")
+	return func(ctx context.Context, out io.Writer) error {
 		return benchLock(ctx, out, *dur)
-	case "promo":
-		promotions := fs.Int("promotions", 2000, "active promotions")
-		targets := fs.Int("targets", 50000, "target SKUs")
-		dur := fs.Duration("duration", 10*time.Second, "duration of each mode")
-		conns := fs.Int("conns", 32, "concurrent connections")
-		if err := fs.Parse(args[1:]); err != nil {
-			return err
-		}
+	}
+}
+
+// promoFlags reads the flags of `jaegobench promo`.
+func promoFlags(fs *flag.FlagSet) func(context.Context, io.Writer) error {
+	promotions := fs.Int("promotions", 2000, "active promotions")
+	targets := fs.Int("targets", 50000, "target SKUs")
+	dur := fs.Duration("duration", 10*time.Second, "duration of each mode")
+	conns := fs.Int("conns", 32, "concurrent connections")
+	return func(ctx context.Context, out io.Writer) error {
 		return benchPromo(ctx, out, *promotions, *targets, *dur, *conns)
-	case "restore":
-		records := fs.Int("records", 1_000_000, "records of the copy restored")
-		if err := fs.Parse(args[1:]); err != nil {
-			return err
-		}
+	}
+}
+
+// restoreFlags reads the flags of `jaegobench restore`.
+func restoreFlags(fs *flag.FlagSet) func(context.Context, io.Writer) error {
+	records := fs.Int("records", 1_000_000, "records of the copy restored")
+	return func(ctx context.Context, out io.Writer) error {
 		return benchRestore(ctx, out, *records)
-	case "copy":
-		events := fs.Int("events", 200_000, "changes of the projector's backlog")
-		rate := fs.Int("rate", 5000, "events per second of the steady run")
-		steady := fs.Duration("steady", 20*time.Second, "duration of the steady run")
-		dur := fs.Duration("duration", 5*time.Second, "duration of each lookup phase")
-		if err := fs.Parse(args[1:]); err != nil {
-			return err
-		}
+	}
+}
+
+// copyFlags reads the flags of `jaegobench copy`.
+func copyFlags(fs *flag.FlagSet) func(context.Context, io.Writer) error {
+	events := fs.Int("events", 200_000, "changes of the projector's backlog")
+	rate := fs.Int("rate", 5000, "events per second of the steady run")
+	steady := fs.Duration("steady", 20*time.Second, "duration of the steady run")
+	dur := fs.Duration("duration", 5*time.Second, "duration of each lookup phase")
+	return func(ctx context.Context, out io.Writer) error {
 		return benchCopy(ctx, out, *events, *rate, *steady, *dur)
 	}
-	return fmt.Errorf("unknown benchmark %q", args[0])
 }
 
 // latencies summarises a sample of durations.

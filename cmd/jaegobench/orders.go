@@ -23,82 +23,102 @@ func benchOrders(ctx context.Context, out io.Writer, dur time.Duration, workers 
 		return err
 	}
 	defer stop()
-	store := invredis.New(client, invredis.Options{})
-	const skus = 50
+	o := &ordersBench{store: invredis.New(client, invredis.Options{}), dur: dur}
 	var seed []inventory.Event
 	for st := range 1000 {
-		for k := range skus {
+		for k := range orderSKUs {
 			seed = append(seed, inventory.Event{EventID: fmt.Sprintf("seed-%d-%d", st, k), Type: inventory.Receipt,
 				Store: fmt.Sprintf("S%04d", st), SKU: fmt.Sprintf("880%010d", k), Qty: 1_000_000_000})
 		}
 	}
 	for i := 0; i < len(seed); i += 1000 {
-		if _, err := store.Apply(ctx, seed[i:min(i+1000, len(seed))]); err != nil {
+		if _, err := o.store.Apply(ctx, seed[i:min(i+1000, len(seed))]); err != nil {
 			return err
 		}
 	}
-
-	// items/s of each way, phases alternating, twice.
-	var seq atomic.Int64
-	run := func(workers int, step func(w int, n int64) (int, error)) (float64, error) {
-		ctx, cancel := context.WithTimeout(ctx, dur)
-		defer cancel()
-		var items atomic.Int64
-		var first error
-		var once sync.Once
-		var wg sync.WaitGroup
-		start := time.Now()
-		for w := range workers {
-			wg.Go(func() {
-				for ctx.Err() == nil {
-					n, err := step(w, seq.Add(1))
-					if err != nil {
-						if ctx.Err() == nil {
-							once.Do(func() { first = err })
-						}
-						return
-					}
-					items.Add(int64(n))
-				}
-			})
-		}
-		wg.Wait()
-		return float64(items.Load()) / time.Since(start).Seconds(), first
+	if err := o.holds(ctx, out, workers); err != nil {
+		return err
 	}
-	single := func(w int, n int64) (int, error) {
-		res, err := store.Apply(ctx, []inventory.Event{{EventID: fmt.Sprintf("rv-%d", n), Type: inventory.Reserve,
-			Store: "S0000", SKU: fmt.Sprintf("880%010d", n%skus), Qty: 1}})
+	return o.availability(ctx, out)
+}
+
+const orderSKUs = 50 // SKUs of each store
+
+type ordersBench struct {
+	store *invredis.Store
+	dur   time.Duration
+	seq   atomic.Int64
+}
+
+// run calls step from workers goroutines for the bench's duration and answers the items/s
+// (step says how many items each call did) and the first error.
+func (o *ordersBench) run(ctx context.Context, workers int, step func(n int64) (int, error)) (float64, error) {
+	ctx, cancel := context.WithTimeout(ctx, o.dur)
+	defer cancel()
+	var items atomic.Int64
+	var first error
+	var once sync.Once
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range workers {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				n, err := step(o.seq.Add(1))
+				if err != nil {
+					if ctx.Err() == nil {
+						once.Do(func() { first = err })
+					}
+					return
+				}
+				items.Add(int64(n))
+			}
+		})
+	}
+	wg.Wait()
+	return float64(items.Load()) / time.Since(start).Seconds(), first
+}
+
+// holds compares items/s of single reserve events (the baseline) with baskets of 5 held
+// whole, phases alternating, twice.
+func (o *ordersBench) holds(ctx context.Context, out io.Writer, workers int) error {
+	single := func(n int64) (int, error) {
+		res, err := o.store.Apply(ctx, []inventory.Event{{EventID: fmt.Sprintf("rv-%d", n), Type: inventory.Reserve,
+			Store: "S0000", SKU: fmt.Sprintf("880%010d", n%orderSKUs), Qty: 1}})
 		if err == nil && res[0].Status != inventory.Applied {
 			err = fmt.Errorf("reserve: %s %v", res[0].Status, res[0].Err)
 		}
 		return 1, err
 	}
-	basket := func(w int, n int64) (int, error) {
+	basket := func(n int64) (int, error) {
 		items := make([]inventory.Item, 5)
 		for i := range items {
-			items[i] = inventory.Item{SKU: fmt.Sprintf("880%010d", (n*5+int64(i))%skus), Qty: 1}
+			items[i] = inventory.Item{SKU: fmt.Sprintf("880%010d", (n*5+int64(i))%orderSKUs), Qty: 1}
 		}
-		_, _, err := store.Hold(ctx, inventory.HoldRequest{ID: fmt.Sprintf("b-%d", n), Store: "S0000", Items: items})
+		_, _, err := o.store.Hold(ctx, inventory.HoldRequest{ID: fmt.Sprintf("b-%d", n), Store: "S0000", Items: items})
 		return 5, err
 	}
 	var singles, baskets []float64
 	for range 2 {
-		s, err := run(workers, single)
+		s, err := o.run(ctx, workers, single)
 		if err != nil {
 			return err
 		}
-		b, err := run(workers, basket)
+		b, err := o.run(ctx, workers, basket)
 		if err != nil {
 			return err
 		}
 		singles, baskets = append(singles, s), append(baskets, b)
 	}
 	s, b := median(singles), median(baskets)
-	fmt.Fprintf(out, "| %d SKUs of one store, %d goroutines, 2 × %s a way | items/s | ratio |\n|---|---:|---:|\n", skus, workers, dur)
+	fmt.Fprintf(out, "| %d SKUs of one store, %d goroutines, 2 × %s a way | items/s | ratio |\n|---|---:|---:|\n", orderSKUs, workers, o.dur)
 	fmt.Fprintf(out, "| single reserve events, one per call (baseline) | %.0f | 1.00 |\n", s)
 	fmt.Fprintf(out, "| baskets of 5 held whole (POST /v1/reservations' store call) | %.0f | %.2f |\n\n", b, b/s)
+	return nil
+}
 
-	fmt.Fprintf(out, "| availability of a 5-SKU basket, 4 goroutines, %s | requests/s | p50 | p99 | HMGETs a request | round trips a request |\n|---|---:|---:|---:|---:|---:|\n", dur)
+// availability measures a 5-SKU basket's availability across 100 and 1,000 stores.
+func (o *ordersBench) availability(ctx context.Context, out io.Writer) error {
+	fmt.Fprintf(out, "| availability of a 5-SKU basket, 4 goroutines, %s | requests/s | p50 | p99 | HMGETs a request | round trips a request |\n|---|---:|---:|---:|---:|---:|\n", o.dur)
 	items := []inventory.Item{{SKU: "8800000000001", Qty: 2}, {SKU: "8800000000002", Qty: 1}, {SKU: "8800000000003", Qty: 1},
 		{SKU: "8800000000004", Qty: 3}, {SKU: "8800000000005", Qty: 1}}
 	for _, n := range []int{100, 1000} {
@@ -108,19 +128,17 @@ func benchOrders(ctx context.Context, out io.Writer, dur time.Duration, workers 
 		}
 		var mu sync.Mutex
 		var lat latencies
-		rate, err := func() (float64, error) {
-			return run(4, func(int, int64) (int, error) {
-				t0 := time.Now()
-				got, err := store.Availability(ctx, items, stores)
-				if err == nil && (len(got) != n || !got[0].Complete) {
-					err = fmt.Errorf("availability: %d stores, first %+v", len(got), got[0])
-				}
-				mu.Lock()
-				lat = append(lat, time.Since(t0))
-				mu.Unlock()
-				return 1, err
-			})
-		}()
+		rate, err := o.run(ctx, 4, func(int64) (int, error) {
+			t0 := time.Now()
+			got, err := o.store.Availability(ctx, items, stores)
+			if err == nil && (len(got) != n || !got[0].Complete) {
+				err = fmt.Errorf("availability: %d stores, first %+v", len(got), got[0])
+			}
+			mu.Lock()
+			lat = append(lat, time.Since(t0))
+			mu.Unlock()
+			return 1, err
+		})
 		if err != nil {
 			return err
 		}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"math"
 	"sort"
 	"time"
@@ -37,14 +36,11 @@ func benchPipeline(ctx context.Context, out io.Writer, n, rate int, steady time.
 	if err != nil {
 		return err
 	}
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	var events []inventory.Event
 	for tx := range pos.Day(pos.DayOptions{Transactions: n * 2 / 3, Seed: 11}) {
 		events = append(events, tx.Events()...)
 	}
 	events = events[:min(n, len(events))]
-
-	// 1. Throughput.
 	if err := client.Do(ctx, client.B().Flushall().Build()).Error(); err != nil {
 		return err
 	}
@@ -53,76 +49,99 @@ func benchPipeline(ctx context.Context, out io.Writer, n, rate int, steady time.
 		return err
 	}
 	defer broker.Close()
-	store := invredis.New(client, invredis.Options{})
-	reg := prometheus.NewRegistry()
-	cons, err := invkafka.NewConsumer(store, invkafka.ConsumerOptions{Brokers: []string{broker.Addr}, Registerer: reg, Logger: quiet})
-	if err != nil {
+	pl := &pipeline{reg: prometheus.NewRegistry(), events: events}
+	if pl.cons, err = invkafka.NewConsumer(invredis.New(client, invredis.Options{}),
+		invkafka.ConsumerOptions{Brokers: []string{broker.Addr}, Registerer: pl.reg, Logger: quietLog}); err != nil {
 		return err
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go func() { _ = cons.Run(cctx) }()
-	prod, err := invkafka.NewProducer(invkafka.ProducerOptions{Brokers: []string{broker.Addr}, Registerer: prometheus.NewRegistry(), Logger: quiet})
-	if err != nil {
+	go func() { _ = pl.cons.Run(cctx) }()
+	if pl.prod, err = invkafka.NewProducer(invkafka.ProducerOptions{Brokers: []string{broker.Addr}, Registerer: prometheus.NewRegistry(), Logger: quietLog}); err != nil {
 		return err
 	}
+	if err := pl.throughput(ctx, out, base); err != nil {
+		return err
+	}
+	if err := pl.steady(ctx, out, rate, steady); err != nil {
+		return err
+	}
+	return relayLinger(ctx, out, n)
+}
+
+// pipeline is the measured pipeline: a producer, a consumer group into Redis, its metrics.
+type pipeline struct {
+	reg    *prometheus.Registry
+	cons   *invkafka.Consumer
+	prod   *invkafka.Producer
+	events []inventory.Event
+	sent   int // events produced by the steady run
+}
+
+// throughput produces the day at once and waits until the consumer applied it.
+func (pl *pipeline) throughput(ctx context.Context, out io.Writer, base float64) error {
 	start := time.Now()
-	for _, e := range events {
-		if err := prod.Produce(ctx, e); err != nil {
+	for _, e := range pl.events {
+		if err := pl.prod.Produce(ctx, e); err != nil {
 			return err
 		}
 	}
-	if err := prod.Flush(ctx); err != nil {
+	if err := pl.prod.Flush(ctx); err != nil {
 		return err
 	}
-	for cons.Handled() < int64(len(events)) {
+	for pl.cons.Handled() < int64(len(pl.events)) {
 		time.Sleep(time.Millisecond)
 	}
-	e2eRate := float64(len(events)) / time.Since(start).Seconds()
-	fmt.Fprintf(out, "| POS day, %d events, 8 partitions | events/s | ratio to baseline |\n|---|---:|---:|\n", len(events))
+	e2eRate := float64(len(pl.events)) / time.Since(start).Seconds()
+	fmt.Fprintf(out, "| POS day, %d events, 8 partitions | events/s | ratio to baseline |\n|---|---:|---:|\n", len(pl.events))
 	fmt.Fprintf(out, "| redis-benchmark EVALSHA apply script -P 32 -c 50 (baseline) | %.0f | 1.00 |\n", base)
 	fmt.Fprintf(out, "| produce → kfake → consumer group → Redis, end to end | %.0f | %.2f |\n\n", e2eRate, e2eRate/base)
+	return nil
+}
 
-	// 2. Steady rate: lag and latency.
-	before := histogram(reg, "jaego_consumer_end_to_end_seconds")
+// steady produces rate events a second for d, sampling the consumer lag, then reports the
+// end-to-end latency and the lag.
+func (pl *pipeline) steady(ctx context.Context, out io.Writer, rate int, d time.Duration) error {
+	before := histogram(pl.reg, "jaego_consumer_end_to_end_seconds")
 	var lagSamples []float64
-	sent := 0
-	start = time.Now()
+	start := time.Now()
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	sample := time.NewTicker(100 * time.Millisecond)
 	defer sample.Stop()
-	for i := 0; time.Since(start) < steady; {
+	for time.Since(start) < d {
 		select {
 		case <-tick.C:
-			due := int(time.Since(start).Seconds() * float64(rate))
-			for ; sent < due; sent++ {
-				e := events[i%len(events)]
-				e.EventID = fmt.Sprintf("steady-%d", sent)
-				i++
-				if err := prod.Produce(ctx, e); err != nil {
+			for due := int(time.Since(start).Seconds() * float64(rate)); pl.sent < due; pl.sent++ {
+				e := pl.events[pl.sent%len(pl.events)]
+				e.EventID = fmt.Sprintf("steady-%d", pl.sent)
+				if err := pl.prod.Produce(ctx, e); err != nil {
 					return err
 				}
 			}
 		case <-sample.C:
-			lagSamples = append(lagSamples, metricSum(reg, "jaego_consumer_lag"))
+			lagSamples = append(lagSamples, metricSum(pl.reg, "jaego_consumer_lag"))
 		}
 	}
-	if err := prod.Close(ctx); err != nil {
+	if err := pl.prod.Close(ctx); err != nil {
 		return err
 	}
-	for cons.Handled() < int64(len(events)+sent) {
+	for pl.cons.Handled() < int64(len(pl.events)+pl.sent) {
 		time.Sleep(time.Millisecond)
 	}
-	after := histogram(reg, "jaego_consumer_end_to_end_seconds")
+	after := histogram(pl.reg, "jaego_consumer_end_to_end_seconds")
 	sort.Float64s(lagSamples)
-	fmt.Fprintf(out, "| steady %d events/s for %s (%d events) | value |\n|---|---:|\n", rate, steady, sent)
+	fmt.Fprintf(out, "| steady %d events/s for %s (%d events) | value |\n|---|---:|\n", rate, d, pl.sent)
 	fmt.Fprintf(out, "| end-to-end latency p50 (produce → applied) | %s |\n", ms(quantile(before, after, 0.5)))
 	fmt.Fprintf(out, "| end-to-end latency p99 | %s |\n", ms(quantile(before, after, 0.99)))
 	fmt.Fprintf(out, "| consumer lag, median of 100 ms samples (records) | %.0f |\n", lagSamples[len(lagSamples)/2])
 	fmt.Fprintf(out, "| consumer lag, max (records) | %.0f |\n\n", lagSamples[len(lagSamples)-1])
+	return nil
+}
 
-	// 3. Relay producer throughput by linger.
+// relayLinger measures the relay's producer (NDJSON POS transactions → stock events) at
+// linger 0, 5 and 50 ms, each on a broker of its own.
+func relayLinger(ctx context.Context, out io.Writer, n int) error {
 	var ndjson bytes.Buffer
 	enc := json.NewEncoder(&ndjson)
 	txns := 0
@@ -135,39 +154,46 @@ func benchPipeline(ctx context.Context, out io.Writer, n, rate int, steady time.
 	fmt.Fprintf(out, "| relay: %d POS transactions (NDJSON) → stock events | events/s | batches | events per batch | ratio to linger 0 |\n|---|---:|---:|---:|---:|\n", txns)
 	var rate0 float64
 	for _, linger := range []time.Duration{0, 5 * time.Millisecond, 50 * time.Millisecond} {
-		k, err := embedded.StartKafka("127.0.0.1:0", 8, invkafka.DefaultTopic)
+		r, batches, events, err := relayOnce(ctx, ndjson.Bytes(), linger)
 		if err != nil {
 			return err
 		}
-		preg := prometheus.NewRegistry()
-		p, err := invkafka.NewProducer(invkafka.ProducerOptions{Brokers: []string{k.Addr}, Linger: linger, Registerer: preg, Logger: quiet})
-		if err != nil {
-			return err
-		}
-		start := time.Now()
-		st, err := pos.Read(bytes.NewReader(ndjson.Bytes()), func(evs []inventory.Event) error {
-			for _, e := range evs {
-				if err := p.Produce(ctx, e); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err == nil {
-			err = p.Close(ctx)
-		}
-		k.Close()
-		if err != nil {
-			return err
-		}
-		r := float64(st.Events) / time.Since(start).Seconds()
 		if linger == 0 {
 			rate0 = r
 		}
-		batches := metricSum(preg, "jaego_producer_batches_total")
-		fmt.Fprintf(out, "| linger %s | %.0f | %.0f | %.1f | %.2f |\n", linger, r, batches, float64(st.Events)/batches, r/rate0)
+		fmt.Fprintf(out, "| linger %s | %.0f | %.0f | %.1f | %.2f |\n", linger, r, batches, float64(events)/batches, r/rate0)
 	}
 	return nil
+}
+
+// relayOnce relays ndjson through a producer with linger: events/s, batches, events.
+func relayOnce(ctx context.Context, ndjson []byte, linger time.Duration) (float64, float64, int, error) {
+	k, err := embedded.StartKafka("127.0.0.1:0", 8, invkafka.DefaultTopic)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer k.Close()
+	preg := prometheus.NewRegistry()
+	p, err := invkafka.NewProducer(invkafka.ProducerOptions{Brokers: []string{k.Addr}, Linger: linger, Registerer: preg, Logger: quietLog})
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	start := time.Now()
+	st, err := pos.Read(bytes.NewReader(ndjson), func(evs []inventory.Event) error {
+		for _, e := range evs {
+			if err := p.Produce(ctx, e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		err = p.Close(ctx)
+	}
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	return float64(st.Events) / time.Since(start).Seconds(), metricSum(preg, "jaego_producer_batches_total"), st.Events, nil
 }
 
 func metricSum(reg *prometheus.Registry, name string) float64 {
