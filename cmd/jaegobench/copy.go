@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/rueidis"
 
 	"github.com/jaego/jaego/internal/inventory"
 	"github.com/jaego/jaego/internal/inventory/breaker"
@@ -96,37 +97,52 @@ func benchCopy(ctx context.Context, out io.Writer, n, rate int, steady, dur time
 	if err := store.MarkEpoch(ctx, true); err != nil {
 		return err
 	}
-	feed := invredis.NewFeed(store, invredis.FeedOptions{})
 	cp := invdb.New(sdb)
-	locks := lock.New(client, lock.Options{Logger: quietLog})
-
-	// 1. Backlog: the copy takes its position, n events are applied batched, then the
-	// projector copies them.
-	pos, err := feed.Position(ctx)
-	if err != nil {
-		return err
-	}
-	if _, err := cp.Claim(ctx, 1); err != nil {
-		return err
-	}
-	if err := cp.Commit(ctx, 1, inventory.Projection{Cursor: pos}); err != nil {
-		return err
-	}
-	applyPerSec, err := applyRate(ctx, store, n, 256, 4)
-	if err != nil {
-		return err
-	}
-	reg := prometheus.NewRegistry()
-	p := inventory.NewProjector(inventory.ProjectorOptions{Feed: feed, Snapshots: store, Copy: cp, Locker: locks, Logger: quietLog, Observer: invprom.NewProjector(reg)})
 	pctx, stopProjector := context.WithCancel(ctx)
-	done := make(chan struct{})
+	done, err := projectBacklog(pctx, out, client, store, cp, n)
+	if err == nil {
+		err = copyLag(ctx, out, store, cp, rate, steady)
+	}
+	if err == nil {
+		copyLookups(ctx, out, store, cp, dur)
+	}
+	stopProjector()
+	<-done
+	if err != nil {
+		return err
+	}
+	return redisOutage(ctx, out, srv, store, cp)
+}
+
+// projectBacklog gives the copy its position, applies n events batched (the baseline), then
+// runs the projector (until ctx ends: done is closed then) and reports its rate once it
+// has copied them.
+func projectBacklog(ctx context.Context, out io.Writer, client rueidis.Client, store *invredis.Store, cp *invdb.Copy, n int) (done chan struct{}, err error) {
+	done = make(chan struct{})
+	feed := invredis.NewFeed(store, invredis.FeedOptions{})
+	pos, err := feed.Position(ctx)
+	if err == nil {
+		_, err = cp.Claim(ctx, 1)
+	}
+	if err == nil {
+		err = cp.Commit(ctx, 1, inventory.Projection{Cursor: pos})
+	}
+	applyPerSec := 0.0
+	if err == nil {
+		applyPerSec, err = applyRate(ctx, store, n, 256, 4)
+	}
+	if err != nil {
+		close(done)
+		return done, err
+	}
+	p := inventory.NewProjector(inventory.ProjectorOptions{Feed: feed, Snapshots: store, Copy: cp, Logger: quietLog,
+		Locker: lock.New(client, lock.Options{Logger: quietLog}), Observer: invprom.NewProjector(prometheus.NewRegistry())})
 	start := time.Now()
-	go func() { p.Run(pctx); close(done) }()
+	go func() { p.Run(ctx); close(done) }()
 	for {
 		pp, err := cp.Position(ctx)
 		if err != nil {
-			stopProjector()
-			return err
+			return done, err
 		}
 		if pp.Changes >= int64(n) {
 			break
@@ -137,10 +153,13 @@ func benchCopy(ctx context.Context, out io.Writer, n, rate int, steady, dur time
 	fmt.Fprintf(out, "| durable copy (%d changes) | per second | ratio |\n|---|---:|---:|\n", n)
 	fmt.Fprintf(out, "| batched apply into Redis (baseline: MaxBatch 64, 256 events per Apply, 4 goroutines) | %.0f | 1.00 |\n", applyPerSec)
 	fmt.Fprintf(out, "| projector: feed → PostgreSQL (rows, ledger, cursor per commit of 5,000) | %.0f | %.2f |\n\n", projectPerSec, projectPerSec/applyPerSec)
+	return done, nil
+}
 
-	// 2. Lag at a steady rate, with the projector running.
+// copyLag samples the copy's lag (now − its as-of) every 50 ms while events arrive at rate
+// a second for d, the projector running.
+func copyLag(ctx context.Context, out io.Writer, store *invredis.Store, cp *invdb.Copy, rate int, d time.Duration) error {
 	var lags latencies
-	var lagMu sync.Mutex
 	sctx, stopSampling := context.WithCancel(ctx)
 	sampled := make(chan struct{})
 	go func() {
@@ -153,39 +172,35 @@ func benchCopy(ctx context.Context, out io.Writer, n, rate int, steady, dur time
 				return
 			case now := <-t.C:
 				if pp, err := cp.Position(sctx); err == nil && !pp.AsOf.IsZero() {
-					lagMu.Lock()
 					lags = append(lags, max(0, now.Sub(pp.AsOf)))
-					lagMu.Unlock()
 				}
 			}
 		}
 	}()
-	steadyN, err := paced(ctx, store, rate, steady)
+	steadyN, err := paced(ctx, store, rate, d)
 	stopSampling()
 	<-sampled
 	if err != nil {
-		stopProjector()
 		return err
 	}
 	fmt.Fprintf(out, "| copy lag at %d events/s for %s (%d events; %d samples of now − as-of, 50 ms apart) | p50 | p99 | max |\n|---|---:|---:|---:|\n",
-		rate, steady, steadyN, len(lags))
+		rate, d, steadyN, len(lags))
 	fmt.Fprintf(out, "| | %s | %s | %s |\n\n", ms(lags.pct(0.5)), ms(lags.pct(0.99)), ms(lags.pct(1)))
+	return nil
+}
 
-	// 3. Lookups: primary (Redis) vs fallback (the copy), the same keys.
+// copyLookups compares single lookups from Redis (primary) and from the copy (fallback),
+// the same keys, through the breaker.
+func copyLookups(ctx context.Context, out io.Writer, store *invredis.Store, cp *invdb.Copy, dur time.Duration) {
 	b := breaker.New(breaker.Options{Logger: quietLog})
 	guarded := breaker.NewStore(store, cp, b, nil)
 	primRate, primLat := lookups(ctx, guarded, dur)
 	b.Force()
 	fbRate, fbLat := lookups(ctx, guarded, dur)
-	b.Auto()
+	_ = b.Auto()
 	fmt.Fprintf(out, "| single lookups, 32 goroutines, %s each | lookups/s | ratio | p50 | p99 |\n|---|---:|---:|---:|---:|\n", dur)
 	fmt.Fprintf(out, "| primary: Redis through the breaker (baseline) | %.0f | 1.00 | %s | %s |\n", primRate, ms(primLat.pct(0.5)), ms(primLat.pct(0.99)))
 	fmt.Fprintf(out, "| fallback: the copy in PostgreSQL (breaker forced open) | %.0f | %.2f | %s | %s |\n\n", fbRate, fbRate/primRate, ms(fbLat.pct(0.5)), ms(fbLat.pct(0.99)))
-
-	// 4. Redis dies under load, then comes back.
-	stopProjector()
-	<-done
-	return redisOutage(ctx, out, srv, store, cp)
 }
 
 // paced applies receipts at rate per second for d, one event per Apply, and returns how
@@ -249,66 +264,78 @@ func lookups(ctx context.Context, s inventory.StockStore, d time.Duration) (floa
 // rules (but 2 s open), and times what the shop sees.
 func redisOutage(ctx context.Context, out io.Writer, srv *testenv.RedisServer, store *invredis.Store, cp *invdb.Copy) error {
 	b := breaker.New(breaker.Options{OpenFor: 2 * time.Second, Logger: quietLog})
-	s := breaker.NewStore(store, cp, b, nil)
-	var killed atomic.Int64 // unix ns
-	var first503, firstFallback, opened, closed atomic.Int64
+	o := &outage{s: breaker.NewStore(store, cp, b, nil), b: b}
 	lctx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	since := func(at *atomic.Int64) {
-		if k := killed.Load(); k > 0 {
-			at.CompareAndSwap(0, time.Now().UnixNano())
-		}
-	}
-	for w := range 8 {
-		wg.Go(func() {
-			for i := w; lctx.Err() == nil; i += 8 {
-				rctx, cancel := context.WithTimeout(lctx, time.Second)
-				st, err := s.Get(rctx, fmt.Sprintf("S%04d", (i*7919)%2000), fmt.Sprintf("880%06d", (i*104729)%500))
-				cancel()
-				if err == nil && st.Source == inventory.SourceFallback {
-					since(&firstFallback)
-				}
-				if b.Status().State != breaker.Closed {
-					since(&opened)
-				}
-				time.Sleep(time.Millisecond) // pacing: about 8,000 reads/s
-			}
-		})
-	}
-	wg.Go(func() {
-		for i := 0; lctx.Err() == nil; i++ {
-			_, err := s.Apply(lctx, []inventory.Event{{EventID: "outage-" + strconv.Itoa(i), Type: inventory.Receipt, Store: "S0001", SKU: "880000001", Qty: 1}})
-			if err != nil {
-				since(&first503)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	})
+	wait := o.load(lctx)
 	time.Sleep(time.Second) // load before the kill
-	killed.Store(time.Now().UnixNano())
+	o.killed.Store(time.Now().UnixNano())
 	srv.Stop()
-	for opened.Load() == 0 || first503.Load() == 0 || firstFallback.Load() == 0 {
+	for o.opened.Load() == 0 || o.first503.Load() == 0 || o.firstFallback.Load() == 0 {
 		time.Sleep(time.Millisecond)
 	}
 	time.Sleep(time.Second)
 	back := time.Now()
 	if err := srv.Restart(); err != nil {
 		stop()
-		wg.Wait()
+		wait()
 		return err
 	}
 	restarted := time.Now()
 	for b.Status().State != breaker.Closed {
 		time.Sleep(time.Millisecond)
 	}
-	closed.Store(time.Now().UnixNano())
+	closed := time.Now()
 	stop()
-	wg.Wait()
-	k := killed.Load()
+	wait()
+	k := o.killed.Load()
 	d := func(at int64) string { return ms(time.Duration(at - k)) }
 	fmt.Fprintf(out, "| Redis SIGKILLed under 8,000 reads/s and 200 writes/s (breaker defaults, open 2 s) | after the kill |\n|---|---:|\n")
-	fmt.Fprintf(out, "| first write answered 503 | %s |\n| first read answered from the copy | %s |\n| breaker open | %s |\n", d(first503.Load()), d(firstFallback.Load()), d(opened.Load()))
+	fmt.Fprintf(out, "| first write answered 503 | %s |\n| first read answered from the copy | %s |\n| breaker open | %s |\n", d(o.first503.Load()), d(o.firstFallback.Load()), d(o.opened.Load()))
 	fmt.Fprintf(out, "| Redis restarted (with its AOF) | after the restart |\n| redis-server ready | %s |\n| breaker closed (2 s open, then trial calls) | %s |\n",
-		ms(restarted.Sub(back)), ms(time.Duration(closed.Load()-restarted.UnixNano())))
+		ms(restarted.Sub(back)), ms(closed.Sub(restarted)))
 	return nil
+}
+
+// outage is the load of redisOutage and when it first saw each sign of the kill (unix ns).
+type outage struct {
+	s                                       *breaker.Store
+	b                                       *breaker.Breaker
+	killed, first503, firstFallback, opened atomic.Int64
+}
+
+// load runs 8 readers (about 8,000 reads/s) and a writer (200 writes/s) until ctx ends;
+// the function it returns waits for them.
+func (o *outage) load(ctx context.Context) (wait func()) {
+	var wg sync.WaitGroup
+	since := func(at *atomic.Int64) {
+		if k := o.killed.Load(); k > 0 {
+			at.CompareAndSwap(0, time.Now().UnixNano())
+		}
+	}
+	for w := range 8 {
+		wg.Go(func() {
+			for i := w; ctx.Err() == nil; i += 8 {
+				rctx, cancel := context.WithTimeout(ctx, time.Second)
+				st, err := o.s.Get(rctx, fmt.Sprintf("S%04d", (i*7919)%2000), fmt.Sprintf("880%06d", (i*104729)%500))
+				cancel()
+				if err == nil && st.Source == inventory.SourceFallback {
+					since(&o.firstFallback)
+				}
+				if o.b.Status().State != breaker.Closed {
+					since(&o.opened)
+				}
+				time.Sleep(time.Millisecond) // pacing
+			}
+		})
+	}
+	wg.Go(func() {
+		for i := 0; ctx.Err() == nil; i++ {
+			_, err := o.s.Apply(ctx, []inventory.Event{{EventID: "outage-" + strconv.Itoa(i), Type: inventory.Receipt, Store: "S0001", SKU: "880000001", Qty: 1}})
+			if err != nil {
+				since(&o.first503)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	})
+	return wg.Wait
 }

@@ -59,47 +59,9 @@ func benchFeed(ctx context.Context, out io.Writer, transactions, rounds int, win
 	}
 	fmt.Fprintf(out, "| range | reader | entries | entries/s | ratio to ceiling (min–max) | Redis calls | calls ratio |\n|---|---|---:|---:|---:|---:|---:|\n")
 	for _, r := range ranges {
-		readers := []*feedReader{{name: "raw XRANGE COUNT 10000 loop (ceiling)", read: func() (int, float64, error) {
-			calls, entries, err := rawXrange(ctx, client, store, groups, r.from, r.to)
-			return entries, float64(calls), err
-		}}}
-		type skipped struct {
-			name  string
-			calls int64
-		}
-		var notRun []skipped
-		for _, w := range windows {
-			// The windows strategy issues one XRANGE per window per stream, whatever the
-			// window holds (16 groups × the days of the range ± 10 min of clock skew).
-			days := int(r.to.Add(10*time.Minute).Sub(r.from.Add(-10*time.Minute).Truncate(24*time.Hour)).Hours()/24) + 1
-			name := "windows " + w.String() + " (original design, entries counted only)"
-			if calls := int64(r.to.Sub(r.from)/w) * int64(groups*days); calls > 20_000_000 {
-				notRun = append(notRun, skipped{name, calls})
-				continue
-			}
-			readers = append(readers, windowsReader(ctx, client, store, name, w, r.from, r.to))
-		}
-		readers = append(readers,
-			pagesReader(ctx, store, "paged, pages of 10000", invredis.FeedOptions{}, r.from, r.to),
-			streamReader(ctx, store, "paged, streamed (NDJSON)", r.from, r.to))
-		for range rounds {
-			var ceiling float64
-			for i, rd := range readers {
-				start := time.Now()
-				entries, calls, err := rd.read()
-				if err != nil {
-					return fmt.Errorf("%s: %w", rd.name, err)
-				}
-				rate := float64(entries) / time.Since(start).Seconds()
-				if i == 0 {
-					ceiling = rate
-				} else if entries != readers[0].entries {
-					return fmt.Errorf("%s read %d entries, the ceiling %d", rd.name, entries, readers[0].entries)
-				}
-				rd.entries, rd.calls = entries, calls
-				rd.rates = append(rd.rates, rate)
-				rd.ratios = append(rd.ratios, rate/ceiling)
-			}
+		readers, notRun := rangeReaders(ctx, client, store, groups, windows, r.from, r.to)
+		if err := readRounds(readers, rounds); err != nil {
+			return err
 		}
 		for _, rd := range readers {
 			slices.Sort(rd.ratios)
@@ -111,6 +73,62 @@ func benchFeed(ctx context.Context, out io.Writer, transactions, rounds int, win
 		}
 	}
 	return ndjsonMemory(ctx, out, store, ranges[0].from, ranges[0].to)
+}
+
+// skippedReader is a reader too slow to run: the Redis calls it would make.
+type skippedReader struct {
+	name  string
+	calls int64
+}
+
+// rangeReaders are the readers of [from, to): the raw XRANGE ceiling first, the windows
+// strategy at each window (those past 20M calls skipped), the paged reader and the stream.
+func rangeReaders(ctx context.Context, client rueidis.Client, store *invredis.Store, groups int, windows []time.Duration, from, to time.Time) ([]*feedReader, []skippedReader) {
+	readers := []*feedReader{{name: "raw XRANGE COUNT 10000 loop (ceiling)", read: func() (int, float64, error) {
+		calls, entries, err := rawXrange(ctx, client, store, groups, from, to)
+		return entries, float64(calls), err
+	}}}
+	var notRun []skippedReader
+	for _, w := range windows {
+		// The windows strategy issues one XRANGE per window per stream, whatever the window
+		// holds (the groups × the days of the range ± 10 min of clock skew).
+		days := int(to.Add(10*time.Minute).Sub(from.Add(-10*time.Minute).Truncate(24*time.Hour)).Hours()/24) + 1
+		name := "windows " + w.String() + " (original design, entries counted only)"
+		if calls := int64(to.Sub(from)/w) * int64(groups*days); calls > 20_000_000 {
+			notRun = append(notRun, skippedReader{name, calls})
+			continue
+		}
+		readers = append(readers, windowsReader(ctx, client, store, name, w, from, to))
+	}
+	return append(readers,
+		pagesReader(ctx, store, "paged, pages of 10000", invredis.FeedOptions{}, from, to),
+		streamReader(ctx, store, "paged, streamed (NDJSON)", from, to)), notRun
+}
+
+// readRounds runs every reader rounds times, the first (the ceiling) first in each round,
+// and records each one's rate and ratio to that round's ceiling; every reader must read
+// as many entries as the ceiling.
+func readRounds(readers []*feedReader, rounds int) error {
+	for range rounds {
+		var ceiling float64
+		for i, rd := range readers {
+			start := time.Now()
+			entries, calls, err := rd.read()
+			if err != nil {
+				return fmt.Errorf("%s: %w", rd.name, err)
+			}
+			rate := float64(entries) / time.Since(start).Seconds()
+			if i == 0 {
+				ceiling = rate
+			} else if entries != readers[0].entries {
+				return fmt.Errorf("%s read %d entries, the ceiling %d", rd.name, entries, readers[0].entries)
+			}
+			rd.entries, rd.calls = entries, calls
+			rd.rates = append(rd.rates, rate)
+			rd.ratios = append(rd.ratios, rate/ceiling)
+		}
+	}
+	return nil
 }
 
 // feedReader is one reader of a feed benchmark and what its rounds measured.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -37,42 +36,17 @@ func benchHTTP(ctx context.Context, out io.Writer, dur time.Duration, conns int)
 	}
 	defer stop()
 	store := invredis.New(client, invredis.Options{})
-	var seed []inventory.Event
-	skus := make([]string, benchSKUs)
-	for i := range skus {
-		skus[i] = fmt.Sprintf("8809%09d", i)
-		seed = append(seed, inventory.Event{EventID: "seed-" + skus[i], Type: inventory.Receipt, Store: "S0001", SKU: skus[i], Qty: int64(i + 1)})
-	}
-	if _, err := store.Apply(ctx, seed); err != nil {
+	skus, err := seedSKUs(ctx, store)
+	if err != nil {
 		return err
 	}
-
-	mux := http.NewServeMux()
-	invhttp.New(store, invhttp.Options{}).Register(mux)
-	jaego, err := listen(httpx.Instrument(mux, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil))))
+	jaego, bare, secured, token, err := lookupServers(client, store)
 	if err != nil {
 		return err
 	}
 	defer jaego.Close()
-	bare, err := listen(bareHandler(client, store))
-	if err != nil {
-		return err
-	}
 	defer bare.Close()
-	// The same API behind access control: a keys file of 20 keys, the request's key the last.
-	guard, token, err := benchGuard(20)
-	if err != nil {
-		return err
-	}
-	authMux := http.NewServeMux()
-	invhttp.New(store, invhttp.Options{}).Register(authMux)
-	secured, err := listen(httpx.Instrument(authMux, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil)),
-		httpx.Options{Authorize: guard.Authorize}))
-	if err != nil {
-		return err
-	}
 	defer secured.Close()
-
 	single := func(base string) func(*rand.Rand) *http.Request {
 		return get(func(r *rand.Rand) string { return base + "/v1/stores/S0001/skus/" + skus[r.IntN(benchSKUs)] })
 	}
@@ -112,14 +86,56 @@ func benchHTTP(ctx context.Context, out io.Writer, dur time.Duration, conns int)
 	fmt.Fprintf(out, "| jaego GET /v1/stores/{store}/skus/{sku} | %.0f | %s | %s | %.2f |\n", jaegoAll.rate, ms(jaegoAll.lat.pct(.5)), ms(jaegoAll.lat.pct(.99)), jaegoAll.rate/bareAll.rate)
 	fmt.Fprintf(out, "| the same with an API key (20 keys on file) | %.0f | %s | %s | %.2f (%.3f of jaego without keys) |\n\n", authAll.rate, ms(authAll.lat.pct(.5)), ms(authAll.lat.pct(.99)), authAll.rate/bareAll.rate, authAll.rate/jaegoAll.rate)
 
-	all := "http://" + jaego.Addr().String() + "/v1/stores/S0001/stock?sku=" + strings.Join(skus, ",")
+	return bulkLookup(ctx, out, "http://"+jaego.Addr().String(), skus, dur)
+}
+
+// seedSKUs stocks benchSKUs SKUs at store S0001 and returns them.
+func seedSKUs(ctx context.Context, store *invredis.Store) ([]string, error) {
+	var seed []inventory.Event
+	skus := make([]string, benchSKUs)
+	for i := range skus {
+		skus[i] = fmt.Sprintf("8809%09d", i)
+		seed = append(seed, inventory.Event{EventID: "seed-" + skus[i], Type: inventory.Receipt, Store: "S0001", SKU: skus[i], Qty: int64(i + 1)})
+	}
+	_, err := store.Apply(ctx, seed)
+	return skus, err
+}
+
+// bulkLookup measures the per-store lookup of every SKU, 4 connections.
+func bulkLookup(ctx context.Context, out io.Writer, base string, skus []string, dur time.Duration) error {
+	all := base + "/v1/stores/S0001/stock?sku=" + strings.Join(skus, ",")
 	bulk, err := load(ctx, get(func(*rand.Rand) string { return all }), 4, dur)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "| per-store lookup of %d SKUs, 4 connections, %s | req/s | SKUs/s | p50 | p99 |\n|---|---:|---:|---:|---:|\n", benchSKUs, dur)
-	fmt.Fprintf(out, "| jaego GET /v1/stores/{store}/stock | %.0f | %.0f | %s | %s |\n", bulk.rate, bulk.rate*benchSKUs, ms(bulk.lat.pct(.5)), ms(bulk.lat.pct(.99)))
+	fmt.Fprintf(out, "| per-store lookup of %d SKUs, 4 connections, %s | req/s | SKUs/s | p50 | p99 |\n|---|---:|---:|---:|---:|\n", len(skus), dur)
+	fmt.Fprintf(out, "| jaego GET /v1/stores/{store}/stock | %.0f | %.0f | %s | %s |\n", bulk.rate, bulk.rate*float64(len(skus)), ms(bulk.lat.pct(.5)), ms(bulk.lat.pct(.99)))
 	return nil
+}
+
+// lookupServers listens with jaego's inventory API, the bare handler (the baseline), and
+// the API behind access control (a keys file of 20 keys, token the last one's).
+func lookupServers(client rueidis.Client, store *invredis.Store) (jaego, bare, secured net.Listener, token string, err error) {
+	mux := http.NewServeMux()
+	invhttp.New(store, invhttp.Options{}).Register(mux)
+	if jaego, err = listen(httpx.Instrument(mux, prometheus.NewRegistry(), quietLog)); err != nil {
+		return
+	}
+	if bare, err = listen(bareHandler(client, store)); err != nil {
+		jaego.Close()
+		return
+	}
+	guard, token, err := benchGuard(20)
+	if err == nil {
+		authMux := http.NewServeMux()
+		invhttp.New(store, invhttp.Options{}).Register(authMux)
+		secured, err = listen(httpx.Instrument(authMux, prometheus.NewRegistry(), quietLog, httpx.Options{Authorize: guard.Authorize}))
+	}
+	if err != nil {
+		jaego.Close()
+		bare.Close()
+	}
+	return jaego, bare, secured, token, err
 }
 
 // bareHandler is the least a lookup can do: one HGET, the packed record written out.

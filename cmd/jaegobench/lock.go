@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -28,8 +27,7 @@ func benchLock(ctx context.Context, out io.Writer, dur time.Duration) error {
 	}
 	defer stop()
 	const writers = 64
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	locker := lock.New(client, lock.Options{Logger: quiet})
+	locker := lock.New(client, lock.Options{Logger: quietLog})
 	store := invredis.New(client, invredis.Options{})
 
 	// The original path: a lock around a plain read-modify-write of the stock hash.
@@ -71,11 +69,17 @@ func benchLock(ctx context.Context, out io.Writer, dur time.Duration) error {
 	fmt.Fprintf(out, "| tryLock → HGET → HSET → unlock (original design, baseline) | %.0f | %d | %d | 1.00 |\n", lockedRate, lockedN, lockedN-lockedFinal)
 	fmt.Fprintf(out, "| Lua apply step (one EVALSHA per event) | %.0f | %d | %d | %.1f |\n\n", luaRate, luaN, luaN-luaFinal, luaRate/lockedRate)
 
+	return lockLatencies(ctx, out, locker, writers, dur)
+}
+
+// lockLatencies reports acquire and release latency, uncontended and with writers
+// goroutines on one lock.
+func lockLatencies(ctx context.Context, out io.Writer, locker *lock.Locker, writers int, dur time.Duration) error {
 	fmt.Fprintf(out, "| lock latency | acquire p50 | acquire p99 | release p50 | release p99 |\n|---|---:|---:|---:|---:|\n")
 	for _, c := range []struct {
 		name    string
 		workers int
-	}{{"uncontended (1 goroutine)", 1}, {"contended (64 goroutines, one lock)", writers}} {
+	}{{"uncontended (1 goroutine)", 1}, {fmt.Sprintf("contended (%d goroutines, one lock)", writers), writers}} {
 		acq, rel, err := lockLatency(ctx, locker, c.workers, dur)
 		if err != nil {
 			return err

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -45,9 +44,8 @@ func benchPromo(ctx context.Context, out io.Writer, promotions, targets int, dur
 	}
 	defer tracking.Close()
 
-	quiet := slog.New(slog.DiscardHandler)
 	ps, skus := benchPromotions(promotions, targets)
-	if _, err := promoredis.New(plain, promoredis.Options{Logger: quiet}).Publish(ctx, 1, promo.Meta{Day: "bench"}, ps); err != nil {
+	if _, err := promoredis.New(plain, promoredis.Options{Logger: quietLog}).Publish(ctx, 1, promo.Meta{Day: "bench"}, ps); err != nil {
 		return err
 	}
 	listBytes, _ := plain.Do(ctx, plain.B().Arbitrary("MEMORY", "USAGE").Keys("jg:promo:{p}:v1:promotions").Args("SAMPLES", "0").Build()).AsInt64()
@@ -66,33 +64,10 @@ func benchPromo(ctx context.Context, out io.Writer, promotions, targets int, dur
 	fmt.Fprintf(out, "| read path | req/s | p50 | p99 | Redis bytes out / req | TPS ratio | bytes-out change |\n|---|---:|---:|---:|---:|---:|---:|\n")
 	var baseRate, baseBytes float64
 	for i, m := range modes {
-		m.opts.Logger = quiet
-		cache := promoredis.New(m.client, m.opts)
-		mux := http.NewServeMux()
-		promohttp.New(nil, cache, nil, promohttp.Options{Logger: quiet}).Register(mux)
-		l, err := listen(httpx.Instrument(mux, prometheus.NewRegistry(), quiet))
-		if err != nil {
-			return err
-		}
-		base := "http://" + l.Addr().String()
-		// Warm up: the first load of the version, connections, the pointer in the cache.
-		if _, err := load(ctx, promoRequests(base, skus), conns, time.Second); err != nil {
-			return err
-		}
-		before, err := netOut(ctx, plain)
-		if err != nil {
-			return err
-		}
-		res, err := load(ctx, promoRequests(base, skus), conns, dur)
+		res, perReq, err := promoMode(ctx, plain, m.client, m.opts, skus, conns, dur)
 		if err != nil {
 			return fmt.Errorf("%s: %w", m.name, err)
 		}
-		after, err := netOut(ctx, plain)
-		l.Close()
-		if err != nil {
-			return err
-		}
-		perReq := float64(after-before) / float64(res.n)
 		if i == 0 {
 			baseRate, baseBytes = res.rate, perReq
 		}
@@ -101,6 +76,35 @@ func benchPromo(ctx context.Context, out io.Writer, promotions, targets int, dur
 	}
 	fmt.Fprintln(out)
 	return invalidationDelay(ctx, out, plain, tracking)
+}
+
+// promoMode serves the promotion API on a cache with opts over client, warms it up for a
+// second, loads it for dur and answers the result and the Redis bytes out per request
+// (counted on plain).
+func promoMode(ctx context.Context, plain, client rueidis.Client, opts promoredis.Options, skus []string, conns int, dur time.Duration) (loadResult, float64, error) {
+	opts.Logger = quietLog
+	mux := http.NewServeMux()
+	promohttp.New(nil, promoredis.New(client, opts), nil, promohttp.Options{Logger: quietLog}).Register(mux)
+	l, err := listen(httpx.Instrument(mux, prometheus.NewRegistry(), quietLog))
+	if err != nil {
+		return loadResult{}, 0, err
+	}
+	defer l.Close()
+	base := "http://" + l.Addr().String()
+	// Warm up: the first load of the version, connections, the pointer in the cache.
+	if _, err := load(ctx, promoRequests(base, skus), conns, time.Second); err != nil {
+		return loadResult{}, 0, err
+	}
+	before, err := netOut(ctx, plain)
+	if err != nil {
+		return loadResult{}, 0, err
+	}
+	res, err := load(ctx, promoRequests(base, skus), conns, dur)
+	if err != nil {
+		return loadResult{}, 0, err
+	}
+	after, err := netOut(ctx, plain)
+	return res, float64(after-before) / float64(res.n), err
 }
 
 // benchPromotions makes n promotions over t target SKUs: each SKU is a target of one

@@ -38,18 +38,19 @@ import (
 //     interleaved rounds (the machine drifts), p50 and p99;
 //   - for each G of groups: events/s through the apply path and the busy hour of a POS day
 //     read from the feed, against G = the first of groups.
+const scaleSKUs = 10_000 // SKUs a store in the scale benchmark
+
 func benchScale(ctx context.Context, out io.Writer, rows, events, feedTx, rounds int, groups []int) error {
 	dir, err := tempDir()
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	const skusPerStore = 10_000
 	bigCSV, smallCSV := filepath.Join(dir, "big.csv"), filepath.Join(dir, "small.csv")
-	if err := writeSnapshot(bigCSV, rows, skusPerStore); err != nil {
+	if err := writeSnapshot(bigCSV, rows, scaleSKUs); err != nil {
 		return err
 	}
-	if err := writeSnapshot(smallCSV, 10_000, skusPerStore); err != nil {
+	if err := writeSnapshot(smallCSV, 10_000, scaleSKUs); err != nil {
 		return err
 	}
 
@@ -73,6 +74,23 @@ func benchScale(ctx context.Context, out io.Writer, rows, events, feedTx, rounds
 	}
 	bigStore := invredis.New(big, invredis.Options{})
 	smallStore := invredis.New(small, invredis.Options{})
+	if err := loadAndWeigh(ctx, out, big, bigStore, smallStore, bigCSV, smallCSV, rows, events, ceiling); err != nil {
+		return err
+	}
+	if err := sizeLookups(ctx, out, smallStore, bigStore, rows, rounds); err != nil {
+		return err
+	}
+	if err := httpLookups(ctx, out, [2]*invredis.Store{smallStore, bigStore}, [2]int{10_000, rows}, scaleSKUs, rounds); err != nil {
+		return err
+	}
+	fmt.Fprintln(out)
+	return benchGroups(ctx, out, groups, feedTx, rounds)
+}
+
+// loadAndWeigh loads both snapshots (the big one timed against ceiling, redis-benchmark's
+// HSET rows/s) and reports Redis bytes per row, per loaded row with its change, and per POS
+// event.
+func loadAndWeigh(ctx context.Context, out io.Writer, big rueidis.Client, bigStore, smallStore *invredis.Store, bigCSV, smallCSV string, rows, events int, ceiling float64) error {
 	base, err := usedMemory(ctx, big)
 	if err != nil {
 		return err
@@ -96,7 +114,7 @@ func benchScale(ctx context.Context, out io.Writer, rows, events, feedTx, rounds
 		return err
 	}
 	rate := float64(rows) / took.Seconds()
-	fmt.Fprintf(out, "| %d rows (%d stores × %d SKUs), G = 16 | value | ratio to baseline |\n|---|---:|---:|\n", rows, rows/skusPerStore, skusPerStore)
+	fmt.Fprintf(out, "| %d rows (%d stores × %d SKUs), G = 16 | value | ratio to baseline |\n|---|---:|---:|\n", rows, rows/scaleSKUs, scaleSKUs)
 	fmt.Fprintf(out, "| redis-benchmark -P 32 -c 50 HSET, rows/s (baseline) | %.0f | 1.00 |\n", ceiling)
 	fmt.Fprintf(out, "| jaego load, rows/s (checked, one set change per row) | %.0f | %.2f |\n", rate, rate/ceiling)
 	fmt.Fprintf(out, "| jaego load, whole file | %s | |\n", took.Round(time.Second))
@@ -107,7 +125,7 @@ func benchScale(ctx context.Context, out io.Writer, rows, events, feedTx, rounds
 	if err != nil {
 		return err
 	}
-	if err := sellRandom(ctx, bigStore, rows, skusPerStore, events, 1); err != nil {
+	if err := sellRandom(ctx, bigStore, rows, scaleSKUs, events, 1); err != nil {
 		return err
 	}
 	after, err := usedMemory(ctx, big)
@@ -116,6 +134,12 @@ func benchScale(ctx context.Context, out io.Writer, rows, events, feedTx, rounds
 	}
 	fmt.Fprintf(out, "| Redis bytes per POS event (mark + change), %d sales | %.1f | |\n\n", events, float64(after-before)/float64(events))
 
+	return nil
+}
+
+// sizeLookups times the same lookups at 10,000 rows and at rows, interleaved (the machine
+// drifts), p50 and p99.
+func sizeLookups(ctx context.Context, out io.Writer, smallStore, bigStore *invredis.Store, rows, rounds int) error {
 	// Lookups: the same reads at both sizes, interleaved.
 	type sizes struct{ single, bulk [2]latencies }
 	var l sizes
@@ -124,7 +148,7 @@ func benchScale(ctx context.Context, out io.Writer, rows, events, feedTx, rounds
 			s    *invredis.Store
 			rows int
 		}{{smallStore, 10_000}, {bigStore, rows}} {
-			one, many, err := timeLookups(ctx, st.s, st.rows, skusPerStore)
+			one, many, err := timeLookups(ctx, st.s, st.rows, scaleSKUs)
 			if err != nil {
 				return err
 			}
@@ -139,11 +163,7 @@ func benchScale(ctx context.Context, out io.Writer, rows, events, feedTx, rounds
 		p50s, p50b, p99s, p99b := r.l[0].pct(.5), r.l[1].pct(.5), r.l[0].pct(.99), r.l[1].pct(.99)
 		fmt.Fprintf(out, "| %s | %s | %s | %.2f | %s | %s | %.2f |\n", r.name, ms(p50s), ms(p50b), float64(p50b)/float64(p50s), ms(p99s), ms(p99b), float64(p99b)/float64(p99s))
 	}
-	if err := httpLookups(ctx, out, [2]*invredis.Store{smallStore, bigStore}, [2]int{10_000, rows}, skusPerStore, rounds); err != nil {
-		return err
-	}
-	fmt.Fprintln(out)
-	return benchGroups(ctx, out, groups, feedTx, rounds)
+	return nil
 }
 
 // writeSnapshot writes a CSV of rows store × SKU rows, skus a store, EAN-like SKUs.
