@@ -109,8 +109,9 @@ func (s *server) addAccessControl() error {
 	}
 	keys := promauto.With(s.registry).NewGauge(prometheus.GaugeOpts{Name: "jaego_auth_keys", Help: "API keys loaded from the keys file."})
 	keys.Set(float64(guard.Keys()))
+	reload := guard.ReloadOnHangup(s.log, func(n int) { keys.Set(float64(n)) })
 	s.workers = append(s.workers, worker{name: "keys reload", run: func(ctx context.Context) error {
-		guard.ReloadOnHangup(ctx, s.log, func(n int) { keys.Set(float64(n)) })
+		reload(ctx)
 		return nil
 	}})
 	return nil

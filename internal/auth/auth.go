@@ -285,24 +285,28 @@ func (g *Guard) Authorize(r *http.Request) (string, error) {
 	return k.Name, nil
 }
 
-// ReloadOnHangup reloads the keys file at every SIGHUP until ctx ends, calling loaded with
-// the number of keys after each reload; a file that does not load is logged, and the keys
-// loaded before stay in use.
-func (g *Guard) ReloadOnHangup(ctx context.Context, log *slog.Logger, loaded func(keys int)) {
+// ReloadOnHangup catches SIGHUP from now on and returns the loop that reloads the keys
+// file at each one until its ctx ends, calling loaded with the number of keys after each
+// reload; a file that does not load is logged, and the keys loaded before stay in use.
+// The signal is caught before the loop runs: a SIGHUP that came before it would otherwise
+// end the process (Go's default for SIGHUP), and one that comes meanwhile waits for it.
+func (g *Guard) ReloadOnHangup(log *slog.Logger, loaded func(keys int)) (run func(ctx context.Context)) {
 	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-hup:
+	signal.Notify(hup, syscall.SIGHUP) // now: a SIGHUP before run starts would end the process
+	return func(ctx context.Context) {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+			}
+			if err := g.Reload(); err != nil {
+				log.Error("keys file not reloaded; the keys loaded before stay in use", "err", err)
+				continue
+			}
+			loaded(g.Keys())
+			log.Info("keys file reloaded", "keys", g.Keys())
 		}
-		if err := g.Reload(); err != nil {
-			log.Error("keys file not reloaded; the keys loaded before stay in use", "err", err)
-			continue
-		}
-		loaded(g.Keys())
-		log.Info("keys file reloaded", "keys", g.Keys())
 	}
 }
