@@ -349,7 +349,7 @@ func (c *config) logger(w io.Writer) *slog.Logger {
 // Server-assisted client-side caching (RESP3 CLIENT TRACKING) is asked for only when
 // tracking is true (--promo-pointer-cache), so any Redis 6.2+, Valkey or a server without
 // tracking serves jaego otherwise.
-func redisClient(url string, tracking bool) (rueidis.Client, error) {
+func redisClient(url string, tracking bool, groups int) (rueidis.Client, error) {
 	opt, err := redisOption(url)
 	if err != nil {
 		return nil, err
@@ -359,6 +359,12 @@ func redisClient(url string, tracking bool) (rueidis.Client, error) {
 	// consumer's own retry loop and the caller decide what happens next), not hold it to
 	// its deadline. With retries on, a refused connection cost ~1.5 s per request.
 	opt.DisableRetry = true
+	// Connections per node stay at most G + 16 whatever the load (design §8): rueidis's
+	// pipelines (4 on one node, 1 per Cluster node) plus its pool of connections for
+	// blocking commands (the Watcher's XREAD BLOCK, --write-ack's WAIT), bounded here; a
+	// blocking call beyond it waits for a pooled connection, bounded by its context. With
+	// rueidis's default (1,000) a node could get one connection per blocking call under way.
+	opt.BlockingPoolSize = groups + 12
 	client, err := rueidis.NewClient(opt)
 	if err != nil {
 		return nil, fmt.Errorf("connect to redis %s: %w", jaego.RedactURL(url), err)

@@ -137,7 +137,7 @@ func runPromo(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	client, err := redisClient(cfg.RedisURL, false)
+	client, err := redisClient(cfg.RedisURL, false, cfg.ShardGroups)
 	if err != nil {
 		return err
 	}

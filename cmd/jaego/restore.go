@@ -28,7 +28,7 @@ func runRestore(ctx context.Context, args []string, getenv func(string) string, 
 		return err
 	}
 	defer sdb.Close()
-	client, err := redisClient(cfg.RedisURL, false)
+	client, err := redisClient(cfg.RedisURL, false, cfg.ShardGroups)
 	if err != nil {
 		return err
 	}

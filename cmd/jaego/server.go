@@ -364,7 +364,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	client, err := redisClient(cfg.RedisURL, cfg.PromoPointerTTL > 0)
+	client, err := redisClient(cfg.RedisURL, cfg.PromoPointerTTL > 0, cfg.ShardGroups)
 	if err != nil {
 		return err
 	}
