@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/jaego/jaego/internal/demo"
 	"github.com/jaego/jaego/internal/lock"
 	"github.com/redis/rueidis"
 )
@@ -64,10 +65,10 @@ func TestConsole(t *testing.T) {
 	s := start(t, map[string]string{}, "dev", "--http", "127.0.0.1:0")
 	ctx := browser(t)
 	var st map[string]any
-	getJSON(t, s.api+"/v1/stores/S001/skus/8809461234567", &st)
-	row := `#stock-table tr[data-sku="8809461234567"]`
+	getJSON(t, s.api+"/v1/stores/"+demo.Stores[0]+"/skus/"+demo.SKUs[0], &st)
+	row := `#stock-table tr[data-sku="` + demo.SKUs[0] + `"]`
 	if err := chromedp.Do(ctx,
-		chromedp.Navigate(s.api+"/console/stock?store=S001&sku=8809461234567"),
+		chromedp.Navigate(s.api+"/console/stock?store="+demo.Stores[0]+"&sku="+demo.SKUs[0]),
 		chromedp.WaitVisible(row+` td.available`),
 	); err != nil {
 		t.Fatalf("stock deep link: %v", err)
@@ -86,7 +87,7 @@ func TestConsole(t *testing.T) {
 	screenshot(t, ctx, "stock")
 	// One SKU across stores, by its deep link too.
 	if err := chromedp.Do(ctx,
-		chromedp.Navigate(s.api+"/console/stock?sku=8809461234567&stores=S001,S002,S003"),
+		chromedp.Navigate(s.api+"/console/stock?sku="+demo.SKUs[0]+"&stores="+demo.Stores[0]+",S002,S003"),
 		chromedp.WaitVisible(`#stock-table tr[data-store="S003"]`),
 	); err != nil {
 		t.Fatalf("one SKU across stores: %v", err)
@@ -100,7 +101,7 @@ func TestConsole(t *testing.T) {
 	var seen bool
 	for i := 0; i < 50 && !seen; i++ {
 		id := "console-" + strconv.Itoa(i)
-		if code, ans := post(t, s.api+"/v1/events", `{"event_id":"`+id+`","type":"receipt","store":"S001","sku":"8809461234567","qty":1}`); code != 200 {
+		if code, ans := post(t, s.api+"/v1/events", `{"event_id":"`+id+`","type":"receipt","store":"`+demo.Stores[0]+`","sku":"`+demo.SKUs[0]+`","qty":1}`); code != 200 {
 			t.Fatalf("event: %d %v", code, ans)
 		}
 		wait, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -257,13 +258,13 @@ func TestConsole(t *testing.T) {
 	// History (the durable copy's ledger), a reservation, and health: each page shows what
 	// the API has.
 	if err := chromedp.Do(ctx,
-		chromedp.Navigate(s.api+"/console/history?store=S001&sku=8809461234567"),
+		chromedp.Navigate(s.api+"/console/history?store="+demo.Stores[0]+"&sku="+demo.SKUs[0]),
 		chromedp.WaitVisible(`#history-table tbody tr`),
 	); err != nil {
 		t.Fatalf("history: %v", err)
 	}
 	screenshot(t, ctx, "history")
-	if code, ans := post(t, s.api+"/v1/reservations", `{"reservation_id":"console-r1","store":"S001","items":[{"sku":"8809461234567","qty":1}]}`); code != 201 {
+	if code, ans := post(t, s.api+"/v1/reservations", `{"reservation_id":"console-r1","store":"`+demo.Stores[0]+`","items":[{"sku":"`+demo.SKUs[0]+`","qty":1}]}`); code != 201 {
 		t.Fatalf("hold: %d %v", code, ans)
 	}
 	if err := chromedp.Do(ctx,
@@ -277,7 +278,7 @@ func TestConsole(t *testing.T) {
 	}
 	// The store's held reservations are listed without knowing an id; its link opens one.
 	if err := chromedp.Do(ctx,
-		chromedp.Navigate(s.api+"/console/reservations?store=S001"),
+		chromedp.Navigate(s.api+"/console/reservations?store="+demo.Stores[0]),
 		chromedp.WaitVisible(`#rsv-table tr[data-id="console-r1"]`),
 		chromedp.Click(`#rsv-table tr[data-id="console-r1"] a`),
 		chromedp.WaitVisible(`#rsv-cancel`),
@@ -315,7 +316,7 @@ func TestConsoleWithKeys(t *testing.T) {
 	s := start(t, map[string]string{"JAEGO_API_KEYS_FILE": path}, "dev", "--http", "127.0.0.1:0")
 	ctx := browser(t)
 	if err := chromedp.Do(ctx,
-		chromedp.Navigate(s.api+"/console/stock?store=S001&sku=8809461234567"),
+		chromedp.Navigate(s.api+"/console/stock?store="+demo.Stores[0]+"&sku="+demo.SKUs[0]),
 		chromedp.WaitVisible(`#problem`),
 	); err != nil {
 		t.Fatal(err)
@@ -326,7 +327,7 @@ func TestConsoleWithKeys(t *testing.T) {
 	if err := chromedp.Do(ctx,
 		chromedp.SetValue(`#api-key`, keys["reader"]),
 		chromedp.Click(`#key-form button`),
-		chromedp.WaitVisible(`#stock-table tr[data-sku="8809461234567"]`),
+		chromedp.WaitVisible(`#stock-table tr[data-sku="`+demo.SKUs[0]+`"]`),
 	); err != nil {
 		t.Fatalf("with the reader key: %v", err)
 	}

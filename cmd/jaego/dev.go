@@ -12,10 +12,10 @@ import (
 
 	"github.com/redis/rueidis"
 
+	"github.com/jaego/jaego/internal/demo"
 	"github.com/jaego/jaego/internal/embedded"
 	"github.com/jaego/jaego/internal/inventory"
 	invkafka "github.com/jaego/jaego/internal/inventory/kafka"
-	"github.com/jaego/jaego/internal/promo"
 	promodb "github.com/jaego/jaego/internal/promo/db"
 	"github.com/jaego/jaego/internal/sqldb"
 )
@@ -71,7 +71,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err := s.addPromotions(ctx, db, client); err != nil {
 		return err
 	}
-	s.ready.Store(true)
+	s.ready.Started()
 	devBanner(stdout, s.apiURL(), kept, sqlURL, redisSrv, broker.Addr, cfg)
 	log.Info("dev serving", "http", s.apiURL(), "redis", redisSrv.Addr(), "kafka", broker.Addr)
 	return s.serve(ctx)
@@ -89,36 +89,6 @@ func devBanner(stdout io.Writer, api, kept, sqlURL string, redisSrv *embedded.Re
   console: %s/console/
   auth:   %s
 `, readBuildInfo().Version, kept, redisSrv.Addr(), redisSrv.Server().Addr().Port, brokerAddr, cfg.KafkaTopic, brokerAddr, cfg.KafkaTopic, sqlURL, api, api, api, api, authLine(cfg))
-}
-
-// seedPromotions adds the demo promotions to an empty store: two running for a month from
-// today, one that starts tomorrow.
-func seedPromotions(ctx context.Context, db *promodb.DB, now time.Time) error {
-	n, err := db.Count(ctx)
-	if err != nil || n > 0 {
-		return err
-	}
-	day := now.UTC().Truncate(24 * time.Hour)
-	for _, s := range []promo.Spec{
-		{Name: "Buy 2 toners, get a sample kit", StartsAt: day, EndsAt: day.AddDate(0, 1, 0), Priority: 10,
-			Channels: []string{promo.ChannelOnline, promo.ChannelStore}, Targets: []string{demoSKUs[0], demoSKUs[1]},
-			Condition: promo.Condition{MinQty: 2}, Gifts: []promo.Gift{{SKU: "GIFT-SAMPLE-KIT", Qty: 1}}, MaxPerOrder: 3},
-		{Name: "30,000 won of sun care, get a pouch", StartsAt: day, EndsAt: day.AddDate(0, 1, 0), Priority: 5,
-			Channels: []string{promo.ChannelOnline}, Targets: []string{demoSKUs[2], demoSKUs[3]},
-			Condition: promo.Condition{MinQty: 1, MinAmount: 30000}, Gifts: []promo.Gift{{SKU: "GIFT-POUCH", Qty: 1}}, MaxPerOrder: 1},
-		{Name: "Store S001 opening: a photo card per item", StartsAt: day.AddDate(0, 0, 1), EndsAt: day.AddDate(0, 0, 8),
-			Channels: []string{promo.ChannelStore}, Stores: []string{demoStores[0]}, Targets: demoSKUs,
-			Condition: promo.Condition{MinQty: 1}, Gifts: []promo.Gift{{SKU: "GIFT-PHOTOCARD", Qty: 1}}},
-	} {
-		s.Normalize()
-		if err := s.Validate(); err != nil {
-			return err
-		}
-		if _, err := db.Create(ctx, s, now); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // devConfig reads dev's flags: the server's, where its embedded servers listen, --data.
@@ -156,7 +126,7 @@ func devSQL(ctx context.Context, dir string) (string, *sqldb.DB, *promodb.DB, er
 		db.Close()
 		return "", nil, nil, err
 	}
-	if err := seedPromotions(ctx, db, time.Now()); err != nil {
+	if err := demo.Promotions(ctx, db, time.Now()); err != nil {
 		db.Close()
 		return "", nil, nil, fmt.Errorf("seed demo promotions: %w", err)
 	}
@@ -172,7 +142,7 @@ func (s *server) devStock(ctx context.Context, cfg config) error {
 		return err
 	}
 	if !lost {
-		if err := seedDemo(ctx, s.stock); err != nil {
+		if err := demo.Stock(ctx, s.stock); err != nil {
 			return fmt.Errorf("seed demo data: %w", err)
 		}
 		return nil
@@ -182,40 +152,6 @@ func (s *server) devStock(ctx context.Context, cfg config) error {
 		return fmt.Errorf("restoring the stock kept in %s: %w", cfg.DataDir, err)
 	}
 	s.log.Info("dev: stock restored from the durable copy", "records", rep.Records, "marks", rep.Marks)
-	return nil
-}
-
-// Demo data: three stores and five SKUs of a beauty and health shop.
-var (
-	demoStores = []string{"S001", "S002", "S003"}
-	demoSKUs   = []string{"8809461234567", "8809461234574", "8809461234581", "8801234567890", "8807654321098"}
-)
-
-// seedDemo applies the demo stock as ordinary events with fixed ids, so the seed is
-// idempotent and shows up in the change feed like any till event.
-func seedDemo(ctx context.Context, store inventory.StockStore) error {
-	var events []inventory.Event
-	for i, st := range demoStores {
-		for j, sku := range demoSKUs {
-			id := fmt.Sprintf("seed-%s-%s", st, sku)
-			events = append(events,
-				inventory.Event{EventID: id + "-count", Type: inventory.Set, Store: st, SKU: sku, Qty: int64(5 + 7*i + 3*j), Source: "seed"},
-				inventory.Event{EventID: id + "-safety", Type: inventory.SetSafety, Store: st, SKU: sku, Qty: 1, Source: "seed"},
-			)
-			if j%2 == 0 {
-				events = append(events, inventory.Event{EventID: id + "-reserve", Type: inventory.Reserve, Store: st, SKU: sku, Qty: 2, Source: "seed"})
-			}
-		}
-	}
-	results, err := store.Apply(ctx, events)
-	if err != nil {
-		return err
-	}
-	for _, r := range results {
-		if r.Status == inventory.Rejected {
-			return fmt.Errorf("seed event %s rejected: %w", r.EventID, r.Err)
-		}
-	}
 	return nil
 }
 

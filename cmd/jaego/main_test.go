@@ -22,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/jaego/jaego/internal/api/apitest"
+	"github.com/jaego/jaego/internal/demo"
 	"github.com/jaego/jaego/internal/embedded"
 	invredis "github.com/jaego/jaego/internal/inventory/redis"
 	"github.com/jaego/jaego/internal/lock"
@@ -139,15 +140,15 @@ func TestDevEndToEnd(t *testing.T) {
 	s := start(t, nil, "dev", "--http", "127.0.0.1:0")
 
 	var st map[string]any
-	if code := getJSON(t, s.api+"/v1/stores/S001/skus/8809461234567", &st); code != 200 || st["on_hand"] == nil || st["version"].(float64) < 1 {
+	if code := getJSON(t, s.api+"/v1/stores/"+demo.Stores[0]+"/skus/"+demo.SKUs[0], &st); code != 200 || st["on_hand"] == nil || st["version"].(float64) < 1 {
 		t.Fatalf("demo stock: %d %v", code, st)
 	}
 	onHand := st["on_hand"].(float64)
-	code, ans := post(t, s.api+"/v1/events", `{"event_id":"pos-S001-1","type":"sale","store":"S001","sku":"8809461234567","qty":2,"source":"pos"}`)
+	code, ans := post(t, s.api+"/v1/events", `{"event_id":"pos-`+demo.Stores[0]+`-1","type":"sale","store":"`+demo.Stores[0]+`","sku":"`+demo.SKUs[0]+`","qty":2,"source":"pos"}`)
 	if code != 200 || ans["status"] != "applied" {
 		t.Fatalf("sale: %d %v", code, ans)
 	}
-	getJSON(t, s.api+"/v1/stores/S001/skus/8809461234567", &st)
+	getJSON(t, s.api+"/v1/stores/"+demo.Stores[0]+"/skus/"+demo.SKUs[0], &st)
 	if st["on_hand"].(float64) != onHand-2 {
 		t.Errorf("after sale: %v, want on_hand %v", st, onHand-2)
 	}
@@ -155,7 +156,7 @@ func TestDevEndToEnd(t *testing.T) {
 		Items   []map[string]any `json:"items"`
 		Missing []string         `json:"missing"`
 	}
-	getJSON(t, s.api+"/v1/skus/8809461234567/stock?store=S001,S002,S003,S999", &bulk)
+	getJSON(t, s.api+"/v1/skus/"+demo.SKUs[0]+"/stock?store="+demo.Stores[0]+",S002,S003,S999", &bulk)
 	if len(bulk.Items) != 3 || len(bulk.Missing) != 1 {
 		t.Errorf("cross-store: %+v", bulk)
 	}
@@ -228,13 +229,13 @@ func TestDevEndToEnd(t *testing.T) {
 	}
 	defer kc.Close()
 	rec := &kgo.Record{Topic: "jaego.stock-events", Key: []byte("S002"),
-		Value: []byte(`{"event_id":"till-S002-1","type":"receipt","store":"S002","sku":"8809461234567","qty":100}`)}
+		Value: []byte(`{"event_id":"till-S002-1","type":"receipt","store":"S002","sku":"` + demo.SKUs[0] + `","qty":100}`)}
 	if err := kc.ProduceSync(context.Background(), rec).FirstErr(); err != nil {
 		t.Fatalf("produce to %q: %v", kafkaAddr, err)
 	}
 	var s2 map[string]any
 	testenv.Eventually(t, "the till event applied", 10*time.Second, func() bool {
-		getJSON(t, s.api+"/v1/stores/S002/skus/8809461234567", &s2)
+		getJSON(t, s.api+"/v1/stores/S002/skus/"+demo.SKUs[0], &s2)
 		return s2["version"].(float64) > 3
 	}, func() string { return fmt.Sprint(s2) })
 
@@ -360,14 +361,14 @@ func TestDevDataKeepsStock(t *testing.T) {
 	var before map[string]any
 	t.Run("first run", func(t *testing.T) {
 		s := start(t, nil, "dev", "--http", "127.0.0.1:0", "--data", dir)
-		if code, ans := post(t, s.api+"/v1/events", `{"event_id":"kept-1","type":"receipt","store":"S001","sku":"8809461234567","qty":100}`); code != 200 || ans["status"] != "applied" {
+		if code, ans := post(t, s.api+"/v1/events", `{"event_id":"kept-1","type":"receipt","store":"`+demo.Stores[0]+`","sku":"`+demo.SKUs[0]+`","qty":100}`); code != 200 || ans["status"] != "applied" {
 			t.Fatalf("receipt: %d %v", code, ans)
 		}
-		getJSON(t, s.api+"/v1/stores/S001/skus/8809461234567", &before)
+		getJSON(t, s.api+"/v1/stores/"+demo.Stores[0]+"/skus/"+demo.SKUs[0], &before)
 		deadline := time.Now().Add(30 * time.Second)
 		for { // the projector has copied the receipt once its history shows it
 			var h map[string]any
-			getJSON(t, s.api+"/v1/stores/S001/skus/8809461234567/history", &h)
+			getJSON(t, s.api+"/v1/stores/"+demo.Stores[0]+"/skus/"+demo.SKUs[0]+"/history", &h)
 			if strings.Contains(fmt.Sprint(h["changes"]), "kept-1") {
 				break
 			}
@@ -380,11 +381,11 @@ func TestDevDataKeepsStock(t *testing.T) {
 	t.Run("restart", func(t *testing.T) {
 		s := start(t, nil, "dev", "--http", "127.0.0.1:0", "--data", dir)
 		var after map[string]any
-		if code := getJSON(t, s.api+"/v1/stores/S001/skus/8809461234567", &after); code != 200 ||
+		if code := getJSON(t, s.api+"/v1/stores/"+demo.Stores[0]+"/skus/"+demo.SKUs[0], &after); code != 200 ||
 			after["on_hand"] != before["on_hand"] || after["version"] != before["version"] || after["reserved"] != before["reserved"] {
 			t.Fatalf("after a restart: %d %v, before %v", code, after, before)
 		}
-		if code, ans := post(t, s.api+"/v1/events", `{"event_id":"kept-1","type":"receipt","store":"S001","sku":"8809461234567","qty":100}`); code != 200 || ans["status"] != "duplicate" {
+		if code, ans := post(t, s.api+"/v1/events", `{"event_id":"kept-1","type":"receipt","store":"`+demo.Stores[0]+`","sku":"`+demo.SKUs[0]+`","qty":100}`); code != 200 || ans["status"] != "duplicate" {
 			t.Fatalf("the receipt again after a restart: %d %v", code, ans)
 		}
 		var feed map[string]any

@@ -11,6 +11,7 @@ import (
 
 	"github.com/jaego/jaego/internal/httpx"
 	"github.com/jaego/jaego/internal/inventory"
+	"github.com/jaego/jaego/internal/jaego"
 	"github.com/jaego/jaego/internal/lock"
 	"github.com/jaego/jaego/internal/promo"
 	promodb "github.com/jaego/jaego/internal/promo/db"
@@ -43,6 +44,8 @@ func (s *server) addPromotions(ctx context.Context, db *promodb.DB, client rueid
 	rb := promo.NewRebuilder(promo.RebuilderOptions{Source: db, Publisher: cache, Locker: s.locks, Location: loc,
 		Rebuilt: promoprom.Rebuilds(s.registry), Logger: s.log})
 	s.promo = &promotions{db: db, cache: cache, rebuilder: rb}
+	s.ready.Add(httpx.Dependency{Name: "the promotions database", Ping: db.PingContext,
+		Down: jaego.Errorf(jaego.CodePromotionsDBDown, "the promotions database does not answer")})
 	if cat, err := cache.Current(ctx); err != nil || cat.Day != rb.Day() {
 		if _, err := rb.Rebuild(ctx, "startup"); err != nil {
 			s.log.Warn("promotion cache not built at startup; the daily batch retries", "err", err)
@@ -160,23 +163,8 @@ func runPromo(ctx context.Context, args []string, getenv func(string) string, st
 	return nil
 }
 
-// giftStock is the available stock of gift SKUs at a store, for stock-aware gifts (design
-// §12): one HMGET of the store's hash, through the breaker (the copy answers while Redis
-// is down).
+// giftStock is the available stock of gift SKUs at a store, for stock-aware gifts: through
+// the breaker (the copy answers while Redis is down).
 func (s *server) giftStock(ctx context.Context, store string, skus []string) (map[string]int64, error) {
-	keys := make([]inventory.Key, len(skus))
-	for i, sku := range skus {
-		keys[i] = inventory.Key{Store: store, SKU: sku}
-	}
-	found, err := s.guarded.GetMany(ctx, keys)
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[string]int64, len(found))
-	for _, l := range found {
-		if l.Found {
-			out[l.Stock.SKU] = l.Stock.Available
-		}
-	}
-	return out, nil
+	return inventory.AvailableAt(ctx, s.guarded, store, skus)
 }

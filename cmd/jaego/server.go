@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -51,7 +50,7 @@ type server struct {
 	locks    *lock.Locker
 	promo    *promotions // nil: gift promotions are off
 	guard    *auth.Guard // access control; open with --auth none
-	ready    atomic.Bool // set once startup work (e.g. the dev seed) is done
+	ready    *httpx.Readiness // /readyz; Started once startup work (e.g. the dev seed) is done
 	http     *http.Server
 	listener net.Listener
 	workers  []worker // run beside the HTTP server, e.g. the Kafka consumer
@@ -84,6 +83,7 @@ func newServer(ctx context.Context, cfg config, client rueidis.Client, sdb *sqld
 		return nil, err
 	}
 	s.addBreaker()
+	s.addReadiness()
 	if err := s.listen(); err != nil {
 		return nil, err
 	}
@@ -234,7 +234,7 @@ func (s *server) routes() http.Handler {
 	mux.Handle("GET /openapi.json", api.Handler())
 	mux.Handle("GET /console/", console.Handler()) // the web console (design §13): its pages ask for a key
 	mux.Handle("GET /healthz", healthz())
-	mux.Handle("GET /readyz", s.readyz())
+	mux.Handle("GET /readyz", s.ready)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry}))
 	opts := invhttp.Options{Timeout: s.cfg.RequestTimeout, Logger: s.log, Feed: s.feed, Tail: s.hub, Snapshots: s.stock, Breaker: s.guarded.Breaker(),
 		Reservations: breaker.NewReservations(s.stock, s.guarded.Breaker())}
@@ -261,36 +261,16 @@ func healthz() http.Handler {
 	})
 }
 
-// readyz answers 200 only when startup is done and Redis answers within a second.
-func (s *server) readyz() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !s.ready.Load() {
-			httpx.Fail(w, r, nil, jaego.Errorf(jaego.CodeStarting, "jaego is still starting"))
-			return
-		}
-		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
-		defer cancel()
-		// The answer names what is down, never where it is: the error goes to the log. With
-		// Redis down an instance that has the durable copy stays ready: it serves reads
-		// from the copy (and refuses writes fast), which is better than no answer at all.
-		if err := s.stock.Ping(ctx); err != nil {
-			s.log.WarnContext(r.Context(), "Redis does not answer", "err", err)
-			if s.sql == nil || s.sql.PingContext(ctx) != nil {
-				httpx.Fail(w, r, nil, jaego.Errorf(jaego.CodeUnavailable, "the stock store (Redis) does not answer"))
-				return
-			}
-			httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "degraded", "redis": "down", "reads": "fallback"})
-			return
-		}
-		if s.promo != nil {
-			if err := s.promo.db.PingContext(ctx); err != nil {
-				s.log.WarnContext(r.Context(), "not ready: the promotions database does not answer", "err", err)
-				httpx.Fail(w, r, nil, jaego.Errorf(jaego.CodePromotionsDBDown, "the promotions database does not answer"))
-				return
-			}
-		}
-		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
-	})
+// addReadiness makes /readyz: Redis, with the durable copy as its fallback (an instance
+// with the copy stays ready with Redis down: it serves reads from the copy and refuses
+// writes fast, which is better than no answer at all); the promotions add their database.
+func (s *server) addReadiness() {
+	stock := httpx.Dependency{Name: "Redis", Ping: s.stock.Ping,
+		Down: jaego.Errorf(jaego.CodeUnavailable, "the stock store (Redis) does not answer")}
+	if s.sql != nil {
+		stock.Fallback, stock.Degraded = s.sql.PingContext, map[string]string{"redis": "down", "reads": "fallback"}
+	}
+	s.ready = httpx.NewReadiness(s.log, stock)
 }
 
 // serve answers HTTP and runs the workers until ctx ends or one of them fails, then drains
@@ -390,7 +370,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			return err
 		}
 	}
-	s.ready.Store(true)
+	s.ready.Started()
 	fmt.Fprintf(stdout, "jaego serve (%s)\n  redis:     %s\n  kafka:     %s\n  postgres:  %s\n  api:       %s\n  auth:      %s\n",
 		readBuildInfo().Version, jaego.RedactURL(cfg.RedisURL), orNone(cfg.KafkaBrokers), orNone(jaego.RedactURL(cfg.PostgresURL)), s.apiURL(), authLine(cfg))
 	log.Info("serving", "version", readBuildInfo().Version, "http", s.apiURL(), "redis", jaego.RedactURL(cfg.RedisURL), "kafka", cfg.KafkaBrokers, "groups", cfg.ShardGroups)

@@ -1,11 +1,13 @@
 package inventory_test
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
 
 	"github.com/jaego/jaego/internal/inventory"
+	"github.com/jaego/jaego/internal/inventory/inmem"
 	"github.com/jaego/jaego/internal/inventory/inventorytest"
 	"github.com/jaego/jaego/internal/jaego"
 )
@@ -58,5 +60,16 @@ func TestAvailableNeverNegative(t *testing.T) {
 		if got := inventory.AvailableOf(c[0], c[1], c[2]); got != c[3] {
 			t.Errorf("AvailableOf(%d,%d,%d) = %d, want %d", c[0], c[1], c[2], got, c[3])
 		}
+	}
+}
+
+// AvailableAt answers the available stock of the SKUs that have a record, from one read.
+func TestAvailableAt(t *testing.T) {
+	s := inmem.New(inmem.Options{})
+	inventorytest.MustApply(t, s, inventorytest.Ev(inventory.Receipt, "S1", "G1", 5), inventorytest.Ev(inventory.Receipt, "S1", "G2", 3),
+		inventorytest.Ev(inventory.Reserve, "S1", "G2", 1), inventorytest.Ev(inventory.Receipt, "S2", "G3", 9))
+	got, err := inventory.AvailableAt(context.Background(), s, "S1", []string{"G1", "G2", "G3"})
+	if err != nil || len(got) != 2 || got["G1"] != 5 || got["G2"] != 2 {
+		t.Fatalf("available at S1: %v %v, want G1 5, G2 2 and no G3", got, err)
 	}
 }

@@ -5,6 +5,7 @@
 package inventory
 
 import (
+	"context"
 	"time"
 )
 
@@ -39,4 +40,24 @@ func AvailableOf(onHand, reserved, safety int64) int64 {
 func (s Stock) WithAvailable() Stock {
 	s.Available = AvailableOf(s.OnHand, s.Reserved, s.Safety)
 	return s
+}
+
+// AvailableAt is the available stock of skus at store, for stock-aware gifts (design §12):
+// one read of them all; a SKU without a record is left out.
+func AvailableAt(ctx context.Context, r StockReader, store string, skus []string) (map[string]int64, error) {
+	keys := make([]Key, len(skus))
+	for i, sku := range skus {
+		keys[i] = Key{Store: store, SKU: sku}
+	}
+	found, err := r.GetMany(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]int64, len(found))
+	for _, l := range found {
+		if l.Found {
+			out[l.Stock.SKU] = l.Stock.Available
+		}
+	}
+	return out, nil
 }
