@@ -48,8 +48,8 @@ type server struct {
 	feed     *invredis.Feed
 	hub      *inventory.Hub
 	locks    *lock.Locker
-	promo    *promotions // nil: gift promotions are off
-	guard    *auth.Guard // access control; open with --auth none
+	promo    *promotions      // nil: gift promotions are off
+	guard    *auth.Guard      // access control; open with --auth none
 	ready    *httpx.Readiness // /readyz; Started once startup work (e.g. the dev seed) is done
 	http     *http.Server
 	listener net.Listener
