@@ -63,25 +63,27 @@ func TestChaos(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 21))
 	var schedule []string
 	for end := time.Now().Add(duration); time.Now().Before(end); {
-		pause := time.NewTimer(time.Duration(2000+rng.IntN(4000)) * time.Millisecond) // the load runs between faults
-		select {
-		case <-pause.C:
-		case <-t.Context().Done():
-			return
-		}
+		pause(t, time.Duration(2000+rng.IntN(4000))*time.Millisecond) // the load runs between faults
 		fault := []string{"kill", "hang", "failover", "flush"}[rng.IntN(4)]
 		schedule = append(schedule, fault)
 		t.Logf("%s: %s", time.Now().Format(time.StampMilli), fault)
 		c.inject(t, fault, rng)
 	}
 	c.healthy(t)
-	quiet := time.NewTimer(3 * time.Second) // the load runs on a healthy Redis before it stops
-	<-quiet.C
+	pause(t, 3*time.Second) // the load runs on a healthy Redis before it stops
 	close(stop)
 	wg.Wait()
 	t.Logf("seed %d, %s: faults %v; %d POS events, %d web events, %d holds, %d lookups, %d tail bytes",
 		seed, duration, schedule, len(c.pos), len(c.web), len(c.holds), c.reads.Load(), c.tailBytes.Load())
 	c.check(t)
+}
+
+// pause lets d pass (the load runs meanwhile), or less if the test ends.
+func pause(t *testing.T, d time.Duration) {
+	select {
+	case <-time.After(d):
+	case <-t.Context().Done():
+	}
 }
 
 // chaos is the deployment under test and what its clients were told.
@@ -180,11 +182,9 @@ func (c *chaos) steadyLoad(t *testing.T) {
 		return fmt.Sprintf("heap in use %.0f MiB, Go's memory from the OS %.0f MiB, %.0f goroutines", metricValue(t, c.p.api, "go_memstats_heap_inuse_bytes")/(1<<20),
 			metricValue(t, c.p.api, "go_memstats_sys_bytes")/(1<<20), metricValue(t, c.p.api, "go_goroutines"))
 	}
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
 	var warmHeap string
 	for s := 1; s <= 60; s++ {
-		<-tick.C
+		pause(t, time.Second)
 		switch r := rss(t, c.pid); {
 		case s > 20:
 			c.steadyRSS = max(c.steadyRSS, r)
@@ -361,8 +361,7 @@ func (c *chaos) inject(t *testing.T, fault string, rng *rand.Rand) {
 		if err := victim.Pause(); err != nil {
 			t.Fatal(err)
 		}
-		hung := time.NewTimer(time.Second)
-		<-hung.C
+		pause(t, time.Second)
 		if err := victim.Resume(); err != nil {
 			t.Fatal(err)
 		}
