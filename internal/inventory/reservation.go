@@ -3,6 +3,7 @@ package inventory
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"slices"
 	"strings"
@@ -196,4 +197,42 @@ func CheckStatus(s ReservationStatus) error {
 		return nil
 	}
 	return jaego.Invalidf("status", "status must be held, confirmed, cancelled or expired, got %q", s)
+}
+
+// Expirer is a reservation store's sweep: ExpireDue expires up to limit held reservations
+// past their time (each exactly once, however many sweep at once) and says how many.
+type Expirer interface {
+	ExpireDue(ctx context.Context, limit int) (int, error)
+}
+
+// sweepRound is how many reservations one ExpireDue call of a sweep expires at most.
+const sweepRound = 500
+
+// SweepExpiries expires due reservations every period until ctx ends: each sweep calls
+// ExpireDue in rounds of 500 until a round expires fewer, then after (metrics, say).
+// Failures are logged at most every 10 s; the next period retries.
+func SweepExpiries(ctx context.Context, e Expirer, every time.Duration, after func(context.Context) error, log *slog.Logger) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	var lastLog time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		for {
+			n, err := e.ExpireDue(ctx, sweepRound)
+			if err == nil && n < sweepRound && after != nil {
+				err = after(ctx)
+			}
+			if err != nil && ctx.Err() == nil && time.Since(lastLog) > 10*time.Second {
+				log.Warn("reservation expiry sweep failed; retrying", "err", err)
+				lastLog = time.Now()
+			}
+			if err != nil || n < sweepRound {
+				break
+			}
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/jaego/jaego/internal/inventory"
@@ -96,5 +97,48 @@ func TestTailSuite(t *testing.T) {
 	inventorytest.Tail(t, func(t *testing.T) (inventory.StockStore, inventory.TailFeed) {
 		s := inmem.New(inmem.Options{})
 		return s, s
+	})
+}
+
+// An idle stream hears from the hub every keep-alive (5 s), exactly, and a change reaches
+// it at once whatever the keep-alive's phase: in a synctest bubble (virtual time), so the
+// test takes milliseconds, not the 16 s it checks.
+func TestHubKeepAlive(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := inmem.New(inmem.Options{})
+		hub := inventory.NewHub(store, inventory.HubOptions{})
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go hub.Run(ctx)
+		start := time.Now()
+		var mu sync.Mutex
+		var beats []time.Duration
+		var changes int
+		go func() {
+			_ = hub.Follow(ctx, "", func() {}, func(b inventory.TailBatch) error {
+				mu.Lock()
+				defer mu.Unlock()
+				if len(b.Changes) == 0 {
+					beats = append(beats, time.Since(start))
+				}
+				changes += len(b.Changes)
+				return nil
+			})
+		}()
+		time.Sleep(16 * time.Second)
+		synctest.Wait()
+		mu.Lock()
+		if len(beats) != 3 || beats[0] != 5*time.Second || beats[1] != 10*time.Second || beats[2] != 15*time.Second {
+			t.Fatalf("keep-alives at %v, want 5s, 10s and 15s", beats)
+		}
+		mu.Unlock()
+		time.Sleep(1500 * time.Millisecond) // mid-period: the change must not wait for the next beat
+		inventorytest.MustApply(t, store, inventorytest.Ev(inventory.Receipt, "S1", "A", 1))
+		synctest.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		if changes != 1 {
+			t.Fatalf("%d changes delivered at once after the apply, want 1", changes)
+		}
 	})
 }

@@ -106,18 +106,21 @@ func (s *Store) Cancel(ctx context.Context, id string) (inventory.Reservation, e
 	return s.end(id, inventory.Cancelled)
 }
 
-// ExpireDue expires every held reservation past its time, as a sweep would; it answers how
-// many expired.
-func (s *Store) ExpireDue(ctx context.Context) int {
+// ExpireDue implements inventory.Expirer: up to limit held reservations past their time
+// expire, in creation order.
+func (s *Store) ExpireDue(ctx context.Context, limit int) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0
 	for _, id := range s.rsvSeq {
+		if n == limit {
+			break
+		}
 		if s.expireIfDue(s.rsv[id], s.opts.Now()) {
 			n++
 		}
 	}
-	return n
+	return n, nil
 }
 
 // end confirms or cancels id: a reservation past its time expires first and is not held

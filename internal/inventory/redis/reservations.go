@@ -428,35 +428,15 @@ func (s *Store) Availability(ctx context.Context, items []inventory.Item, stores
 }
 
 // RunExpiry sweeps expired reservations every period until ctx ends (a worker of every
-// jaego serve: they may all run it), and keeps jaego_reservations_held current. Failures
-// are logged at most every 10 s; the next sweep retries.
+// jaego serve: they may all run it), and keeps jaego_reservations_held current.
 func (s *Store) RunExpiry(ctx context.Context, every time.Duration) {
-	tick := time.NewTicker(every)
-	defer tick.Stop()
-	var lastLog time.Time
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
+	inventory.SweepExpiries(ctx, s, every, func(ctx context.Context) error {
+		held, err := s.Held(ctx)
+		if err == nil {
+			s.metrics.held.Set(float64(held))
 		}
-		for {
-			n, err := s.ExpireDue(ctx, 500)
-			if err == nil {
-				var held int64
-				if held, err = s.Held(ctx); err == nil {
-					s.metrics.held.Set(float64(held))
-				}
-			}
-			if err != nil && ctx.Err() == nil && time.Since(lastLog) > 10*time.Second {
-				s.opts.Logger.Warn("reservation expiry sweep failed; retrying", "err", err)
-				lastLog = time.Now()
-			}
-			if err != nil || n < 500 {
-				break
-			}
-		}
-	}
+		return err
+	}, s.opts.Logger)
 }
 
 // List implements inventory.Reservations: the store's list (ids by creation) in pages, each
