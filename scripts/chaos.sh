@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Runs TestChaos (cmd/jaego/chaos_test.go) with a seed and a duration of faults of your own:
 #   ./scripts/chaos.sh [seed] [duration]      e.g. ./scripts/chaos.sh 7 30m
-# jaego serve (--write-ack replicas) on a 3 + 3 Redis Cluster with the durable copy and Kafka,
-# under mixed load (POS events, web events, holds and their ends, lookups, a live tail): a
-# minute on a healthy Redis (its RSS may grow 20% at most), then faults drawn from the seed
-# (a master killed, a master hung, a planned failover, every master flushed and restored)
-# for the duration, then every total checked exactly against what the clients were told.
-# The suite runs seed 1 for 60 s. The same seed draws the same schedule of faults (their
-# timing, and so what the load was doing at each, moves with the machine).
+# jaego serve (--write-ack replicas) on a 3 + 3 Redis Cluster with the durable copy and
+# Kafka, under mixed load (POS events, web events, holds and their ends, lookups, a live
+# tail): a minute on a healthy Redis (its RSS may grow 20% at most), then faults for the
+# duration in rounds of the four kinds (a master killed, a master hung, a planned failover,
+# every master flushed and restored), each round's order drawn from the seed, then every
+# total checked exactly against what the clients were told. The suite runs seed 1 with
+# 30 s of faults. The same seed draws the same schedule (its timing, and so what the load
+# was doing at each fault, moves with the machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seed="${1:-$RANDOM}"
