@@ -127,7 +127,7 @@ type ackedHold struct {
 }
 
 // flushWindow: writes acknowledged after asOf (the copy's position read just before the
-// flush) and sent before at may be lost with the flush.
+// flush) and sent before at (when every master was flushed) may be lost with the flush.
 type flushWindow struct{ asOf, at time.Time }
 
 func (w flushWindow) mayLose(sent, ack time.Time) bool { return ack.After(w.asOf) && sent.Before(w.at) }
@@ -383,13 +383,14 @@ func (c *chaos) inject(t *testing.T, fault string, rng *rand.Rand) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		w := flushWindow{asOf: pos.AsOf, at: time.Now()}
+		w := flushWindow{asOf: pos.AsOf}
 		for _, m := range masters {
 			cl := nodeClient(t, m)
 			if err := cl.Do(context.Background(), cl.B().Flushall().Build()).Error(); err != nil {
 				t.Fatalf("FLUSHALL on %s: %v", m.Addr, err)
 			}
 		}
+		w.at = time.Now() // a write sent before the last master was flushed may have gone with it
 		c.mu.Lock()
 		c.flushes = append(c.flushes, w)
 		c.mu.Unlock()
