@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 	"github.com/jaego/jaego/internal/jaego"
@@ -31,6 +32,11 @@ type DB struct {
 	dialect goose.Dialect
 }
 
+// PostgresConns is how many connections one jaego process keeps to PostgreSQL at most (the
+// durable copy's projector and fallback reads, the promotions). PostgreSQL's default
+// max_connections is 100: size it, or put a pooler in front, for 16 per instance you run.
+const PostgresConns = 16
+
 // Open opens url: postgres://… or postgresql://… is PostgreSQL; sqlite:PATH (or
 // sqlite::memory:) is the embedded SQLite. It checks the connection.
 func Open(ctx context.Context, url string) (*DB, error) {
@@ -41,6 +47,14 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		if err != nil {
 			return nil, fmt.Errorf("postgres: %w", err)
 		}
+		// A pool that keeps its connections: database/sql keeps 2 idle by default, so under
+		// 32 concurrent fallback reads many queries opened (and closed) a PostgreSQL
+		// connection of their own, a backend process each (jaegobench copy: fallback p99
+		// 20 ms before, 13 ms after; the rate, bound by PostgreSQL on the same two cores,
+		// stayed at 0.23-0.24 of Redis's).
+		db.SetMaxOpenConns(PostgresConns)
+		db.SetMaxIdleConns(PostgresConns)
+		db.SetConnMaxIdleTime(5 * time.Minute)
 		d = &DB{DB: db, dialect: goose.DialectPostgres}
 	case strings.HasPrefix(url, "sqlite:"):
 		path := strings.TrimPrefix(url, "sqlite:")
