@@ -136,7 +136,7 @@ func Restore(ctx context.Context, src RestoreSource, dst RestoreTarget, o Restor
 	} else if whole && !o.Force {
 		return rep, ErrTargetWhole
 	}
-	if err := src.Records(ctx, 1000, func(page []Stock) error {
+	if err := readAhead(ctx, func(emit func([]Stock) error) error { return src.Records(ctx, 1000, emit) }, func(page []Stock) error {
 		if err := dst.PutRecords(ctx, page); err != nil {
 			return err
 		}
@@ -151,7 +151,8 @@ func Restore(ctx context.Context, src RestoreSource, dst RestoreTarget, o Restor
 	// feed's retention go back into their streams (in id order, as a stream needs).
 	maxID := map[string]string{} // group → highest change id
 	recentFrom := o.Now().Add(-o.Retention)
-	if err := src.ChangesSince(ctx, o.Now().Add(-o.Window), 1000, func(page []Change) error {
+	readChanges := func(emit func([]Change) error) error { return src.ChangesSince(ctx, o.Now().Add(-o.Window), 1000, emit) }
+	if err := readAhead(ctx, readChanges, func(page []Change) error {
 		var recent []Change
 		for _, c := range page {
 			id, group, ok := strings.Cut(c.ID, "/")
@@ -203,6 +204,37 @@ func Restore(ctx context.Context, src RestoreSource, dst RestoreTarget, o Restor
 		}
 	}
 	return rep, dst.MarkEpoch(ctx, false)
+}
+
+// readAhead runs read (which hands its pages to emit) in a goroutine of its own, a few
+// pages ahead of write: the copy reads the next page while Redis takes the last one,
+// instead of the two taking turns. A write's error stops the read.
+func readAhead[T any](ctx context.Context, read func(emit func(T) error) error, write func(T) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pages := make(chan T, 4)
+	done := make(chan error, 1)
+	go func() {
+		defer close(pages)
+		done <- read(func(page T) error {
+			select {
+			case pages <- page:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+	}()
+	for page := range pages {
+		if err := write(page); err != nil {
+			cancel()
+			for range pages { // the reader ends at its next page
+			}
+			<-done
+			return err
+		}
+	}
+	return <-done
 }
 
 // restoreNotes writes back the reservations held or ended inside the window (the time an
