@@ -151,7 +151,9 @@ func Restore(ctx context.Context, src RestoreSource, dst RestoreTarget, o Restor
 	// feed's retention go back into their streams (in id order, as a stream needs).
 	maxID := map[string]string{} // group → highest change id
 	recentFrom := o.Now().Add(-o.Retention)
-	readChanges := func(emit func([]Change) error) error { return src.ChangesSince(ctx, o.Now().Add(-o.Window), 1000, emit) }
+	readChanges := func(emit func([]Change) error) error {
+		return src.ChangesSince(ctx, o.Now().Add(-o.Window), 1000, emit)
+	}
 	if err := readAhead(ctx, readChanges, func(page []Change) error {
 		var recent []Change
 		for _, c := range page {
