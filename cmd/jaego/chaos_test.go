@@ -65,7 +65,8 @@ func TestChaos(t *testing.T) {
 	var schedule, round []string
 	for end := time.Now().Add(duration); time.Now().Before(end); {
 		pause(t, time.Duration(2000+rng.IntN(4000))*time.Millisecond) // the load runs between faults
-		if len(round) == 0 {                                          // every kind once a round, in an order of the seed's
+		// Every kind once a round, in an order of the seed's.
+		if len(round) == 0 {
 			round = []string{"kill", "hang", "failover", "flush"}
 			rng.Shuffle(len(round), func(i, j int) { round[i], round[j] = round[j], round[i] })
 		}
