@@ -24,16 +24,17 @@ func main() {
 const usage = `usage: jaego <command> [flags]
 
 commands:
-  dev     everything in one process with embedded servers and demo data (no external server)
-  serve   the production server against real Redis (--redis), with the POS event consumer (--kafka)
-  relay   POS transactions (NDJSON on stdin, a file, or POST /relay) to stock events on Kafka
-  loadgen a realistic POS day of stock events, produced to Kafka
-  keys    keys new: makes an API key (printed once) and its line for the keys file
-  load    loads a stock snapshot (CSV store,sku,on_hand[,safety]) into Redis, checked first, with progress
-  migrate applies the SQL schema migrations (gift promotions, durable stock copy) to --postgres
-  restore rebuilds an empty Redis from the durable copy in PostgreSQL and moves the consumer group back
-  promo   promo rebuild: builds and publishes a new promotion cache version by hand
-  version prints the version, commit and build date (also --version)
+  dev       everything in one process with embedded servers and demo data (no external server)
+  serve     the production server against real Redis (--redis), with the POS event consumer (--kafka)
+  relay     POS transactions (NDJSON on stdin, a file, or POST /relay) to stock events on Kafka
+  loadgen   a realistic POS day of stock events, produced to Kafka
+  keys      keys new: makes an API key (printed once) and its line for the keys file
+  load      loads a stock snapshot (CSV store,sku,on_hand[,safety]) into Redis, checked first, with progress
+  migrate   applies the SQL schema migrations (gift promotions, durable stock copy) to --postgres
+  restore   rebuilds an empty Redis from the durable copy in PostgreSQL and moves the consumer group back
+  promo     promo rebuild: builds and publishes a new promotion cache version by hand
+  capacity  the resources for a size: Redis masters and memory, G, partitions, PostgreSQL, instances
+  version   prints the version, commit and build date (also --version)
 
 Run 'jaego <command> -h' for the flags of a command.
 `
@@ -64,6 +65,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runPromo(ctx, rest, getenv, stdout, stderr)
 	case "restore":
 		return runRestore(ctx, rest, getenv, stdout, stderr)
+	case "capacity":
+		return runCapacity(ctx, rest, getenv, stdout, stderr)
 	case "version", "--version", "-version":
 		return runVersion(stdout)
 	case "help", "-h", "--help":

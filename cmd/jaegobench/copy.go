@@ -99,7 +99,7 @@ func benchCopy(ctx context.Context, out io.Writer, n, rate int, steady, dur time
 	}
 	cp := invdb.New(sdb)
 	pctx, stopProjector := context.WithCancel(ctx)
-	done, err := projectBacklog(pctx, out, client, store, cp, n)
+	done, err := projectBacklog(pctx, out, client, store, sdb, n)
 	if err == nil {
 		err = copyLag(ctx, out, store, cp, rate, steady)
 	}
@@ -117,7 +117,8 @@ func benchCopy(ctx context.Context, out io.Writer, n, rate int, steady, dur time
 // projectBacklog gives the copy its position, applies n events batched (the baseline), then
 // runs the projector (until ctx ends: done is closed then) and reports its rate once it
 // has copied them.
-func projectBacklog(ctx context.Context, out io.Writer, client rueidis.Client, store *invredis.Store, cp *invdb.Copy, n int) (done chan struct{}, err error) {
+func projectBacklog(ctx context.Context, out io.Writer, client rueidis.Client, store *invredis.Store, sdb *sqldb.DB, n int) (done chan struct{}, err error) {
+	cp := invdb.New(sdb)
 	done = make(chan struct{})
 	feed := invredis.NewFeed(store, invredis.FeedOptions{})
 	pos, err := feed.Position(ctx)
@@ -150,9 +151,15 @@ func projectBacklog(ctx context.Context, out io.Writer, client rueidis.Client, s
 		time.Sleep(5 * time.Millisecond)
 	}
 	projectPerSec := float64(n) / time.Since(start).Seconds()
+	var ledgerBytes int64
+	if err := sdb.QueryRowContext(ctx, `SELECT COALESCE(SUM(pg_total_relation_size(inhrelid)), 0) FROM pg_inherits
+		WHERE inhparent = 'stock_ledger'::regclass`).Scan(&ledgerBytes); err != nil {
+		return done, err
+	}
 	fmt.Fprintf(out, "| durable copy (%d changes) | per second | ratio |\n|---|---:|---:|\n", n)
 	fmt.Fprintf(out, "| batched apply into Redis (baseline: MaxBatch 64, 256 events per Apply, 4 goroutines) | %.0f | 1.00 |\n", applyPerSec)
-	fmt.Fprintf(out, "| projector: feed → PostgreSQL (rows, ledger, cursor per commit of 5,000) | %.0f | %.2f |\n\n", projectPerSec, projectPerSec/applyPerSec)
+	fmt.Fprintf(out, "| projector: feed → PostgreSQL (rows, ledger, cursor per commit of 5,000) | %.0f | %.2f |\n", projectPerSec, projectPerSec/applyPerSec)
+	fmt.Fprintf(out, "| PostgreSQL bytes per change of the ledger (partitions and indexes) | %.1f | |\n\n", float64(ledgerBytes)/float64(n))
 	return done, nil
 }
 

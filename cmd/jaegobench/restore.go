@@ -39,6 +39,10 @@ func benchRestore(ctx context.Context, out io.Writer, n int) error {
 	if err := fillCopy(ctx, cp, n); err != nil {
 		return err
 	}
+	var copyBytes int64
+	if err := sdb.QueryRowContext(ctx, `SELECT pg_total_relation_size('stock_copy')`).Scan(&copyBytes); err != nil {
+		return err
+	}
 	raw, err := redisBenchmarkHSET(ctx, srv.Addr, n)
 	if err != nil {
 		return err
@@ -55,6 +59,7 @@ func benchRestore(ctx context.Context, out io.Writer, n int) error {
 	took := time.Since(start)
 	rate := float64(rep.Records) / took.Seconds()
 	fmt.Fprintf(out, "| restore of %d records (PostgreSQL copy → empty Redis) | value |\n|---|---:|\n", rep.Records)
+	fmt.Fprintf(out, "| PostgreSQL bytes per record of the copy (table and index) | %.1f |\n", float64(copyBytes)/float64(n))
 	fmt.Fprintf(out, "| wall time | %s |\n| records/s | %.0f |\n| redis-benchmark HSET -P 32 -c 50 (baseline), requests/s | %.0f |\n| **restore ÷ raw HSET** | **%.2f** |\n\n",
 		took.Round(time.Millisecond), rate, raw, rate/raw)
 	return lossToFallback(ctx, out, client, store, cp)
