@@ -60,11 +60,18 @@ var commandHelp = map[string]struct{ about, examples, args string }{
 		about:    "Builds and publishes a new version of the promotion cache now, from PostgreSQL, under the\npromo-rebuild lock (every admin change and each midnight do it by themselves).",
 		examples: "jaego promo rebuild --redis redis://10.0.0.5:6379/0 --postgres postgres://jaego@10.0.0.9/jaego --promo-tz Asia/Seoul",
 	},
+	"capacity": {
+		about: "Prints the resources for a size: Redis masters and maxmemory, --groups, Kafka partitions,\n" +
+			"PostgreSQL for the copy and its ledger, jaego instances. The model and the numbers it stands on\n" +
+			"(each measured by jaegobench on this project's machine) are in docs/capacity.md.",
+		examples: "jaego capacity --rows 1e8 --events 20000 --lookups 50000\njaego capacity --rows 3e7 --events 8000 --daily-events 4e7 --ledger-days 30",
+	},
 	"restore": {
 		about: "Rebuilds a Redis that lost its data from the durable copy in PostgreSQL: records with their\n" +
-			"versions, idempotency marks, rising change ids; with --kafka it moves the consumer group back so\n" +
-			"that Kafka events lost with Redis are applied again, exactly once. See docs/operations.md,\n" +
-			"\"Redis came back empty\". It refuses a Redis that holds keys unless --force.",
+			"versions, idempotency marks, rising change ids, held reservations and load marks; with --kafka it\n" +
+			"moves the consumer group back (once its members left) so that Kafka events lost with Redis are\n" +
+			"applied again, exactly once. See docs/operations.md, \"Redis came back empty\". It refuses a whole\n" +
+			"Redis (one with its epoch marks) unless --force; an interrupted restore is simply run again.",
 		examples: "jaego restore --redis redis://10.0.0.5:6379/0 --postgres postgres://jaego@10.0.0.9/jaego --kafka 10.0.1.1:9092",
 	},
 }
