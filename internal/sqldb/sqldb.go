@@ -182,10 +182,17 @@ type Statement struct {
 
 // MultiRowValues splits rows into statements head (…), (…) tail of at most 4,000
 // parameters each (PostgreSQL takes 65,535, SQLite 32,766): a batch of 10,000 rows is a
-// handful of round trips, not 10,000.
-func MultiRowValues(head string, rows [][]any, tail string) []Statement {
+// handful of round trips, not 10,000. Parameters are $n on PostgreSQL and ?n on SQLite,
+// whose parser looks every $name up in a list of those before it: the 4,000 of one
+// statement took it seconds under the race detector (a projector's commit of 500 changes
+// took 0.1 s; with ?n, a few milliseconds).
+func MultiRowValues(postgres bool, head string, rows [][]any, tail string) []Statement {
 	if len(rows) == 0 {
 		return nil
+	}
+	mark := "?"
+	if postgres {
+		mark = "$"
 	}
 	per := max(1, 4000/max(1, len(rows[0])))
 	var out []Statement
@@ -204,7 +211,7 @@ func MultiRowValues(head string, rows [][]any, tail string) []Statement {
 					q.WriteString(", ")
 				}
 				args = append(args, v)
-				q.WriteString("$" + strconv.Itoa(len(args)))
+				q.WriteString(mark + strconv.Itoa(len(args)))
 			}
 			q.WriteByte(')')
 		}

@@ -66,6 +66,10 @@ func (c *Copy) GetMany(ctx context.Context, keys []inventory.Key) ([]inventory.L
 		at[k] = append(at[k], i)
 		out[i].Stock.Source = inventory.SourceFallback // a miss too: the answer says who did not find it
 	}
+	mark := "?" // sqldb.MultiRowValues says why not $n on SQLite
+	if c.db.Postgres() {
+		mark = "$"
+	}
 	for start := 0; start < len(keys); start += 500 {
 		part := keys[start:min(start+500, len(keys))]
 		var q strings.Builder
@@ -75,7 +79,7 @@ func (c *Copy) GetMany(ctx context.Context, keys []inventory.Key) ([]inventory.L
 			if i > 0 {
 				q.WriteString(", ")
 			}
-			fmt.Fprintf(&q, "($%d, $%d)", len(args)+1, len(args)+2)
+			fmt.Fprintf(&q, "(%s%d, %s%d)", mark, len(args)+1, mark, len(args)+2)
 			args = append(args, k.Store, k.SKU)
 		}
 		q.WriteString(")")
@@ -212,9 +216,12 @@ func claim(ctx context.Context, tx execer, token int64) error {
 // where the ledger goes in with COPY).
 type execer interface {
 	exec(ctx context.Context, q string, args ...any) (rowsAffected int64, err error)
+	postgres() bool
 }
 
-type sqlTx struct{ *sql.Tx }
+type sqlTx struct{ *sql.Tx } // SQLite's: PostgreSQL commits go through pgx
+
+func (sqlTx) postgres() bool { return false }
 
 func (t sqlTx) exec(ctx context.Context, q string, args ...any) (int64, error) {
 	res, err := t.ExecContext(ctx, q, args...)
@@ -225,6 +232,8 @@ func (t sqlTx) exec(ctx context.Context, q string, args ...any) (int64, error) {
 }
 
 type pgxTx struct{ pgx.Tx }
+
+func (pgxTx) postgres() bool { return true }
 
 func (t pgxTx) exec(ctx context.Context, q string, args ...any) (int64, error) {
 	tag, err := t.Exec(ctx, q, args...)
@@ -346,7 +355,7 @@ func commit(ctx context.Context, tx execer, token int64, b inventory.Projection,
 
 // insert runs head VALUES (…), (…) tail for rows, in statements of at most 4,000 values.
 func insert(ctx context.Context, tx execer, head string, rows [][]any, tail string) error {
-	for _, st := range sqldb.MultiRowValues(head, rows, tail) {
+	for _, st := range sqldb.MultiRowValues(tx.postgres(), head, rows, tail) {
 		if _, err := tx.exec(ctx, st.SQL, st.Args...); err != nil {
 			return err
 		}

@@ -49,7 +49,7 @@ func (d *DB) Create(ctx context.Context, s promo.Spec, now time.Time) (promo.Pro
 		if err := logChange(ctx, tx, p.ID, now, "create"); err != nil {
 			return err
 		}
-		return insertChildren(ctx, tx, &p)
+		return insertChildren(ctx, tx, d.Postgres(), &p)
 	})
 	return p, err
 }
@@ -88,7 +88,7 @@ func (d *DB) Update(ctx context.Context, id string, change func(*promo.Promotion
 				return err
 			}
 		}
-		return insertChildren(ctx, tx, &out)
+		return insertChildren(ctx, tx, d.Postgres(), &out)
 	})
 	return out, err
 }
@@ -209,7 +209,7 @@ func (d *DB) Changes(ctx context.Context, id string) ([]promo.Change, error) {
 
 var childTables = []string{"promotion_channels", "promotion_stores", "promotion_targets", "promotion_gifts"}
 
-func insertChildren(ctx context.Context, tx *sql.Tx, p *promo.Promotion) error {
+func insertChildren(ctx context.Context, tx *sql.Tx, postgres bool, p *promo.Promotion) error {
 	rows := func(vals []string) [][]any {
 		out := make([][]any, len(vals))
 		for i, v := range vals {
@@ -230,7 +230,7 @@ func insertChildren(ctx context.Context, tx *sql.Tx, p *promo.Promotion) error {
 		{"promotion_targets", "promotion_id, sku", rows(p.Targets)},
 		{"promotion_gifts", "promotion_id, position, sku, qty", gifts},
 	} {
-		if err := insertRows(ctx, tx, ins.table, ins.cols, ins.rows); err != nil {
+		if err := insertRows(ctx, tx, postgres, ins.table, ins.cols, ins.rows); err != nil {
 			return fmt.Errorf("inserting %s: %w", ins.table, err)
 		}
 	}
@@ -239,8 +239,8 @@ func insertChildren(ctx context.Context, tx *sql.Tx, p *promo.Promotion) error {
 
 // insertRows inserts rows with multi-row VALUES: a promotion with 10,000 targets is a
 // few round trips, not 10,000.
-func insertRows(ctx context.Context, tx *sql.Tx, table, cols string, rows [][]any) error {
-	for _, st := range sqldb.MultiRowValues("INSERT INTO "+table+" ("+cols+") VALUES ", rows, "") {
+func insertRows(ctx context.Context, tx *sql.Tx, postgres bool, table, cols string, rows [][]any) error {
+	for _, st := range sqldb.MultiRowValues(postgres, "INSERT INTO "+table+" ("+cols+") VALUES ", rows, "") {
 		if _, err := tx.ExecContext(ctx, st.SQL, st.Args...); err != nil {
 			return err
 		}
