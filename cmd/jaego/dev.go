@@ -68,6 +68,11 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err := s.devStock(ctx, cfg); err != nil {
 		return err
 	}
+	if n := s.syncDirectory(ctx); n == 0 { // a first run: the demo stores
+		if err := demo.PutDirectory(ctx, s.sourcing.directory); err != nil {
+			return err
+		}
+	}
 	if err := s.addPromotions(ctx, db, client); err != nil {
 		return err
 	}

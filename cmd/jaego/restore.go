@@ -7,11 +7,16 @@ import (
 	"io"
 	"time"
 
+	"github.com/redis/rueidis"
+
 	"github.com/jaego/jaego/internal/inventory"
 	invdb "github.com/jaego/jaego/internal/inventory/db"
 	invkafka "github.com/jaego/jaego/internal/inventory/kafka"
 	invredis "github.com/jaego/jaego/internal/inventory/redis"
 	"github.com/jaego/jaego/internal/lock"
+	srcdb "github.com/jaego/jaego/internal/sourcing/db"
+	srcredis "github.com/jaego/jaego/internal/sourcing/redis"
+	"github.com/jaego/jaego/internal/sqldb"
 )
 
 // runRestore is `jaego restore`: it rebuilds an empty Redis from the durable copy in
@@ -43,6 +48,9 @@ func runRestore(ctx context.Context, args []string, getenv func(string) string, 
 		}
 	}
 	ro.BeforeWhole = func(ctx context.Context, offsets map[int32]inventory.OffsetRange) error {
+		if err := restoreDirectory(ctx, sdb, client, store, stdout); err != nil {
+			return err
+		}
 		return rewindConsumers(ctx, cfg, offsets, stdout)
 	}
 	rep, err := inventory.Restore(ctx, invdb.New(sdb), store, ro)
@@ -86,6 +94,19 @@ func restoreConfig(args []string, getenv func(string) string, stderr io.Writer) 
 	}
 	ro.Retention = cfg.Retention
 	return cfg, ro, nil
+}
+
+// restoreDirectory puts the store directory of the copy back in Redis's geo index.
+func restoreDirectory(ctx context.Context, sdb *sqldb.DB, client rueidis.Client, store *invredis.Store, stdout io.Writer) error {
+	all, err := srcdb.New(sdb).All(ctx)
+	if err == nil {
+		err = srcredis.New(client, store, false, sourcingKeep).PutMany(ctx, all)
+	}
+	if err != nil {
+		return fmt.Errorf("store directory: %w", err)
+	}
+	fmt.Fprintf(stdout, "restore: store directory of %s put back\n", plural(len(all), "store"))
+	return nil
 }
 
 // rewindConsumers moves the consumer group (with --kafka) back to where the copy's offsets

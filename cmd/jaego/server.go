@@ -49,6 +49,9 @@ type server struct {
 	hub      *inventory.Hub
 	locks    *lock.Locker
 	promo    *promotions      // nil: gift promotions are off
+	sourcing *stores          // the store directory and sourcing
+	// reservations are the store orders behind the breaker, for the API and sourcing.
+	reservations *breaker.Reservations
 	guard    *auth.Guard      // access control; open with --auth none
 	ready    *httpx.Readiness // /readyz; Started once startup work (e.g. the dev seed) is done
 	http     *http.Server
@@ -83,6 +86,8 @@ func newServer(ctx context.Context, cfg config, client rueidis.Client, sdb *sqld
 		return nil, err
 	}
 	s.addBreaker()
+	s.reservations = breaker.NewReservations(s.stock, s.guarded.Breaker())
+	s.addSourcing(client)
 	s.addReadiness()
 	if err := s.listen(); err != nil {
 		return nil, err
@@ -237,13 +242,14 @@ func (s *server) routes() http.Handler {
 	mux.Handle("GET /readyz", s.ready)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry}))
 	opts := invhttp.Options{Timeout: s.cfg.RequestTimeout, Logger: s.log, Feed: s.feed, Tail: s.hub, Snapshots: s.stock, Breaker: s.guarded.Breaker(),
-		Reservations: breaker.NewReservations(s.stock, s.guarded.Breaker())}
+		Reservations: s.reservations}
 	if s.copy != nil {
 		opts.History, opts.Copy = s.copy, s.copy
 	}
 	invhttp.New(s.guarded, opts).Register(mux)
 	lockhttp.New(s.locks, s.log).Register(mux)
 	s.registerPromotions(mux)
+	s.registerSourcing(mux)
 	s.patterns = mux.Patterns
 	o := httpx.Options{AccessLog: s.cfg.AccessLog}
 	if !s.guard.Open() {
@@ -370,6 +376,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			return err
 		}
 	}
+	s.syncDirectory(ctx)
 	s.ready.Started()
 	fmt.Fprintf(stdout, "jaego serve (%s)\n  redis:     %s\n  kafka:     %s\n  postgres:  %s\n  api:       %s\n  auth:      %s\n",
 		readBuildInfo().Version, jaego.RedactURL(cfg.RedisURL), orNone(cfg.KafkaBrokers), orNone(jaego.RedactURL(cfg.PostgresURL)), s.apiURL(), authLine(cfg))

@@ -37,8 +37,9 @@ type Scope string
 // The scopes of design §11. Open is a route that needs no key.
 const (
 	Open  Scope = ""
-	Read  Scope = "read"  // stock, changes, history, gifts, promotion version, availability
-	Write Scope = "write" // events, reservations, the relay's intake
+	Read  Scope = "read"  // stock, changes, history, gifts, promotion version, availability, stores, sourcing
+	// Write: events, reservations, the relay's intake, and sourcing with a hold (Require).
+	Write Scope = "write"
 	Admin Scope = "admin" // everything under /v1/admin/
 )
 
@@ -266,7 +267,18 @@ func (g *Guard) Keys() int {
 // Authorize checks r: the caller's key name ("" for an open route or guard), or an
 // unauthenticated (401) or forbidden (403) error.
 func (g *Guard) Authorize(r *http.Request) (string, error) {
-	need := ScopeOf(r.Method, r.URL.Path)
+	return g.authorize(r, ScopeOf(r.Method, r.URL.Path))
+}
+
+// Require checks that r's key has scope need, beyond what its route needs: a route whose
+// body asks for more calls it (POST /v1/sourcing reads, and with "hold" writes). Nil with
+// an open guard.
+func (g *Guard) Require(r *http.Request, need Scope) error {
+	_, err := g.authorize(r, need)
+	return err
+}
+
+func (g *Guard) authorize(r *http.Request, need Scope) (string, error) {
 	if g.path == "" || need == Open {
 		return "", nil
 	}

@@ -1,5 +1,5 @@
-// Package demo is the demo data of `jaego dev`: three stores and five SKUs of a beauty and
-// health shop, their stock, and three gift promotions. Tests that start jaego dev read
+// Package demo is the demo data of `jaego dev`: five stores in Seoul and five SKUs of a
+// beauty and health shop, their stock, and three gift promotions. Tests that start jaego dev read
 // the same names from here.
 package demo
 
@@ -10,13 +10,34 @@ import (
 
 	"github.com/jaego/jaego/internal/inventory"
 	"github.com/jaego/jaego/internal/promo"
+	"github.com/jaego/jaego/internal/sourcing"
 )
 
 // The demo stores and SKUs.
 var (
-	Stores = []string{"S001", "S002", "S003"}
+	Stores = []string{"S001", "S002", "S003", "S004", "S005"}
 	SKUs   = []string{"8809461234567", "8809461234574", "8809461234581", "8801234567890", "8807654321098"}
 )
+
+// Directory is where the demo stores are (design §15): real places in Seoul. Jamsil
+// only hands over in store; Yeouido is closed, so sourcing shows why it is passed over.
+var Directory = []sourcing.Store{
+	{ID: "S001", Name: "Gangnam Station", Lat: 37.4979, Lon: 127.0276, Capabilities: []string{sourcing.Pickup, sourcing.SameDay}, Status: sourcing.Open},
+	{ID: "S002", Name: "Hongdae", Lat: 37.5563, Lon: 126.9236, Capabilities: []string{sourcing.Pickup, sourcing.SameDay}, Status: sourcing.Open},
+	{ID: "S003", Name: "Myeongdong", Lat: 37.5636, Lon: 126.9826, Capabilities: []string{sourcing.Pickup, sourcing.SameDay}, Status: sourcing.Open},
+	{ID: "S004", Name: "Jamsil", Lat: 37.5133, Lon: 127.1001, Capabilities: []string{sourcing.Pickup}, Status: sourcing.Open},
+	{ID: "S005", Name: "Yeouido", Lat: 37.5219, Lon: 126.9245, Capabilities: []string{sourcing.Pickup, sourcing.SameDay}, Status: sourcing.Closed},
+}
+
+// PutDirectory puts the demo directory: a store put again is the same store.
+func PutDirectory(ctx context.Context, dir sourcing.Directory) error {
+	for _, s := range Directory {
+		if err := dir.Put(ctx, s); err != nil {
+			return fmt.Errorf("demo store %s: %w", s.ID, err)
+		}
+	}
+	return nil
+}
 
 // Stock applies the demo stock as ordinary events with fixed ids, so the seed is
 // idempotent and shows up in the change feed like any till event.

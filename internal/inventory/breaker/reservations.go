@@ -23,20 +23,25 @@ func NewReservations(primary inventory.Reservations, b *Breaker) *Reservations {
 	return &Reservations{primary: primary, b: b}
 }
 
-// call runs f through the breaker.
-func call[T any](r *Reservations, f func() (T, error)) (T, error) {
+// call runs f through the reservations' breaker.
+func call[T any](r *Reservations, f func() (T, error)) (T, error) { return Call(r.b, f) }
+
+// Call runs f, a call to Redis, through b: refused at once while b is open or lost (or too
+// many calls are in flight), counted otherwise; an answer that says Redis lost its data
+// puts b in its lost state.
+func Call[T any](b *Breaker, f func() (T, error)) (T, error) {
 	var zero T
-	if err := r.b.Enter(); err != nil {
+	if err := b.Enter(); err != nil {
 		return zero, err
 	}
-	defer r.b.Leave()
-	if err := r.b.Allow(); err != nil {
+	defer b.Leave()
+	if err := b.Allow(); err != nil {
 		return zero, err
 	}
 	start := time.Now()
 	v, err := f()
-	r.b.Record(err, time.Since(start))
-	lostIf(r.b, err)
+	b.Record(err, time.Since(start))
+	lostIf(b, err)
 	return v, err
 }
 

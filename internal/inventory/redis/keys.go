@@ -150,3 +150,15 @@ func unpackStock(store, sku, v string) (inventory.Stock, error) {
 
 // Prefix is the prefix of every key.
 func (k Keyspace) Prefix() string { return k.prefix }
+
+// StoreDirectory names the store directory (design §15): a geo index of the stores'
+// positions and a hash of their records, both in group 0's slot beside its epoch mark, so
+// that one script reads them and knows whether Redis lost its data.
+func (k Keyspace) StoreDirectory() (geo, records string) {
+	return k.tagged("dirgeo", 0), k.tagged("dir", 0)
+}
+
+// SourcingSaga names the record of a sourcing hold (design §15) under a reservation id.
+func (k Keyspace) SourcingSaga(id string) string {
+	return k.tagged("srcg", int(crc32.ChecksumIEEE([]byte(id))%uint32(k.groups))) + ":" + id
+}

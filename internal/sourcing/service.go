@@ -1,0 +1,348 @@
+package sourcing
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/jaego/jaego/internal/inventory"
+	"github.com/jaego/jaego/internal/jaego"
+)
+
+// Request is one sourcing query (POST /v1/sourcing).
+type Request struct {
+	Items      []inventory.Item
+	Lat, Lon   float64
+	RadiusKm   float64
+	Capability string
+	MaxStores  int
+	Plans      int
+	Hold       *HoldSpec // nil: plans only
+}
+
+// HoldSpec asks for the best complete plan to be held: one reservation per store, ids
+// <ReservationID>-1, -2, … (numbered on across the plans tried).
+type HoldSpec struct {
+	ReservationID string
+	Hold          time.Duration
+}
+
+// maxSourcingID leaves room for the parts' "-<n>" in a reservation id of 100.
+const maxSourcingID = 90
+
+// Validate checks a request and fills its defaults: radius 10 km, 1 store, 3 plans, the
+// default hold.
+func (r *Request) Validate() error {
+	if err := inventory.CheckBasket(r.Items); err != nil {
+		return err
+	}
+	if err := CheckPoint(r.Lat, r.Lon); err != nil {
+		return err
+	}
+	if r.RadiusKm == 0 {
+		r.RadiusKm = DefaultRadiusKm
+	}
+	if math.IsNaN(r.RadiusKm) || r.RadiusKm <= 0 || r.RadiusKm > MaxRadiusKm {
+		return jaego.Invalidf("radius_km", "radius_km must be above 0 and at most %v, got %v", MaxRadiusKm, r.RadiusKm)
+	}
+	if r.Capability != "" {
+		if err := CheckCapability(r.Capability); err != nil {
+			return err
+		}
+	}
+	if r.MaxStores == 0 {
+		r.MaxStores = 1
+	}
+	if r.MaxStores < 1 || r.MaxStores > MaxStoresPerPlan {
+		return jaego.Invalidf("max_stores", "max_stores must be 1..%d, got %d", MaxStoresPerPlan, r.MaxStores)
+	}
+	if r.Plans == 0 {
+		r.Plans = DefaultPlans
+	}
+	if r.Plans < 1 || r.Plans > MaxPlans {
+		return jaego.Invalidf("plans", "plans must be 1..%d, got %d", MaxPlans, r.Plans)
+	}
+	if h := r.Hold; h != nil {
+		if err := inventory.CheckReservationID(h.ReservationID); err != nil {
+			return err
+		}
+		if len(h.ReservationID) > maxSourcingID {
+			return jaego.Invalidf("reservation_id", "a sourcing hold's reservation_id is at most %d characters (its parts add -<n>)", maxSourcingID)
+		}
+		if h.Hold == 0 {
+			h.Hold = inventory.DefaultHold
+		}
+		return inventory.CheckHold(h.Hold)
+	}
+	return nil
+}
+
+// Held is what a sourcing hold holds: the plan, one reservation per store of it.
+type Held struct {
+	ReservationID string                  `json:"reservation_id"`
+	Again         bool                    `json:"again"` // a retry: the hold of an earlier call under this id
+	Plan          Plan                    `json:"plan"`
+	Reservations  []inventory.Reservation `json:"reservations"`
+}
+
+// Answer is a sourcing answer.
+type Answer struct {
+	Plans      []Plan `json:"plans"`
+	Skipped    []Skip `json:"skipped"`
+	Candidates int    `json:"candidates"` // stores whose stock was read
+	Held       *Held  `json:"held,omitempty"`
+}
+
+// NotHeldError is a hold refused: no complete plan could be held whole (every one tried
+// was refused by a store of it, or there was none). Nothing is held.
+type NotHeldError struct{ Answer Answer }
+
+func (e *NotHeldError) Error() string {
+	return "no store, or set of stores, within reach can hold the whole basket now; nothing was held"
+}
+
+// Unwrap makes a NotHeldError an insufficient_stock error.
+func (e *NotHeldError) Unwrap() error {
+	return &jaego.Error{Code: jaego.CodeInsufficientStock, Detail: e.Error()}
+}
+
+// Options are what a Sourcer reads and holds with.
+type Options struct {
+	Directory    Directory
+	Stock        inventory.StockReader
+	Reservations inventory.Reservations
+	Sagas        Sagas
+	Registerer   prometheus.Registerer
+	Logger       *slog.Logger
+}
+
+// Sourcer answers sourcing queries (design §15).
+type Sourcer struct {
+	o          Options
+	plans      *prometheus.CounterVec
+	candidates prometheus.Histogram
+	holds      *prometheus.CounterVec
+	seconds    *prometheus.HistogramVec
+}
+
+// New returns a Sourcer.
+func New(o Options) *Sourcer {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	f := promauto.With(o.Registerer)
+	return &Sourcer{o: o,
+		plans: f.NewCounterVec(prometheus.CounterOpts{Name: "jaego_sourcing_total",
+			Help: "Sourcing queries answered, by their best plan (complete, partial, none)."}, []string{"best"}),
+		candidates: f.NewHistogram(prometheus.HistogramOpts{Name: "jaego_sourcing_candidates",
+			Help: "Stores whose stock one sourcing query read.", Buckets: []float64{1, 2, 5, 10, 20, 30, 50}}),
+		holds: f.NewCounterVec(prometheus.CounterOpts{Name: "jaego_sourcing_holds_total",
+			Help: "Sourcing holds by outcome (held, again, not_held, busy, failed)."}, []string{"outcome"}),
+		seconds: f.NewHistogramVec(prometheus.HistogramOpts{Name: "jaego_sourcing_seconds",
+			Help: "Latency of a sourcing query, plans only or with its hold.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}, []string{"hold"}),
+	}
+}
+
+// Source answers a validated request: the plans, the stores passed over, and with Hold the
+// best complete plan held all or nothing (a *NotHeldError when none could be). A retry
+// of an answered hold answers what that call held, as it is now.
+func (s *Sourcer) Source(ctx context.Context, req Request) (Answer, error) {
+	start := time.Now()
+	if req.Hold == nil {
+		defer func() { s.seconds.WithLabelValues("false").Observe(time.Since(start).Seconds()) }()
+		return s.plan(ctx, req)
+	}
+	defer func() { s.seconds.WithLabelValues("true").Observe(time.Since(start).Seconds()) }()
+	ans, outcome, err := s.hold(ctx, req)
+	s.holds.WithLabelValues(outcome).Inc()
+	return ans, err
+}
+
+// plan reads the stores around the point (twice MaxCandidates, closed ones included) and
+// the stock of the first MaxCandidates that may be chosen, in one read, and ranks.
+func (s *Sourcer) plan(ctx context.Context, req Request) (Answer, error) {
+	near, err := s.o.Directory.Near(ctx, req.Lat, req.Lon, req.RadiusKm, 2*MaxCandidates)
+	if err != nil {
+		return Answer{}, err
+	}
+	eligible := Eligible(near, req.Capability)
+	if len(eligible) > MaxCandidates {
+		last := eligible[MaxCandidates-1]
+		eligible = eligible[:MaxCandidates]
+		for i, n := range near {
+			if n.ID == last.ID {
+				near = near[:i+1]
+				break
+			}
+		}
+	}
+	keys := make([]inventory.Key, 0, len(eligible)*len(req.Items))
+	for _, n := range eligible {
+		for _, it := range req.Items {
+			keys = append(keys, inventory.Key{Store: n.ID, SKU: it.SKU})
+		}
+	}
+	found, err := s.o.Stock.GetMany(ctx, keys)
+	if err != nil {
+		return Answer{}, err
+	}
+	available := make(map[string][]int64, len(eligible))
+	for i, n := range eligible {
+		av := make([]int64, len(req.Items))
+		for j := range req.Items {
+			if l := found[i*len(req.Items)+j]; l.Found {
+				av[j] = l.Stock.Available
+			}
+		}
+		available[n.ID] = av
+	}
+	plans, skips := Choose(req.Items, near, available, req.Capability, req.MaxStores, req.Plans)
+	s.candidates.Observe(float64(len(eligible)))
+	switch {
+	case len(plans) == 0:
+		s.plans.WithLabelValues("none").Inc()
+	case plans[0].Complete:
+		s.plans.WithLabelValues("complete").Inc()
+	default:
+		s.plans.WithLabelValues("partial").Inc()
+	}
+	if plans == nil {
+		plans = []Plan{}
+	}
+	return Answer{Plans: plans, Skipped: skips, Candidates: len(eligible)}, nil
+}
+
+// sagaMargin is added to a hold's time in its record's Until: the longest a call may take
+// to hold its parts, after which every part it held has expired.
+const sagaMargin = time.Minute
+
+// hold takes the id's record, plans, and holds the best complete plan that every store of
+// it accepts, store by store; a refused part releases the parts already held and the next
+// plan is tried. A call that dies in the middle leaves parts that expire by themselves,
+// and its record busy until they have.
+func (s *Sourcer) hold(ctx context.Context, req Request) (Answer, string, error) {
+	id := req.Hold.ReservationID
+	b, err := s.o.Sagas.Begin(ctx, id, time.Now().Add(req.Hold.Hold+sagaMargin), MaxPlans*MaxStoresPerPlan)
+	if err != nil {
+		return Answer{}, "failed", err
+	}
+	switch b.State {
+	case SagaHeld:
+		ans, err := s.again(ctx, id, b.Plan)
+		return ans, "again", err
+	case SagaBusy:
+		return Answer{}, "busy", jaego.Errorf(jaego.CodeReservationConflict,
+			"a sourcing hold under reservation_id %s is under way, or its call ended without an answer: its parts are released by %s at the latest", id, b.Until.UTC().Format(time.RFC3339))
+	}
+	ans, err := s.plan(ctx, req)
+	if err != nil {
+		s.finishReleased(ctx, id, b.Token)
+		return ans, "failed", err
+	}
+	n := b.First
+	for _, p := range ans.Plans {
+		if !p.Complete {
+			break
+		}
+		held, err := s.holdPlan(ctx, req, p, &n)
+		if errors.Is(err, errRefused) {
+			continue
+		}
+		if err == nil {
+			ans.Held = &Held{ReservationID: id, Plan: p, Reservations: held}
+			if err = s.finishHeld(ctx, id, b.Token, ans.Held); err == nil {
+				return ans, "held", nil
+			}
+			ans.Held = nil
+			s.release(ctx, held)
+		}
+		s.finishReleased(ctx, id, b.Token)
+		return ans, "failed", err
+	}
+	s.finishReleased(ctx, id, b.Token)
+	return ans, "not_held", &NotHeldError{Answer: ans}
+}
+
+// finishHeld records what the call holds; an error when the record is not the call's.
+func (s *Sourcer) finishHeld(ctx context.Context, id, token string, h *Held) error {
+	record, err := json.Marshal(h)
+	if err != nil {
+		return err
+	}
+	ours, err := s.o.Sagas.Finish(ctx, id, token, true, record)
+	if err == nil && !ours {
+		err = jaego.Errorf(jaego.CodeReservationConflict, "the sourcing hold under %s was taken over by another call", id)
+	}
+	return err
+}
+
+// errRefused: a store of the plan refused its part; the parts held were released.
+var errRefused = errors.New("a part was refused")
+
+// holdPlan holds each store's part of p under the next ids; on a refusal (short stock, a
+// store at its hold limit) it releases what it held and answers errRefused; on a failure,
+// it releases them too (and the part whose outcome is unknown) and answers the failure.
+func (s *Sourcer) holdPlan(ctx context.Context, req Request, p Plan, n *int) ([]inventory.Reservation, error) {
+	var held []inventory.Reservation
+	for _, part := range p.Stores {
+		*n++
+		hr := inventory.HoldRequest{ID: fmt.Sprintf("%s-%d", req.Hold.ReservationID, *n), Store: part.Store, Items: part.Items, Hold: req.Hold.Hold}
+		r, _, err := s.o.Reservations.Hold(ctx, hr)
+		if err == nil {
+			held = append(held, r)
+			continue
+		}
+		switch jaego.CodeOf(err) {
+		case jaego.CodeInsufficientStock, jaego.CodeTooManyHolds:
+			s.release(ctx, held)
+			return nil, errRefused
+		}
+		s.release(ctx, append(held, inventory.Reservation{ID: hr.ID}))
+		return nil, err
+	}
+	return held, nil
+}
+
+// release cancels the parts held, on a context of its own (the request's may be done): a
+// part it cannot cancel is released by its expiry.
+func (s *Sourcer) release(ctx context.Context, held []inventory.Reservation) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	for _, r := range held {
+		if _, err := s.o.Reservations.Cancel(ctx, r.ID); err != nil && jaego.CodeOf(err) != jaego.CodeNotFound {
+			s.o.Logger.WarnContext(ctx, "sourcing: a part not released; its hold expires by itself", "reservation_id", r.ID, "err", err)
+		}
+	}
+}
+
+func (s *Sourcer) finishReleased(ctx context.Context, id, token string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	if _, err := s.o.Sagas.Finish(ctx, id, token, false, nil); err != nil {
+		s.o.Logger.WarnContext(ctx, "sourcing: hold record not released; the id is busy until its parts expire", "reservation_id", id, "err", err)
+	}
+}
+
+// again answers a retry of an answered hold: its plan, and its parts as they are now.
+func (s *Sourcer) again(ctx context.Context, id string, record []byte) (Answer, error) {
+	var h Held
+	if err := json.Unmarshal(record, &h); err != nil {
+		return Answer{}, fmt.Errorf("sourcing hold %s: record: %w", id, err)
+	}
+	for i, r := range h.Reservations {
+		now, err := s.o.Reservations.Reservation(ctx, r.ID)
+		if err != nil {
+			return Answer{}, err
+		}
+		h.Reservations[i] = now
+	}
+	h.Again = true
+	return Answer{Plans: []Plan{h.Plan}, Skipped: []Skip{}, Held: &h}, nil
+}
