@@ -48,16 +48,16 @@ type server struct {
 	feed     *invredis.Feed
 	hub      *inventory.Hub
 	locks    *lock.Locker
-	promo    *promotions      // nil: gift promotions are off
-	sourcing *stores          // the store directory and sourcing
+	promo    *promotions // nil: gift promotions are off
+	sourcing *stores     // the store directory and sourcing
 	// reservations are the store orders behind the breaker, for the API and sourcing.
 	reservations *breaker.Reservations
-	guard    *auth.Guard      // access control; open with --auth none
-	ready    *httpx.Readiness // /readyz; Started once startup work (e.g. the dev seed) is done
-	http     *http.Server
-	listener net.Listener
-	workers  []worker // run beside the HTTP server, e.g. the Kafka consumer
-	patterns []string // every route pattern routes() registered
+	guard        *auth.Guard      // access control; open with --auth none
+	ready        *httpx.Readiness // /readyz; Started once startup work (e.g. the dev seed) is done
+	http         *http.Server
+	listener     net.Listener
+	workers      []worker // run beside the HTTP server, e.g. the Kafka consumer
+	patterns     []string // every route pattern routes() registered
 }
 
 // worker is a long-running part of the server; it returns nil when ctx ends.

@@ -36,8 +36,8 @@ type Scope string
 
 // The scopes of design §11. Open is a route that needs no key.
 const (
-	Open  Scope = ""
-	Read  Scope = "read"  // stock, changes, history, gifts, promotion version, availability, stores, sourcing
+	Open Scope = ""
+	Read Scope = "read" // stock, changes, history, gifts, promotion version, availability, stores, sourcing
 	// Write: events, reservations, the relay's intake, and sourcing with a hold (Require).
 	Write Scope = "write"
 	Admin Scope = "admin" // everything under /v1/admin/

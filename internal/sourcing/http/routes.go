@@ -177,8 +177,8 @@ func (a *API) nearStores() http.Handler {
 }
 
 type sourcingBody struct {
-	Items      []inventory.Item `json:"items"`
-	To         *struct {
+	Items []inventory.Item `json:"items"`
+	To    *struct {
 		Lat *float64 `json:"lat"`
 		Lon *float64 `json:"lon"`
 	} `json:"to"`
