@@ -52,6 +52,15 @@ var commandHelp = map[string]struct{ about, examples, args string }{
 			"interruption (it goes on where it stopped). A pair given twice: the later line wins.",
 		examples: "jaego load --redis redis://10.0.0.5:6379/0 snapshot-20261125.csv\nzcat snapshot.csv.gz | jaego load --redis 10.0.0.5:6379,10.0.0.6:6379,10.0.0.7:6379 -",
 	},
+	"stores load": {
+		args: " FILE|-",
+		about: "Puts the store directory of sourcing (design §15): CSV lines store,name,lat,lon,capabilities,status\n" +
+			"from FILE or - (stdin), a header line allowed; capabilities separated by ';' (or in a quoted field by\n" +
+			"','), status open (or empty) or closed. It reads the whole file first and prints every bad line with\n" +
+			"its number; then nothing is put. With --postgres each store goes to the durable copy first (what\n" +
+			"jaego restore brings back), then to Redis's geo index. A store put again replaces what it was.",
+		examples: "jaego stores load --redis redis://10.0.0.5:6379/0 --postgres postgres://jaego@10.0.0.9/jaego stores.csv",
+	},
 	"migrate": {
 		about:    "Applies the SQL schema migrations (gift promotions, durable stock copy) to --postgres. Idempotent;\ntwo at once wait for each other. jaego serve refuses a schema that is behind.",
 		examples: "JAEGO_POSTGRES_URL=postgres://jaego@10.0.0.9:5432/jaego jaego migrate",

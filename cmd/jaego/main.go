@@ -30,6 +30,7 @@ commands:
   loadgen   a realistic POS day of stock events, produced to Kafka
   keys      keys new: makes an API key (printed once) and its line for the keys file
   load      loads a stock snapshot (CSV store,sku,on_hand[,safety]) into Redis, checked first, with progress
+  stores    stores load: puts a store directory (CSV store,name,lat,lon,capabilities,status), checked first
   migrate   applies the SQL schema migrations (gift promotions, durable stock copy) to --postgres
   restore   rebuilds an empty Redis from the durable copy in PostgreSQL and moves the consumer group back
   promo     promo rebuild: builds and publishes a new promotion cache version by hand
@@ -63,6 +64,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runMigrate(ctx, rest, getenv, stdout, stderr)
 	case "promo":
 		return runPromo(ctx, rest, getenv, stdout, stderr)
+	case "stores":
+		return runStores(ctx, rest, getenv, stdin, stdout, stderr)
 	case "restore":
 		return runRestore(ctx, rest, getenv, stdout, stderr)
 	case "capacity":

@@ -41,7 +41,7 @@ func (s *server) addSourcing(client rueidis.Client) {
 	}
 	st.directory = breaker.NewDirectory(st.redis, copy, b)
 	st.sourcer = sourcing.New(sourcing.Options{Directory: st.directory, Stock: s.guarded, Reservations: s.reservations,
-		Sagas: breaker.NewSagas(st.redis, b), Registerer: s.registry, Logger: s.log})
+		Sagas: breaker.NewSagas(st.redis, b), CallBound: s.cfg.RequestTimeout + 5*time.Second, Registerer: s.registry, Logger: s.log})
 	s.sourcing = st
 }
 

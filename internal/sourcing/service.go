@@ -119,8 +119,12 @@ type Options struct {
 	Stock        inventory.StockReader
 	Reservations inventory.Reservations
 	Sagas        Sagas
-	Registerer   prometheus.Registerer
-	Logger       *slog.Logger
+	// CallBound is the longest one call may hold parts (its request's timeout, and the 4 s
+	// its release and record may take after it); default 30 s. A call's record is busy
+	// for its hold time and this much longer: by then every part it held has expired.
+	CallBound  time.Duration
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
 }
 
 // Sourcer answers sourcing queries (design §15).
@@ -136,6 +140,9 @@ type Sourcer struct {
 func New(o Options) *Sourcer {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.CallBound <= 0 {
+		o.CallBound = 30 * time.Second
 	}
 	f := promauto.With(o.Registerer)
 	return &Sourcer{o: o,
@@ -219,17 +226,13 @@ func (s *Sourcer) plan(ctx context.Context, req Request) (Answer, error) {
 	return Answer{Plans: plans, Skipped: skips, Candidates: len(eligible)}, nil
 }
 
-// sagaMargin is added to a hold's time in its record's Until: the longest a call may take
-// to hold its parts, after which every part it held has expired.
-const sagaMargin = time.Minute
-
 // hold takes the id's record, plans, and holds the best complete plan that every store of
 // it accepts, store by store; a refused part releases the parts already held and the next
 // plan is tried. A call that dies in the middle leaves parts that expire by themselves,
 // and its record busy until they have.
 func (s *Sourcer) hold(ctx context.Context, req Request) (Answer, string, error) {
 	id := req.Hold.ReservationID
-	b, err := s.o.Sagas.Begin(ctx, id, time.Now().Add(req.Hold.Hold+sagaMargin), MaxPlans*MaxStoresPerPlan)
+	b, err := s.o.Sagas.Begin(ctx, id, time.Now().Add(req.Hold.Hold+s.o.CallBound), MaxPlans*MaxStoresPerPlan)
 	if err != nil {
 		return Answer{}, "failed", err
 	}
@@ -254,6 +257,9 @@ func (s *Sourcer) hold(ctx context.Context, req Request) (Answer, string, error)
 		held, err := s.holdPlan(ctx, req, p, &n)
 		if errors.Is(err, errRefused) {
 			continue
+		}
+		if errors.Is(err, errRecordLost) {
+			return s.recover(ctx, id, b.Token, ans)
 		}
 		if err == nil {
 			ans.Held = &Held{ReservationID: id, Plan: p, Reservations: held}
@@ -286,6 +292,11 @@ func (s *Sourcer) finishHeld(ctx context.Context, id, token string, h *Held) err
 // errRefused: a store of the plan refused its part; the parts held were released.
 var errRefused = errors.New("a part was refused")
 
+// errRecordLost: a part's id was taken already, by a call under the same id whose record
+// is gone (Redis lost its data and was restored: the copy keeps reservations, not these
+// records). The parts this call held were released.
+var errRecordLost = errors.New("the sourcing record of the id is gone; its parts are not")
+
 // holdPlan holds each store's part of p under the next ids; on a refusal (short stock, a
 // store at its hold limit) it releases what it held and answers errRefused; on a failure,
 // it releases them too (and the part whose outcome is unknown) and answers the failure.
@@ -294,10 +305,14 @@ func (s *Sourcer) holdPlan(ctx context.Context, req Request, p Plan, n *int) ([]
 	for _, part := range p.Stores {
 		*n++
 		hr := inventory.HoldRequest{ID: fmt.Sprintf("%s-%d", req.Hold.ReservationID, *n), Store: part.Store, Items: part.Items, Hold: req.Hold.Hold}
-		r, _, err := s.o.Reservations.Hold(ctx, hr)
-		if err == nil {
+		r, again, err := s.o.Reservations.Hold(ctx, hr)
+		if err == nil && !again {
 			held = append(held, r)
 			continue
+		}
+		if again || jaego.CodeOf(err) == jaego.CodeReservationConflict {
+			s.release(ctx, held)
+			return nil, errRecordLost
 		}
 		switch jaego.CodeOf(err) {
 		case jaego.CodeInsufficientStock, jaego.CodeTooManyHolds:
@@ -328,6 +343,37 @@ func (s *Sourcer) finishReleased(ctx context.Context, id, token string) {
 	if _, err := s.o.Sagas.Finish(ctx, id, token, false, nil); err != nil {
 		s.o.Logger.WarnContext(ctx, "sourcing: hold record not released; the id is busy until its parts expire", "reservation_id", id, "err", err)
 	}
+}
+
+// recover answers a call whose id's record was lost but whose parts were not: the parts an
+// earlier call holds (every one not cancelled: a released part is cancelled), recorded
+// now as held, so that this and every later retry answer them and nothing is held twice.
+func (s *Sourcer) recover(ctx context.Context, id, token string, ans Answer) (Answer, string, error) {
+	dist := map[string]float64{}
+	for _, p := range ans.Plans {
+		for _, part := range p.Stores {
+			dist[part.Store] = part.DistanceKm
+		}
+	}
+	h := &Held{ReservationID: id, Plan: Plan{Stores: []Part{}, Complete: true}, Reservations: []inventory.Reservation{}}
+	for n := 1; n <= 2*MaxPlans*MaxStoresPerPlan; n++ {
+		r, err := s.o.Reservations.Reservation(ctx, fmt.Sprintf("%s-%d", id, n))
+		if jaego.CodeOf(err) == jaego.CodeNotFound || (err == nil && r.Status == inventory.Cancelled) {
+			continue
+		}
+		if err != nil {
+			s.finishReleased(ctx, id, token)
+			return Answer{}, "failed", err
+		}
+		h.Reservations = append(h.Reservations, r)
+		h.Plan.Stores = append(h.Plan.Stores, Part{Store: r.Store, DistanceKm: dist[r.Store], Items: r.Items})
+	}
+	if err := s.finishHeld(ctx, id, token, h); err != nil {
+		return Answer{}, "failed", err
+	}
+	s.o.Logger.InfoContext(ctx, "sourcing: a hold's record was gone (Redis restored); its parts are recorded again", "reservation_id", id, "parts", len(h.Reservations))
+	h.Again = true
+	return Answer{Plans: []Plan{h.Plan}, Skipped: []Skip{}, Held: h}, "again", nil
 }
 
 // again answers a retry of an answered hold: its plan, and its parts as they are now.
