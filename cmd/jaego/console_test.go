@@ -14,6 +14,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/jaego/jaego/internal/demo"
 	"github.com/jaego/jaego/internal/lock"
+	"github.com/jaego/jaego/internal/testenv"
 	"github.com/redis/rueidis"
 )
 
@@ -335,4 +336,46 @@ func TestConsoleWithKeys(t *testing.T) {
 	if err != nil || stored != keys["reader"]+"|true" {
 		t.Errorf("the key is kept as %q (%v): want it in sessionStorage only", stored, err)
 	}
+}
+
+// TestConsoleSourcing drives the sourcing page of jaego dev by its deep link: from Sinchon,
+// 15 of a SKU only Myeongdong has; the plan names Myeongdong, Hongdae (nearer, short) and
+// Yeouido (nearer, closed) say why they were passed over, and the map draws the stores
+// within reach coloured by what they can supply. The form's answer is the same page.
+func TestConsoleSourcing(t *testing.T) {
+	s := start(t, map[string]string{}, "dev", "--http", "127.0.0.1:0")
+	ctx := browser(t)
+	link := s.api + "/console/sourcing?items=" + demo.SKUs[0] + ":15&at=37.5552,126.9368&radius=10&capability=same_day&max=1"
+	if err := chromedp.Do(ctx, chromedp.Navigate(link), chromedp.WaitVisible(`#src-plans li.best`), chromedp.WaitVisible(`#src-skipped tr[data-store="S005"]`)); err != nil {
+		t.Fatalf("sourcing deep link: %v", err)
+	}
+	best, err := chromedp.Run(ctx, chromedp.Text(`#src-plans li.best`))
+	if err != nil || !strings.HasPrefix(best, "S003 (") {
+		t.Fatalf("best plan shown: %q %v", best, err)
+	}
+	for store, want := range map[string]string{"S002": "short: " + demo.SKUs[0] + " 9/15", "S005": "closed"} {
+		got, err := chromedp.Run(ctx, chromedp.Text(`#src-skipped tr[data-store="`+store+`"] td.reason`))
+		if err != nil || got != want {
+			t.Errorf("%s passed over because %q (%v), want %q", store, got, err, want)
+		}
+	}
+	drawn, err := chromedp.Run(ctx, chromedp.Evaluate[string](`[...document.querySelectorAll("#src-map circle.store")].map((c) => c.dataset.store + ":" + c.classList[1] + (c.classList.contains("chosen") ? "*" : "")).sort().join(" ")`))
+	if err != nil || drawn != "S002:short S003:complete* S005:closed" {
+		t.Errorf("map: %q (%v)", drawn, err)
+	}
+	screenshot(t, ctx, "sourcing")
+	// The form: two stores allowed, the plan's answer replaces the page's, and the link too.
+	if err := chromedp.Do(ctx,
+		chromedp.SetValue(`#src-items`, demo.SKUs[0]+":15, "+demo.SKUs[1]+":1"),
+		chromedp.SetValue(`#src-max`, "2"),
+		chromedp.Click(`#src-form button`),
+		chromedp.WaitVisible(`#src-plans li.best`),
+	); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, "the form's plan", 10*time.Second, func() bool {
+		loc, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`location.search`))
+		text, _ := chromedp.Run(ctx, chromedp.Text(`#src-plans li.best`))
+		return strings.Contains(loc, "max=2") && strings.Contains(text, demo.SKUs[1])
+	})
 }

@@ -410,6 +410,103 @@ function listReservations(store, status) {
   });
 }
 
+// --- sourcing ---
+// parseBasket reads "sku:qty, sku:qty" (qty 1 when left out).
+function parseBasket(text) {
+  return text.split(",").map((x) => x.trim()).filter(Boolean).map((x) => {
+    const [sku, qty] = x.split(":");
+    return { sku: sku.trim(), qty: qty ? Number(qty) : 1 };
+  });
+}
+
+const svgNS = "http://www.w3.org/2000/svg";
+function svg(parent, tag, attrs, text) {
+  const el = document.createElementNS(svgNS, tag);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
+  if (text !== undefined) el.textContent = text;
+  parent.append(el);
+  return el;
+}
+
+// source asks which stores should fill the basket (POST /v1/sourcing), the stores around
+// (GET /v1/stores) and what each has of the basket (POST /v1/availability), and draws them:
+// the destination in the middle, the radius as a circle, each store coloured by what it can
+// supply, the best plan's stores ringed and joined to the destination.
+function source(q) {
+  return render("sourcing", async (signal) => {
+    const items = parseBasket(q.items), [lat, lon] = q.at.split(",").map(Number), radius = Number(q.radius) || 10;
+    const body = { items, to: { lat, lon }, radius_km: radius, max_stores: Number(q.max) || 1 };
+    if (q.capability) body.capability = q.capability;
+    const json = { method: "POST", headers: { "Content-Type": "application/json" } };
+    const ans = await fresh("/v1/sourcing", signal, { ...json, body: JSON.stringify(body) });
+    const near = await fresh("/v1/stores?near=" + encodeURIComponent(q.at) + "&radius_km=" + radius + "&limit=100", signal);
+    if (!ans || !near) return;
+    const open = near.stores.filter((s) => s.status === "open" && (!q.capability || s.capabilities.includes(q.capability)));
+    const avail = open.length ? await fresh("/v1/availability", signal, { ...json, body: JSON.stringify({ items, stores: open.map((s) => s.store) }) }) : { stores: [] };
+    if (!avail) return;
+    const kind = {};
+    for (const s of near.stores) kind[s.store] = "closed";
+    for (const a of avail.stores) kind[a.store] = a.complete ? "complete" : a.short.length < items.length ? "partial" : "short";
+    drawMap(near.stores, kind, ans.plans[0], radius, lat, lon);
+    const plans = $("src-plans");
+    plans.replaceChildren();
+    for (const [i, p] of ans.plans.entries()) {
+      const li = document.createElement("li");
+      li.className = i === 0 ? "best" : "";
+      li.textContent = (p.complete ? "" : "partial: ") + p.stores.map((s) => s.store + " (" + s.distance_km.toFixed(1) + " km): " +
+        s.items.map((it) => it.sku + " ×" + it.qty).join(", ")).join(" + ") + (p.missing ? " — missing " + p.missing.map((it) => it.sku).join(", ") : "");
+      plans.append(li);
+    }
+    if (!ans.plans.length) plans.append(Object.assign(document.createElement("li"), { textContent: "No store within reach has any of the basket." }));
+    const skipped = $("src-skipped").tBodies[0];
+    skipped.replaceChildren();
+    for (const sk of ans.skipped) {
+      const row = skipped.insertRow();
+      row.dataset.store = sk.store;
+      cell(row, sk.store);
+      cell(row, sk.distance_km.toFixed(2), "num");
+      cell(row, sk.reason + (sk.short ? ": " + sk.short.map((x) => x.sku + " " + x.available + "/" + x.qty).join(", ") : ""), "reason");
+    }
+  });
+}
+
+function drawMap(stores, kind, best, radius, lat, lon) {
+  const map = $("src-map");
+  map.replaceChildren();
+  const scale = 100 / radius, cos = Math.cos(lat * Math.PI / 180);
+  const at = (s) => [(s.lon - lon) * 111.32 * cos * scale, -(s.lat - lat) * 110.57 * scale];
+  svg(map, "circle", { cx: 0, cy: 0, r: 100, class: "reach" });
+  const chosen = new Set(best ? best.stores.map((s) => s.store) : []);
+  for (const s of stores) {
+    const [x, y] = at(s);
+    if (chosen.has(s.store)) svg(map, "line", { x1: 0, y1: 0, x2: x, y2: y, class: "route" });
+  }
+  svg(map, "path", { d: "M-4 0H4M0 -4V4", class: "to" });
+  for (const s of stores) {
+    const [x, y] = at(s);
+    const c = svg(map, "circle", { cx: x, cy: y, r: 3.5, class: "store " + kind[s.store] + (chosen.has(s.store) ? " chosen" : ""), "data-store": s.store });
+    svg(c, "title", {}, s.store + " " + s.name + ": " + kind[s.store] + ", " + s.distance_km.toFixed(2) + " km");
+    svg(map, "text", { x: x + 5, y: y + 2 }, s.store);
+  }
+}
+
+function sourcingQuery() {
+  const q = new URLSearchParams(location.search);
+  return { items: q.get("items") || "", at: q.get("at") || "", radius: q.get("radius") || "10", capability: q.get("capability") ?? "same_day", max: q.get("max") || "1" };
+}
+
+function sourcingView() {
+  const q = sourcingQuery();
+  $("src-items").value = q.items;
+  $("src-at").value = q.at || $("src-place").value;
+  const place = [...$("src-place").options].find((o) => o.value === $("src-at").value);
+  $("src-place").value = place ? place.value : "";
+  $("src-radius").value = q.radius;
+  $("src-capability").value = q.capability;
+  $("src-max").value = q.max;
+  if (q.items && q.at) source(q);
+}
+
 // --- the page ---
 function route() {
   const view = location.pathname.replace(/^\/console\/?/, "") || "stock";
@@ -423,6 +520,7 @@ function route() {
   if (view === "health") healthView();
   if (view === "promotions") promotionsView();
   if (view === "locks") locksView();
+  if (view === "sourcing") sourcingView();
   const q = new URLSearchParams(location.search);
   if (view === "history" && q.get("store") && q.get("sku")) {
     $("h-store").value = q.get("store");
@@ -438,7 +536,7 @@ function route() {
     showReservation(q.get("id"));
   }
 }
-const views = ["stock", "feed", "history", "promotions", "locks", "reservations", "health"];
+const views = ["stock", "feed", "history", "promotions", "locks", "reservations", "sourcing", "health"];
 
 document.addEventListener("DOMContentLoaded", () => {
   $("api-key").value = sessionStorage.getItem(keyName) || "";
@@ -495,6 +593,14 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   $("rsv-confirm").addEventListener("click", () => showReservation($("rsv-id").value.trim(), "confirm"));
   $("rsv-cancel").addEventListener("click", () => showReservation($("rsv-id").value.trim(), "cancel"));
+  $("src-place").addEventListener("change", () => { if ($("src-place").value) $("src-at").value = $("src-place").value; });
+  $("src-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const q = { items: $("src-items").value.trim(), at: $("src-at").value.replace(/\s+/g, ""), radius: $("src-radius").value,
+      capability: $("src-capability").value, max: $("src-max").value };
+    window.history.replaceState(null, "", "/console/sourcing?" + new URLSearchParams(q));
+    source(q);
+  });
   setInterval(sparkline, 1000);
   route();
 });
