@@ -11,6 +11,8 @@
 //	<prefix>:chgid:{g}               the last change id of the group: ids rise across its days
 //	<prefix>:stores:{g}              set of the group's stores (for snapshots)
 //	<prefix>:epoch:{g}               the group's epoch mark (see Store.Lost)
+//	<prefix>:dirgeo:{0}, <prefix>:dir:{0}  the store directory: geo index and records (sourcing/redis)
+//	<prefix>:srcg:{g}:<id>           the record of a sourcing hold (sourcing/redis)
 //
 // docs/architecture.md §5 says why, with the bytes each part costs.
 package redis
