@@ -90,10 +90,11 @@ func devBanner(stdout io.Writer, api, kept, sqlURL string, redisSrv *embedded.Re
   sql:    %s
   try:    curl %s/v1/stores/S001/skus/8809461234567
           curl %s/v1/products/8809461234567/gifts
+          curl '%s/v1/stores?near=37.5663,126.9779'
   api:    %s
   console: %s/console/
   auth:   %s
-`, readBuildInfo().Version, kept, redisSrv.Addr(), redisSrv.Server().Addr().Port, brokerAddr, cfg.KafkaTopic, brokerAddr, cfg.KafkaTopic, sqlURL, api, api, api, api, authLine(cfg))
+`, readBuildInfo().Version, kept, redisSrv.Addr(), redisSrv.Server().Addr().Port, brokerAddr, cfg.KafkaTopic, brokerAddr, cfg.KafkaTopic, sqlURL, api, api, api, api, api, authLine(cfg))
 }
 
 // devConfig reads dev's flags: the server's, where its embedded servers listen, --data.

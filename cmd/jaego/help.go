@@ -40,7 +40,8 @@ var commandHelp = map[string]struct{ about, examples, args string }{
 	"keys new": {
 		about: "Makes a new random API key (256 bits) and prints it once, with the line to add to the keys file\n" +
 			"(--api-keys): the file keeps only the key's SHA-256. jaego serve reloads the file on SIGHUP. Scopes:\n" +
-			"read (stock, changes, history, gifts, availability), write (events, reservations), admin (/v1/admin/).",
+			"read (stock, changes, history, gifts, availability, stores, sourcing), write (events, reservations,\n" +
+			"sourcing with a hold), admin (/v1/admin/: the breaker, promotions, the store directory).",
 		examples: "jaego keys new --name shop-web --scopes read,write\njaego keys new --name oncall-kim --scopes read,admin",
 	},
 	"load": {

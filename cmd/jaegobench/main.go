@@ -10,6 +10,7 @@
 //	go run ./cmd/jaegobench scale   # 10M rows: jaego load vs redis-benchmark HSET, bytes per row and event, lookups at 10M vs 10k, G = 16/64/256
 //	go run ./cmd/jaegobench orders  # baskets of 5 held vs single reserve events (items/s); availability across 100 and 1,000 stores
 //	go run ./cmd/jaegobench tail    # lookups with 1,000 live-tail subscribers vs none; Redis connections
+//	go run ./cmd/jaegobench sourcing # a 5-line basket over 50 stores vs availability of them; sourced holds vs direct reservations
 //	go run ./cmd/jaegobench copy    # durable copy: projector vs batched apply, lag at 5k/s, fallback vs primary reads, Redis outage
 package main
 
@@ -84,6 +85,7 @@ var benches = map[string]func(*flag.FlagSet) func(context.Context, io.Writer) er
 	"promo":    promoFlags,
 	"restore":  restoreFlags,
 	"copy":     copyFlags,
+	"sourcing": sourcingFlags,
 }
 
 // storeFlags reads the flags of `jaegobench store`.
