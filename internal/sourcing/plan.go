@@ -217,29 +217,98 @@ type Skip struct {
 	Short      []inventory.Short `json:"short,omitempty"`
 }
 
-// Eligible is the stores of near (nearest first) that may be chosen: open, with the
-// capability (none asked: every open store).
-func Eligible(near []Near, capability string) []Near {
-	var out []Near
-	for _, n := range near {
-		if n.Status == Open && n.Can(capability) {
-			out = append(out, n)
+// Eligible is the indexes of the stores of near (nearest first) that may be chosen: open,
+// with the capability (none asked: every open store), at most MaxCandidates of them.
+func Eligible(near []Near, capability string) []int {
+	var out []int
+	for i := range near {
+		if len(out) < MaxCandidates && near[i].Status == Open && near[i].Can(capability) {
+			out = append(out, i)
 		}
 	}
 	return out
 }
 
-// Choose ranks the plans for items over the stores near (nearest first), with available
-// holding each eligible store's available stock of every line, and explains every store
-// nearer than the best plan's farthest store that is not in it (every store, when there
-// is no plan).
-func Choose(items []inventory.Item, near []Near, available map[string][]int64, capability string, maxStores, want int) ([]Plan, []Skip) {
+// FirstRead is how many of the nearest candidates Choose reads first: when they hold the
+// plans asked for, each one store that has it all, the farther ones cannot rank before
+// them and are not read.
+const FirstRead = 10
+
+// StockReader answers the available stock of every line at each of the stores, in order.
+type StockReader func(stores []Near) ([][]int64, error)
+
+// Choose ranks the plans for items over the eligible stores of near (nearest first), and
+// explains every store nearer than the best plan's farthest store that is not in it (every
+// store, when there is no plan). It reads the stock of the FirstRead nearest candidates,
+// and of the others only if those do not hold want complete one-store plans all nearer
+// than the next candidate (then no plan with a farther store can rank before them). It
+// answers how many candidates it read.
+func Choose(items []inventory.Item, near []Near, read StockReader, capability string, maxStores, want int) ([]Plan, []Skip, int, error) {
 	eligible := Eligible(near, capability)
-	cands := make([]Candidate, len(eligible))
-	for i, n := range eligible {
-		cands[i] = Candidate{Near: n, Available: available[n.ID]}
+	if len(eligible) > 0 {
+		near = near[:eligible[len(eligible)-1]+1] // the stores after the last candidate are not considered
 	}
-	plans := RankPlans(items, cands, maxStores, want)
+	cands := make([]Candidate, len(eligible))
+	for i, e := range eligible {
+		cands[i].Near = near[e]
+	}
+	n := min(FirstRead, len(cands))
+	if err := readInto(read, cands[:n]); err != nil {
+		return nil, nil, 0, err
+	}
+	plans := RankPlans(items, cands[:n], maxStores, want)
+	if n < len(cands) && !decided(plans, want, len(items), cands[n].DistanceKm) {
+		if err := readInto(read, cands[n:]); err != nil {
+			return nil, nil, 0, err
+		}
+		n = len(cands)
+		plans = RankPlans(items, cands, maxStores, want)
+	}
+	if n < len(cands) {
+		near = near[:eligible[n]] // every store from the first unread candidate on is farther than the plans
+	}
+	return plans, explain(items, near, cands[:n], plans, capability), n, nil
+}
+
+// decided reports whether plans (ranked over the nearer candidates) are the final ones:
+// want complete one-store plans, all nearer than next, the nearest candidate not read.
+func decided(plans []Plan, want, lines int, next float64) bool {
+	if len(plans) < want {
+		return false
+	}
+	for _, p := range plans {
+		if p.rank.Covered != lines || p.rank.Stores != 1 || p.rank.Farthest >= next {
+			return false
+		}
+	}
+	return true
+}
+
+func readInto(read StockReader, cands []Candidate) error {
+	if len(cands) == 0 {
+		return nil
+	}
+	stores := make([]Near, len(cands))
+	for i := range cands {
+		stores[i] = cands[i].Near
+	}
+	av, err := read(stores)
+	if err != nil {
+		return err
+	}
+	for i := range cands {
+		cands[i].Available = av[i]
+	}
+	return nil
+}
+
+// explain lists the stores of near nearer than the best plan's farthest store that are not
+// in it, with why (every store, when there is no plan).
+func explain(items []inventory.Item, near []Near, cands []Candidate, plans []Plan, capability string) []Skip {
+	available := make(map[string][]int64, len(cands))
+	for _, c := range cands {
+		available[c.ID] = c.Available
+	}
 	skips := []Skip{}
 	chosen := map[string]bool{}
 	horizon := -1.0 // no plan: every store is explained
@@ -269,5 +338,5 @@ func Choose(items []inventory.Item, near []Near, available map[string][]int64, c
 		}
 		skips = append(skips, sk)
 	}
-	return plans, skips
+	return skips
 }

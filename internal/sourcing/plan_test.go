@@ -186,8 +186,10 @@ func TestChooseExplainsNearerStores(t *testing.T) {
 		{Store: Store{ID: "S4", Status: Open, Capabilities: []string{SameDay, Pickup}}, DistanceKm: 3},
 		{Store: Store{ID: "S5", Status: Open, Capabilities: []string{SameDay}}, DistanceKm: 4},
 	}
-	available := map[string][]int64{"S3": {5, 0}, "S4": {2, 1}, "S5": {9, 9}}
-	plans, skips := Choose(items, near, available, SameDay, 2, 3)
+	plans, skips, _, err := Choose(items, near, readMap(map[string][]int64{"S3": {5, 0}, "S4": {2, 1}, "S5": {9, 9}}), SameDay, 2, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(plans) != 3 || plans[0].Stores[0].Store != "S4" || len(plans[0].Stores) != 1 {
 		t.Fatalf("plans %+v: want S4 alone first", plans)
 	}
@@ -203,10 +205,85 @@ func TestChooseExplainsNearerStores(t *testing.T) {
 		t.Fatalf("skipped %+v, want %+v", skips, want)
 	}
 	// No store supplies anything: no plan, and every store explained.
-	plans, skips = Choose([]inventory.Item{{SKU: "z", Qty: 1}}, near, map[string][]int64{"S3": {0}, "S4": {0}, "S5": {0}}, SameDay, 3, 3)
+	plans, skips, _, _ = Choose([]inventory.Item{{SKU: "z", Qty: 1}}, near, readMap(map[string][]int64{"S3": {0}, "S4": {0}, "S5": {0}}), SameDay, 3, 3)
 	if len(plans) != 0 || len(skips) != len(near) {
 		t.Fatalf("plans %+v skips %+v: want none and all 5 explained", plans, skips)
 	}
+}
+
+// readMap is a StockReader of fixed numbers.
+func readMap(m map[string][]int64) StockReader {
+	return func(stores []Near) ([][]int64, error) {
+		out := make([][]int64, len(stores))
+		for i, s := range stores {
+			out[i] = m[s.ID]
+		}
+		return out, nil
+	}
+}
+
+// TestChooseReadsNoMoreThanItNeeds: Choose, which reads the farther candidates only when
+// the nearer ones do not settle the answer, answers what ranking every candidate answers
+// (the same plans' ranks, the same stores passed over), over random directories where
+// one store often has it all; and it did stop early in some of them.
+func TestChooseReadsNoMoreThanItNeeds(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(25, 10))
+	early := 0
+	for c := range 500 {
+		items := make([]inventory.Item, 1+rng.IntN(4))
+		for j := range items {
+			items[j] = inventory.Item{SKU: fmt.Sprintf("sku%d", j), Qty: int64(1 + rng.IntN(3))}
+		}
+		stock := map[string][]int64{}
+		near := make([]Near, 5+rng.IntN(40))
+		spread := []int{6, 60}[rng.IntN(2)] // few distinct distances: many ties at the edge of the first read
+		for i := range near {
+			st := Store{ID: fmt.Sprintf("S%02d", i), Status: Open, Capabilities: []string{SameDay}}
+			switch rng.IntN(10) {
+			case 0:
+				st.Status = Closed
+			case 1:
+				st.Capabilities = []string{Pickup}
+			}
+			near[i] = Near{Store: st, DistanceKm: float64(rng.IntN(spread)) / 4}
+			av := make([]int64, len(items))
+			for j := range av {
+				av[j] = int64(rng.IntN(5)) * int64(rng.IntN(2)+rng.IntN(2))
+			}
+			stock[st.ID] = av
+		}
+		SortNear(near)
+		maxStores, want := 1+rng.IntN(3), 1+rng.IntN(3)
+		plans, skips, n, err := Choose(items, near, readMap(stock), SameDay, maxStores, want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var all []Candidate
+		for _, e := range Eligible(near, SameDay) {
+			all = append(all, Candidate{Near: near[e], Available: stock[near[e].ID]})
+		}
+		ref := RankPlans(items, all, maxStores, want)
+		refSkips := explain(items, near[:max(0, len(near))], all, ref, SameDay)
+		if len(plans) != len(ref) {
+			t.Fatalf("case %d: %d plans, reading all %d", c, len(plans), len(ref))
+		}
+		for i := range plans {
+			if plans[i].Rank() != ref[i].Rank() {
+				t.Fatalf("case %d: plan %d ranks %+v, reading all %+v", c, i, plans[i].Rank(), ref[i].Rank())
+			}
+		}
+		if fmt.Sprint(skips) != fmt.Sprint(refSkips) {
+			t.Fatalf("case %d: skipped %+v, reading all %+v", c, skips, refSkips)
+		}
+		if n < len(all) {
+			early++
+		}
+	}
+	if early == 0 {
+		t.Fatal("Choose never stopped early: the test shows nothing")
+	}
+	t.Logf("%d of 500 queries settled by the first %d candidates", early, FirstRead)
 }
 
 func BenchmarkRankPlans(b *testing.B) {

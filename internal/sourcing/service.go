@@ -172,46 +172,24 @@ func (s *Sourcer) Source(ctx context.Context, req Request) (Answer, error) {
 	return ans, err
 }
 
-// plan reads the stores around the point (twice MaxCandidates, closed ones included) and
-// the stock of the first MaxCandidates that may be chosen, in one read, and ranks.
+// plan reads the stores around the point (nearest first, a fifth more than MaxCandidates
+// for the closed ones among them, and the 2×MaxCandidates nearest when that is too few
+// candidates) and ranks; Choose reads the candidates' stock.
 func (s *Sourcer) plan(ctx context.Context, req Request) (Answer, error) {
-	near, err := s.o.Directory.Near(ctx, req.Lat, req.Lon, req.RadiusKm, 2*MaxCandidates)
+	limit := MaxCandidates + MaxCandidates/5
+	near, err := s.o.Directory.Near(ctx, req.Lat, req.Lon, req.RadiusKm, limit)
+	if err == nil && len(near) == limit && len(Eligible(near, req.Capability)) < MaxCandidates {
+		near, err = s.o.Directory.Near(ctx, req.Lat, req.Lon, req.RadiusKm, 2*MaxCandidates)
+	}
 	if err != nil {
 		return Answer{}, err
 	}
-	eligible := Eligible(near, req.Capability)
-	if len(eligible) > MaxCandidates {
-		last := eligible[MaxCandidates-1]
-		eligible = eligible[:MaxCandidates]
-		for i, n := range near {
-			if n.ID == last.ID {
-				near = near[:i+1]
-				break
-			}
-		}
-	}
-	keys := make([]inventory.Key, 0, len(eligible)*len(req.Items))
-	for _, n := range eligible {
-		for _, it := range req.Items {
-			keys = append(keys, inventory.Key{Store: n.ID, SKU: it.SKU})
-		}
-	}
-	found, err := s.o.Stock.GetMany(ctx, keys)
+	read := func(stores []Near) ([][]int64, error) { return s.available(ctx, req.Items, stores) }
+	plans, skips, n, err := Choose(req.Items, near, read, req.Capability, req.MaxStores, req.Plans)
 	if err != nil {
 		return Answer{}, err
 	}
-	available := make(map[string][]int64, len(eligible))
-	for i, n := range eligible {
-		av := make([]int64, len(req.Items))
-		for j := range req.Items {
-			if l := found[i*len(req.Items)+j]; l.Found {
-				av[j] = l.Stock.Available
-			}
-		}
-		available[n.ID] = av
-	}
-	plans, skips := Choose(req.Items, near, available, req.Capability, req.MaxStores, req.Plans)
-	s.candidates.Observe(float64(len(eligible)))
+	s.candidates.Observe(float64(n))
 	switch {
 	case len(plans) == 0:
 		s.plans.WithLabelValues("none").Inc()
@@ -223,7 +201,31 @@ func (s *Sourcer) plan(ctx context.Context, req Request) (Answer, error) {
 	if plans == nil {
 		plans = []Plan{}
 	}
-	return Answer{Plans: plans, Skipped: skips, Candidates: len(eligible)}, nil
+	return Answer{Plans: plans, Skipped: skips, Candidates: n}, nil
+}
+
+// available reads every line's available stock at each store, in one read.
+func (s *Sourcer) available(ctx context.Context, items []inventory.Item, stores []Near) ([][]int64, error) {
+	keys := make([]inventory.Key, 0, len(stores)*len(items))
+	for _, n := range stores {
+		for _, it := range items {
+			keys = append(keys, inventory.Key{Store: n.ID, SKU: it.SKU})
+		}
+	}
+	found, err := s.o.Stock.GetMany(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]int64, len(stores))
+	for i := range stores {
+		out[i] = make([]int64, len(items))
+		for j := range items {
+			if l := found[i*len(items)+j]; l.Found {
+				out[i][j] = l.Stock.Available
+			}
+		}
+	}
+	return out, nil
 }
 
 // hold takes the id's record, plans, and holds the best complete plan that every store of

@@ -9,6 +9,9 @@ import (
 	"math"
 	"regexp"
 	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/jaego/jaego/internal/jaego"
 )
@@ -76,8 +79,8 @@ func (s *Store) Validate() error {
 	if err := jaego.CheckStore(s.ID); err != nil {
 		return err
 	}
-	if s.Name == "" || len(s.Name) > MaxName {
-		return jaego.Invalidf("name", "name must be 1..%d bytes, got %d", MaxName, len(s.Name))
+	if s.Name == "" || len(s.Name) > MaxName || strings.ContainsFunc(s.Name, unicode.IsControl) || !utf8.ValidString(s.Name) {
+		return jaego.Invalidf("name", "name must be 1..%d bytes of UTF-8 without control characters, got %q", MaxName, s.Name)
 	}
 	if err := CheckPoint(s.Lat, s.Lon); err != nil {
 		return err

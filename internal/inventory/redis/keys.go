@@ -152,10 +152,11 @@ func unpackStock(store, sku, v string) (inventory.Stock, error) {
 func (k Keyspace) Prefix() string { return k.prefix }
 
 // StoreDirectory names the store directory (design §15): a geo index of the stores'
-// positions and a hash of their records, both in group 0's slot beside its epoch mark, so
-// that one script reads them and knows whether Redis lost its data.
-func (k Keyspace) StoreDirectory() (geo, records string) {
-	return k.tagged("dirgeo", 0), k.tagged("dir", 0)
+// positions, a hash of their records and the records' version (a random token each put
+// sets), all in group 0's slot beside its epoch mark, so that one round trip reads them and
+// knows whether Redis lost its data.
+func (k Keyspace) StoreDirectory() (geo, records, version string) {
+	return k.tagged("dirgeo", 0), k.tagged("dir", 0), k.tagged("dirver", 0)
 }
 
 // SourcingSaga names the record of a sourcing hold (design §15) under a reservation id.

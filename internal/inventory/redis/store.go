@@ -11,7 +11,7 @@
 //	<prefix>:chgid:{g}               the last change id of the group: ids rise across its days
 //	<prefix>:stores:{g}              set of the group's stores (for snapshots)
 //	<prefix>:epoch:{g}               the group's epoch mark (see Store.Lost)
-//	<prefix>:dirgeo:{0}, <prefix>:dir:{0}  the store directory: geo index and records (sourcing/redis)
+//	<prefix>:dirgeo:{0}, :dir:{0}, :dirver:{0}  the store directory: geo index, records, version (sourcing/redis)
 //	<prefix>:srcg:{g}:<id>           the record of a sourcing hold (sourcing/redis)
 //
 // docs/architecture.md §5 says why, with the bytes each part costs.

@@ -8,9 +8,11 @@ import (
 	"crypto/rand"
 	_ "embed"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -22,8 +24,6 @@ import (
 )
 
 var (
-	//go:embed near.lua
-	nearLua string
 	//go:embed put.lua
 	putLua string
 	//go:embed saga.lua
@@ -36,8 +36,18 @@ type Directory struct {
 	keys         invredis.Keyspace
 	requireEpoch string // "1": a Redis without group 0's epoch mark lost its data
 	keep         time.Duration
-	near, put    *rueidis.Lua
-	saga         *rueidis.Lua
+	put, saga    *rueidis.Lua
+	// records are the stores' records as of a version of the directory: a sourcing query
+	// reads up to 100 stores, and their records (which change a few times a day) cost Redis
+	// more than the search did. Near reads the version with the search and reloads the
+	// records only when it moved.
+	records atomic.Pointer[records]
+	reload  sync.Mutex
+}
+
+type records struct {
+	version string
+	stores  map[string]sourcing.Store
 }
 
 var (
@@ -50,7 +60,7 @@ var (
 // idempotency TTL).
 func New(client rueidis.Client, store *invredis.Store, requireEpoch bool, keep time.Duration) *Directory {
 	d := &Directory{client: client, keys: store.Keys(), requireEpoch: "0", keep: keep,
-		near: rueidis.NewLuaScript(nearLua), put: rueidis.NewLuaScript(putLua), saga: rueidis.NewLuaScript(sagaLua)}
+		put: rueidis.NewLuaScript(putLua), saga: rueidis.NewLuaScript(sagaLua)}
 	if requireEpoch {
 		d.requireEpoch = "1"
 	}
@@ -58,8 +68,8 @@ func New(client rueidis.Client, store *invredis.Store, requireEpoch bool, keep t
 }
 
 func (d *Directory) dirKeys() []string {
-	geo, records := d.keys.StoreDirectory()
-	return []string{geo, records, d.keys.Epoch(0)}
+	geo, records, version := d.keys.StoreDirectory()
+	return []string{geo, records, d.keys.Epoch(0), version}
 }
 
 // fail is what a failed call means: Redis lost its data, or is unavailable.
@@ -79,12 +89,8 @@ func (d *Directory) Put(ctx context.Context, s sourcing.Store) error {
 func (d *Directory) PutMany(ctx context.Context, stores []sourcing.Store) error {
 	execs := make([]rueidis.LuaExec, len(stores))
 	for i, s := range stores {
-		rec, err := json.Marshal(s)
-		if err != nil {
-			return err
-		}
 		execs[i] = rueidis.LuaExec{Keys: d.dirKeys(), Args: []string{d.requireEpoch, s.ID,
-			strconv.FormatFloat(s.Lon, 'f', -1, 64), strconv.FormatFloat(s.Lat, 'f', -1, 64), string(rec)}}
+			strconv.FormatFloat(s.Lon, 'f', -1, 64), strconv.FormatFloat(s.Lat, 'f', -1, 64), packStore(s), token()}}
 	}
 	for _, res := range d.put.ExecMulti(ctx, d.client, execs...) {
 		if err := res.Error(); err != nil {
@@ -97,7 +103,7 @@ func (d *Directory) PutMany(ctx context.Context, stores []sourcing.Store) error 
 // Get implements sourcing.Directory: one HGET, with group 0's epoch mark in the same round
 // trip (a Redis that lost its data answers ErrLost, never not_found).
 func (d *Directory) Get(ctx context.Context, id string) (sourcing.Store, error) {
-	_, records := d.keys.StoreDirectory()
+	_, records, _ := d.keys.StoreDirectory()
 	cmds := rueidis.Commands{d.client.B().Hget().Key(records).Field(id).Build()}
 	if d.requireEpoch == "1" {
 		cmds = append(cmds, d.client.B().Exists().Key(d.keys.Epoch(0)).Build())
@@ -115,42 +121,128 @@ func (d *Directory) Get(ctx context.Context, id string) (sourcing.Store, error) 
 	if err != nil {
 		return sourcing.Store{}, fail("store directory get", err)
 	}
-	var s sourcing.Store
-	if err := json.Unmarshal([]byte(v), &s); err != nil {
-		return sourcing.Store{}, fmt.Errorf("store %s: record %q: %w", id, v, err)
+	s, err := unpackStore(id, v)
+	if err != nil {
+		return sourcing.Store{}, fmt.Errorf("store directory: %w", err)
 	}
 	return s, nil
 }
 
-// Near implements sourcing.Directory: one script call (GEOSEARCH and the records found).
+// Near implements sourcing.Directory: one round trip (GEOSEARCH, the records' version and
+// group 0's epoch mark), and the records from the process's copy, reloaded (HGETALL) when
+// the version moved.
 func (d *Directory) Near(ctx context.Context, lat, lon, radiusKm float64, limit int) ([]sourcing.Near, error) {
-	out, err := d.near.Exec(ctx, d.client, d.dirKeys(), []string{d.requireEpoch, strconv.FormatFloat(lon, 'f', -1, 64),
-		strconv.FormatFloat(lat, 'f', -1, 64), strconv.FormatFloat(radiusKm, 'f', -1, 64), strconv.Itoa(limit)}).ToArray()
+	geo, _, version := d.keys.StoreDirectory()
+	cmds := rueidis.Commands{
+		d.client.B().Geosearch().Key(geo).Fromlonlat(lon, lat).Byradius(radiusKm).Km().Asc().Count(int64(limit)).Withdist().Build(),
+		d.client.B().Get().Key(version).Build(),
+	}
+	if d.requireEpoch == "1" {
+		cmds = append(cmds, d.client.B().Exists().Key(d.keys.Epoch(0)).Build())
+	}
+	res := d.client.DoMulti(ctx, cmds...)
+	if len(res) == 3 {
+		if marked, err := res[2].AsInt64(); err == nil && marked == 0 {
+			return nil, inventory.ErrLost
+		}
+	}
+	found, err := res[0].ToArray()
 	if err != nil {
 		return nil, fail("store directory near", err)
 	}
-	found := make([]sourcing.Near, 0, len(out)/2)
-	for i := 0; i+1 < len(out); i += 2 {
-		dist, _ := out[i].ToString()
-		rec, _ := out[i+1].ToString()
-		var n sourcing.Near
-		if err := json.Unmarshal([]byte(rec), &n.Store); err != nil {
-			return nil, fmt.Errorf("store directory: record %q: %w", rec, err)
-		}
-		if n.DistanceKm, err = strconv.ParseFloat(dist, 64); err != nil {
-			return nil, fmt.Errorf("store directory: distance %q: %w", dist, err)
-		}
-		found = append(found, n)
+	ver, err := res[1].ToString()
+	if err != nil && !rueidis.IsRedisNil(err) {
+		return nil, fail("store directory near", err)
 	}
-	sourcing.SortNear(found)
-	return found, nil
+	recs, err := d.recordsAt(ctx, ver)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]sourcing.Near, 0, len(found))
+	for _, f := range found {
+		pair, err := f.ToArray()
+		if err != nil || len(pair) != 2 {
+			return nil, fmt.Errorf("store directory: GEOSEARCH answered %v", f)
+		}
+		id, _ := pair[0].ToString()
+		dist, err := pair[1].AsFloat64()
+		if err != nil {
+			return nil, fmt.Errorf("store directory: distance of %s: %w", id, err)
+		}
+		if s, ok := recs.stores[id]; ok { // a store put after the records were read: the next query has it
+			out = append(out, sourcing.Near{Store: s, DistanceKm: dist})
+		}
+	}
+	sourcing.SortNear(out)
+	return out, nil
+}
+
+// recordsAt answers the records as of version, reading them all when the copy is older.
+func (d *Directory) recordsAt(ctx context.Context, version string) (*records, error) {
+	if r := d.records.Load(); r != nil && r.version == version {
+		return r, nil
+	}
+	d.reload.Lock()
+	defer d.reload.Unlock()
+	if r := d.records.Load(); r != nil && r.version == version {
+		return r, nil
+	}
+	_, key, verKey := d.keys.StoreDirectory()
+	res := d.client.DoMulti(ctx, d.client.B().Hgetall().Key(key).Build(), d.client.B().Get().Key(verKey).Build())
+	all, err := res[0].AsStrMap()
+	if err != nil {
+		return nil, fail("store directory records", err)
+	}
+	ver, err := res[1].ToString()
+	if err != nil && !rueidis.IsRedisNil(err) {
+		return nil, fail("store directory records", err)
+	}
+	r := &records{version: ver, stores: make(map[string]sourcing.Store, len(all))}
+	for id, v := range all {
+		if r.stores[id], err = unpackStore(id, v); err != nil {
+			return nil, fmt.Errorf("store directory: %w", err)
+		}
+	}
+	d.records.Store(r)
+	return r, nil
+}
+
+func token() string {
+	var raw [12]byte
+	_, _ = rand.Read(raw[:])
+	return hex.EncodeToString(raw[:])
+}
+
+// A store's record in the hash is "<id>|<status>|<capabilities, comma-separated>|<lat>|<lon>|<name>":
+// all of them are read at once when the directory changed, and JSON took a quarter of a
+// sourcing query's CPU when each query read its stores' records. The name is
+// last: it may hold any character but a control one (sourcing.Store.Validate).
+func packStore(s sourcing.Store) string {
+	return s.ID + "|" + string(s.Status) + "|" + strings.Join(s.Capabilities, ",") + "|" +
+		strconv.FormatFloat(s.Lat, 'f', -1, 64) + "|" + strconv.FormatFloat(s.Lon, 'f', -1, 64) + "|" + s.Name
+}
+
+func unpackStore(id, v string) (sourcing.Store, error) {
+	f := strings.SplitN(v, "|", 6)
+	if len(f) != 6 || (id != "" && f[0] != id) {
+		return sourcing.Store{}, fmt.Errorf("record %q of store %s is not <id>|<status>|<capabilities>|<lat>|<lon>|<name>", v, id)
+	}
+	s := sourcing.Store{ID: f[0], Status: sourcing.Status(f[1]), Capabilities: []string{}, Name: f[5]}
+	if f[2] != "" {
+		s.Capabilities = strings.Split(f[2], ",")
+	}
+	var err1, err2 error
+	s.Lat, err1 = strconv.ParseFloat(f[3], 64)
+	s.Lon, err2 = strconv.ParseFloat(f[4], 64)
+	if err1 != nil || err2 != nil {
+		return sourcing.Store{}, fmt.Errorf("record %q: lat or lon is not a number", v)
+	}
+	return s, nil
 }
 
 // Begin implements sourcing.Sagas.
 func (d *Directory) Begin(ctx context.Context, id string, until time.Time, block int) (sourcing.Begun, error) {
-	var raw [12]byte
-	_, _ = rand.Read(raw[:])
-	token := hex.EncodeToString(raw[:])
+	token := token()
 	out, err := d.saga.Exec(ctx, d.client, []string{d.keys.SourcingSaga(id)}, []string{"begin",
 		strconv.FormatInt(time.Now().UnixMilli(), 10), strconv.FormatInt(until.UnixMilli(), 10), token,
 		strconv.Itoa(block), strconv.FormatInt(d.keep.Milliseconds(), 10)}).ToArray()

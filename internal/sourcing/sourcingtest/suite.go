@@ -44,10 +44,10 @@ func Directory(t *testing.T, newDir func(t *testing.T) sourcing.Directory) {
 			t.Fatalf("HD: %+v %v", got, err)
 		}
 		moved := Seoul()[1]
-		moved.Name, moved.Lat, moved.Lon, moved.Capabilities, moved.Status = "Hongdae 2", 37.5, 127.0, []string{}, sourcing.Closed
+		moved.Name, moved.Lat, moved.Lon, moved.Capabilities, moved.Status = "Hongdae | exit 2", 37.5, 127.0, []string{}, sourcing.Closed
 		mustPut(t, d, moved)
 		got, err = d.Get(ctx, "HD")
-		if err != nil || got.Name != "Hongdae 2" || got.Lat != 37.5 || len(got.Capabilities) != 0 || got.Status != sourcing.Closed {
+		if err != nil || got.Name != "Hongdae | exit 2" || got.Lat != 37.5 || len(got.Capabilities) != 0 || got.Status != sourcing.Closed {
 			t.Fatalf("HD put again: %+v %v", got, err)
 		}
 		near, err := d.Near(ctx, 37.5, 127.0, 0.1, 10)
