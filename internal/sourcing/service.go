@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -234,7 +235,14 @@ func (s *Sourcer) available(ctx context.Context, items []inventory.Item, stores 
 // and its record busy until they have.
 func (s *Sourcer) hold(ctx context.Context, req Request) (Answer, string, error) {
 	id := req.Hold.ReservationID
+	// The record is taken while the plans are made: they need nothing of each other, and
+	// the hold is a round trip shorter. Plans made for a retry or a busy id are dropped.
+	var ans Answer
+	var planErr error
+	var planning sync.WaitGroup
+	planning.Go(func() { ans, planErr = s.plan(ctx, req) })
 	b, err := s.o.Sagas.Begin(ctx, id, time.Now().Add(req.Hold.Hold+s.o.CallBound), MaxPlans*MaxStoresPerPlan)
+	planning.Wait()
 	if err != nil {
 		return Answer{}, "failed", err
 	}
@@ -246,10 +254,9 @@ func (s *Sourcer) hold(ctx context.Context, req Request) (Answer, string, error)
 		return Answer{}, "busy", jaego.Errorf(jaego.CodeReservationConflict,
 			"a sourcing hold under reservation_id %s is under way, or its call ended without an answer: its parts are released by %s at the latest", id, b.Until.UTC().Format(time.RFC3339))
 	}
-	ans, err := s.plan(ctx, req)
-	if err != nil {
+	if planErr != nil {
 		s.finishReleased(ctx, id, b.Token)
-		return ans, "failed", err
+		return ans, "failed", planErr
 	}
 	n := b.First
 	for _, p := range ans.Plans {
