@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -106,17 +105,7 @@ type answer struct {
 
 func call(t *testing.T, method, url, body string) answer {
 	t.Helper()
-	req, _ := http.NewRequest(method, url, strings.NewReader(body))
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	a := answer{status: resp.StatusCode, header: resp.Header}
-	if err := json.NewDecoder(resp.Body).Decode(&a.body); err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	return a
+	return keyed(t, method, url, "", body)
 }
 
 // copyStack is one deployment's servers: Redis, PostgreSQL (migrated), a Kafka broker, and
