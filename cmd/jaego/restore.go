@@ -100,7 +100,7 @@ func restoreConfig(args []string, getenv func(string) string, stderr io.Writer) 
 func restoreDirectory(ctx context.Context, sdb *sqldb.DB, client rueidis.Client, store *invredis.Store, stdout io.Writer) error {
 	all, err := srcdb.New(sdb).All(ctx)
 	if err == nil {
-		err = srcredis.New(client, store, false, sourcingKeep).PutMany(ctx, all)
+		err = srcredis.New(client, store.Keys(), false, sourcingKeep).PutMany(ctx, all)
 	}
 	if err != nil {
 		return fmt.Errorf("store directory: %w", err)

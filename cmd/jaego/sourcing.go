@@ -33,7 +33,7 @@ type stores struct {
 // the sourcer on the guarded stock and reservations.
 func (s *server) addSourcing(client rueidis.Client) {
 	b := s.guarded.Breaker()
-	st := &stores{redis: srcredis.New(client, s.stock, s.sql != nil, sourcingKeep)}
+	st := &stores{redis: srcredis.New(client, s.stock.Keys(), s.sql != nil, sourcingKeep)}
 	var copy sourcing.Directory
 	if s.sql != nil {
 		st.sql = srcdb.New(s.sql)

@@ -86,7 +86,7 @@ func putStores(ctx context.Context, cfg config, stores []sourcing.Store, stdout 
 	if err != nil {
 		return err
 	}
-	if err := srcredis.New(client, store, marked, sourcingKeep).PutMany(ctx, stores); err != nil {
+	if err := srcredis.New(client, store.Keys(), marked, sourcingKeep).PutMany(ctx, stores); err != nil {
 		return fmt.Errorf("redis: %w", err)
 	}
 	fmt.Fprintf(stdout, "stores: %s put\n", plural(len(stores), "store"))

@@ -55,7 +55,7 @@ func benchSourcing(ctx context.Context, out io.Writer, dur time.Duration, rounds
 	}
 	defer stop()
 	store := invredis.New(client, invredis.Options{MaxHoldsPerStore: 1 << 30})
-	dir := srcredis.New(client, store, false, time.Hour)
+	dir := srcredis.New(client, store.Keys(), false, time.Hour)
 	nearest, err := seedCity(ctx, store, dir)
 	if err != nil {
 		return err

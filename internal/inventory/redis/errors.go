@@ -18,7 +18,7 @@ const lostPrefix = "REDISLOST"
 // scriptError is what an error of a script call means: the script's REDISLOST refusal is
 // inventory.ErrLost (Redis lost its data); anything else is the store unavailable for op.
 func (s *Store) scriptError(op string, err error) error {
-	if IsLost(err) {
+	if re, ok := rueidis.IsRedisErr(err); ok && strings.HasPrefix(re.Error(), lostPrefix) {
 		return inventory.ErrLost
 	}
 	return s.unavailable(op, err)
@@ -29,11 +29,4 @@ func (s *Store) scriptError(op string, err error) error {
 func idTaken(err error) bool {
 	re, ok := rueidis.IsRedisErr(err)
 	return ok && strings.Contains(re.Error(), "equal or smaller than the target stream top item")
-}
-
-// IsLost reports whether err is a script's REDISLOST refusal, for the other adapters whose
-// scripts check the same epoch marks (sourcing/redis).
-func IsLost(err error) bool {
-	re, ok := rueidis.IsRedisErr(err)
-	return ok && strings.HasPrefix(re.Error(), lostPrefix)
 }

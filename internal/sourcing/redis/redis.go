@@ -18,7 +18,6 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/jaego/jaego/internal/inventory"
-	invredis "github.com/jaego/jaego/internal/inventory/redis"
 	"github.com/jaego/jaego/internal/jaego"
 	"github.com/jaego/jaego/internal/sourcing"
 )
@@ -33,7 +32,7 @@ var (
 // Directory is the Redis store directory, and the sourcing holds' records.
 type Directory struct {
 	client       rueidis.Client
-	keys         invredis.Keyspace
+	keys         keys
 	requireEpoch string // "1": a Redis without group 0's epoch mark lost its data
 	keep         time.Duration
 	put, saga    *rueidis.Lua
@@ -55,11 +54,28 @@ var (
 	_ sourcing.Sagas     = (*Directory)(nil)
 )
 
-// New returns the directory in the keyspace of store (its prefix, groups and epoch marks).
+// Keyspace names the directory's keys: the stock store's (inventory/redis's Keyspace), so
+// that they carry its prefix and the directory sits in group 0's slot beside its epoch mark.
+type Keyspace interface {
+	StoreDirectory() (geo, records, version string)
+	Epoch(g int) string
+	SourcingSaga(id string) string
+}
+
+// keys are the names New reads from a Keyspace.
+type keys struct {
+	Geo, Records, Version string
+	Epoch                 string // group 0's epoch mark
+	saga                  func(id string) string
+}
+
+// New returns the directory in ks.
 // A sourcing hold's record is kept as long as its parts' reservations are (the
 // idempotency TTL).
-func New(client rueidis.Client, store *invredis.Store, requireEpoch bool, keep time.Duration) *Directory {
-	d := &Directory{client: client, keys: store.Keys(), requireEpoch: "0", keep: keep,
+func New(client rueidis.Client, ks Keyspace, requireEpoch bool, keep time.Duration) *Directory {
+	names := keys{Epoch: ks.Epoch(0), saga: ks.SourcingSaga}
+	names.Geo, names.Records, names.Version = ks.StoreDirectory()
+	d := &Directory{client: client, keys: names, requireEpoch: "0", keep: keep,
 		put: rueidis.NewLuaScript(putLua), saga: rueidis.NewLuaScript(sagaLua)}
 	if requireEpoch {
 		d.requireEpoch = "1"
@@ -68,13 +84,12 @@ func New(client rueidis.Client, store *invredis.Store, requireEpoch bool, keep t
 }
 
 func (d *Directory) dirKeys() []string {
-	geo, records, version := d.keys.StoreDirectory()
-	return []string{geo, records, d.keys.Epoch(0), version}
+	return []string{d.keys.Geo, d.keys.Records, d.keys.Epoch, d.keys.Version}
 }
 
 // fail is what a failed call means: Redis lost its data, or is unavailable.
 func fail(op string, err error) error {
-	if invredis.IsLost(err) {
+	if re, ok := rueidis.IsRedisErr(err); ok && strings.HasPrefix(re.Error(), "REDISLOST") { // put.lua's refusal
 		return inventory.ErrLost
 	}
 	return jaego.Unavailable("redis "+op, err)
@@ -103,10 +118,9 @@ func (d *Directory) PutMany(ctx context.Context, stores []sourcing.Store) error 
 // Get implements sourcing.Directory: one HGET, with group 0's epoch mark in the same round
 // trip (a Redis that lost its data answers ErrLost, never not_found).
 func (d *Directory) Get(ctx context.Context, id string) (sourcing.Store, error) {
-	_, records, _ := d.keys.StoreDirectory()
-	cmds := rueidis.Commands{d.client.B().Hget().Key(records).Field(id).Build()}
+	cmds := rueidis.Commands{d.client.B().Hget().Key(d.keys.Records).Field(id).Build()}
 	if d.requireEpoch == "1" {
-		cmds = append(cmds, d.client.B().Exists().Key(d.keys.Epoch(0)).Build())
+		cmds = append(cmds, d.client.B().Exists().Key(d.keys.Epoch).Build())
 	}
 	res := d.client.DoMulti(ctx, cmds...)
 	if len(res) == 2 {
@@ -132,13 +146,12 @@ func (d *Directory) Get(ctx context.Context, id string) (sourcing.Store, error) 
 // group 0's epoch mark), and the records from the process's copy, reloaded (HGETALL) when
 // the version moved.
 func (d *Directory) Near(ctx context.Context, lat, lon, radiusKm float64, limit int) ([]sourcing.Near, error) {
-	geo, _, version := d.keys.StoreDirectory()
 	cmds := rueidis.Commands{
-		d.client.B().Geosearch().Key(geo).Fromlonlat(lon, lat).Byradius(radiusKm).Km().Asc().Count(int64(limit)).Withdist().Build(),
-		d.client.B().Get().Key(version).Build(),
+		d.client.B().Geosearch().Key(d.keys.Geo).Fromlonlat(lon, lat).Byradius(radiusKm).Km().Asc().Count(int64(limit)).Withdist().Build(),
+		d.client.B().Get().Key(d.keys.Version).Build(),
 	}
 	if d.requireEpoch == "1" {
-		cmds = append(cmds, d.client.B().Exists().Key(d.keys.Epoch(0)).Build())
+		cmds = append(cmds, d.client.B().Exists().Key(d.keys.Epoch).Build())
 	}
 	res := d.client.DoMulti(ctx, cmds...)
 	if len(res) == 3 {
@@ -187,8 +200,7 @@ func (d *Directory) recordsAt(ctx context.Context, version string) (*records, er
 	if r := d.records.Load(); r != nil && r.version == version {
 		return r, nil
 	}
-	_, key, verKey := d.keys.StoreDirectory()
-	res := d.client.DoMulti(ctx, d.client.B().Hgetall().Key(key).Build(), d.client.B().Get().Key(verKey).Build())
+	res := d.client.DoMulti(ctx, d.client.B().Hgetall().Key(d.keys.Records).Build(), d.client.B().Get().Key(d.keys.Version).Build())
 	all, err := res[0].AsStrMap()
 	if err != nil {
 		return nil, fail("store directory records", err)
@@ -243,7 +255,7 @@ func unpackStore(id, v string) (sourcing.Store, error) {
 // Begin implements sourcing.Sagas.
 func (d *Directory) Begin(ctx context.Context, id string, until time.Time, block int) (sourcing.Begun, error) {
 	token := token()
-	out, err := d.saga.Exec(ctx, d.client, []string{d.keys.SourcingSaga(id)}, []string{"begin",
+	out, err := d.saga.Exec(ctx, d.client, []string{d.keys.saga(id)}, []string{"begin",
 		strconv.FormatInt(time.Now().UnixMilli(), 10), strconv.FormatInt(until.UnixMilli(), 10), token,
 		strconv.Itoa(block), strconv.FormatInt(d.keep.Milliseconds(), 10)}).ToArray()
 	if err == nil && len(out) != 3 {
@@ -272,7 +284,7 @@ func (d *Directory) Finish(ctx context.Context, id, token string, held bool, pla
 	if held {
 		state = sourcing.SagaHeld
 	}
-	n, err := d.saga.Exec(ctx, d.client, []string{d.keys.SourcingSaga(id)}, []string{"finish", token, state, string(plan),
+	n, err := d.saga.Exec(ctx, d.client, []string{d.keys.saga(id)}, []string{"finish", token, state, string(plan),
 		strconv.FormatInt(d.keep.Milliseconds(), 10)}).AsInt64()
 	if err != nil {
 		return false, fail("sourcing finish", err)

@@ -36,7 +36,7 @@ func onEveryRedis(t *testing.T, f func(t *testing.T, client rueidis.Client)) {
 // newOn is a stock store and a directory in a keyspace of their own.
 func newOn(client rueidis.Client, requireEpoch bool) (*invredis.Store, *srcredis.Directory) {
 	st := invredis.New(client, invredis.Options{Prefix: fmt.Sprintf("s%d", prefixes.Add(1)), RequireEpoch: requireEpoch})
-	return st, srcredis.New(client, st, requireEpoch, time.Hour)
+	return st, srcredis.New(client, st.Keys(), requireEpoch, time.Hour)
 }
 
 func TestDirectoryAndSagas(t *testing.T) {
