@@ -58,6 +58,7 @@ const cityHall = `{"lat":37.5663,"lon":126.9779}`
 // answers from the durable directory and copy, and `jaego restore` brings the directory
 // back.
 func TestSourcingEndToEnd(t *testing.T) {
+	t.Parallel() // it waits on servers and processes, like the other binary tests that run beside each other
 	bin := buildJaego(t)
 	s := newCopyStack(t)
 	keys, tok := keysFile(t)
@@ -232,6 +233,7 @@ func heldIDs(body map[string]any) string {
 // that expire. An id whose call was cut answers busy (or, if its answer was on the way,
 // what it held) until then, and can be held again after.
 func TestSourcingHoldKilled(t *testing.T) {
+	t.Parallel()
 	bin := buildJaego(t)
 	s := newCopyStack(t)
 	p := s.serve(t, bin)
