@@ -208,6 +208,8 @@ func copyLookups(ctx context.Context, out io.Writer, store *invredis.Store, cp *
 	fmt.Fprintf(out, "| single lookups, 32 goroutines, %s each | lookups/s | ratio | p50 | p99 |\n|---|---:|---:|---:|---:|\n", dur)
 	fmt.Fprintf(out, "| primary: Redis through the breaker (baseline) | %.0f | 1.00 | %s | %s |\n", primRate, ms(primLat.pct(0.5)), ms(primLat.pct(0.99)))
 	fmt.Fprintf(out, "| fallback: the copy in PostgreSQL (breaker forced open) | %.0f | %.2f | %s | %s |\n\n", fbRate, fbRate/primRate, ms(fbLat.pct(0.5)), ms(fbLat.pct(0.99)))
+	measured(out, goalRow{Path: "fallback lookup", Baseline: "primary through the breaker", Value: fbRate / primRate, AtLeast: true, Goal: 0.5})
+	measured(out, goalRow{Path: "fallback lookup p99", Value: float64(fbLat.pct(0.99).Microseconds()) / 1000, Unit: "ms", Goal: 5})
 }
 
 // paced applies receipts at rate per second for d, one event per Apply, and returns how

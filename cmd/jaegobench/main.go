@@ -11,6 +11,7 @@
 //	go run ./cmd/jaegobench orders  # baskets of 5 held vs single reserve events (items/s); availability across 100 and 1,000 stores
 //	go run ./cmd/jaegobench tail    # lookups with 1,000 live-tail subscribers vs none; Redis connections
 //	go run ./cmd/jaegobench sourcing # a 5-line basket over 50 stores vs availability of them; sourced holds vs direct reservations
+//	go run ./cmd/jaegobench all      # every benchmark, then one table of every goal (path, baseline, ratio, goal, met?) and a JSON file
 //	go run ./cmd/jaegobench copy    # durable copy: projector vs batched apply, lag at 5k/s, fallback vs primary reads, Redis outage
 package main
 
@@ -56,20 +57,28 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, out io.Writer) error {
-	names := strings.Join(slices.Sorted(maps.Keys(benches)), "|")
+	names := strings.Join(slices.Sorted(maps.Keys(benches)), "|") + "|all"
 	if len(args) == 0 {
 		return fmt.Errorf("usage: jaegobench %s [flags]", names)
 	}
 	flags, ok := benches[args[0]]
-	if !ok {
+	if !ok && args[0] != "all" {
 		return fmt.Errorf("unknown benchmark %q: usage: jaegobench %s [flags]", args[0], names)
+	}
+	if args[0] == "all" {
+		flags = allFlags
 	}
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 	bench := flags(fs)
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
-	return bench(ctx, out)
+	rp := &report{Writer: out, bench: args[0]}
+	if err := bench(ctx, rp); err != nil {
+		return err
+	}
+	writeSummary(out, rp.rows) // a benchmark run alone: its goals
+	return nil
 }
 
 // benches are the benchmarks by name: each reads its flags and returns what runs it.

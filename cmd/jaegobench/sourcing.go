@@ -150,8 +150,12 @@ func sourcingLatency(ctx context.Context, out io.Writer, base string, nearest []
 	b := merge(runs[0])
 	for i, p := range phases {
 		m := merge(runs[i])
-		fmt.Fprintf(out, "| %s | %.0f | %s | %s | %.2f | %.2f |\n", p.name, m.rate, ms(m.lat.pct(.5)), ms(m.lat.pct(.99)),
-			float64(m.lat.pct(.5))/float64(b.lat.pct(.5)), float64(m.lat.pct(.99))/float64(b.lat.pct(.99)))
+		p50, p99 := float64(m.lat.pct(.5))/float64(b.lat.pct(.5)), float64(m.lat.pct(.99))/float64(b.lat.pct(.99))
+		fmt.Fprintf(out, "| %s | %.0f | %s | %s | %.2f | %.2f |\n", p.name, m.rate, ms(m.lat.pct(.5)), ms(m.lat.pct(.99)), p50, p99)
+		if i > 0 {
+			measured(out, goalRow{Path: strings.TrimPrefix(p.name, "POST /v1/sourcing, ") + " sourcing p50", Baseline: "POST /v1/availability, 50 stores", Value: p50, Goal: 1.5})
+			measured(out, goalRow{Path: strings.TrimPrefix(p.name, "POST /v1/sourcing, ") + " sourcing p99", Baseline: "POST /v1/availability, 50 stores", Value: p99, Goal: 1.5})
+		}
 	}
 	fmt.Fprintln(out)
 	return nil
@@ -184,6 +188,12 @@ func sourcingHolds(ctx context.Context, out io.Writer, base, nearest string, dur
 		lo, hi := rateRange(runs[i])
 		fmt.Fprintf(out, "| %s | %.0f (%.0f–%.0f) | %s | %s | %.2f |\n", p.name, m.rate, lo, hi, ms(m.lat.pct(.5)), ms(m.lat.pct(.99)), m.rate/b.rate)
 	}
+	var ratios []float64
+	for r := range runs[0] {
+		ratios = append(ratios, runs[1][r].rate/runs[0][r].rate)
+	}
+	lo, hi := minMax(ratios)
+	measured(out, goalRow{Path: "sourced holds", Baseline: "direct reservations", Value: merge(runs[1]).rate / b.rate, Min: lo, Max: hi, AtLeast: true, Goal: 0.7})
 	fmt.Fprintln(out)
 	return nil
 }
