@@ -91,7 +91,7 @@ func TestHoldUnderContention(t *testing.T) {
 		inventorytest.MustApply(t, stock, events...)
 		src := sourcing.New(sourcing.Options{Directory: dir, Stock: stock, Reservations: stock, Sagas: dir})
 
-		const workers, each = 64, 8
+		const workers, each = 64, 4
 		var mu sync.Mutex
 		held := map[inventory.Key]int64{} // what the answered holds hold
 		var answered, refused []string
