@@ -23,7 +23,8 @@ func benchOrders(ctx context.Context, out io.Writer, dur time.Duration, workers 
 		return err
 	}
 	defer stop()
-	o := &ordersBench{store: invredis.New(client, invredis.Options{}), dur: dur}
+	// Holds are never confirmed here: the store's hold quota (--max-holds-per-store) would end the run.
+	o := &ordersBench{store: invredis.New(client, invredis.Options{MaxHoldsPerStore: 1 << 30}), dur: dur}
 	var seed []inventory.Event
 	for st := range 1000 {
 		for k := range orderSKUs {
