@@ -96,6 +96,7 @@ func allFlags(fs *flag.FlagSet) func(context.Context, io.Writer) error {
 	return func(ctx context.Context, out io.Writer) error {
 		skipped := strings.Split(*skip, ",")
 		var rows []goalRow
+		var failed []string
 		for _, name := range allOrder {
 			if slices.Contains(skipped, name) {
 				continue
@@ -105,18 +106,25 @@ func allFlags(fs *flag.FlagSet) func(context.Context, io.Writer) error {
 			rp := &report{Writer: out, bench: name}
 			start := time.Now()
 			fmt.Fprintf(out, "\n## %s\n\n", name)
-			if err := bench(ctx, rp); err != nil {
-				return fmt.Errorf("%s: %w", name, err)
+			if err := bench(ctx, rp); err != nil { // the others still run: one failure must not lose the summary
+				fmt.Fprintf(out, "\n%s failed: %v\n", name, err)
+				failed = append(failed, name+": "+err.Error())
+				if ctx.Err() != nil {
+					break
+				}
 			}
 			fmt.Fprintf(out, "\n(%s took %s)\n", name, time.Since(start).Round(time.Second))
 			rows = append(rows, rp.rows...)
 		}
 		fmt.Fprintf(out, "\n## Summary\n")
 		writeSummary(out, rows)
-		b, err := json.MarshalIndent(map[string]any{"at": time.Now().UTC(), "rows": rows}, "", "  ")
-		if err != nil {
-			return err
+		b, err := json.MarshalIndent(map[string]any{"at": time.Now().UTC(), "rows": rows, "failed": failed}, "", "  ")
+		if err == nil {
+			err = os.WriteFile(*jsonPath, append(b, '\n'), 0o644)
 		}
-		return os.WriteFile(*jsonPath, append(b, '\n'), 0o644)
+		if err == nil && len(failed) > 0 {
+			err = fmt.Errorf("%d benchmarks failed: %s", len(failed), strings.Join(failed, "; "))
+		}
+		return err
 	}
 }
