@@ -227,6 +227,10 @@ func heldIDs(body map[string]any) string {
 	return strings.Join(out, " ")
 }
 
+// killedClient sends the requests that jaego serve dies under: its answers are not
+// validated, and none waits past its timeout.
+var killedClient = &http.Client{Timeout: 30 * time.Second}
+
 // TestSourcingHoldKilled: jaego serve is SIGKILLed while 16 clients source and hold
 // baskets split over three stores. Once the holds' time is up, nothing is held, no stock
 // is reserved, and no reservation is confirmed: a saga cut in the middle leaves only holds
@@ -266,7 +270,7 @@ func TestSourcingHoldKilled(t *testing.T) {
 				body := `{"items":[{"sku":"A","qty":1},{"sku":"B","qty":1},{"sku":"C","qty":1}],"to":` + cityHall +
 					`,"max_stores":3,"hold":{"reservation_id":"` + id + `","hold":"` + hold.String() + `"}}`
 				req, _ := http.NewRequest("POST", p.api+"/v1/sourcing", strings.NewReader(body))
-				resp, err := http.DefaultClient.Do(req) // not validated: the process dies under it
+				resp, err := killedClient.Do(req) // not validated: the process dies under it
 				if err != nil {
 					return
 				}
