@@ -43,13 +43,20 @@ type jaegoProc struct {
 // startJaego runs the built binary with args and waits for its api line.
 func startJaego(t *testing.T, bin string, args ...string) *jaegoProc {
 	t.Helper()
+	return startJaegoEnv(t, bin, nil, args...)
+}
+
+// startJaegoEnv is startJaego with env added to the test's environment, less any OTEL_*
+// variable of the test's own (tracing is on only where a test asks for it).
+func startJaegoEnv(t *testing.T, bin string, env []string, args ...string) *jaegoProc {
+	t.Helper()
 	logPath := filepath.Join(t.TempDir(), "jaego.log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, args...)
-	cmd.Env = os.Environ()
+	cmd.Env = append(environWithoutOTEL(), env...)
 	if !slices.ContainsFunc(args, func(a string) bool { return a == "--auth" || a == "--api-keys" }) {
 		cmd.Env = append(cmd.Env, "JAEGO_AUTH=none") // most tests are not about access control
 	}
@@ -88,6 +95,11 @@ func startJaego(t *testing.T, bin string, args ...string) *jaegoProc {
 	b, _ := os.ReadFile(logPath)
 	t.Fatalf("jaego %s did not start:\n%s", args[0], b)
 	return nil
+}
+
+// environWithoutOTEL is the test's environment less its OTEL_* variables.
+func environWithoutOTEL() []string {
+	return slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "OTEL_") })
 }
 
 func (p *jaegoProc) kill(t *testing.T) {

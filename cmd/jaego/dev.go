@@ -28,6 +28,11 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err != nil {
 		return err
 	}
+	tr, stopTracing, err := startTracing(ctx, getenv, "jaego", log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	kept := "promotions and stock (through the durable copy) are kept in " + cfg.DataDir
 	if cfg.DataDir == "" {
 		kept = "nothing is kept"
@@ -58,7 +63,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 		return err
 	}
 	defer broker.Close()
-	s, err := newServer(ctx, cfg, client, sdb, log)
+	s, err := newServer(ctx, cfg, client, sdb, tr, log)
 	if err != nil {
 		return err
 	}

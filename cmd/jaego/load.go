@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"io"
 	"os"
 	"strings"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/jaego/jaego/internal/inventory/load"
 	invredis "github.com/jaego/jaego/internal/inventory/redis"
+	"github.com/jaego/jaego/internal/tracing"
 )
 
 // runLoad is `jaego load FILE|-`: it checks a whole stock snapshot (CSV store,sku,on_hand[,safety]),
@@ -24,6 +27,11 @@ func runLoad(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	log := cfg.logger(stderr)
+	tr, stopTracing, err := startTracing(ctx, getenv, "jaego-load", log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	src, name, closeSrc, err := openSnapshot(name, stdin)
 	if err != nil {
 		return err
@@ -45,14 +53,17 @@ func runLoad(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	defer client.Close()
-	store, err := loadTarget(ctx, client, cfg)
+	store, err := loadTarget(ctx, client, cfg, tr.Tracer())
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "load: %s: %d rows checked, loading as %s\n", name, sum.Rows, sum.ID)
 	bar := newProgress(stderr, sum.Rows)
+	ctx, span := tracing.Start(ctx, tr.Tracer(), "load", trace.WithAttributes(
+		attribute.String("jaego.file", name), attribute.String("jaego.load_id", sum.ID), attribute.Int64("jaego.rows", sum.Rows)))
 	rep, err := load.Run(ctx, store, sum.ID, src, load.Options{Batch: batch, Progress: bar.show, Every: bar.every})
 	bar.done()
+	endSpan(span, err)
 	if err != nil {
 		log.Error("load failed", "file", name, "load_id", sum.ID, "rows", rep.Rows, "err", err)
 		return fmt.Errorf("load %s stopped after %d rows (running it again goes on from there): %w", name, rep.Rows, err)
@@ -120,8 +131,8 @@ func openSnapshot(name string, stdin io.Reader) (*os.File, string, func(), error
 // loadTarget is the store a load writes into: one that requires the epoch marks in a
 // deployment with a durable copy (a Redis that lost its data is restored before anything is
 // written into it, a load too).
-func loadTarget(ctx context.Context, client rueidis.Client, cfg config) (*invredis.Store, error) {
-	o := invredis.Options{Groups: cfg.ShardGroups, Retention: cfg.Retention, AckReplicas: cfg.WriteAck == "replicas"}
+func loadTarget(ctx context.Context, client rueidis.Client, cfg config, tr trace.Tracer) (*invredis.Store, error) {
+	o := invredis.Options{Groups: cfg.ShardGroups, Retention: cfg.Retention, AckReplicas: cfg.WriteAck == "replicas", Tracer: tr}
 	marked, err := invredis.New(client, o).Marked(ctx)
 	if err != nil {
 		return nil, err

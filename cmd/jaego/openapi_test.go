@@ -43,7 +43,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	if _, err := sdb.Migrate(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
-	s, err := newServer(ctx, cfg, client, sdb, log)
+	s, err := newServer(ctx, cfg, client, sdb, nil, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,13 +12,13 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/jaego/jaego/internal/auth"
 	"github.com/jaego/jaego/internal/httpx"
 	invkafka "github.com/jaego/jaego/internal/inventory/kafka"
 	"github.com/jaego/jaego/internal/pos"
 	poshttp "github.com/jaego/jaego/internal/pos/http"
+	"github.com/jaego/jaego/internal/tracing"
 )
 
 // relayConfig is the configuration of `jaego relay`.
@@ -61,10 +61,15 @@ func runRelay(ctx context.Context, args []string, getenv func(string) string, st
 		return fmt.Errorf("--batch-bytes must be 1 KiB..1 GiB and --buffer-bytes at least --batch-bytes (got %d, %d)", cfg.BatchBytes, cfg.BufferBytes)
 	}
 	log := cfg.logger(stderr)
+	tr, stopTracing, err := startTracing(ctx, getenv, "jaego-relay", log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	reg := prometheus.NewRegistry()
 	prod, err := invkafka.NewProducer(invkafka.ProducerOptions{
 		Brokers: splitList(cfg.KafkaBrokers), Topic: cfg.KafkaTopic, Linger: cfg.Linger,
-		BatchBytes: int32(cfg.BatchBytes), BufferBytes: cfg.BufferBytes, Registerer: reg, Logger: log,
+		BatchBytes: int32(cfg.BatchBytes), BufferBytes: cfg.BufferBytes, Registerer: reg, Logger: log, Tracing: tr,
 	})
 	if err != nil {
 		return err
@@ -75,7 +80,7 @@ func runRelay(ctx context.Context, args []string, getenv func(string) string, st
 		_ = prod.Close(closeCtx)
 	}()
 	if cfg.HTTPAddr != "" {
-		return serveRelay(ctx, cfg.config, prod, reg, log, stdout)
+		return serveRelay(ctx, cfg.config, prod, reg, tr, log, stdout)
 	}
 	in := stdin
 	if cfg.In != "-" {
@@ -86,7 +91,7 @@ func runRelay(ctx context.Context, args []string, getenv func(string) string, st
 		defer file.Close()
 		in = file
 	}
-	st, err := pos.Relay(ctx, in, prod)
+	st, err := pos.Relay(ctx, in, prod, tr.Tracer())
 	fmt.Fprintf(stdout, "relayed %d events from %d lines (%d stock transactions; left out: %d non-stock transactions, %d non-stock lines, %d blank lines)\n",
 		st.Events, st.Lines, st.StockTxns, st.NonStockTxns, st.NonStockLines, st.BlankLinesSeen)
 	if err != nil {
@@ -95,9 +100,9 @@ func runRelay(ctx context.Context, args []string, getenv func(string) string, st
 	return nil
 }
 
-func serveRelay(ctx context.Context, cfg config, prod *invkafka.Producer, reg *prometheus.Registry, log *slog.Logger, stdout io.Writer) error {
+func serveRelay(ctx context.Context, cfg config, prod *invkafka.Producer, reg *prometheus.Registry, tr *tracing.Tracing, log *slog.Logger, stdout io.Writer) error {
 	addr := cfg.HTTPAddr
-	o := httpx.Options{}
+	o := httpx.Options{Tracing: tr}
 	if cfg.Auth == "keys" {
 		guard, err := auth.NewGuard(cfg.APIKeys)
 		if err != nil {
@@ -113,9 +118,9 @@ func serveRelay(ctx context.Context, cfg config, prod *invkafka.Producer, reg *p
 		log.Warn("access control is off (--auth none): POST /relay takes events from anyone who can reach it")
 	}
 	mux := http.NewServeMux()
-	poshttp.New(prod, log).Register(mux)
+	poshttp.New(prod, tr.Tracer(), log).Register(mux)
 	mux.Handle("GET /healthz", healthz())
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.Handle("GET /metrics", metricsHandler(reg))
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("relay http listen on %s: %w", addr, err)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"io"
 	"time"
 
@@ -17,6 +19,7 @@ import (
 	srcdb "github.com/jaego/jaego/internal/sourcing/db"
 	srcredis "github.com/jaego/jaego/internal/sourcing/redis"
 	"github.com/jaego/jaego/internal/sqldb"
+	"github.com/jaego/jaego/internal/tracing"
 )
 
 // runRestore is `jaego restore`: it rebuilds an empty Redis from the durable copy in
@@ -28,6 +31,12 @@ func runRestore(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return err
 	}
+	log := cfg.logger(stderr)
+	tr, stopTracing, err := startTracing(ctx, getenv, "jaego-restore", log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	sdb, err := openMigratedSQL(ctx, cfg.PostgresURL)
 	if err != nil {
 		return err
@@ -40,10 +49,16 @@ func runRestore(ctx context.Context, args []string, getenv func(string) string, 
 	defer client.Close()
 	store := invredis.New(client, invredis.Options{Groups: cfg.ShardGroups, MarkBuckets: cfg.MarkBuckets, Retention: cfg.Retention, RequireEpoch: true})
 	start, last := time.Now(), time.Time{}
+	ctx, span := tracing.Start(ctx, tr.Tracer(), "restore")
+	stage := ""
 	ro.Locks = lock.New(client, lock.Options{})
-	ro.Progress = func(stage string, n int64) {
+	ro.Progress = func(st string, n int64) {
+		if st != stage { // one span event per stage: where a slow restore spends its time
+			span.AddEvent("restore "+st, trace.WithAttributes(attribute.Int64("jaego.done", n)))
+			stage = st
+		}
 		if time.Since(last) >= 2*time.Second {
-			fmt.Fprintf(stdout, "restore: %d %s (%.0fs)\n", n, stage, time.Since(start).Seconds())
+			fmt.Fprintf(stdout, "restore: %d %s (%.0fs)\n", n, st, time.Since(start).Seconds())
 			last = time.Now()
 		}
 	}
@@ -54,7 +69,9 @@ func runRestore(ctx context.Context, args []string, getenv func(string) string, 
 		return rewindConsumers(ctx, cfg, offsets, stdout)
 	}
 	rep, err := inventory.Restore(ctx, invdb.New(sdb), store, ro)
-	log := cfg.logger(stderr)
+	span.SetAttributes(attribute.Int64("jaego.records", rep.Records), attribute.Int64("jaego.changes", rep.Changes),
+		attribute.Int64("jaego.reservations", rep.Reservations))
+	endSpan(span, err)
 	if err != nil {
 		log.Error("restore failed", "err", err)
 		return fmt.Errorf("restore: %w", err)

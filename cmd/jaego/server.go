@@ -34,6 +34,7 @@ import (
 	lockhttp "github.com/jaego/jaego/internal/lock/http"
 	promodb "github.com/jaego/jaego/internal/promo/db"
 	"github.com/jaego/jaego/internal/sqldb"
+	"github.com/jaego/jaego/internal/tracing"
 )
 
 // server is jaego's serving part, wired by hand: the stores, the API and its listener.
@@ -56,8 +57,9 @@ type server struct {
 	ready        *httpx.Readiness // /readyz; Started once startup work (e.g. the dev seed) is done
 	http         *http.Server
 	listener     net.Listener
-	workers      []worker // run beside the HTTP server, e.g. the Kafka consumer
-	patterns     []string // every route pattern routes() registered
+	workers      []worker         // run beside the HTTP server, e.g. the Kafka consumer
+	patterns     []string         // every route pattern routes() registered
+	tracing      *tracing.Tracing // nil: tracing off
 }
 
 // worker is a long-running part of the server; it returns nil when ctx ends.
@@ -69,11 +71,11 @@ type worker struct {
 
 // newServer wires the serving part on client, with the durable copy in sdb when it is not
 // nil (its schema checked): a list of steps, each a named function.
-func newServer(ctx context.Context, cfg config, client rueidis.Client, sdb *sqldb.DB, log *slog.Logger) (*server, error) {
+func newServer(ctx context.Context, cfg config, client rueidis.Client, sdb *sqldb.DB, tr *tracing.Tracing, log *slog.Logger) (*server, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registerBuildInfo(reg)
-	s := &server{cfg: cfg, log: log, registry: reg, sql: sdb}
+	s := &server{cfg: cfg, log: log, registry: reg, sql: sdb, tracing: tr}
 	if err := s.addAccessControl(); err != nil {
 		return nil, err
 	}
@@ -134,6 +136,7 @@ func (s *server) addStock(client rueidis.Client) {
 		RequireEpoch:     s.sql != nil, // with a durable copy, an emptied Redis waits for a restore
 		Registerer:       s.registry,
 		Logger:           s.log,
+		Tracer:           s.tracing.Tracer(),
 	})
 	s.feed = invredis.NewFeed(s.stock, invredis.FeedOptions{Registerer: s.registry})
 	s.workers = append(s.workers, worker{name: "reservation expiry", run: func(ctx context.Context) error {
@@ -174,7 +177,8 @@ func (s *server) addCopy(ctx context.Context, watcher *invredis.Watcher) error {
 		}
 	}
 	p := inventory.NewProjector(inventory.ProjectorOptions{Feed: s.feed, Changed: watcher.Changed, Snapshots: s.stock, Copy: s.copy,
-		Locker: s.locks, LedgerRetention: s.cfg.LedgerRetention, Lost: s.stock.Lost, Logger: s.log, Observer: invprom.NewProjector(s.registry)})
+		Locker: s.locks, LedgerRetention: s.cfg.LedgerRetention, Lost: s.stock.Lost, Logger: s.log, Observer: invprom.NewProjector(s.registry),
+		Tracer: s.tracing.Tracer()})
 	if err := p.Start(ctx); err != nil {
 		return fmt.Errorf("durable copy: %w", err)
 	}
@@ -240,7 +244,7 @@ func (s *server) routes() http.Handler {
 	mux.Handle("GET /console/", console.Handler()) // the web console (design §13): its pages ask for a key
 	mux.Handle("GET /healthz", healthz())
 	mux.Handle("GET /readyz", s.ready)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry}))
+	mux.Handle("GET /metrics", metricsHandler(s.registry))
 	opts := invhttp.Options{Timeout: s.cfg.RequestTimeout, Logger: s.log, Feed: s.feed, Tail: s.hub, Snapshots: s.stock, Breaker: s.guarded.Breaker(),
 		Reservations: s.reservations}
 	if s.copy != nil {
@@ -251,7 +255,7 @@ func (s *server) routes() http.Handler {
 	s.registerPromotions(mux)
 	s.registerSourcing(mux)
 	s.patterns = mux.Patterns
-	o := httpx.Options{AccessLog: s.cfg.AccessLog}
+	o := httpx.Options{AccessLog: s.cfg.AccessLog, Tracing: s.tracing}
 	if !s.guard.Open() {
 		o.Authorize, o.Limit = s.guard.Authorize, s.guard.Limit
 	}
@@ -260,6 +264,12 @@ func (s *server) routes() http.Handler {
 
 // apiURL is where the API answers.
 func (s *server) apiURL() string { return "http://" + s.listener.Addr().String() }
+
+// metricsHandler serves reg at /metrics: the Prometheus text format, or OpenMetrics (with
+// the exemplars that carry trace ids) to a scraper that asks for it.
+func metricsHandler(reg *prometheus.Registry) http.Handler {
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg, EnableOpenMetrics: true})
+}
 
 func healthz() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -325,7 +335,7 @@ func (s *server) serve(ctx context.Context) error {
 func (s *server) addConsumer(brokers []string) error {
 	opts := invkafka.ConsumerOptions{
 		Brokers: brokers, Topic: s.cfg.KafkaTopic, Group: s.cfg.KafkaGroup, SessionTimeout: s.cfg.KafkaSession,
-		Registerer: s.registry, Logger: s.log,
+		Registerer: s.registry, Logger: s.log, Tracing: s.tracing,
 	}
 	if s.copy != nil {
 		opts.WaitWhole, opts.Loss = s.guarded.Breaker().WaitWhole, s.guarded.Breaker().Loss
@@ -350,6 +360,11 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
+	tr, stopTracing, err := startTracing(ctx, getenv, "jaego", log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	client, err := redisClient(cfg.RedisURL, cfg.PromoPointerTTL > 0, cfg.ShardGroups)
 	if err != nil {
 		return err
@@ -362,7 +377,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		defer sdb.Close()
 	}
-	s, err := newServer(ctx, cfg, client, sdb, log)
+	s, err := newServer(ctx, cfg, client, sdb, tr, log)
 	if err != nil {
 		return err
 	}

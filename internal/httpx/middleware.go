@@ -11,6 +11,11 @@ import (
 	"time"
 
 	"github.com/jaego/jaego/internal/jaego"
+	"github.com/jaego/jaego/internal/tracing"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	noopmetric "go.opentelemetry.io/otel/metric/noop"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 )
@@ -28,6 +33,10 @@ type Options struct {
 	// Limit, when set, takes a token of the authorized caller's rate limit: it sets the
 	// RateLimit headers on h and answers an error (429 rate_limited) past the limit.
 	Limit func(caller string, h http.Header) error
+	// Tracing, when on, continues the caller's traceparent (or starts a trace) with one
+	// server span per request, named by its route (otelhttp), and puts the trace id on
+	// the latency histogram as an exemplar.
+	Tracing *tracing.Tracing
 }
 
 // Instrument wraps a ServeMux: it gives every request an id (X-Request-Id), records
@@ -58,7 +67,7 @@ func Instrument(mux *http.ServeMux, reg prometheus.Registerer, log *slog.Logger,
 		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18),
 	}, []string{"route"})
 
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := requestID(r)
 		w.Header().Set(RequestIDHeader, id)
@@ -77,7 +86,17 @@ func Instrument(mux *http.ServeMux, reg prometheus.Registerer, log *slog.Logger,
 				route = "unmatched"
 			}
 			requests.WithLabelValues(route, MethodLabel(r.Method), strconv.Itoa(rec.code())).Inc()
-			latency.WithLabelValues(route).Observe(time.Since(start).Seconds())
+			tracing.Observe(latency.WithLabelValues(route), ctx, time.Since(start).Seconds())
+			if o.Tracing.On() {
+				// otelhttp, outside, cannot see the pattern of this request's copy.
+				span := trace.SpanFromContext(ctx)
+				name := route // a pattern names its method ("GET /v1/…") or not ("/console/")
+				if !strings.Contains(route, " ") {
+					name = MethodLabel(r.Method) + " " + route
+				}
+				span.SetName(name)
+				span.SetAttributes(semconv.HTTPRoute(route))
+			}
 			took := float64(time.Since(start).Microseconds()) / 1000
 			switch {
 			case o.AccessLog:
@@ -124,6 +143,11 @@ func Instrument(mux *http.ServeMux, reg prometheus.Registerer, log *slog.Logger,
 		}
 		mux.ServeHTTP(rec, r)
 	})
+	if !o.Tracing.On() {
+		return h
+	}
+	return otelhttp.NewHandler(h, "http", otelhttp.WithTracerProvider(o.Tracing.Provider()),
+		otelhttp.WithPropagators(o.Tracing.Propagator()), otelhttp.WithMeterProvider(noopmetric.NewMeterProvider()))
 }
 
 // MethodLabel is a request method as a metric label: the methods of RFC 9110 and PATCH

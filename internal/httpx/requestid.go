@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"github.com/jaego/jaego/internal/jaego"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // RequestIDHeader carries a request's id: the caller's when it sent a sane one, else a new
@@ -41,8 +42,9 @@ func requestID(r *http.Request) string {
 // Caller is the name of the API key the request was made with ("" without access control).
 func Caller(ctx context.Context) string { return jaego.Caller(ctx) }
 
-// ContextHandler adds the request id of a record's context to it, so that a handler that
-// logs with the request's context (log.InfoContext(r.Context(), …)) needs to do nothing else.
+// ContextHandler adds the request id, the caller and the trace and span ids of a record's
+// context to it, so that a handler that logs with the request's context
+// (log.InfoContext(r.Context(), …)) needs to do nothing else.
 type ContextHandler struct{ slog.Handler }
 
 // Handle implements slog.Handler.
@@ -52,6 +54,9 @@ func (h ContextHandler) Handle(ctx context.Context, r slog.Record) error {
 	}
 	if c := Caller(ctx); c != "" {
 		r.AddAttrs(slog.String("key", c))
+	}
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		r.AddAttrs(slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
 	}
 	return h.Handler.Handle(ctx, r)
 }

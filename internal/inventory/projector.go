@@ -4,6 +4,10 @@ import (
 	"context"
 	"log/slog"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // ProjectorLock is the lock (design §7) that lets one instance at a time project.
@@ -36,6 +40,8 @@ type ProjectorOptions struct {
 	// Observer hears what the projector does (the metrics are the edge's: inventory/prom);
 	// default: nobody.
 	Observer ProjectorObserver
+	// Tracer, when set (tracing on), makes a span of every commit that copies changes.
+	Tracer trace.Tracer
 }
 
 // ProjectorObserver hears what a Projector does, for metrics kept outside the domain.
@@ -149,7 +155,7 @@ func (p *Projector) project(ctx context.Context, token int64) error {
 		// An idle copy still moves its as-of forward, once a second at most.
 		if len(f.page.Changes) > 0 || asOf.Sub(lastAsOf) >= time.Second {
 			t := time.Now()
-			if err := p.o.Copy.Commit(ctx, token, Projection{Changes: f.page.Changes, Cursor: f.page.Next, AsOf: asOf}); err != nil {
+			if err := p.commit(ctx, token, Projection{Changes: f.page.Changes, Cursor: f.page.Next, AsOf: asOf}); err != nil {
 				return err
 			}
 			p.m.Committed(len(f.page.Changes), time.Since(t))
@@ -166,6 +172,24 @@ func (p *Projector) project(ctx context.Context, token int64) error {
 		}
 	}
 	return ctx.Err()
+}
+
+// commit commits pr to the copy, in a span when tracing is on and pr copies changes (the
+// once-a-second as-of moves of an idle copy make none).
+func (p *Projector) commit(ctx context.Context, token int64, pr Projection) error {
+	if p.o.Tracer == nil || len(pr.Changes) == 0 {
+		return p.o.Copy.Commit(ctx, token, pr)
+	}
+	ctx, span := p.o.Tracer.Start(ctx, "projector commit", trace.WithAttributes(
+		attribute.Int("jaego.changes", len(pr.Changes)), attribute.Int64("jaego.fencing_token", token),
+		attribute.String("jaego.first_change", pr.Changes[0].ID), attribute.String("jaego.cursor", pr.Cursor)))
+	defer span.End()
+	err := p.o.Copy.Commit(ctx, token, pr)
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	return err
 }
 
 // fetchedPage is one read of the feed, with the time it began.

@@ -5,7 +5,11 @@ import (
 	"errors"
 	"io"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/jaego/jaego/internal/inventory"
+	"github.com/jaego/jaego/internal/tracing"
 )
 
 // Producer sends stock events on (the Kafka producer of inventory/kafka): Produce may buffer,
@@ -17,11 +21,17 @@ type Producer interface {
 
 // Relay produces the events of every transaction read from in and waits until all are
 // acknowledged. What was read before a malformed line is still produced and flushed: it was
-// valid, and the event ids make a re-run after the fix safe.
-func Relay(ctx context.Context, in io.Reader, p Producer) (Stats, error) {
+// valid, and the event ids make a re-run after the fix safe. With a tracer (tracing on),
+// each transaction is a span, the parent of its events' publish spans: one till
+// transaction, one trace, across the relay, Kafka and the consumer.
+func Relay(ctx context.Context, in io.Reader, p Producer, tr trace.Tracer) (Stats, error) {
 	st, readErr := Read(in, func(events []inventory.Event) error {
+		ctx, span := tracing.Start(ctx, tr, "pos transaction", trace.WithAttributes(
+			attribute.String("jaego.store", events[0].Store), attribute.Int("jaego.events", len(events))))
+		defer span.End()
 		for _, e := range events {
 			if err := p.Produce(ctx, e); err != nil {
+				span.RecordError(err)
 				return err
 			}
 		}

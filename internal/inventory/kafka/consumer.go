@@ -22,9 +22,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/jaego/jaego/internal/inventory"
 	"github.com/jaego/jaego/internal/jaego"
+	"github.com/jaego/jaego/internal/tracing"
 )
 
 // Defaults of the pipeline.
@@ -71,6 +75,10 @@ type ConsumerOptions struct {
 	// the restore can move the group's offsets back to what the durable copy holds; it then
 	// joins again and resumes from there. Without it, a lost store is retried like a dead one.
 	WaitWhole func(ctx context.Context) error
+	// Tracing, when on, continues the trace of every record (its traceparent header) in a
+	// receive span, and applies each poll in one span: a child of the first traced
+	// record's, linked to every other trace of the poll.
+	Tracing *tracing.Tracing
 	// Loss, with WaitWhole, is a channel closed once the store is known to have lost its
 	// data (the breaker's loss state): the consumer leaves its group then, even when no
 	// record came to fail on (no POS traffic), so a restore can always move its offsets.
@@ -88,6 +96,7 @@ type Consumer struct {
 	log    *slog.Logger
 	m      consumerMetrics
 	done   atomic.Int64
+	tracer trace.Tracer
 }
 
 // Handled is how many records this consumer has applied, refused or dead-lettered and
@@ -130,7 +139,7 @@ func NewConsumer(store inventory.StockStore, opts ConsumerOptions) (*Consumer, e
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	c := &Consumer{store: store, opts: opts, dlq: opts.Topic + DLQSuffix, log: opts.Logger}
+	c := &Consumer{store: store, opts: opts, dlq: opts.Topic + DLQSuffix, log: opts.Logger, tracer: opts.Tracing.Tracer()}
 	kopts := append([]kgo.Opt{
 		kgo.SeedBrokers(opts.Brokers...),
 		kgo.ConsumerGroup(opts.Group),
@@ -152,6 +161,7 @@ func NewConsumer(store inventory.StockStore, opts ConsumerOptions) (*Consumer, e
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(0),
 	}, opts.ClientOpts...)
+	kopts = append(kopts, traceHooks(opts.Tracing, opts.Group)...)
 	c.kopts = kopts
 	if err := c.join(); err != nil {
 		return nil, err
@@ -301,8 +311,16 @@ func (c *Consumer) forgetLag(partitions map[string][]int32) {
 
 // handle applies one poll: decode, dead-letter the poison, apply the rest (retrying while
 // the store is unavailable), then mark and commit every record.
-func (c *Consumer) handle(ctx context.Context, client *kgo.Client, records []*kgo.Record) error {
+func (c *Consumer) handle(ctx context.Context, client *kgo.Client, records []*kgo.Record) (err error) {
 	start := time.Now()
+	ctx, span := c.pollSpan(ctx, records)
+	defer func() {
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+	}()
 	events := make([]inventory.Event, 0, len(records))
 	applied := make([]*kgo.Record, 0, len(records))
 	var dead []*kgo.Record
@@ -333,10 +351,10 @@ func (c *Consumer) handle(ctx context.Context, client *kgo.Client, records []*kg
 		switch res.Status {
 		case inventory.Rejected:
 			outcome = "refused"
-			c.log.Info("stock event refused", "event_id", res.EventID, "store", events[i].Store, "sku", events[i].SKU,
+			c.log.InfoContext(ctx, "stock event refused", "event_id", res.EventID, "store", events[i].Store, "sku", events[i].SKU,
 				"type", events[i].Type, "code", jaego.CodeOf(res.Err), "err", res.Err)
 		case inventory.Applied:
-			c.m.endToEnd.Observe(now.Sub(applied[i].Timestamp).Seconds())
+			tracing.Observe(c.m.endToEnd, applied[i].Context, now.Sub(applied[i].Timestamp).Seconds())
 		}
 		c.m.records.WithLabelValues(outcome).Inc()
 	}
@@ -345,9 +363,44 @@ func (c *Consumer) handle(ctx context.Context, client *kgo.Client, records []*kg
 		c.m.commitErr.Inc()
 		c.log.Warn("offset commit failed; records will be re-applied idempotently", "err", err)
 	}
-	c.m.batch.Observe(time.Since(start).Seconds())
+	tracing.Observe(c.m.batch, ctx, time.Since(start).Seconds())
 	c.done.Add(int64(len(records)))
 	return nil
+}
+
+// pollSpan starts the span that applies one poll (none when tracing is off). A poll holds
+// events of many traces: its span continues the first traced record's trace and links to
+// every other one (up to the SDK's link limit, 128), so each till's trace shows the apply
+// and the Redis script calls it took part in, or links to them.
+func (c *Consumer) pollSpan(ctx context.Context, records []*kgo.Record) (context.Context, trace.Span) {
+	if c.tracer == nil {
+		return tracing.Start(ctx, nil, "")
+	}
+	var parent trace.SpanContext
+	var links []trace.Link
+	seen := map[trace.TraceID]bool{}
+	for _, r := range records {
+		if r.Context == nil {
+			continue
+		}
+		sc := trace.SpanContextFromContext(r.Context)
+		if !sc.IsValid() || seen[sc.TraceID()] {
+			continue
+		}
+		seen[sc.TraceID()] = true
+		if !parent.IsValid() {
+			parent = sc
+			continue
+		}
+		links = append(links, trace.Link{SpanContext: sc})
+	}
+	if parent.IsValid() {
+		ctx = trace.ContextWithSpanContext(ctx, parent)
+	}
+	return c.tracer.Start(ctx, c.opts.Topic+" apply", trace.WithSpanKind(trace.SpanKindConsumer), trace.WithLinks(links...),
+		trace.WithAttributes(semconv.MessagingSystemKafka, semconv.MessagingOperationTypeProcess,
+			semconv.MessagingDestinationName(c.opts.Topic), semconv.MessagingConsumerGroupName(c.opts.Group),
+			semconv.MessagingBatchMessageCount(len(records))))
 }
 
 // applyWithRetry retries while the store is unavailable, backing off up to 5 s: nothing is

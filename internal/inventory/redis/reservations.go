@@ -15,6 +15,7 @@ import (
 
 	"github.com/jaego/jaego/internal/inventory"
 	"github.com/jaego/jaego/internal/jaego"
+	"github.com/jaego/jaego/internal/tracing"
 )
 
 //go:embed reservation.lua
@@ -56,19 +57,22 @@ func (s *Store) reservationStep(ctx context.Context, op, store, id string, extra
 		requireEpoch, strconv.FormatInt(s.opts.IdempotencyTTL.Milliseconds(), 10), id, strconv.Itoa(s.opts.MaxHoldsPerStore)}, extra...)
 	keys := []string{s.keys.StreamOn(g, now), s.keys.LastChange(g), s.keys.Epoch(g), s.keys.Stock(store), s.keys.Reservation(g, id),
 		s.keys.Expiries(g), s.keys.HeldCounts(g), s.keys.StoreReservations(store)}
+	spans := scriptSpans(s, ctx, "reservation "+op, []int{g}, func(g int) (int, int) { return g, 1 })
 	start := time.Now()
 	var out []rueidis.RedisMessage
 	var err error
 	if s.opts.AckReplicas {
 		var res []rueidis.RedisResult
 		if res, err = s.execAcked(ctx, s.reserveSc, []rueidis.LuaExec{{Keys: keys, Args: args}}, []int{g}); err != nil {
+			endSpans(spans, nil, err)
 			return nil, err
 		}
 		out, err = res[0].ToArray()
 	} else {
 		out, err = s.reserve.Exec(ctx, s.client, keys, args).ToArray()
 	}
-	s.metrics.applyCalls.Observe(time.Since(start).Seconds())
+	tracing.Observe(s.metrics.applyCalls, ctx, time.Since(start).Seconds())
+	endSpans(spans, nil, err)
 	if err != nil {
 		s.metrics.redisErrors.WithLabelValues("reservation").Inc()
 		return nil, s.scriptError("reservation "+op, err)

@@ -28,9 +28,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/redis/rueidis"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/jaego/jaego/internal/inventory"
 	"github.com/jaego/jaego/internal/jaego"
+	"github.com/jaego/jaego/internal/tracing"
 )
 
 var (
@@ -80,6 +85,9 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Logger logs store faults; default slog.Default().
 	Logger *slog.Logger
+	// Tracer, when set, makes one client span per script call (design §16), with its shard
+	// group and batch size; nil (tracing off) makes none.
+	Tracer trace.Tracer
 }
 
 func (o Options) withDefaults() Options {
@@ -307,6 +315,7 @@ func (s *Store) exec(ctx context.Context, ops []op, maxBatch int) ([]row, error)
 		execs[ci] = rueidis.LuaExec{Keys: keys, Args: args}
 	}
 
+	spans := scriptSpans(s, ctx, "apply", calls, func(c call) (int, int) { return c.group, len(c.idx) })
 	start := time.Now()
 	var replies []rueidis.RedisResult
 	if s.opts.AckReplicas {
@@ -316,13 +325,15 @@ func (s *Store) exec(ctx context.Context, ops []op, maxBatch int) ([]row, error)
 		}
 		var ackErr error
 		if replies, ackErr = s.execAcked(ctx, s.applySc, execs, groups); ackErr != nil {
-			s.metrics.applyCalls.Observe(time.Since(start).Seconds())
+			tracing.Observe(s.metrics.applyCalls, ctx, time.Since(start).Seconds())
+			endSpans(spans, nil, ackErr)
 			return nil, ackErr
 		}
 	} else {
 		replies = s.apply.ExecMulti(ctx, s.client, execs...)
 	}
-	s.metrics.applyCalls.Observe(time.Since(start).Seconds())
+	tracing.Observe(s.metrics.applyCalls, ctx, time.Since(start).Seconds())
+	endSpans(spans, replies, nil)
 	for ci, reply := range replies {
 		answers, err := reply.ToArray()
 		if err == nil && len(answers) != len(calls[ci].idx) {
@@ -341,6 +352,38 @@ func (s *Store) exec(ctx context.Context, ops []op, maxBatch int) ([]row, error)
 		}
 	}
 	return rows, nil
+}
+
+// scriptSpans starts one client span per script call of calls (none when tracing is off),
+// as children of ctx's span: the shard group and the batch size are what tell a slow
+// call's cause (a hot group, a large batch).
+func scriptSpans[C any](s *Store, ctx context.Context, script string, calls []C, of func(C) (group, size int)) []trace.Span {
+	if s.opts.Tracer == nil {
+		return nil
+	}
+	spans := make([]trace.Span, len(calls))
+	for i, c := range calls {
+		g, n := of(c)
+		_, spans[i] = s.opts.Tracer.Start(ctx, "redis "+script, trace.WithSpanKind(trace.SpanKindClient),
+			trace.WithAttributes(semconv.DBSystemNameRedis, semconv.DBOperationName("EVALSHA"),
+				attribute.String("jaego.script", script), attribute.Int("jaego.shard_group", g), attribute.Int("jaego.batch_size", n)))
+	}
+	return spans
+}
+
+// endSpans ends spans with the error of their reply (or err, which failed them all).
+func endSpans(spans []trace.Span, replies []rueidis.RedisResult, err error) {
+	for i, sp := range spans {
+		e := err
+		if e == nil && i < len(replies) {
+			e = replies[i].Error()
+		}
+		if e != nil {
+			sp.RecordError(e)
+			sp.SetStatus(codes.Error, e.Error())
+		}
+		sp.End()
+	}
 }
 
 func parseApplyRow(m rueidis.RedisMessage, o op) (row, error) {

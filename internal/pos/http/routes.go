@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net/http"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/jaego/jaego/internal/httpx"
 	"github.com/jaego/jaego/internal/inventory"
 	"github.com/jaego/jaego/internal/jaego"
@@ -17,11 +19,14 @@ import (
 // API is the relay intake.
 type API struct {
 	producer pos.Producer
+	tracer   trace.Tracer // nil: tracing off
 	log      *slog.Logger
 }
 
-// New returns the intake producing to p.
-func New(p pos.Producer, log *slog.Logger) *API { return &API{producer: p, log: log} }
+// New returns the intake producing to p, each transaction a span of tr (nil: none).
+func New(p pos.Producer, tr trace.Tracer, log *slog.Logger) *API {
+	return &API{producer: p, tracer: tr, log: log}
+}
 
 // Register adds the relay's routes to mux. This is the one list of them.
 func (a *API) Register(mux httpx.Mux) {
@@ -45,7 +50,7 @@ func (a *API) relay() http.Handler {
 			httpx.WriteProblem(w, p)
 			return
 		}
-		st, err := pos.Relay(r.Context(), bytes.NewReader(body), a.producer)
+		st, err := pos.Relay(r.Context(), bytes.NewReader(body), a.producer, a.tracer)
 		if err != nil {
 			httpx.Fail(w, r, a.log, jaego.Errorf(jaego.CodeKafkaUnavailable, "producing to Kafka: %v", err))
 			return
