@@ -10,14 +10,15 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jaego/jaego/internal/jaego"
-	"github.com/jaego/jaego/internal/tracing"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	noopmetric "go.opentelemetry.io/otel/metric/noop"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/jaego/jaego/internal/jaego"
+	"github.com/jaego/jaego/internal/tracing"
 )
 
 // Options configures Instrument.
