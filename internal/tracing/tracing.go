@@ -71,10 +71,13 @@ func Setup(ctx context.Context, getenv func(string) string, service, version str
 	if err != nil && !errors.Is(err, resource.ErrPartialResource) {
 		return nil, fmt.Errorf("trace resource: %w", err)
 	}
-	return &Tracing{
-		sdk:  sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res)),
-		prop: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
-	}, nil
+	return New(sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))), nil
+}
+
+// New is tracing on a provider of the caller's (a test's, with an in-memory recorder),
+// with the W3C propagator.
+func New(tp *sdktrace.TracerProvider) *Tracing {
+	return &Tracing{sdk: tp, prop: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})}
 }
 
 // Wanted tells whether the OTEL_* variables of getenv ask for tracing.
