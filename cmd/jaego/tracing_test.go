@@ -27,7 +27,7 @@ import (
 // nobody here wrote) and reads the spans back through Jaeger's query API: an HTTP event
 // continues the caller's traceparent through the route and the Redis script; a POS line fed
 // to `jaego relay` (exporting over gRPC) becomes one trace holding the relay's transaction
-// and publish spans and `jaego serve`'s (over HTTP) receive, apply and script spans. The
+// and publish spans and `jaego serve`'s (over HTTP) apply and script spans. The
 // access log line of the traced request carries its trace id, and /metrics shows the id as
 // an exemplar to a scraper that asks for OpenMetrics.
 func TestTracingEndToEnd(t *testing.T) {
@@ -106,7 +106,7 @@ func TestTracingEndToEnd(t *testing.T) {
 		for _, spans := range traces {
 			tr = spans
 		}
-		return findSpan(tr, "redis apply") != nil && countSpans(tr, invkafka.DefaultTopic+" receive") == 2
+		return findSpan(tr, "redis apply") != nil
 	}, func() string { return fmt.Sprintf("%d spans: %v", len(tr), spanNames(tr)) })
 	txn := findSpan(tr, "pos transaction")
 	apply := findSpan(tr, invkafka.DefaultTopic+" apply")

@@ -75,9 +75,10 @@ func Setup(ctx context.Context, getenv func(string) string, service, version str
 }
 
 // New is tracing on a provider of the caller's (a test's, with an in-memory recorder),
-// with the W3C propagator.
+// with the W3C trace context propagator (traceparent, tracestate; no baggage: jaego reads
+// none and passes none on).
 func New(tp *sdktrace.TracerProvider) *Tracing {
-	return &Tracing{sdk: tp, prop: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})}
+	return &Tracing{sdk: tp, prop: propagation.TraceContext{}}
 }
 
 // Wanted tells whether the OTEL_* variables of getenv ask for tracing.
@@ -100,7 +101,7 @@ func (t *Tracing) Provider() trace.TracerProvider {
 	return t.sdk
 }
 
-// Propagator carries the context across a hop: W3C traceparent/tracestate and baggage.
+// Propagator carries the context across a hop: W3C traceparent and tracestate.
 func (t *Tracing) Propagator() propagation.TextMapPropagator {
 	if t == nil {
 		return nil

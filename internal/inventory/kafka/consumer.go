@@ -23,7 +23,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/codes"
-	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/jaego/jaego/internal/inventory"
@@ -75,9 +74,9 @@ type ConsumerOptions struct {
 	// the restore can move the group's offsets back to what the durable copy holds; it then
 	// joins again and resumes from there. Without it, a lost store is retried like a dead one.
 	WaitWhole func(ctx context.Context) error
-	// Tracing, when on, continues the trace of every record (its traceparent header) in a
-	// receive span, and applies each poll in one span: a child of the first traced
-	// record's, linked to every other trace of the poll.
+	// Tracing, when on, continues the trace of every record that carries one (its
+	// traceparent header): each poll is applied in one span, a child of the first traced
+	// record's context, linked to every other trace of the poll (trace.go).
 	Tracing *tracing.Tracing
 	// Loss, with WaitWhole, is a channel closed once the store is known to have lost its
 	// data (the breaker's loss state): the consumer leaves its group then, even when no
@@ -161,7 +160,7 @@ func NewConsumer(store inventory.StockStore, opts ConsumerOptions) (*Consumer, e
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(0),
 	}, opts.ClientOpts...)
-	kopts = append(kopts, traceHooks(opts.Tracing, opts.Group)...)
+	kopts = append(kopts, traceHooks(opts.Tracing)...)
 	c.kopts = kopts
 	if err := c.join(); err != nil {
 		return nil, err
@@ -368,40 +367,6 @@ func (c *Consumer) handle(ctx context.Context, client *kgo.Client, records []*kg
 	return nil
 }
 
-// pollSpan starts the span that applies one poll (none when tracing is off). A poll holds
-// events of many traces: its span continues the first traced record's trace and links to
-// every other one (up to the SDK's link limit, 128), so each till's trace shows the apply
-// and the Redis script calls it took part in, or links to them.
-func (c *Consumer) pollSpan(ctx context.Context, records []*kgo.Record) (context.Context, trace.Span) {
-	if c.tracer == nil {
-		return tracing.Start(ctx, nil, "")
-	}
-	var parent trace.SpanContext
-	var links []trace.Link
-	seen := map[trace.TraceID]bool{}
-	for _, r := range records {
-		if r.Context == nil {
-			continue
-		}
-		sc := trace.SpanContextFromContext(r.Context)
-		if !sc.IsValid() || seen[sc.TraceID()] {
-			continue
-		}
-		seen[sc.TraceID()] = true
-		if !parent.IsValid() {
-			parent = sc
-			continue
-		}
-		links = append(links, trace.Link{SpanContext: sc})
-	}
-	if parent.IsValid() {
-		ctx = trace.ContextWithSpanContext(ctx, parent)
-	}
-	return c.tracer.Start(ctx, c.opts.Topic+" apply", trace.WithSpanKind(trace.SpanKindConsumer), trace.WithLinks(links...),
-		trace.WithAttributes(semconv.MessagingSystemKafka, semconv.MessagingOperationTypeProcess,
-			semconv.MessagingDestinationName(c.opts.Topic), semconv.MessagingConsumerGroupName(c.opts.Group),
-			semconv.MessagingBatchMessageCount(len(records))))
-}
 
 // applyWithRetry retries while the store is unavailable, backing off up to 5 s: nothing is
 // committed meanwhile, so a long outage loses nothing.

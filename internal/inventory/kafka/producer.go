@@ -11,7 +11,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/plugin/kotel"
 
 	"github.com/jaego/jaego/internal/inventory"
 	"github.com/jaego/jaego/internal/tracing"
@@ -33,9 +32,9 @@ type ProducerOptions struct {
 	Registerer  prometheus.Registerer
 	Logger      *slog.Logger
 	ClientOpts  []kgo.Opt
-	// Tracing, when on, gives every record a publish span (a child of the context given
-	// to Produce) and carries its context in the record's headers (traceparent), so the
-	// consumer continues the trace: franz-go's kotel plugin.
+	// Tracing, when on, gives every sampled record a publish span (a child of the context
+	// given to Produce) and carries its context in the record's headers (traceparent), so
+	// the consumer continues the trace (trace.go).
 	Tracing *tracing.Tracing
 }
 
@@ -91,7 +90,7 @@ func NewProducer(opts ProducerOptions) (*Producer, error) {
 		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)), // murmur2 of the key, as the Java client
 		kgo.WithHooks(batchCounter{p.m.batches}),
 	}, opts.ClientOpts...)
-	kopts = append(kopts, traceHooks(opts.Tracing, "")...)
+	kopts = append(kopts, traceHooks(opts.Tracing)...)
 	client, err := kgo.NewClient(kopts...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka producer: %w", err)
@@ -149,17 +148,4 @@ func (p *Producer) Close(ctx context.Context) error {
 	err := p.Flush(ctx)
 	p.client.Close()
 	return err
-}
-
-// traceHooks are the kotel hooks of a client when tracing is on: publish spans that put
-// the context in the record headers, receive spans that take it out (into Record.Context).
-func traceHooks(t *tracing.Tracing, group string) []kgo.Opt {
-	if !t.On() {
-		return nil
-	}
-	opts := []kotel.TracerOpt{kotel.TracerProvider(t.Provider()), kotel.TracerPropagator(t.Propagator())}
-	if group != "" {
-		opts = append(opts, kotel.ConsumerGroup(group))
-	}
-	return []kgo.Opt{kgo.WithHooks(kotel.NewKotel(kotel.WithTracer(kotel.NewTracer(opts...))).Hooks()...)}
 }
