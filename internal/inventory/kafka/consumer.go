@@ -367,7 +367,6 @@ func (c *Consumer) handle(ctx context.Context, client *kgo.Client, records []*kg
 	return nil
 }
 
-
 // applyWithRetry retries while the store is unavailable, backing off up to 5 s: nothing is
 // committed meanwhile, so a long outage loses nothing.
 func (c *Consumer) applyWithRetry(ctx context.Context, events []inventory.Event) ([]inventory.Result, error) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jaego/jaego/internal/inventory"
 	invkafka "github.com/jaego/jaego/internal/inventory/kafka"
+	"github.com/jaego/jaego/internal/inventory/kafkatest"
 	invredis "github.com/jaego/jaego/internal/inventory/redis"
 	"github.com/jaego/jaego/internal/tracing"
 )
@@ -81,5 +82,41 @@ func TestTracedPollLinksEveryTrace(t *testing.T) {
 	}
 	if size != 2 {
 		t.Errorf("script batch size %d, want 2", size)
+	}
+}
+
+// TestUnsampledRecordsCarryNothing: a record whose trace is not sampled goes out with no
+// header, and the consumer, which continues traces and starts none, makes no span of it.
+func TestUnsampledRecordsCarryNothing(t *testing.T) {
+	e := newEnv(t)
+	never := tracing.New(sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.NeverSample())))
+	rec := tracetest.NewSpanRecorder()
+	always := tracing.New(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec)))
+	e.store = invredis.New(e.client, invredis.Options{Tracer: always.Tracer()})
+
+	prod, err := invkafka.NewProducer(invkafka.ProducerOptions{Brokers: []string{e.broker}, Tracing: never})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i, sku := range []string{"A", "B", "C"} {
+		if err := prod.Produce(ctx, inventory.Event{EventID: "un-" + sku, Type: inventory.Receipt, Store: "S1", SKU: sku, Qty: int64(i + 1)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := prod.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range kafkatest.ReadAll(t, e.broker, topic, 3) {
+		if len(r.Headers) != 0 {
+			t.Errorf("record %s carries headers %v", r.Key, r.Headers)
+		}
+	}
+	c := e.consumer(t, invkafka.ConsumerOptions{Tracing: always})
+	waitHandled(t, 3, c)
+	if n := len(rec.Ended()); n != 0 {
+		t.Errorf("the consumer made %d spans of untraced records", n)
 	}
 }

@@ -354,11 +354,12 @@ func (s *Store) exec(ctx context.Context, ops []op, maxBatch int) ([]row, error)
 	return rows, nil
 }
 
-// scriptSpans starts one client span per script call of calls (none when tracing is off),
-// as children of ctx's span: the shard group and the batch size are what tell a slow
-// call's cause (a hot group, a large batch).
+// scriptSpans starts one client span per script call of calls, as children of ctx's span:
+// the shard group and the batch size are what tell a slow call's cause (a hot group, a
+// large batch). A call is traced as part of a traced operation only: none when tracing is
+// off or ctx holds no sampled span (an untraced poll, the expiry sweeper).
 func scriptSpans[C any](s *Store, ctx context.Context, script string, calls []C, of func(C) (group, size int)) []trace.Span {
-	if s.opts.Tracer == nil {
+	if s.opts.Tracer == nil || !trace.SpanContextFromContext(ctx).IsSampled() {
 		return nil
 	}
 	spans := make([]trace.Span, len(calls))
