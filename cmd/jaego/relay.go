@@ -67,6 +67,7 @@ func runRelay(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	defer stopTracing()
 	reg := prometheus.NewRegistry()
+	tr.Register(reg)
 	prod, err := invkafka.NewProducer(invkafka.ProducerOptions{
 		Brokers: splitList(cfg.KafkaBrokers), Topic: cfg.KafkaTopic, Linger: cfg.Linger,
 		BatchBytes: int32(cfg.BatchBytes), BufferBytes: cfg.BufferBytes, Registerer: reg, Logger: log, Tracing: tr,

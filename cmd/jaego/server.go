@@ -75,6 +75,7 @@ func newServer(ctx context.Context, cfg config, client rueidis.Client, sdb *sqld
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registerBuildInfo(reg)
+	tr.Register(reg)
 	s := &server{cfg: cfg, log: log, registry: reg, sql: sdb, tracing: tr}
 	if err := s.addAccessControl(); err != nil {
 		return nil, err

@@ -21,7 +21,10 @@ func startTracing(ctx context.Context, getenv func(string) string, service strin
 		return nil, func() {}, err
 	}
 	// The SDK reports export failures through one process-wide handler: into our log.
-	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn("tracing", "err", err) }))
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+		tr.Failed()
+		log.Warn("tracing", "err", err)
+	}))
 	endpoint := getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 	if endpoint == "" {
 		endpoint = getenv("OTEL_EXPORTER_OTLP_ENDPOINT")

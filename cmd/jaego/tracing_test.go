@@ -288,3 +288,65 @@ func waitExit(ctx context.Context, cmd *exec.Cmd) error {
 		return ctx.Err()
 	}
 }
+
+// TestTracingCollectorHangs points jaego serve at a collector that accepts connections and
+// never answers: every request is still answered (spans wait in the batcher's bounded
+// queue, never in a request), and the failed exports are counted and logged.
+func TestTracingCollectorHangs(t *testing.T) {
+	t.Parallel()
+	bin := buildJaego(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held []net.Conn
+	accepted := make(chan struct{}, 1)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				for _, c := range held {
+					c.Close()
+				}
+				return
+			}
+			held = append(held, c) // read nothing, answer nothing
+			select {
+			case accepted <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	t.Cleanup(func() { l.Close() })
+	_, redisSrv := testenv.Redis(t)
+	serve := startJaegoEnv(t, bin, []string{"OTEL_EXPORTER_OTLP_ENDPOINT=http://" + l.Addr().String(), "OTEL_BSP_SCHEDULE_DELAY=50",
+		"OTEL_EXPORTER_OTLP_TIMEOUT=300", "OTEL_BSP_EXPORT_TIMEOUT=500"},
+		"serve", "--http", "127.0.0.1:0", "--redis", "redis://"+redisSrv.Addr+"/0")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	hc := &http.Client{Timeout: 10 * time.Second}
+	start := time.Now()
+	for i := range 200 {
+		res, err := hc.Post(serve.api+"/v1/events", "application/json",
+			strings.NewReader(fmt.Sprintf(`{"event_id":"hang-%d","type":"receipt","store":"S001","sku":"8809461234567","qty":1}`, i)))
+		if err != nil {
+			t.Fatalf("request %d with the collector hanging: %v", i, err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("request %d: %s", i, res.Status)
+		}
+	}
+	t.Logf("200 requests in %s with the collector hanging", time.Since(start))
+	testenv.Recv(t, ctx, accepted, "the exporter's connection to the hanging collector")
+	testenv.Eventually(t, "jaego_trace_errors_total counted the failed exports", time.Minute, func() bool {
+		m := regexp.MustCompile(`(?m)^jaego_trace_errors_total (\d+)`).FindStringSubmatch(scrape(t, ctx, serve.api+"/metrics", ""))
+		return m != nil && m[1] != "0"
+	})
+	if b, _ := os.ReadFile(serve.log); !strings.Contains(string(b), `"msg":"tracing"`) {
+		t.Errorf("the failed exports are not logged")
+	}
+	if a := call(t, "GET", serve.api+"/v1/stores/S001/skus/8809461234567", ""); a.body["on_hand"] != float64(200) {
+		t.Errorf("on hand %v after 200 receipts of 1", a.body["on_hand"])
+	}
+}

@@ -30,8 +30,9 @@ const Scope = "github.com/jaego/jaego"
 
 // Tracing is the tracing of one process: a nil *Tracing (Off) traces nothing.
 type Tracing struct {
-	sdk  *sdktrace.TracerProvider
-	prop propagation.TextMapPropagator
+	sdk      *sdktrace.TracerProvider
+	prop     propagation.TextMapPropagator
+	failures prometheus.Counter
 }
 
 // Setup reads the OTEL_* variables through getenv and, when they ask for tracing, starts
@@ -78,7 +79,24 @@ func Setup(ctx context.Context, getenv func(string) string, service, version str
 // with the W3C trace context propagator (traceparent, tracestate; no baggage: jaego reads
 // none and passes none on).
 func New(tp *sdktrace.TracerProvider) *Tracing {
-	return &Tracing{sdk: tp, prop: propagation.TraceContext{}}
+	return &Tracing{sdk: tp, prop: propagation.TraceContext{}, failures: prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "jaego_trace_errors_total",
+		Help: "Errors the OpenTelemetry SDK reported: exports that failed, spans dropped because the collector was slow or away.",
+	})}
+}
+
+// Failed counts an error the SDK reported (the process's OpenTelemetry error handler).
+func (t *Tracing) Failed() {
+	if t != nil {
+		t.failures.Inc()
+	}
+}
+
+// Register puts the tracing metrics in reg; nothing when off.
+func (t *Tracing) Register(reg prometheus.Registerer) {
+	if t != nil {
+		reg.MustRegister(t.failures)
+	}
 }
 
 // Wanted tells whether the OTEL_* variables of getenv ask for tracing.
