@@ -102,8 +102,15 @@ func printUsage(fs *flag.FlagSet, name string, out io.Writer) {
 		if h.examples != "" {
 			fmt.Fprintf(out, "\nexamples:\n  %s\n", strings.ReplaceAll(h.examples, "\n", "\n  "))
 		}
+		if traced[name] {
+			fmt.Fprint(out, "\ntracing: OpenTelemetry, only when OTEL_EXPORTER_OTLP_ENDPOINT names a collector (and the other\n"+
+				"OTEL_* variables as the SDK documents them): docs/operations.md, \"Tracing\".\n")
+		}
 	}
 }
+
+// traced are the commands that trace when the OTEL_* variables ask (design §16).
+var traced = map[string]bool{"serve": true, "dev": true, "relay": true, "restore": true, "load": true}
 
 // suggest adds the nearest known flag to an unknown-flag error.
 func suggest(fs *flag.FlagSet, err error) error {
