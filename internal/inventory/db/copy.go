@@ -46,16 +46,22 @@ var ErrStaleToken = errors.New("stock copy: a projector with a newer fencing tok
 
 func unavailable(err error) error { return jaego.Unavailable("stock copy", err) }
 
-// Get implements inventory.StockReader from the copy: Source is "fallback".
+// Get implements inventory.StockReader from the copy: Source is "fallback". One indexed
+// read by the primary key, the same statement text every time (prepared once per
+// connection and cached by pgx; $n is SQLite's too).
 func (c *Copy) Get(ctx context.Context, store, sku string) (inventory.Stock, error) {
-	ls, err := c.GetMany(ctx, []inventory.Key{{Store: store, SKU: sku}})
-	if err != nil {
-		return inventory.Stock{}, err
-	}
-	if !ls[0].Found {
+	st := inventory.Stock{Store: store, SKU: sku, Source: inventory.SourceFallback}
+	var updated int64
+	err := c.db.QueryRowContext(ctx, `SELECT on_hand, reserved, safety, version, updated_at_ms FROM stock_copy WHERE store = $1 AND sku = $2`,
+		store, sku).Scan(&st.OnHand, &st.Reserved, &st.Safety, &st.Version, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
 		return inventory.Stock{}, jaego.Errorf(jaego.CodeNotFound, "no stock record for store %s, sku %s", store, sku)
 	}
-	return ls[0].Stock, nil
+	if err != nil {
+		return inventory.Stock{}, unavailable(err)
+	}
+	st.UpdatedAt = time.UnixMilli(updated).UTC()
+	return st.WithAvailable(), nil
 }
 
 // GetMany implements inventory.StockReader: one statement for up to 500 keys at a time.
