@@ -25,7 +25,7 @@ import (
 //     fallback answer came, and whether any read sent after it was answered by the empty
 //     Redis (a miss: the goal is none, the first request after the loss is a fallback).
 func benchRestore(ctx context.Context, out io.Writer, n int) error {
-	sdb, stopPG, err := privatePostgres(ctx)
+	sdb, _, stopPG, err := privatePostgres(ctx)
 	if err != nil {
 		return err
 	}
