@@ -33,10 +33,15 @@ type Copy struct {
 	db       *sqldb.DB
 	mu       sync.Mutex
 	partDays map[string]bool // ledger partitions known to exist (PostgreSQL)
+	lookups  *lookupBatcher
 }
 
 // New returns the copy in d.
-func New(d *sqldb.DB) *Copy { return &Copy{db: d, partDays: map[string]bool{}} }
+func New(d *sqldb.DB) *Copy {
+	c := &Copy{db: d, partDays: map[string]bool{}}
+	c.lookups = &lookupBatcher{read: c.GetMany, max: max(1, sqldb.PostgresConns/8)}
+	return c
+}
 
 var _ inventory.CopyStore = (*Copy)(nil)
 
@@ -46,22 +51,17 @@ var ErrStaleToken = errors.New("stock copy: a projector with a newer fencing tok
 
 func unavailable(err error) error { return jaego.Unavailable("stock copy", err) }
 
-// Get implements inventory.StockReader from the copy: Source is "fallback". One indexed
-// read by the primary key, the same statement text every time (prepared once per
-// connection and cached by pgx; $n is SQLite's too).
+// Get implements inventory.StockReader from the copy: Source is "fallback". Lookups that
+// arrive together are read together (lookupBatcher): one indexed read of many keys.
 func (c *Copy) Get(ctx context.Context, store, sku string) (inventory.Stock, error) {
-	st := inventory.Stock{Store: store, SKU: sku, Source: inventory.SourceFallback}
-	var updated int64
-	err := c.db.QueryRowContext(ctx, `SELECT on_hand, reserved, safety, version, updated_at_ms FROM stock_copy WHERE store = $1 AND sku = $2`,
-		store, sku).Scan(&st.OnHand, &st.Reserved, &st.Safety, &st.Version, &updated)
-	if errors.Is(err, sql.ErrNoRows) {
+	l, err := c.lookups.get(ctx, inventory.Key{Store: store, SKU: sku})
+	if err != nil {
+		return inventory.Stock{}, err
+	}
+	if !l.Found {
 		return inventory.Stock{}, jaego.Errorf(jaego.CodeNotFound, "no stock record for store %s, sku %s", store, sku)
 	}
-	if err != nil {
-		return inventory.Stock{}, unavailable(err)
-	}
-	st.UpdatedAt = time.UnixMilli(updated).UTC()
-	return st.WithAvailable(), nil
+	return l.Stock, nil
 }
 
 // GetMany implements inventory.StockReader: one statement for up to 500 keys at a time.
