@@ -236,7 +236,7 @@ func copyLookups(ctx context.Context, out io.Writer, store *invredis.Store, cp *
 	primRate, fbRate, pgRate := mean(prim), mean(fb), mean(pgb)
 	lo, hi := minMax(ratios)
 	clo, chi := minMax(ceiling)
-	fmt.Fprintf(out, "| single lookups, 32 goroutines, 3 rounds × %s | lookups/s | ratio (min–max) | p50 | p99 |\n|---|---:|---:|---:|---:|\n", dur/3)
+	fmt.Fprintf(out, "| single lookups, 32 goroutines, 3 rounds × %s | lookups/s | ratio (min–max) | p50 | p99 |\n|---|---:|---:|---:|---:|\n", (dur / 3).Round(time.Millisecond))
 	fmt.Fprintf(out, "| primary: Redis through the breaker (baseline) | %.0f | 1.00 | %s | %s |\n", primRate, ms(primLat.pct(0.5)), ms(primLat.pct(0.99)))
 	fmt.Fprintf(out, "| fallback: the copy in PostgreSQL (breaker forced open) | %.0f | %.2f (%.2f–%.2f) | %s | %s |\n", fbRate, median(ratios), lo, hi, ms(fbLat.pct(0.5)), ms(fbLat.pct(0.99)))
 	fmt.Fprintf(out, "| PostgreSQL's ceiling: pgbench, the same read, prepared, %d connections | %.0f | %.2f | | |\n", sqldb.PostgresConns, pgRate, pgRate/primRate)

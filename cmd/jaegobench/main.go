@@ -220,7 +220,7 @@ func copyFlags(fs *flag.FlagSet) func(context.Context, io.Writer) error {
 	events := fs.Int("events", 200_000, "changes of the projector's backlog")
 	rate := fs.Int("rate", 5000, "events per second of the steady run")
 	steady := fs.Duration("steady", 20*time.Second, "duration of the steady run")
-	dur := fs.Duration("duration", 5*time.Second, "duration of each lookup phase")
+	dur := fs.Duration("duration", 15*time.Second, "duration of the lookups of each kind, over 3 rounds")
 	return func(ctx context.Context, out io.Writer) error {
 		return benchCopy(ctx, out, *events, *rate, *steady, *dur)
 	}
