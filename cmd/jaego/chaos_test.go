@@ -112,6 +112,7 @@ type chaos struct {
 
 	runs, reads, tailBytes atomic.Int64
 	mostConns              atomic.Int64
+	mostConnsAt            string // when and where mostConns was seen, to set beside the faults' times
 	warmRSS, steadyRSS     int64
 }
 
@@ -262,6 +263,9 @@ func (c *chaos) startLoad(t *testing.T, stop chan struct{}, wg *sync.WaitGroup) 
 			p, _ := strconv.Atoi(port)
 			if n := int64(conns[p]); n > c.mostConns.Load() {
 				c.mostConns.Store(n)
+				c.mu.Lock()
+				c.mostConnsAt = time.Now().Format(time.StampMilli) + " to " + node.Addr
+				c.mu.Unlock()
 			}
 		}
 	})
@@ -515,7 +519,10 @@ func (c *chaos) check(t *testing.T) {
 		}
 	}
 	if most := c.mostConns.Load(); most > int64(c.groups+16) {
-		t.Errorf("jaego held up to %d connections to one Redis node, want at most G + 16 = %d", most, c.groups+16)
+		c.mu.Lock()
+		at := c.mostConnsAt
+		c.mu.Unlock()
+		t.Errorf("jaego held up to %d connections to one Redis node (%s), want at most G + 16 = %d", most, at, c.groups+16)
 	}
 	t.Logf("exact: %d writes lost inside %d flush windows (and there once after a retry); at most %d connections to a node; RSS %d KiB after the faults",
 		lost, len(c.flushes), c.mostConns.Load(), rss(t, c.pid)>>10)
