@@ -13,6 +13,8 @@ targets=(
   "./internal/inventory/redis FuzzParseCursor"
   "./internal/promo FuzzDecodeSpec"
   "./internal/pos FuzzDecode"
+  "./internal/jaego FuzzIDRules"
+  "./internal/inventory FuzzStockJSON"
 )
 for t in "${targets[@]}"; do
   set -- $t

@@ -29,7 +29,7 @@ func (a *API) getStock() http.Handler {
 			return
 		}
 		a.sourceHeaders(ctx, w, st.Source)
-		httpx.WriteJSON(w, http.StatusOK, st)
+		httpx.WriteJSONBytes(w, http.StatusOK, st.AppendJSON(make([]byte, 0, 256)))
 	})
 }
 
@@ -89,15 +89,33 @@ func (a *API) lookup(w http.ResponseWriter, r *http.Request, keys []inventory.Ke
 	if len(found) > 0 {
 		a.sourceHeaders(ctx, w, found[0].Stock.Source)
 	}
-	ans := lookupAnswer{Items: []inventory.Stock{}, Missing: []string{}}
-	for i, f := range found {
+	httpx.WriteJSONBytes(w, http.StatusOK, appendLookup(make([]byte, 0, 64+200*len(found)), found, names))
+}
+
+// appendLookup appends the lookupAnswer of found (names[i] is the key of found[i] as the
+// caller named it), as encoding/json would (TestLookupAnswerJSON).
+func appendLookup(b []byte, found []inventory.Lookup, names []string) []byte {
+	b = append(b, `{"items":[`...)
+	n := 0
+	for _, f := range found {
 		if f.Found {
-			ans.Items = append(ans.Items, f.Stock)
-		} else {
-			ans.Missing = append(ans.Missing, names[i])
+			if n > 0 {
+				b = append(b, ',')
+			}
+			b, n = f.Stock.AppendJSON(b), n+1
 		}
 	}
-	httpx.WriteJSON(w, http.StatusOK, ans)
+	b = append(b, `],"missing":[`...)
+	n = 0
+	for i, f := range found {
+		if !f.Found {
+			if n > 0 {
+				b = append(b, ',')
+			}
+			b, n = inventory.AppendJSONString(b, names[i]), n+1
+		}
+	}
+	return append(b, "]}"...)
 }
 
 // listParam reads a repeated and/or comma-separated query parameter, in order, without
