@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sync"
 	"testing"
 	"time"
@@ -48,6 +50,14 @@ func buildJaego(t *testing.T) string {
 }
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	run := flag.Lookup("test.run").Value.String()
+	if re, err := regexp.Compile(run); run == "" || err != nil || re.MatchString("TestTracingEndToEnd") {
+		// Jaeger takes minutes to build on a fresh machine (seconds with a warm cache): start
+		// now, so that the tracing test, which runs late with the parallel ones, finds it
+		// built or under way rather than starting it then.
+		go func() { _, _ = testenv.JaegerBinary() }()
+	}
 	code := m.Run()
 	if built.dir != "" {
 		os.RemoveAll(built.dir)
