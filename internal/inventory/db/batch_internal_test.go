@@ -24,7 +24,11 @@ func TestLookupBatcher(t *testing.T) {
 	b := &lookupBatcher{max: 1, read: func(_ context.Context, keys []inventory.Key) ([]inventory.Lookup, error) {
 		reads.Add(1)
 		started <- keys
-		<-release
+		select { // bounded by the test's deadline
+		case <-release:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 		if failNext.Load() {
 			return nil, errors.New("the copy went away")
 		}
