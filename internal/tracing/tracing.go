@@ -111,14 +111,6 @@ func Wanted(getenv func(string) string) bool {
 // On tells whether t traces.
 func (t *Tracing) On() bool { return t != nil }
 
-// Provider is the tracer provider to hand to a library (otelhttp, kotel); nil when off.
-func (t *Tracing) Provider() trace.TracerProvider {
-	if t == nil {
-		return nil
-	}
-	return t.sdk
-}
-
 // Propagator carries the context across a hop: W3C traceparent and tracestate.
 func (t *Tracing) Propagator() propagation.TextMapPropagator {
 	if t == nil {
