@@ -94,11 +94,23 @@ func subscribeAndWrite(ctx context.Context, store *invredis.Store, base string, 
 		wg.Go(func() {
 			req, _ := http.NewRequestWithContext(ctx, "GET", base+"/v1/changes/stream", nil)
 			resp, err := hc.Do(req)
+			// A stream refused with 503 (max streams: the last round's subscribers are still
+			// counted until the hub notices they left, within its 5 s keep-alive) is asked
+			// for again: a subscriber counts only once it is admitted.
+			for err == nil && resp.StatusCode == http.StatusServiceUnavailable && ctx.Err() == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				time.Sleep(50 * time.Millisecond)
+				resp, err = hc.Do(req)
+			}
 			ready.Done()
 			if err != nil {
 				return
 			}
 			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return
+			}
 			sc := bufio.NewScanner(resp.Body)
 			sc.Buffer(make([]byte, 1<<20), 1<<20)
 			for sc.Scan() {
