@@ -102,8 +102,12 @@ var benches = map[string]func(*flag.FlagSet) func(context.Context, io.Writer) er
 // storeFlags reads the flags of `jaegobench store`.
 func storeFlags(fs *flag.FlagSet) func(context.Context, io.Writer) error {
 	events := fs.Int("events", 200_000, "events per measurement")
+	rounds := fs.Int("rounds", 3, "rounds of the baseline and every mode, the order rotating")
 	return func(ctx context.Context, out io.Writer) error {
-		return benchStore(ctx, out, *events)
+		if *rounds < 1 {
+			return fmt.Errorf("-rounds must be at least 1")
+		}
+		return benchStore(ctx, out, *events, *rounds)
 	}
 }
 
@@ -160,8 +164,12 @@ func pipelineFlags(fs *flag.FlagSet) func(context.Context, io.Writer) error {
 	events := fs.Int("events", 200_000, "events of the throughput run")
 	rate := fs.Int("rate", 5000, "events per second of the steady run")
 	steady := fs.Duration("steady", 20*time.Second, "duration of the steady run")
+	rounds := fs.Int("rounds", 3, "rounds of the baseline and the end-to-end run, the order rotating")
 	return func(ctx context.Context, out io.Writer) error {
-		return benchPipeline(ctx, out, *events, *rate, *steady)
+		if *rounds < 1 {
+			return fmt.Errorf("-rounds must be at least 1")
+		}
+		return benchPipeline(ctx, out, *events, *rate, *steady, *rounds)
 	}
 }
 
