@@ -63,7 +63,7 @@ func runLoad(ctx context.Context, args []string, getenv func(string) string, std
 		attribute.String("jaego.file", name), attribute.String("jaego.load_id", sum.ID), attribute.Int64("jaego.rows", sum.Rows)))
 	rep, err := load.Run(ctx, store, sum.ID, src, load.Options{Batch: batch, Progress: bar.show, Every: bar.every})
 	bar.done()
-	endSpan(span, err)
+	tracing.End(span, err)
 	if err != nil {
 		log.Error("load failed", "file", name, "load_id", sum.ID, "rows", rep.Rows, "err", err)
 		return fmt.Errorf("load %s stopped after %d rows (running it again goes on from there): %w", name, rep.Rows, err)

@@ -71,7 +71,7 @@ func runRestore(ctx context.Context, args []string, getenv func(string) string, 
 	rep, err := inventory.Restore(ctx, invdb.New(sdb), store, ro)
 	span.SetAttributes(attribute.Int64("jaego.records", rep.Records), attribute.Int64("jaego.changes", rep.Changes),
 		attribute.Int64("jaego.reservations", rep.Reservations))
-	endSpan(span, err)
+	tracing.End(span, err)
 	if err != nil {
 		log.Error("restore failed", "err", err)
 		return fmt.Errorf("restore: %w", err)

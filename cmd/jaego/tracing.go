@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/jaego/jaego/internal/tracing"
 )
@@ -37,13 +35,4 @@ func startTracing(ctx context.Context, getenv func(string) string, service strin
 			log.Warn("tracing: the last spans were not exported", "err", err)
 		}
 	}, nil
-}
-
-// endSpan ends span, marked failed with err when there is one.
-func endSpan(span trace.Span, err error) {
-	if err != nil {
-		span.RecordError(err)
-		span.SetStatus(codes.Error, err.Error())
-	}
-	span.End()
 }

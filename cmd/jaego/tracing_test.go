@@ -91,13 +91,9 @@ func TestTracingEndToEnd(t *testing.T) {
 	}
 
 	// 2. Kafka: one POS line through the relay is one trace across both processes.
-	relay := exec.CommandContext(ctx, bin, "relay", "--kafka", broker)
-	relay.Env = append(environWithoutOTEL(), "OTEL_EXPORTER_OTLP_ENDPOINT="+jaeger.OTLPGRPC, "OTEL_EXPORTER_OTLP_PROTOCOL=grpc",
-		"OTEL_SERVICE_NAME=relay-under-test")
-	relay.Stdin = strings.NewReader(`{"txn_id":"T-1","store":"S002","at":"2026-11-22T12:02:00+09:00","type":"sale","lines":[{"sku":"8809461234567","qty":1},{"sku":"8809461234574","qty":2}]}` + "\n")
-	if out, err := relay.CombinedOutput(); err != nil {
-		t.Fatalf("relay: %v\n%s", err, out)
-	}
+	runOnce(t, ctx, bin, []string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + jaeger.OTLPGRPC, "OTEL_EXPORTER_OTLP_PROTOCOL=grpc", "OTEL_SERVICE_NAME=relay-under-test"},
+		`{"txn_id":"T-1","store":"S002","at":"2026-11-22T12:02:00+09:00","type":"sale","lines":[{"sku":"8809461234567","qty":1},{"sku":"8809461234574","qty":2}]}`+"\n",
+		"relay", "--kafka", broker)
 	var tr []testenv.Span
 	testenv.Eventually(t, "one trace of the relay holding the consumer's apply and script spans", time.Minute, func() bool {
 		traces, err := jaeger.Traces(ctx, "relay-under-test")
@@ -132,11 +128,8 @@ func TestTracingEndToEnd(t *testing.T) {
 	if err := os.WriteFile(csv, []byte("store,sku,on_hand\nS010,8809461234567,3\nS011,8809461234567,4\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	load := exec.CommandContext(ctx, bin, "load", "--redis", "redis://"+redisSrv.Addr+"/0", csv)
-	load.Env = append(environWithoutOTEL(), "OTEL_EXPORTER_OTLP_ENDPOINT="+jaeger.OTLPHTTP, "OTEL_SERVICE_NAME=load-under-test")
-	if out, err := load.CombinedOutput(); err != nil {
-		t.Fatalf("load: %v\n%s", err, out)
-	}
+	runOnce(t, ctx, bin, []string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + jaeger.OTLPHTTP, "OTEL_SERVICE_NAME=load-under-test"}, "",
+		"load", "--redis", "redis://"+redisSrv.Addr+"/0", csv)
 	var loaded []testenv.Span
 	testenv.Eventually(t, "one trace of the load with its script calls", time.Minute, func() bool {
 		traces, err := jaeger.Traces(ctx, "load-under-test")
@@ -194,12 +187,8 @@ func TestNoTracingWithoutOTEL(t *testing.T) {
 	}
 	relayLine := func(txn string, env ...string) {
 		t.Helper()
-		relay := exec.CommandContext(ctx, bin, "relay", "--kafka", broker)
-		relay.Env = append(environWithoutOTEL(), env...)
-		relay.Stdin = strings.NewReader(`{"txn_id":"` + txn + `","store":"S001","at":"2026-11-22T12:02:00+09:00","type":"sale","lines":[{"sku":"8809461234567","qty":1}]}` + "\n")
-		if out, err := relay.CombinedOutput(); err != nil {
-			t.Fatalf("relay: %v\n%s", err, out)
-		}
+		runOnce(t, ctx, bin, env, `{"txn_id":"`+txn+`","store":"S001","at":"2026-11-22T12:02:00+09:00","type":"sale","lines":[{"sku":"8809461234567","qty":1}]}`+"\n",
+			"relay", "--kafka", broker)
 	}
 	relayLine("Q-1")
 	var onHand any
@@ -224,6 +213,18 @@ func TestNoTracingWithoutOTEL(t *testing.T) {
 	relayLine("Q-2", "OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318")
 	if n := connections.Load(); n == 0 {
 		t.Fatalf("the relay with OTEL_EXPORTER_OTLP_ENDPOINT set made no connection: the listener sees nothing")
+	}
+}
+
+// runOnce runs a command of the binary to its end (bounded by ctx), with env added to the
+// test's environment less its OTEL_* variables and stdin as its input.
+func runOnce(t *testing.T, ctx context.Context, bin string, env []string, stdin string, args ...string) {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(environWithoutOTEL(), env...)
+	cmd.Stdin = strings.NewReader(stdin)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("jaego %s: %v\n%s", args[0], err, out)
 	}
 }
 

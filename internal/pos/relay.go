@@ -28,10 +28,10 @@ func Relay(ctx context.Context, in io.Reader, p Producer, tr trace.Tracer) (Stat
 	st, readErr := Read(in, func(events []inventory.Event) error {
 		ctx, span := tracing.Start(ctx, tr, "pos transaction", trace.WithAttributes(
 			attribute.String("jaego.store", events[0].Store), attribute.Int("jaego.events", len(events))))
-		defer span.End()
+		var err error
+		defer func() { tracing.End(span, err) }()
 		for _, e := range events {
-			if err := p.Produce(ctx, e); err != nil {
-				span.RecordError(err)
+			if err = p.Produce(ctx, e); err != nil {
 				return err
 			}
 		}

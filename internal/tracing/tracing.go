@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
@@ -145,6 +146,16 @@ func Start(ctx context.Context, tr trace.Tracer, name string, opts ...trace.Span
 }
 
 var noSpan = trace.SpanFromContext(context.Background()) // a non-recording span
+
+// End ends span, marked failed with err when there is one (what every span of jaego does
+// at its end).
+func End(span trace.Span, err error) {
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
+}
 
 // Observe records v on o, with the trace id of ctx as an exemplar when ctx holds a sampled
 // span (shown by /metrics to a scraper that asks for OpenMetrics).

@@ -22,7 +22,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/jaego/jaego/internal/inventory"
@@ -313,13 +312,7 @@ func (c *Consumer) forgetLag(partitions map[string][]int32) {
 func (c *Consumer) handle(ctx context.Context, client *kgo.Client, records []*kgo.Record) (err error) {
 	start := time.Now()
 	ctx, span := c.pollSpan(ctx, records)
-	defer func() {
-		if err != nil {
-			span.RecordError(err)
-			span.SetStatus(codes.Error, err.Error())
-		}
-		span.End()
-	}()
+	defer func() { tracing.End(span, err) }()
 	events := make([]inventory.Event, 0, len(records))
 	applied := make([]*kgo.Record, 0, len(records))
 	var dead []*kgo.Record

@@ -6,7 +6,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
@@ -71,11 +70,7 @@ func (t recordTracer) OnProduceRecordUnbuffered(r *kgo.Record, err error) {
 		return // not a span of ours: the caller's, if any, is the caller's to end
 	}
 	span.SetAttributes(semconv.MessagingDestinationPartitionID(strconv.Itoa(int(r.Partition))), semconv.MessagingKafkaOffset(int(r.Offset)))
-	if err != nil {
-		span.RecordError(err)
-		span.SetStatus(codes.Error, err.Error())
-	}
-	span.End()
+	tracing.End(span, err)
 }
 
 // OnFetchRecordBuffered takes the trace context out of a fetched record's headers.

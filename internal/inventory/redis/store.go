@@ -29,7 +29,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/redis/rueidis"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
@@ -379,11 +378,7 @@ func endSpans(spans []trace.Span, replies []rueidis.RedisResult, err error) {
 		if e == nil && i < len(replies) {
 			e = replies[i].Error()
 		}
-		if e != nil {
-			sp.RecordError(e)
-			sp.SetStatus(codes.Error, e.Error())
-		}
-		sp.End()
+		tracing.End(sp, e)
 	}
 }
 
