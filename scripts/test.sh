@@ -4,7 +4,8 @@
 # then runs go vet and every test with the race detector. Tests never touch the machine's
 # own data: they start their own Redis on free ports, and create (and drop) a private
 # database per test on PostgreSQL. kcat (librdkafka) proves that a Kafka client nobody here
-# wrote talks to jaego. promtool and amtool check the alert rules, dashboard and
+# wrote talks to jaego, and Standard Webhooks' TypeScript library (on Node) checks every
+# webhook signature. promtool and amtool check the alert rules, dashboard and
 # Alertmanager routes of deploy/ (no Prometheus or Alertmanager server is started). Headless
 # Chromium drives the web console's tests.
 set -euo pipefail
@@ -18,6 +19,7 @@ command -v gcc >/dev/null || missing+=(gcc libc6-dev)
 command -v promtool >/dev/null || missing+=(prometheus)
 command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
 command -v chromium >/dev/null || missing+=(chromium) # the console's browser tests
+command -v npm >/dev/null || missing+=(nodejs npm) # the webhook receiver (Standard Webhooks' library)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 if ((${#missing[@]})); then
   sudo=""
@@ -41,6 +43,10 @@ if [ -z "${JAEGO_TEST_POSTGRES_URL:-}" ] && ! pg_isready -q -h 127.0.0.1 -p 5432
   export JAEGO_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable"
   echo "started a private PostgreSQL on 127.0.0.1:$port"
 fi
+
+# The webhook receiver of the end-to-end tests verifies signatures with the Standard
+# Webhooks reference library, from the npm registry (pinned by its package-lock.json).
+(cd testdata/webhook-receiver && npm ci --no-audit --no-fund --silent)
 
 go vet ./...
 # -parallel 4: the binary tests that run in parallel mostly wait on servers and processes.

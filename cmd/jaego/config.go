@@ -16,6 +16,7 @@ import (
 	"github.com/jaego/jaego/internal/httpx"
 	"github.com/jaego/jaego/internal/inventory/breaker"
 	"github.com/jaego/jaego/internal/jaego"
+	"github.com/jaego/jaego/internal/webhook"
 )
 
 // config is every setting of jaego. Flags win over JAEGO_* environment variables, which win
@@ -55,7 +56,15 @@ type config struct {
 	LedgerRetention time.Duration
 	LockWatchdog    time.Duration
 
+	// Webhooks (design §14).
+	WebhookKeyFile  string
+	WebhookAllowNet string
+	WebhookRetryMin time.Duration
+	WebhookRetryMax time.Duration
+	WebhookGiveUp   time.Duration
+
 	// jaego dev only.
+	Dev         bool // webhooks may reach loopback
 	RedisListen string
 	KafkaListen string
 	DataDir     string
@@ -173,6 +182,18 @@ func commonFlags(f *envFlags, c *config) {
 		"when a write is acknowledged: leader (the Redis master applied it) or replicas (a replica confirmed it too: WAIT 1; else 503 not_replicated)")
 	f.Int(&c.MaxHolds, "max-holds-per-store", "JAEGO_MAX_HOLDS_PER_STORE", 10000, "held reservations of one store at most; beyond, 429 too_many_holds")
 	authFlags(f, c)
+	webhookFlags(f, c)
+}
+
+// webhookFlags are the settings of outbound events (design §14).
+func webhookFlags(f *envFlags, c *config) {
+	f.String(&c.WebhookKeyFile, "webhook-key-file", "JAEGO_WEBHOOK_KEY_FILE", "",
+		"file of the key that seals webhook signing secrets in the database (32+ random characters, e.g. openssl rand -base64 32); serve without it has no webhooks (dev keeps one in its data directory)")
+	f.String(&c.WebhookAllowNet, "webhook-allow-net", "JAEGO_WEBHOOK_ALLOW_NET", "",
+		"CIDRs webhooks may reach besides public addresses (comma-separated, e.g. 10.20.0.0/16); dev allows loopback too")
+	f.Duration(&c.WebhookRetryMin, "webhook-retry-min", "JAEGO_WEBHOOK_RETRY_MIN", 5*time.Second, "wait after a message's first failed attempt; it doubles per attempt, with jitter")
+	f.Duration(&c.WebhookRetryMax, "webhook-retry-max", "JAEGO_WEBHOOK_RETRY_MAX", time.Hour, "longest wait between attempts of a message")
+	f.Duration(&c.WebhookGiveUp, "webhook-give-up", "JAEGO_WEBHOOK_GIVE_UP", 24*time.Hour, "how long a message is retried before its subscription turns failing and waits for an operator")
 }
 
 // authFlags are the access-control settings (design §11).
@@ -323,6 +344,12 @@ func (c *config) check() error {
 	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		return fmt.Errorf("--log-format must be json or text, got %q", c.LogFormat)
+	}
+	if _, err := webhook.ParseAllowNets(c.WebhookAllowNet); err != nil {
+		return err
+	}
+	if c.WebhookRetryMin <= 0 || c.WebhookRetryMax < c.WebhookRetryMin || c.WebhookGiveUp < c.WebhookRetryMin {
+		return fmt.Errorf("--webhook-retry-min must be positive, --webhook-retry-max and --webhook-give-up at least it")
 	}
 	return nil
 }

@@ -44,6 +44,9 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 		cfg.DataDir = dir
 	}
 	sqlURL, sdb, db, err := devSQL(ctx, cfg.DataDir)
+	if err == nil && cfg.WebhookKeyFile == "" {
+		cfg.WebhookKeyFile, err = devWebhookKey(cfg.DataDir)
+	}
 	if err != nil {
 		return err
 	}
@@ -115,6 +118,7 @@ func devConfig(args []string, getenv func(string) string, stderr io.Writer) (con
 	if err := cfg.authMode("none"); err != nil { // dev is open unless given keys
 		return cfg, nil, err
 	}
+	cfg.Dev = true
 	if cfg.PromoPointerTTL > 0 {
 		return cfg, nil, errors.New("--promo-pointer-cache needs RESP3 client tracking, which the embedded Redis of jaego dev lacks: use jaego serve")
 	}

@@ -51,6 +51,7 @@ type server struct {
 	locks    *lock.Locker
 	promo    *promotions // nil: gift promotions are off
 	sourcing *stores     // the store directory and sourcing
+	webhooks *webhooks   // outbound events (their routes answer webhooks_disabled without a copy or key)
 	// reservations are the store orders behind the breaker, for the API and sourcing.
 	reservations *breaker.Reservations
 	guard        *auth.Guard      // access control; open with --auth none
@@ -86,6 +87,9 @@ func newServer(ctx context.Context, cfg config, client rueidis.Client, sdb *sqld
 	log.Debug("lock pub/sub", "sharded", sharded)
 	s.locks = lock.New(client, lock.Options{ClassicPubSub: !sharded, WatchdogTimeout: cfg.LockWatchdog, Registerer: reg, Logger: log})
 	if err := s.addCopy(ctx, watcher); err != nil {
+		return nil, err
+	}
+	if err := s.addWebhooks(watcher, cfg.Dev); err != nil {
 		return nil, err
 	}
 	s.addBreaker()
@@ -255,6 +259,7 @@ func (s *server) routes() http.Handler {
 	lockhttp.New(s.locks, s.log).Register(mux)
 	s.registerPromotions(mux)
 	s.registerSourcing(mux)
+	s.webhooks.register(mux)
 	s.patterns = mux.Patterns
 	o := httpx.Options{AccessLog: s.cfg.AccessLog, Tracing: s.tracing}
 	if !s.guard.Open() {

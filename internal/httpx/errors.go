@@ -40,6 +40,8 @@ var statusOf = map[jaego.Code]int{
 	jaego.CodePromotionsDBDown:     http.StatusServiceUnavailable,
 	jaego.CodeKafkaUnavailable:     http.StatusServiceUnavailable,
 	jaego.CodeTooManyStreams:       http.StatusServiceUnavailable,
+	jaego.CodeWebhooksDisabled:     http.StatusServiceUnavailable,
+	jaego.CodeTargetRefused:        http.StatusUnprocessableEntity,
 	jaego.CodeStarting:             http.StatusServiceUnavailable,
 	jaego.CodeTimeout:              http.StatusGatewayTimeout,
 	jaego.CodeInternal:             http.StatusInternalServerError,

@@ -43,9 +43,11 @@ const (
 	CodePromotionsDisabled   Code = "promotions_disabled"
 	CodePromotionsDBDown     Code = "promotions_db_unavailable"
 	CodeKafkaUnavailable     Code = "kafka_unavailable"
-	CodeTooManyStreams       Code = "too_many_streams" // the live tail's cap (--max-streams, --max-streams-per-key)
-	CodeRateLimited          Code = "rate_limited"     // a key over its rate limit (design §11)
-	CodeTooManyHolds         Code = "too_many_holds"   // a store at --max-holds-per-store
+	CodeTooManyStreams       Code = "too_many_streams"       // the live tail's cap (--max-streams, --max-streams-per-key)
+	CodeRateLimited          Code = "rate_limited"           // a key over its rate limit (design §11)
+	CodeTooManyHolds         Code = "too_many_holds"         // a store at --max-holds-per-store
+	CodeWebhooksDisabled     Code = "webhooks_disabled"      // jaego serve without --postgres or --webhook-key-file
+	CodeTargetRefused        Code = "webhook_target_refused" // a webhook URL outside the rules of design §14
 	CodeStarting             Code = "starting"
 	CodeInternal             Code = "internal"
 )

@@ -16,6 +16,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -110,39 +111,101 @@ func (c *Copy) GetMany(ctx context.Context, keys []inventory.Key) ([]inventory.L
 // ChangesSince implements inventory.RestoreSource: the ledger's changes applied at or after
 // since, whole, in change-id order (so each stream can be rebuilt in order), in pages of n.
 func (c *Copy) ChangesSince(ctx context.Context, since time.Time, n int, emit func([]inventory.Change) error) error {
-	lastMS, lastSeq, lastID := int64(-1), int64(-1), "" // change ids repeat across groups: the id string breaks ties
+	var after ledgerKey
 	return pages(func() ([]inventory.Change, error) {
-		rows, err := c.db.QueryContext(ctx, `SELECT change_id, store, sku, type, delta, on_hand, reserved, safety, version, event_id,
-			at_ms, kafka_partition, kafka_offset, id_ms, id_seq, note FROM stock_ledger
-			WHERE at_ms >= $1 AND (id_ms, id_seq, change_id) > ($2, $3, $4) ORDER BY id_ms, id_seq, change_id LIMIT $5`,
-			since.UnixMilli(), lastMS, lastSeq, lastID, n)
-		if err != nil {
-			return nil, err
+		page, err := c.ledgerPage(ctx, since, time.UnixMilli(math.MaxInt64/2), after, n)
+		if len(page) > 0 {
+			after = keyOf(page[len(page)-1])
 		}
-		var page []inventory.Change
-		err = sqldb.ScanAll(rows, func(r *sql.Rows) error {
-			var ch inventory.Change
-			var typ string
-			var at int64
-			var kp, ko sql.NullInt64
-			var note string
-			if err := r.Scan(&ch.ID, &ch.Store, &ch.SKU, &typ, &ch.Delta, &ch.OnHand, &ch.Reserved, &ch.Safety, &ch.Version, &ch.EventID,
-				&at, &kp, &ko, &lastMS, &lastSeq, &note); err != nil {
-				return err
-			}
-			var err error
-			if ch.Note, err = inventory.ParseNote(note); err != nil {
-				return err
-			}
-			ch.Type, ch.At, lastID = inventory.EventType(typ), time.UnixMilli(at).UTC(), ch.ID
-			if kp.Valid && ko.Valid {
-				ch.Origin = &inventory.Origin{Partition: int32(kp.Int64), Offset: ko.Int64}
-			}
-			page = append(page, ch)
-			return nil
-		})
 		return page, err
 	}, emit)
+}
+
+// LedgerChanges implements webhook.LedgerReader: the changes applied in [from, until), in
+// change-id order, after the change with id after ("" from the start).
+func (c *Copy) LedgerChanges(ctx context.Context, from, until time.Time, after string, limit int) ([]inventory.Change, error) {
+	k := ledgerKey{ms: -1, seq: -1}
+	if after != "" {
+		k = keyOf(inventory.Change{ID: after})
+	}
+	page, err := c.ledgerPage(ctx, from, until, k, limit)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	return page, nil
+}
+
+// ChangeAt implements webhook.PriorReader: the change that made version of store × SKU.
+func (c *Copy) ChangeAt(ctx context.Context, store, sku string, version int64) (inventory.Change, bool, error) {
+	ch := inventory.Change{Store: store, SKU: sku}
+	var typ string
+	var at int64
+	err := c.db.QueryRowContext(ctx, `SELECT change_id, type, delta, on_hand, reserved, safety, version, event_id, at_ms
+		FROM stock_ledger WHERE store = $1 AND sku = $2 AND version = $3 ORDER BY at_ms DESC LIMIT 1`, store, sku, version).
+		Scan(&ch.ID, &typ, &ch.Delta, &ch.OnHand, &ch.Reserved, &ch.Safety, &ch.Version, &ch.EventID, &at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ch, false, nil
+	}
+	if err != nil {
+		return ch, false, unavailable(err)
+	}
+	ch.Type, ch.At = inventory.EventType(typ), time.UnixMilli(at).UTC()
+	return ch, true, nil
+}
+
+// ledgerKey is a place in the ledger's change-id order: (id ms, id seq, change id), the id
+// string breaking ties (change ids repeat across shard groups).
+type ledgerKey struct {
+	ms, seq int64
+	id      string
+}
+
+// keyOf is the ledger key of a change ("<ms>-<seq>/<group>/<day>").
+func keyOf(ch inventory.Change) ledgerKey {
+	id, _, _ := strings.Cut(ch.ID, "/")
+	ms, seq, _ := strings.Cut(id, "-")
+	k := ledgerKey{id: ch.ID}
+	k.ms, _ = strconv.ParseInt(ms, 10, 64)
+	k.seq, _ = strconv.ParseInt(seq, 10, 64)
+	return k
+}
+
+// ledgerPage is up to n whole changes of the ledger applied in [from, until), after key
+// after, in change-id order.
+func (c *Copy) ledgerPage(ctx context.Context, from, until time.Time, after ledgerKey, n int) ([]inventory.Change, error) {
+	if after.ms == 0 && after.seq == 0 && after.id == "" {
+		after = ledgerKey{ms: -1, seq: -1}
+	}
+	rows, err := c.db.QueryContext(ctx, `SELECT change_id, store, sku, type, delta, on_hand, reserved, safety, version, event_id,
+		at_ms, kafka_partition, kafka_offset, note FROM stock_ledger
+		WHERE at_ms >= $1 AND at_ms < $2 AND (id_ms, id_seq, change_id) > ($3, $4, $5) ORDER BY id_ms, id_seq, change_id LIMIT $6`,
+		from.UnixMilli(), until.UnixMilli(), after.ms, after.seq, after.id, n)
+	if err != nil {
+		return nil, err
+	}
+	var page []inventory.Change
+	err = sqldb.ScanAll(rows, func(r *sql.Rows) error {
+		var ch inventory.Change
+		var typ string
+		var at int64
+		var kp, ko sql.NullInt64
+		var note string
+		if err := r.Scan(&ch.ID, &ch.Store, &ch.SKU, &typ, &ch.Delta, &ch.OnHand, &ch.Reserved, &ch.Safety, &ch.Version, &ch.EventID,
+			&at, &kp, &ko, &note); err != nil {
+			return err
+		}
+		var err error
+		if ch.Note, err = inventory.ParseNote(note); err != nil {
+			return err
+		}
+		ch.Type, ch.At = inventory.EventType(typ), time.UnixMilli(at).UTC()
+		if kp.Valid && ko.Valid {
+			ch.Origin = &inventory.Origin{Partition: int32(kp.Int64), Offset: ko.Int64}
+		}
+		page = append(page, ch)
+		return nil
+	})
+	return page, err
 }
 
 // pages calls next until it returns an empty page, handing each page to emit: the loop of

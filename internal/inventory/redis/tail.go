@@ -239,3 +239,9 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 	case <-t.C:
 	}
 }
+
+// CursorAt is an open-ended cursor that starts at t: it follows every change applied at or
+// after t (webhook.Feed).
+func (f *Feed) CursorAt(t time.Time) string {
+	return NewCursor(t, inventory.OpenEnd(t)).String()
+}

@@ -1,0 +1,449 @@
+// Package db keeps webhook subscriptions (design §14) in jaego's SQL database (PostgreSQL,
+// or SQLite in jaego dev): their settings, sealed secrets, delivery state and delivery log.
+package db
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jaego/jaego/internal/jaego"
+	"github.com/jaego/jaego/internal/sqldb"
+	"github.com/jaego/jaego/internal/webhook"
+)
+
+// Store is the SQL webhook store.
+type Store struct {
+	db  *sqldb.DB
+	now func() time.Time
+}
+
+var _ webhook.Store = (*Store)(nil)
+
+// New returns the store in db (migrated: `jaego migrate`).
+func New(db *sqldb.DB) *Store { return &Store{db: db, now: time.Now} }
+
+func unavailable(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var je *jaego.Error
+	if errors.As(err, &je) || errors.Is(err, webhook.ErrFenced) || errors.Is(err, webhook.ErrStale) || errors.Is(err, context.Canceled) {
+		return err
+	}
+	return jaego.Unavailable("webhooks "+op, err)
+}
+
+func list(xs []string) string { return strings.Join(xs, ",") }
+
+func split(s string) []string {
+	if s == "" {
+		return []string{}
+	}
+	return strings.Split(s, ",")
+}
+
+// Create implements webhook.Store.
+func (s *Store) Create(ctx context.Context, w webhook.Subscription, secret webhook.Sealed, start webhook.Position) error {
+	now := w.CreatedAt.UnixMilli()
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO webhooks (id, url, events, stores, skus, low_stock, batch, status, generation,
+			created_ms, updated_ms, position) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $9, $10)`,
+			w.ID, w.URL, list(w.Events), list(w.Stores), list(w.SKUs), w.LowStock, w.Batch, string(w.Status), now, string(start)); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO webhook_secrets (webhook_id, created_ms, sealed, expires_ms) VALUES ($1, $2, $3, 0)`,
+			w.ID, now, string(secret))
+		return err
+	})
+	return unavailable("create", err)
+}
+
+const columns = `id, url, events, stores, skus, low_stock, batch, status, generation, created_ms, updated_ms,
+	position, as_of_ms, pending, seq, last_success_ms, last_error, token`
+
+type row struct {
+	info    webhook.Info
+	asOf    int64
+	pending []webhook.Message
+	seq     int64
+	token   int64
+}
+
+func scan(r interface{ Scan(...any) error }) (row, error) {
+	var x row
+	var events, stores, skus, status, pending string
+	var created, updated, success int64
+	w := &x.info
+	err := r.Scan(&w.ID, &w.URL, &events, &stores, &skus, &w.LowStock, &w.Batch, &status, &w.Generation, &created, &updated,
+		&w.Position, &x.asOf, &pending, &x.seq, &success, &w.LastError, &x.token)
+	if err != nil {
+		return x, err
+	}
+	w.Events, w.Stores, w.SKUs, w.Status = split(events), split(stores), split(skus), webhook.Status(status)
+	w.CreatedAt, w.UpdatedAt = time.UnixMilli(created).UTC(), time.UnixMilli(updated).UTC()
+	if success > 0 {
+		t := time.UnixMilli(success).UTC()
+		w.LastSuccess = &t
+	}
+	if err := json.Unmarshal([]byte(pending), &x.pending); err != nil {
+		return x, fmt.Errorf("webhook %s: pending messages: %w", w.ID, err)
+	}
+	w.Pending = len(x.pending)
+	if strings.HasPrefix(w.Position, "l:") {
+		w.Position = "" // inside the ledger: no feed cursor yet
+	}
+	return x, nil
+}
+
+// lag is how far behind a subscription is: the age of its oldest pending change, or, when
+// it is not delivering, of the last change it passed.
+func (x *row) lag(now time.Time) {
+	switch {
+	case len(x.pending) > 0:
+		x.info.LagSeconds = max(0, now.Sub(x.pending[0].First).Seconds())
+	case x.info.Status != webhook.Active && x.asOf > 0:
+		x.info.LagSeconds = max(0, now.Sub(time.UnixMilli(x.asOf)).Seconds())
+	}
+}
+
+// List implements webhook.Store.
+func (s *Store) List(ctx context.Context) ([]webhook.Info, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+columns+` FROM webhooks ORDER BY id`)
+	if err != nil {
+		return nil, unavailable("list", err)
+	}
+	out := []webhook.Info{}
+	now := s.now()
+	err = sqldb.ScanAll(rows, func(r *sql.Rows) error {
+		x, err := scan(r)
+		x.lag(now)
+		out = append(out, x.info)
+		return err
+	})
+	return out, unavailable("list", err)
+}
+
+func (s *Store) get(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}, id string) (row, error) {
+	x, err := scan(q.QueryRowContext(ctx, `SELECT `+columns+` FROM webhooks WHERE id = $1`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return x, webhook.ErrNotFound
+	}
+	return x, err
+}
+
+// Get implements webhook.Store.
+func (s *Store) Get(ctx context.Context, id string) (webhook.Info, error) {
+	x, err := s.get(ctx, s.db, id)
+	x.lag(s.now())
+	return x.info, unavailable("get", err)
+}
+
+// Update implements webhook.Store.
+func (s *Store) Update(ctx context.Context, id string, fn func(*webhook.Subscription) error) (webhook.Info, error) {
+	var x row
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if x, err = s.get(ctx, tx, id); err != nil {
+			return err
+		}
+		w := x.info.Subscription
+		if err := fn(&w); err != nil {
+			return err
+		}
+		w.UpdatedAt = s.now().UTC()
+		w.Generation++
+		_, err = tx.ExecContext(ctx, `UPDATE webhooks SET url = $2, events = $3, stores = $4, skus = $5, low_stock = $6, batch = $7,
+			status = $8, generation = generation + 1, updated_ms = $9 WHERE id = $1`,
+			id, w.URL, list(w.Events), list(w.Stores), list(w.SKUs), w.LowStock, w.Batch, string(w.Status), w.UpdatedAt.UnixMilli())
+		x.info.Subscription = w
+		return err
+	})
+	x.lag(s.now())
+	return x.info, unavailable("update", err)
+}
+
+// Delete implements webhook.Store.
+func (s *Store) Delete(ctx context.Context, id string) error {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM webhooks WHERE id = $1`, id)
+	if err != nil {
+		return unavailable("delete", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return webhook.ErrNotFound
+	}
+	return nil
+}
+
+// Secrets implements webhook.Store.
+func (s *Store) Secrets(ctx context.Context, id string, now time.Time) ([]webhook.Sealed, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT sealed FROM webhook_secrets WHERE webhook_id = $1 AND (expires_ms = 0 OR expires_ms > $2)
+		ORDER BY created_ms DESC`, id, now.UnixMilli())
+	if err != nil {
+		return nil, unavailable("secrets", err)
+	}
+	var out []webhook.Sealed
+	err = sqldb.ScanAll(rows, func(r *sql.Rows) error {
+		var v string
+		err := r.Scan(&v)
+		out = append(out, webhook.Sealed(v))
+		return err
+	})
+	return out, unavailable("secrets", err)
+}
+
+// Rotate implements webhook.Store.
+func (s *Store) Rotate(ctx context.Context, id string, secret webhook.Sealed, oldUntil time.Time) error {
+	now := s.now().UnixMilli()
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE webhooks SET generation = generation + 1, updated_ms = $2 WHERE id = $1`, id, now)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return webhook.ErrNotFound
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE webhook_secrets SET expires_ms = $2 WHERE webhook_id = $1 AND (expires_ms = 0 OR expires_ms > $2)`,
+			id, oldUntil.UnixMilli()); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM webhook_secrets WHERE webhook_id = $1 AND expires_ms <> 0 AND expires_ms <= $2`, id, now); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO webhook_secrets (webhook_id, created_ms, sealed, expires_ms) VALUES ($1, $2, $3, 0)`,
+			id, now, string(secret))
+		return err
+	})
+	return unavailable("rotate", err)
+}
+
+// Replay implements webhook.Store.
+func (s *Store) Replay(ctx context.Context, id string, start webhook.Position) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE webhooks SET position = $2, pending = '[]', as_of_ms = 0, generation = generation + 1,
+		updated_ms = $3 WHERE id = $1`, id, string(start), s.now().UnixMilli())
+	if err != nil {
+		return unavailable("replay", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return webhook.ErrNotFound
+	}
+	return nil
+}
+
+// Generations implements webhook.Store.
+func (s *Store) Generations(ctx context.Context) (map[string]int64, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, generation FROM webhooks`)
+	if err != nil {
+		return nil, unavailable("generations", err)
+	}
+	out := map[string]int64{}
+	err = sqldb.ScanAll(rows, func(r *sql.Rows) error {
+		var id string
+		var g int64
+		err := r.Scan(&id, &g)
+		out[id] = g
+		return err
+	})
+	return out, unavailable("generations", err)
+}
+
+// Claim implements webhook.Store.
+func (s *Store) Claim(ctx context.Context, id string, token int64) (webhook.State, error) {
+	var st webhook.State
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		x, err := s.get(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if x.token > token {
+			return webhook.ErrFenced
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE webhooks SET token = $2 WHERE id = $1`, id, token); err != nil {
+			return err
+		}
+		st = webhook.State{Grant: webhook.Grant{Token: token, Generation: x.info.Generation}, Sub: x.info.Subscription,
+			Position: webhook.Position(""), Pending: x.pending, Seq: x.seq}
+		if x.asOf > 0 {
+			st.AsOf = time.UnixMilli(x.asOf)
+		}
+		return tx.QueryRowContext(ctx, `SELECT position FROM webhooks WHERE id = $1`, id).Scan(&st.Position)
+	})
+	return st, unavailable("claim", err)
+}
+
+// guarded runs fn in a transaction after checking g against the subscription's row (locked
+// for the transaction on PostgreSQL); fn gets the pending messages.
+func (s *Store) guarded(ctx context.Context, id string, g webhook.Grant, fn func(tx *sql.Tx, pending []webhook.Message) error) error {
+	lock := ""
+	if s.db.Postgres() {
+		lock = " FOR UPDATE"
+	}
+	return s.db.InTx(ctx, func(tx *sql.Tx) error {
+		var token, gen int64
+		var pending string
+		err := tx.QueryRowContext(ctx, `SELECT token, generation, pending FROM webhooks WHERE id = $1`+lock, id).Scan(&token, &gen, &pending)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return webhook.ErrStale // deleted
+		case err != nil:
+			return err
+		case token > g.Token:
+			return webhook.ErrFenced
+		case gen != g.Generation:
+			return webhook.ErrStale
+		}
+		var msgs []webhook.Message
+		if err := json.Unmarshal([]byte(pending), &msgs); err != nil {
+			return err
+		}
+		return fn(tx, msgs)
+	})
+}
+
+func setPending(ctx context.Context, tx *sql.Tx, id string, msgs []webhook.Message, extra string, args ...any) error {
+	b, err := json.Marshal(msgs)
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE webhooks SET pending = $2`+extra+` WHERE id = $1`, append([]any{id, string(b)}, args...)...)
+	return err
+}
+
+// Pend implements webhook.Store.
+func (s *Store) Pend(ctx context.Context, id string, g webhook.Grant, msgs []webhook.Message, seq int64) error {
+	return unavailable("pend", s.guarded(ctx, id, g, func(tx *sql.Tx, pending []webhook.Message) error {
+		return setPending(ctx, tx, id, append(pending, msgs...), ", seq = $3", seq)
+	}))
+}
+
+func logAttempt(ctx context.Context, tx *sql.Tx, id string, a webhook.Attempt) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO webhook_deliveries (webhook_id, at_ms, message_id, attempt, type, http_status, latency_us, error, changes)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING`,
+		id, a.At.UnixMilli(), a.Message, a.Attempt, a.Type, a.Status, a.Latency.Microseconds(), a.Error, a.Changes)
+	return err
+}
+
+// Attempted implements webhook.Store.
+func (s *Store) Attempted(ctx context.Context, id string, g webhook.Grant, a webhook.Attempt) error {
+	return unavailable("attempted", s.guarded(ctx, id, g, func(tx *sql.Tx, pending []webhook.Message) error {
+		if len(pending) > 0 && pending[0].ID == a.Message {
+			pending[0].Attempts = a.Attempt
+			if pending[0].FirstAttempt.IsZero() {
+				pending[0].FirstAttempt = a.At
+			}
+		}
+		if err := setPending(ctx, tx, id, pending, ", last_error = $3", truncate(a.Error)); err != nil {
+			return err
+		}
+		return logAttempt(ctx, tx, id, a)
+	}))
+}
+
+func truncate(s string) string {
+	if len(s) > 500 {
+		return s[:500]
+	}
+	return s
+}
+
+// Delivered implements webhook.Store.
+func (s *Store) Delivered(ctx context.Context, id string, g webhook.Grant, a webhook.Attempt, after webhook.Position, at time.Time) error {
+	return unavailable("delivered", s.guarded(ctx, id, g, func(tx *sql.Tx, pending []webhook.Message) error {
+		if len(pending) > 0 && pending[0].ID == a.Message {
+			pending = pending[1:]
+		}
+		if err := setPending(ctx, tx, id, pending, `, position = $3, as_of_ms = $4, last_success_ms = $5, last_error = ''`,
+			string(after), at.UnixMilli(), a.At.UnixMilli()); err != nil {
+			return err
+		}
+		return logAttempt(ctx, tx, id, a)
+	}))
+}
+
+// Advance implements webhook.Store.
+func (s *Store) Advance(ctx context.Context, id string, g webhook.Grant, after webhook.Position, at time.Time) error {
+	return unavailable("advance", s.guarded(ctx, id, g, func(tx *sql.Tx, pending []webhook.Message) error {
+		if len(pending) > 0 {
+			return nil // the position moves past the pending messages first
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE webhooks SET position = $2, as_of_ms = $3 WHERE id = $1`, id, string(after), at.UnixMilli())
+		return err
+	}))
+}
+
+// GiveUp implements webhook.Store.
+func (s *Store) GiveUp(ctx context.Context, id string, g webhook.Grant, reason string) error {
+	return unavailable("give up", s.guarded(ctx, id, g, func(tx *sql.Tx, _ []webhook.Message) error {
+		_, err := tx.ExecContext(ctx, `UPDATE webhooks SET status = 'failing', generation = generation + 1, last_error = $2, updated_ms = $3
+			WHERE id = $1`, id, truncate(reason), s.now().UnixMilli())
+		return err
+	}))
+}
+
+// Deliveries implements webhook.Store: newest first; status is "", "delivered" or "failed".
+func (s *Store) Deliveries(ctx context.Context, id string, status string, limit int, cursor string) (webhook.DeliveryPage, error) {
+	if _, err := s.get(ctx, s.db, id); err != nil {
+		return webhook.DeliveryPage{}, unavailable("deliveries", err)
+	}
+	q := `SELECT at_ms, message_id, attempt, type, http_status, latency_us, error, changes FROM webhook_deliveries WHERE webhook_id = $1`
+	args := []any{id}
+	switch status {
+	case "":
+	case "delivered":
+		q += ` AND http_status BETWEEN 200 AND 299`
+	case "failed":
+		q += ` AND NOT (http_status BETWEEN 200 AND 299)`
+	default:
+		return webhook.DeliveryPage{}, jaego.Invalidf("status", "status must be delivered or failed, got %q", status)
+	}
+	if cursor != "" {
+		at, rest, ok1 := strings.Cut(cursor, ":")
+		attempt, msg, ok2 := strings.Cut(rest, ":")
+		atMS, err1 := strconv.ParseInt(at, 10, 64)
+		n, err2 := strconv.Atoi(attempt)
+		if !ok1 || !ok2 || err1 != nil || err2 != nil {
+			return webhook.DeliveryPage{}, &jaego.Error{Code: jaego.CodeInvalidCursor, Field: "cursor", Detail: "malformed cursor: pass next_cursor back unchanged"}
+		}
+		q += ` AND (at_ms < $2 OR (at_ms = $2 AND (message_id < $3 OR (message_id = $3 AND attempt < $4))))`
+		args = append(args, atMS, msg, n)
+	}
+	q += fmt.Sprintf(` ORDER BY at_ms DESC, message_id DESC, attempt DESC LIMIT %d`, limit+1)
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return webhook.DeliveryPage{}, unavailable("deliveries", err)
+	}
+	page := webhook.DeliveryPage{Deliveries: []webhook.Attempt{}}
+	err = sqldb.ScanAll(rows, func(r *sql.Rows) error {
+		var a webhook.Attempt
+		var at, us int64
+		if err := r.Scan(&at, &a.Message, &a.Attempt, &a.Type, &a.Status, &us, &a.Error, &a.Changes); err != nil {
+			return err
+		}
+		a.At, a.Latency = time.UnixMilli(at).UTC(), time.Duration(us)*time.Microsecond
+		a.LatencyMS = float64(us) / 1000
+		page.Deliveries = append(page.Deliveries, a)
+		return nil
+	})
+	if len(page.Deliveries) > limit {
+		page.Deliveries = page.Deliveries[:limit]
+		last := page.Deliveries[limit-1]
+		page.Next = fmt.Sprintf("%d:%d:%s", last.At.UnixMilli(), last.Attempt, last.Message)
+	}
+	return page, unavailable("deliveries", err)
+}
+
+// Prune implements webhook.Store.
+func (s *Store) Prune(ctx context.Context, before time.Time) (int64, error) {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM webhook_deliveries WHERE at_ms < $1`, before.UnixMilli())
+	if err != nil {
+		return 0, unavailable("prune", err)
+	}
+	return res.RowsAffected()
+}

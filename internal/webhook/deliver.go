@@ -1,0 +1,641 @@
+package webhook
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/jaego/jaego/internal/inventory"
+	"github.com/jaego/jaego/internal/tracing"
+)
+
+// Options configures a Dispatcher. Store, Feed, Hub, Locker, Sealer and Sender are required.
+type Options struct {
+	Store  Store
+	Feed   Feed
+	Hub    *inventory.Hub // a hub of its own: the deliveries of a process read the feed once
+	Ledger LedgerReader   // nil: no replay beyond the Redis retention
+	Prior  PriorReader    // nil: the level before a reserve, release or set_safety is only known from the feed
+	Locker inventory.Locker
+	Sealer *Sealer
+	Sender *Sender
+	// Retention is the Redis feed's (--changes-retention).
+	Retention time.Duration
+	// RetryMin and RetryMax bound the backoff between attempts of a message (5 s, 1 h);
+	// GiveUp is how long a message is retried before the subscription turns failing (24 h).
+	RetryMin, RetryMax, GiveUp time.Duration
+	// Fill is how long a stock.changed message waits to fill (1 s).
+	Fill time.Duration
+	// Poll is how often the subscriptions are re-read for changes made elsewhere (2 s).
+	Poll time.Duration
+	// LogRetention is how long the delivery log keeps attempts (7 days).
+	LogRetention time.Duration
+	Observer     Observer
+	Logger       *slog.Logger
+	Now          func() time.Time
+	// Tracer, when set (tracing on), makes a client span of every attempt and sends its
+	// context on in a traceparent header (with Propagator).
+	Tracer     trace.Tracer
+	Propagator propagation.TextMapPropagator
+}
+
+// Observer hears what the deliveries do, for metrics kept outside the domain.
+type Observer interface {
+	Attempted(outcome string, took time.Duration) // one attempt: delivered, failed (an answer), error (none)
+	Lag(sub string, lag time.Duration)            // how old the oldest undelivered change is
+	Failing(sub string, since time.Duration)      // how long the current message has failed (0: fine)
+	Gone(sub string)                              // the subscription is no longer delivered here
+	Partitions(delta int)                         // partitions this process delivers
+}
+
+type noObserver struct{}
+
+func (noObserver) Attempted(string, time.Duration) {}
+func (noObserver) Lag(string, time.Duration)       {}
+func (noObserver) Failing(string, time.Duration)   {}
+func (noObserver) Gone(string)                     {}
+func (noObserver) Partitions(int)                  {}
+
+// Partitions is how many delivery locks there are: a subscription belongs to one (by a hash
+// of its id), and the instance that holds a partition's lock delivers all its
+// subscriptions. 1,000 subscriptions cost 16 locks, not 1,000.
+const Partitions = 16
+
+// PartitionOf is the partition of subscription id.
+func PartitionOf(id string) int {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	return int(h.Sum32() % Partitions)
+}
+
+// Dispatcher is the use case of design §14's delivery: for every partition it can lock, it
+// runs one deliverer per active subscription, each from the subscription's own position.
+type Dispatcher struct {
+	o    Options
+	kick chan struct{}
+}
+
+// NewDispatcher returns a Dispatcher.
+func NewDispatcher(o Options) *Dispatcher {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&o.RetryMin, 5*time.Second)
+	def(&o.RetryMax, time.Hour)
+	def(&o.GiveUp, 24*time.Hour)
+	def(&o.Fill, time.Second)
+	def(&o.Poll, 2*time.Second)
+	def(&o.LogRetention, 7*24*time.Hour)
+	def(&o.Retention, 48*time.Hour)
+	if o.Observer == nil {
+		o.Observer = noObserver{}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Dispatcher{o: o, kick: make(chan struct{}, 1)}
+}
+
+// Kick makes the partitions this process holds re-read the subscriptions now (an admin
+// change made here).
+func (d *Dispatcher) Kick() {
+	select {
+	case d.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run delivers until ctx ends.
+func (d *Dispatcher) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	kicks := make([]chan struct{}, Partitions)
+	for p := range Partitions {
+		kicks[p] = make(chan struct{}, 1)
+		wg.Go(func() { d.partition(ctx, p, kicks[p]) })
+	}
+	wg.Go(func() { d.prune(ctx) })
+	for ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-d.kick:
+			for _, k := range kicks {
+				select {
+				case k <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}
+	wg.Wait()
+}
+
+func (d *Dispatcher) prune(ctx context.Context) {
+	for {
+		if n, err := d.o.Store.Prune(ctx, d.o.Now().Add(-d.o.LogRetention)); err != nil && ctx.Err() == nil {
+			d.o.Logger.Warn("webhook delivery log retention failed; retried in an hour", "err", err)
+		} else if n > 0 {
+			d.o.Logger.Info("webhook delivery log retention", "dropped", n)
+		}
+		if !sleep(ctx, time.Hour) {
+			return
+		}
+	}
+}
+
+// partition holds partition p's lock and delivers its subscriptions while it holds it.
+func (d *Dispatcher) partition(ctx context.Context, p int, kick <-chan struct{}) {
+	for ctx.Err() == nil {
+		token, release, err := d.o.Locker.Hold(ctx, fmt.Sprintf("webhooks-%d", p), 0)
+		if err == nil {
+			d.o.Observer.Partitions(1)
+			err = d.serve(ctx, p, token, kick)
+			d.o.Observer.Partitions(-1)
+			_ = release(context.WithoutCancel(ctx))
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		d.o.Logger.Warn("webhook partition stopped; starting over", "partition", p, "err", err)
+		sleep(ctx, time.Second)
+	}
+}
+
+type running struct {
+	gen    int64
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error     // why it ended (nil: it ended because the subscription is not active)
+	retry  time.Time // when an ended run with an error starts again
+}
+
+// serve runs the deliverers of partition p under token until ctx ends or a deliverer finds
+// itself fenced (another instance took the partition).
+func (d *Dispatcher) serve(ctx context.Context, p int, token int64, kick <-chan struct{}) error {
+	runs := map[string]*running{}
+	defer func() {
+		for id, r := range runs {
+			r.cancel()
+			<-r.done
+			d.o.Observer.Gone(id)
+		}
+	}()
+	for {
+		gens, err := d.o.Store.Generations(ctx)
+		if err != nil {
+			return err
+		}
+		now := d.o.Now()
+		for id, r := range runs {
+			select {
+			case <-r.done:
+				if errors.Is(r.err, ErrFenced) {
+					return r.err
+				}
+			default:
+			}
+			if gen, ok := gens[id]; !ok || gen != r.gen {
+				r.cancel()
+				<-r.done
+				delete(runs, id)
+				d.o.Observer.Gone(id)
+			}
+		}
+		for id, gen := range gens {
+			if PartitionOf(id) != p {
+				continue
+			}
+			if r, ok := runs[id]; ok {
+				select {
+				case <-r.done:
+					if r.err == nil || now.Before(r.retry) {
+						continue
+					}
+				default:
+					continue
+				}
+			}
+			rctx, cancel := context.WithCancel(ctx)
+			r := &running{gen: gen, cancel: cancel, done: make(chan struct{})}
+			runs[id] = r
+			go func() {
+				defer close(r.done)
+				if r.err = d.deliver(rctx, id, token); errors.Is(r.err, ErrStale) {
+					r.err = nil // changed since it was claimed: the next poll starts the new generation
+				}
+				if r.err != nil && rctx.Err() == nil {
+					r.retry = d.o.Now().Add(time.Second)
+					if !errors.Is(r.err, ErrFenced) {
+						d.o.Logger.Warn("webhook delivery stopped; starting over", "subscription", id, "err", r.err)
+					}
+				}
+			}()
+		}
+		t := time.NewTimer(d.o.Poll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-kick:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// run is one deliverer's state: the subscription as it was claimed and what it sends with.
+type run struct {
+	d       *Dispatcher
+	id      string
+	grant   Grant
+	sub     Subscription
+	secrets []string
+	seq     int64
+	judge   *judge
+}
+
+// deliver runs one subscription: the messages left pending first, then the feed from its
+// position. It returns nil when the subscription is not (or no longer) active.
+func (d *Dispatcher) deliver(ctx context.Context, id string, token int64) error {
+	st, err := d.o.Store.Claim(ctx, id, token)
+	if err != nil || st.Sub.Status != Active {
+		return err
+	}
+	sealed, err := d.o.Store.Secrets(ctx, id, d.o.Now())
+	if err != nil {
+		return err
+	}
+	r := &run{d: d, id: id, grant: st.Grant, sub: st.Sub, seq: st.Seq, judge: newJudge(d.o.Prior)}
+	for _, s := range sealed {
+		plain, err := d.o.Sealer.Open(id, s)
+		if err != nil {
+			return err
+		}
+		r.secrets = append(r.secrets, plain)
+	}
+	defer d.o.Observer.Failing(id, 0)
+	for _, m := range st.Pending {
+		if done, err := r.send(ctx, m); err != nil || !done {
+			return err
+		}
+	}
+	pos := st.Position
+	if n := len(st.Pending); n > 0 {
+		pos = st.Pending[n-1].After
+	}
+	pos = caughtUpFrom(pos, st.AsOf, d.o.Now(), d.o.Retention)
+	rctx, stop := context.WithCancel(ctx)
+	defer stop()
+	batches := make(chan batch, 4)
+	go d.read(rctx, pos, batches)
+	err = r.follow(ctx, pos, batches)
+	if errors.Is(err, errStopped) || errors.Is(err, ErrStale) {
+		return nil // failing, or changed: the dispatcher starts the new generation
+	}
+	return err
+}
+
+// follow turns the feed's batches into messages and delivers them, until ctx ends.
+func (r *run) follow(ctx context.Context, pos Position, batches <-chan batch) error {
+	var acc []inventory.Change
+	fill := time.NewTimer(time.Hour)
+	fill.Stop()
+	defer fill.Stop()
+	saved, savedAt := pos, time.Now()
+	var lastAt time.Time
+	for {
+		var fillC <-chan time.Time
+		if len(acc) > 0 {
+			fillC = fill.C
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-fillC:
+			if err := r.flush(ctx, &acc, nil, pos); err != nil {
+				return err
+			}
+			saved = pos
+		case b, ok := <-batches:
+			if !ok {
+				return nil
+			}
+			if b.err != nil {
+				return b.err
+			}
+			for i, c := range b.changes {
+				var alerts []Alert
+				if r.sub.Matches(c) {
+					if r.sub.Levels() {
+						var err error
+						if alerts, err = r.judge.judge(ctx, r.sub, c); err != nil {
+							return err
+						}
+					}
+					if r.sub.Wants(StockChanged) {
+						if len(acc) == 0 {
+							fill.Reset(r.d.o.Fill)
+						}
+						acc = append(acc, c)
+					}
+				}
+				if len(acc) >= r.sub.Batch || len(alerts) > 0 {
+					at, err := b.after(i)
+					if err != nil {
+						return err
+					}
+					if err := r.flush(ctx, &acc, alerts, at); err != nil {
+						return err
+					}
+					saved = at
+				}
+				lastAt = c.At
+			}
+			r.d.o.Observer.Lag(r.id, 0)
+			pos = b.end
+			// A position past changes no message carries is saved now and then, so a
+			// restart does not read them again.
+			if len(acc) == 0 && pos != saved && time.Since(savedAt) >= time.Second {
+				if err := r.d.o.Store.Advance(ctx, r.id, r.grant, pos, lastAt); err != nil {
+					return err
+				}
+				saved, savedAt = pos, time.Now()
+			}
+		}
+	}
+}
+
+// flush delivers what acc holds (one stock.changed message), then alerts, each message
+// after position at: they are kept as pending first, so a restart sends them again with the
+// same ids.
+func (r *run) flush(ctx context.Context, acc *[]inventory.Change, alerts []Alert, at Position) error {
+	var msgs []Message
+	now := r.d.o.Now()
+	if len(*acc) > 0 {
+		r.seq++
+		m, err := changedMessage(messageID(r.id, r.seq), *acc, at, now)
+		if err != nil {
+			return err
+		}
+		msgs = append(msgs, m)
+		*acc = (*acc)[:0:0]
+	}
+	for _, a := range alerts {
+		r.seq++
+		m, err := alertMessage(messageID(r.id, r.seq), a, at, now)
+		if err != nil {
+			return err
+		}
+		msgs = append(msgs, m)
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	if err := r.d.o.Store.Pend(ctx, r.id, r.grant, msgs, r.seq); err != nil {
+		return err
+	}
+	for _, m := range msgs {
+		if done, err := r.send(ctx, m); err != nil || !done {
+			if err == nil {
+				err = errStopped
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+var errStopped = errors.New("webhook: the subscription turned failing")
+
+// send attempts m until it is delivered (true), the subscription gives up on it (false), or
+// ctx ends.
+func (r *run) send(ctx context.Context, m Message) (bool, error) {
+	o := r.d.o
+	for ctx.Err() == nil {
+		now := o.Now()
+		if m.FirstAttempt.IsZero() {
+			m.FirstAttempt = now
+		}
+		if m.Attempts > 0 && now.Sub(m.FirstAttempt) >= o.GiveUp {
+			o.Logger.Warn("webhook failing: a message failed for the give-up time; the subscription waits for an operator",
+				"subscription", r.id, "message_id", m.ID, "attempts", m.Attempts)
+			return false, o.Store.GiveUp(ctx, r.id, r.grant, fmt.Sprintf("message %s failed for %s", m.ID, o.GiveUp))
+		}
+		m.Attempts++
+		headers, err := Headers(r.secrets, m.ID, now, m.Body)
+		if err != nil {
+			return false, err
+		}
+		o.Observer.Lag(r.id, now.Sub(m.First))
+		start := time.Now()
+		status, sendErr := r.attempt(ctx, m, headers)
+		took := time.Since(start)
+		if ctx.Err() != nil {
+			return false, nil // stopped mid-attempt: the message stays pending
+		}
+		a := Attempt{Message: m.ID, Type: m.Type, At: now, Attempt: m.Attempts, Status: status, Latency: took, Changes: m.Changes}
+		if sendErr == nil {
+			o.Observer.Attempted("delivered", took)
+			o.Observer.Failing(r.id, 0)
+			return true, o.Store.Delivered(ctx, r.id, r.grant, a, m.After, m.First)
+		}
+		a.Error = sendErr.Error()
+		outcome := "failed"
+		if status == 0 {
+			outcome = "error"
+		}
+		o.Observer.Attempted(outcome, took)
+		o.Observer.Failing(r.id, o.Now().Sub(m.FirstAttempt))
+		if err := o.Store.Attempted(ctx, r.id, r.grant, a); err != nil {
+			return false, err
+		}
+		if m.Attempts == 1 || m.Attempts%10 == 0 {
+			o.Logger.Info("webhook attempt failed; retrying", "subscription", r.id, "message_id", m.ID, "attempt", m.Attempts, "status", status, "err", sendErr)
+		}
+		if !sleep(ctx, r.backoff(m.Attempts)) {
+			return false, nil
+		}
+	}
+	return false, nil
+}
+
+// attempt sends m once, in a span when tracing is on.
+func (r *run) attempt(ctx context.Context, m Message, headers map[string]string) (int, error) {
+	o := r.d.o
+	if o.Tracer == nil {
+		return o.Sender.Send(ctx, r.sub.URL, headers, m.Body)
+	}
+	ctx, span := o.Tracer.Start(ctx, "webhook deliver", trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
+		attribute.String("jaego.webhook", r.id), attribute.String("jaego.message_id", m.ID), attribute.String("jaego.message_type", m.Type),
+		attribute.Int("jaego.attempt", m.Attempts), attribute.Int("jaego.changes", m.Changes), attribute.String("url.full", r.sub.URL)))
+	if o.Propagator != nil && span.SpanContext().IsSampled() {
+		carrier := propagation.MapCarrier{}
+		o.Propagator.Inject(ctx, carrier)
+		for k, v := range carrier {
+			headers[k] = v
+		}
+	}
+	status, err := o.Sender.Send(ctx, r.sub.URL, headers, m.Body)
+	if status != 0 {
+		span.SetAttributes(attribute.Int("http.response.status_code", status))
+	}
+	tracing.End(span, err)
+	return status, err
+}
+
+// backoff is the wait after the n-th failed attempt: RetryMin doubling up to RetryMax,
+// with jitter (a random point in its upper half), so receivers that come back are not hit by
+// every subscription at once.
+func (r *run) backoff(n int) time.Duration {
+	d := r.d.o.RetryMin
+	for i := 1; i < n && d < r.d.o.RetryMax; i++ {
+		d *= 2
+	}
+	d = min(d, r.d.o.RetryMax)
+	return d/2 + rand.N(d/2+1)
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// batch is a run of changes read in feed order: they come after position start, and end is
+// the position after all of them.
+type batch struct {
+	changes    []inventory.Change
+	start, end Position
+	at         func(i int) (Position, error) // the position right after changes[i]
+	err        error
+}
+
+func (b batch) after(i int) (Position, error) {
+	if i == len(b.changes)-1 {
+		return b.end, nil
+	}
+	return b.at(i)
+}
+
+var errDropped = errors.New("dropped by the hub")
+
+// read reads from pos into out until ctx ends or a read fails (its error is the last
+// batch): the ledger first when pos is in it, then the feed through the hub (one read of the
+// feed for every subscription of the process; one that falls behind the hub reads on its
+// own until it catches up, and one the hub drops, because its deliveries are slow, follows
+// again from where it was).
+func (d *Dispatcher) read(ctx context.Context, pos Position, out chan<- batch) {
+	defer close(out)
+	put := func(b batch) bool {
+		select {
+		case out <- b:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	if pos.ledger() {
+		next, err := d.readLedger(ctx, pos, put)
+		if err != nil {
+			put(batch{err: err})
+			return
+		}
+		if next == "" {
+			return
+		}
+		pos = next
+	}
+	for ctx.Err() == nil {
+		err := d.o.Hub.Follow(ctx, string(pos), func() {}, func(tb inventory.TailBatch) error {
+			if tb.Dropped {
+				pos = Position(tb.Cursor)
+				return errDropped
+			}
+			if len(tb.Changes) == 0 {
+				return nil // a keep-alive
+			}
+			start, changes := pos, tb.Changes
+			b := batch{changes: changes, start: start, end: Position(tb.Cursor), at: func(i int) (Position, error) {
+				_, c, err := d.o.Feed.Advance(string(start), changes[:i+1])
+				return Position(c), err
+			}}
+			pos = b.end
+			if !put(b) {
+				return ctx.Err()
+			}
+			return nil
+		})
+		if errors.Is(err, errDropped) {
+			continue
+		}
+		if err != nil && ctx.Err() == nil {
+			put(batch{err: err})
+		}
+		return
+	}
+}
+
+// readLedger reads a ledger position's changes and answers the feed position that follows
+// them ("" when ctx ended).
+func (d *Dispatcher) readLedger(ctx context.Context, pos Position, put func(batch) bool) (Position, error) {
+	if d.o.Ledger == nil {
+		return "", errors.New("webhook: a replay beyond the Redis retention needs the durable copy's ledger")
+	}
+	l, err := parseLedger(pos)
+	if err != nil {
+		return "", err
+	}
+	const page = 1000
+	for ctx.Err() == nil {
+		changes, err := d.o.Ledger.LedgerChanges(ctx, l.from, l.until, l.after, page)
+		if err != nil {
+			return "", err
+		}
+		if len(changes) == 0 {
+			return Position(d.o.Feed.CursorAt(l.until)), nil
+		}
+		kept := changes
+		if l.passed != "" { // a cursor that fell behind: what it passed was delivered
+			kept = kept[:0:0]
+			for _, c := range changes {
+				if k, _, err := d.o.Feed.Advance(l.passed, []inventory.Change{c}); err != nil {
+					return "", err
+				} else if len(k) == 1 {
+					kept = append(kept, c)
+				}
+			}
+		}
+		start := l.position()
+		l.after = changes[len(changes)-1].ID
+		if len(kept) > 0 {
+			base := l
+			b := batch{changes: kept, start: start, end: l.position(), at: func(i int) (Position, error) {
+				p := base
+				p.after = kept[i].ID
+				return p.position(), nil
+			}}
+			if !put(b) {
+				return "", nil
+			}
+		}
+	}
+	return "", nil
+}

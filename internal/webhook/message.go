@@ -1,0 +1,61 @@
+package webhook
+
+import (
+	"encoding/json"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jaego/jaego/internal/inventory"
+)
+
+// The bodies of design §14: {"type","timestamp","data"}, the Standard Webhooks shape.
+
+type envelope struct {
+	Type      string    `json:"type"`
+	Timestamp time.Time `json:"timestamp"`
+	Data      any       `json:"data"`
+}
+
+type changedData struct {
+	Changes []inventory.Change `json:"changes"`
+	Cursor  string             `json:"cursor,omitempty"`
+}
+
+type alertData struct {
+	Store     string           `json:"store"`
+	SKU       string           `json:"sku"`
+	Available int64            `json:"available"`
+	Threshold int64            `json:"threshold"`
+	Change    inventory.Change `json:"change"`
+	Cursor    string           `json:"cursor,omitempty"`
+}
+
+// messageID is the id of the seq-th message of subscription sub: the same for every attempt,
+// and after a restart (the pending message is kept with it).
+func messageID(sub string, seq int64) string {
+	return "msg_" + strings.TrimPrefix(sub, "wh_") + "_" + strconv.FormatInt(seq, 10)
+}
+
+// changedMessage is a stock.changed message of changes, after which the position is after.
+func changedMessage(id string, changes []inventory.Change, after Position, now time.Time) (Message, error) {
+	body, err := json.Marshal(envelope{Type: StockChanged, Timestamp: now.UTC(),
+		Data: changedData{Changes: changes, Cursor: after.Cursor()}})
+	return Message{ID: id, Type: StockChanged, Body: body, After: after, First: changes[0].At, Changes: len(changes)}, err
+}
+
+// alertMessage is the message of one stock-level alert.
+func alertMessage(id string, a Alert, after Position, now time.Time) (Message, error) {
+	body, err := json.Marshal(envelope{Type: a.Type, Timestamp: now.UTC(), Data: alertData{Store: a.Change.Store, SKU: a.Change.SKU,
+		Available: a.Available, Threshold: a.Threshold, Change: a.Change, Cursor: after.Cursor()}})
+	return Message{ID: id, Type: a.Type, Body: body, After: after, First: a.Change.At, Changes: 1}, err
+}
+
+// Cursor is the feed cursor of a position, "" while it is in the ledger (a receiver can
+// replay from a cursor, or from a change's time).
+func (p Position) Cursor() string {
+	if p.ledger() {
+		return ""
+	}
+	return string(p)
+}
