@@ -209,8 +209,8 @@ type Attempt struct {
 	Latency time.Duration `json:"-"`
 	// LatencyMS is Latency in milliseconds, as the delivery log shows it.
 	LatencyMS float64 `json:"latency_ms"`
-	Error   string        `json:"error,omitempty"`
-	Changes int           `json:"changes"`
+	Error     string  `json:"error,omitempty"`
+	Changes   int     `json:"changes"`
 }
 
 // Delivered reports whether the attempt succeeded (a 2xx).

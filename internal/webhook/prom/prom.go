@@ -42,7 +42,9 @@ func (d *Deliveries) Attempted(outcome string, took time.Duration) {
 }
 
 // Lag implements webhook.Observer.
-func (d *Deliveries) Lag(sub string, lag time.Duration) { d.lag.WithLabelValues(sub).Set(lag.Seconds()) }
+func (d *Deliveries) Lag(sub string, lag time.Duration) {
+	d.lag.WithLabelValues(sub).Set(lag.Seconds())
+}
 
 // Failing implements webhook.Observer.
 func (d *Deliveries) Failing(sub string, since time.Duration) {
