@@ -1,0 +1,174 @@
+package db_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/jaego/jaego/internal/sqldb"
+	"github.com/jaego/jaego/internal/testenv"
+	"github.com/jaego/jaego/internal/webhook"
+	whdb "github.com/jaego/jaego/internal/webhook/db"
+)
+
+func stores(t *testing.T, fn func(t *testing.T, s *whdb.Store)) {
+	for name, url := range map[string]func(t *testing.T) string{
+		"postgres": func(t *testing.T) string { return testenv.Postgres(t) },
+		"sqlite":   func(t *testing.T) string { return "sqlite:" + filepath.Join(t.TempDir(), "w.db") },
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			d, err := sqldb.Open(context.Background(), url(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { d.Close() })
+			if _, err := d.Migrate(context.Background(), nil); err != nil {
+				t.Fatal(err)
+			}
+			fn(t, whdb.New(d))
+		})
+	}
+}
+
+func sub(id string) webhook.Subscription {
+	s := webhook.Subscription{ID: id, URL: "https://example.com/hook", Events: []string{webhook.StockChanged}, Batch: 10,
+		CreatedAt: time.UnixMilli(1_700_000_000_000).UTC()}
+	if err := s.Normalize(); err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// TestDeliveryState: a claim fences out older deliverers, a change by an operator makes the
+// running deliverer's writes stale, and pending messages leave one by one as they are
+// delivered, each moving the position and logging its attempt in the same transaction.
+func TestDeliveryState(t *testing.T) {
+	stores(t, func(t *testing.T, s *whdb.Store) {
+		ctx := context.Background()
+		if err := s.Create(ctx, sub("wh_a"), "v1:sealed", "start"); err != nil {
+			t.Fatal(err)
+		}
+		old, err := s.Claim(ctx, "wh_a", 3)
+		if err != nil || old.Position != "start" || old.Grant != (webhook.Grant{Token: 3, Generation: 1}) {
+			t.Fatalf("claim: %+v, %v", old, err)
+		}
+		st, err := s.Claim(ctx, "wh_a", 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Claim(ctx, "wh_a", 4); !errors.Is(err, webhook.ErrFenced) {
+			t.Fatalf("a claim under a lower token: %v, want ErrFenced", err)
+		}
+		m := func(n int) webhook.Message {
+			return webhook.Message{ID: fmt.Sprintf("msg_%d", n), Type: webhook.StockChanged, Body: []byte(`{}`),
+				After: webhook.Position(fmt.Sprintf("after-%d", n)), First: time.UnixMilli(int64(n) * 1000), Changes: n}
+		}
+		if err := s.Pend(ctx, "wh_a", old.Grant, []webhook.Message{m(1)}, 1); !errors.Is(err, webhook.ErrFenced) {
+			t.Fatalf("pend under the old token: %v, want ErrFenced", err)
+		}
+		if err := s.Pend(ctx, "wh_a", st.Grant, []webhook.Message{m(1), m(2)}, 2); err != nil {
+			t.Fatal(err)
+		}
+		at := time.UnixMilli(1_700_000_100_000).UTC()
+		if err := s.Attempted(ctx, "wh_a", st.Grant, webhook.Attempt{Message: "msg_1", At: at, Attempt: 1, Status: 503, Error: "answered 503"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Delivered(ctx, "wh_a", st.Grant, webhook.Attempt{Message: "msg_1", At: at.Add(time.Second), Attempt: 2, Status: 204},
+			"after-1", time.UnixMilli(1000)); err != nil {
+			t.Fatal(err)
+		}
+		again, err := s.Claim(ctx, "wh_a", 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again.Position != "after-1" || len(again.Pending) != 1 || again.Pending[0].ID != "msg_2" || again.Seq != 2 {
+			t.Fatalf("after one delivery: position %q, pending %+v, seq %d", again.Position, again.Pending, again.Seq)
+		}
+		// Advance does not move a position past pending messages.
+		if err := s.Advance(ctx, "wh_a", st.Grant, "past", time.UnixMilli(3000)); err != nil {
+			t.Fatal(err)
+		}
+		if c, _ := s.Claim(ctx, "wh_a", 5); c.Position != "after-1" {
+			t.Fatalf("advance moved the position past a pending message: %q", c.Position)
+		}
+		// An operator's replay: the deliverer's next write is stale and changes nothing.
+		if err := s.Replay(ctx, "wh_a", "replayed"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Delivered(ctx, "wh_a", st.Grant, webhook.Attempt{Message: "msg_2", At: at, Attempt: 1, Status: 200}, "after-2", at); !errors.Is(err, webhook.ErrStale) {
+			t.Fatalf("delivered after a replay: %v, want ErrStale", err)
+		}
+		c, err := s.Claim(ctx, "wh_a", 5)
+		if err != nil || c.Position != "replayed" || len(c.Pending) != 0 || c.Grant.Generation != 2 {
+			t.Fatalf("after the replay: %+v, %v", c, err)
+		}
+		page, err := s.Deliveries(ctx, "wh_a", "", 1, "")
+		if err != nil || len(page.Deliveries) != 1 || page.Deliveries[0].Status != 204 || page.Next == "" {
+			t.Fatalf("first page of the log: %+v, %v", page, err)
+		}
+		page, err = s.Deliveries(ctx, "wh_a", "", 1, page.Next)
+		if err != nil || len(page.Deliveries) != 1 || page.Deliveries[0].Status != 503 || page.Deliveries[0].Error != "answered 503" || page.Next != "" {
+			t.Fatalf("second page of the log: %+v, %v", page, err)
+		}
+		if failed, _ := s.Deliveries(ctx, "wh_a", "failed", 10, ""); len(failed.Deliveries) != 1 {
+			t.Fatalf("status=failed: %+v", failed)
+		}
+		if _, err := s.Deliveries(ctx, "wh_a", "", 10, "garbage"); err == nil {
+			t.Fatal("a malformed cursor was taken")
+		}
+		if err := s.GiveUp(ctx, "wh_a", c.Grant, "message msg_9 failed for 24h"); err != nil {
+			t.Fatal(err)
+		}
+		info, err := s.Get(ctx, "wh_a")
+		if err != nil || info.Status != webhook.Failing || info.LastError != "message msg_9 failed for 24h" || info.LastSuccess == nil {
+			t.Fatalf("after giving up: %+v, %v", info, err)
+		}
+		if n, err := s.Prune(ctx, at.Add(500*time.Millisecond)); err != nil || n != 1 {
+			t.Fatalf("prune: %d, %v", n, err)
+		}
+		if err := s.Delete(ctx, "wh_a"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Get(ctx, "wh_a"); !errors.Is(err, webhook.ErrNotFound) {
+			t.Fatalf("get after delete: %v", err)
+		}
+		if err := s.Delete(ctx, "wh_a"); !errors.Is(err, webhook.ErrNotFound) {
+			t.Fatalf("delete twice: %v", err)
+		}
+	})
+}
+
+// TestRotation: after a rotation both secrets are valid until the overlap ends, the new one
+// first; a second rotation drops secrets already expired.
+func TestRotation(t *testing.T) {
+	stores(t, func(t *testing.T, s *whdb.Store) {
+		ctx := context.Background()
+		if err := s.Create(ctx, sub("wh_r"), "v1:one", "p"); err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now()
+		if err := s.Rotate(ctx, "wh_r", "v1:two", now.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Secrets(ctx, "wh_r", now)
+		if err != nil || len(got) != 2 || got[0] != "v1:two" || got[1] != "v1:one" {
+			t.Fatalf("secrets during the overlap: %v, %v", got, err)
+		}
+		if got, _ := s.Secrets(ctx, "wh_r", now.Add(2*time.Hour)); len(got) != 1 || got[0] != "v1:two" {
+			t.Fatalf("secrets after the overlap: %v", got)
+		}
+		if err := s.Rotate(ctx, "wh_r", "v1:x", now.Add(time.Hour)); !errors.Is(err, nil) {
+			t.Fatal(err)
+		}
+		if err := s.Rotate(ctx, "wh_missing", "v1:x", now); !errors.Is(err, webhook.ErrNotFound) {
+			t.Fatalf("rotate of an unknown subscription: %v", err)
+		}
+		if gens, err := s.Generations(ctx); err != nil || gens["wh_r"] != 3 {
+			t.Fatalf("generations after two rotations: %v, %v", gens, err)
+		}
+	})
+}
