@@ -198,7 +198,9 @@ func TestWebhooksEndToEnd(t *testing.T) {
 	testenv.Eventually(t, "every change and alert at the receiver", time.Minute, func() bool {
 		st = recv.State()
 		return len(changesOf(t, st.Messages)) >= 48 && len(alertsOf(t, st.Messages)) >= len(wantAlerts)
-	}, func() string { return fmt.Sprintf("%d messages, %d bad signatures", len(st.Messages), st.BadSignatures) })
+	}, func() string {
+		return fmt.Sprintf("%d messages, %d bad signatures", len(st.Messages), st.BadSignatures)
+	})
 	checkOncePerItemInOrder(t, changesOf(t, st.Messages), 48)
 	if got := byItem(alertsOf(t, st.Messages)); strings.Join(got, "\n") != strings.Join(wantAlerts, "\n") {
 		t.Errorf("alerts\n got %q\nwant %q", got, wantAlerts)

@@ -197,7 +197,6 @@ func TestStockLevels(t *testing.T) {
 	}
 }
 
-
 func mustAtoi(s string) int {
 	n, err := strconv.Atoi(s)
 	if err != nil {
