@@ -55,6 +55,7 @@ type Observer interface {
 	Failing(sub string, since time.Duration)      // how long the current message has failed (0: fine)
 	Gone(sub string)                              // the subscription is no longer delivered here
 	Partitions(delta int)                         // partitions this process delivers
+	GaveUp(partition, n int)                      // subscriptions of a held partition that are failing (−1: no longer held)
 }
 
 type noObserver struct{}
@@ -64,6 +65,7 @@ func (noObserver) Lag(string, time.Duration)       {}
 func (noObserver) Failing(string, time.Duration)   {}
 func (noObserver) Gone(string)                     {}
 func (noObserver) Partitions(int)                  {}
+func (noObserver) GaveUp(int, int)                 {}
 
 // Partitions is how many delivery locks there are: a subscription belongs to one (by a hash
 // of its id), and the instance that holds a partition's lock delivers all its
@@ -164,6 +166,7 @@ func (d *Dispatcher) partition(ctx context.Context, p int, kick <-chan struct{})
 			d.o.Observer.Partitions(1)
 			err = d.serve(ctx, p, token, kick)
 			d.o.Observer.Partitions(-1)
+			d.o.Observer.GaveUp(p, -1)
 			_ = release(context.WithoutCancel(ctx))
 		}
 		if ctx.Err() != nil {
@@ -207,16 +210,20 @@ func (d *Dispatcher) serve(ctx context.Context, p int, token int64, kick <-chan 
 				}
 			default:
 			}
-			if gen, ok := gens[id]; !ok || gen != r.gen {
+			if gen, ok := gens[id]; !ok || gen.Generation != r.gen {
 				r.cancel()
 				<-r.done
 				delete(runs, id)
 				d.o.Observer.Gone(id)
 			}
 		}
+		failing := 0
 		for id, gen := range gens {
 			if PartitionOf(id) != p {
 				continue
+			}
+			if gen.Status == Failing {
+				failing++
 			}
 			if r, ok := runs[id]; ok {
 				select {
@@ -229,7 +236,7 @@ func (d *Dispatcher) serve(ctx context.Context, p int, token int64, kick <-chan 
 				}
 			}
 			rctx, cancel := context.WithCancel(ctx)
-			r := &running{gen: gen, cancel: cancel, done: make(chan struct{})}
+			r := &running{gen: gen.Generation, cancel: cancel, done: make(chan struct{})}
 			runs[id] = r
 			go func() {
 				defer close(r.done)
@@ -244,6 +251,7 @@ func (d *Dispatcher) serve(ctx context.Context, p int, token int64, kick <-chan 
 				}
 			}()
 		}
+		d.o.Observer.GaveUp(p, failing)
 		t := time.NewTimer(d.o.Poll)
 		select {
 		case <-ctx.Done():

@@ -216,6 +216,12 @@ type Attempt struct {
 // Delivered reports whether the attempt succeeded (a 2xx).
 func (a Attempt) Delivered() bool { return a.Status >= 200 && a.Status < 300 }
 
+// Generation is a subscription's generation and status, as the dispatcher polls them.
+type Generation struct {
+	Generation int64
+	Status     Status
+}
+
 // Grant is what a deliverer's writes carry: the fencing token of its lock and the
 // generation it claimed. A write under a lower token (a newer deliverer claimed the
 // subscription) or another generation (an operator changed it since) changes nothing.
@@ -275,8 +281,9 @@ type Store interface {
 	// generation.
 	Replay(ctx context.Context, id string, start Position) error
 
-	// Generations is every subscription's id and generation: what the dispatcher polls.
-	Generations(ctx context.Context) (map[string]int64, error)
+	// Generations is every subscription's generation and status, by id: what the
+	// dispatcher polls.
+	Generations(ctx context.Context) (map[string]Generation, error)
 	// Claim raises the subscription's token to token and answers where to resume, with the
 	// grant every later write carries.
 	Claim(ctx context.Context, id string, token int64) (State, error)

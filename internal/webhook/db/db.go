@@ -238,17 +238,17 @@ func (s *Store) Replay(ctx context.Context, id string, start webhook.Position) e
 }
 
 // Generations implements webhook.Store.
-func (s *Store) Generations(ctx context.Context) (map[string]int64, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, generation FROM webhooks`)
+func (s *Store) Generations(ctx context.Context) (map[string]webhook.Generation, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, generation, status FROM webhooks`)
 	if err != nil {
 		return nil, unavailable("generations", err)
 	}
-	out := map[string]int64{}
+	out := map[string]webhook.Generation{}
 	err = sqldb.ScanAll(rows, func(r *sql.Rows) error {
-		var id string
+		var id, status string
 		var g int64
-		err := r.Scan(&id, &g)
-		out[id] = g
+		err := r.Scan(&id, &g, &status)
+		out[id] = webhook.Generation{Generation: g, Status: webhook.Status(status)}
 		return err
 	})
 	return out, unavailable("generations", err)

@@ -167,7 +167,7 @@ func TestRotation(t *testing.T) {
 		if err := s.Rotate(ctx, "wh_missing", "v1:x", now); !errors.Is(err, webhook.ErrNotFound) {
 			t.Fatalf("rotate of an unknown subscription: %v", err)
 		}
-		if gens, err := s.Generations(ctx); err != nil || gens["wh_r"] != 3 {
+		if gens, err := s.Generations(ctx); err != nil || gens["wh_r"].Generation != 3 || gens["wh_r"].Status != webhook.Active {
 			t.Fatalf("generations after two rotations: %v, %v", gens, err)
 		}
 	})

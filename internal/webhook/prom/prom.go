@@ -3,6 +3,7 @@
 package prom
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,6 +17,7 @@ type Deliveries struct {
 	lag        *prometheus.GaugeVec
 	failing    *prometheus.GaugeVec
 	partitions prometheus.Gauge
+	gaveUp     *prometheus.GaugeVec
 }
 
 // NewDeliveries registers the webhook metrics on reg.
@@ -32,6 +34,8 @@ func NewDeliveries(reg prometheus.Registerer) *Deliveries {
 			Help: "How long the message a subscription is delivering has failed (0: not failing)."}, []string{"subscription"}),
 		partitions: f.NewGauge(prometheus.GaugeOpts{Name: "jaego_webhook_partitions",
 			Help: "Webhook delivery partitions (of 16) this instance holds the lock of."}),
+		gaveUp: f.NewGaugeVec(prometheus.GaugeOpts{Name: "jaego_webhook_failing_subscriptions",
+			Help: "Subscriptions turned failing (they wait for an operator), by the delivery partition this instance holds."}, []string{"partition"}),
 	}
 }
 
@@ -59,3 +63,12 @@ func (d *Deliveries) Gone(sub string) {
 
 // Partitions implements webhook.Observer.
 func (d *Deliveries) Partitions(delta int) { d.partitions.Add(float64(delta)) }
+
+// GaveUp implements webhook.Observer.
+func (d *Deliveries) GaveUp(partition, n int) {
+	if n < 0 {
+		d.gaveUp.DeleteLabelValues(strconv.Itoa(partition))
+		return
+	}
+	d.gaveUp.WithLabelValues(strconv.Itoa(partition)).Set(float64(n))
+}
