@@ -377,3 +377,106 @@ func TestWebhooksExactlyOnce(t *testing.T) {
 	a := call(t, "GET", p.api+"/v1/admin/webhooks/"+id, "")
 	t.Logf("%d messages, %d requests (%d failed, %d unanswered); subscription: %v", len(st.Messages), st.Received, st.Failed, st.Dropped, a.body)
 }
+
+// TestWebhooksReplayAndLevels, on two jaego serve instances sharing Redis and PostgreSQL
+// (one delivers each subscription): a subscription from a time older than the Redis
+// retention gets the ledger's changes of that time exactly, then the live ones; stock-level
+// alerts of a scripted sequence come exactly once, and a replay gives the same alerts again;
+// 1,000 subscriptions add no Redis connection.
+func TestWebhooksReplayAndLevels(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	bin := buildJaego(t)
+	s := newCopyStack(t)
+	// The ledger of three hours ago, older than the Redis retention (1h) below: what a
+	// projector copied back then, of changes Redis no longer has.
+	old := time.Now().Add(-3 * time.Hour).Truncate(time.Millisecond)
+	var oldChanges []inventory.Change
+	for i := range 30 {
+		at := old.Add(time.Duration(i) * time.Second)
+		oldChanges = append(oldChanges, inventory.Change{ID: fmt.Sprintf("%d-0/%d/%s", at.UnixMilli(), i%16, at.UTC().Format("20060102")),
+			Store: "L1", SKU: fmt.Sprintf("OLD%d", i%3), Type: inventory.Receipt, Delta: 1, OnHand: int64(i/3 + 1), Version: int64(i/3 + 1),
+			EventID: fmt.Sprintf("old%d", i), At: at.UTC()})
+	}
+	if _, err := s.copy.Claim(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.copy.Commit(ctx, 0, inventory.Projection{Changes: oldChanges}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.store.MarkEpoch(ctx, true); err != nil { // the Redis of that deployment, whole
+		t.Fatal(err)
+	}
+	key := webhookKey(t)
+	serve := func() *jaegoProc {
+		return s.serve(t, bin, "--webhook-key-file", key, "--webhook-allow-net", "127.0.0.1/32", "--changes-retention", "1h",
+			"--webhook-retry-min", "50ms", "--webhook-retry-max", "1s")
+	}
+	a, b := serve(), serve()
+	s.bootstrapped(t)
+	changed, levels := testenv.StartReceiver(t), testenv.StartReceiver(t)
+	subscribe(t, a.api, changed, `{"url":"`+changed.URL+`","from":"`+old.Add(-time.Minute).Format(time.RFC3339Nano)+`","batch":10}`)
+	created := time.Now()
+	lid, levelsSecret := subscribe(t, b.api, levels, `{"url":"`+levels.URL+`","events":["stock.low","stock.out","stock.back_in"],"low_stock":3,"stores":["W1"]}`)
+
+	testenv.Eventually(t, "the ledger's changes", time.Minute, func() bool { return len(changesOf(t, changed.State().Messages)) >= 30 })
+	script := []string{
+		ev("a1", inventory.Receipt, "W1", "A", 5), // 0 → 5: back_in
+		ev("a2", inventory.Sale, "W1", "A", 2),    // 5 → 3: low
+		ev("a3", inventory.Sale, "W1", "A", 1),    // 3 → 2
+		ev("a4", inventory.Receipt, "W1", "A", 4), // 2 → 6
+		ev("a5", inventory.Reserve, "W1", "A", 6), // 6 → 0: low, out
+		ev("a6", inventory.Release, "W1", "A", 6), // 0 → 6: back_in
+		ev("b1", inventory.Receipt, "W2", "B", 5), // another store
+	}
+	for _, e := range script { // one request each, half to each instance
+		api := a.api
+		if strings.Contains(e, `"a2"`) || strings.Contains(e, `"a4"`) || strings.Contains(e, `"a6"`) {
+			api = b.api
+		}
+		if r := call(t, "POST", api+"/v1/events", `{"events":[`+e+`]}`); r.status != 200 {
+			t.Fatalf("%s: %d %v", e, r.status, r.body)
+		}
+	}
+	want := []string{"stock.back_in W1/A v1 available=5", "stock.low W1/A v2 available=3", "stock.low W1/A v5 available=0",
+		"stock.out W1/A v5 available=0", "stock.back_in W1/A v6 available=6"}
+	testenv.Eventually(t, "the alerts", time.Minute, func() bool { return len(alertsOf(t, levels.State().Messages)) >= len(want) })
+	testenv.Eventually(t, "the live changes", time.Minute, func() bool { return len(changesOf(t, changed.State().Messages)) >= 37 })
+	got := changesOf(t, changed.State().Messages)
+	checkOncePerItemInOrder(t, got, 37)
+	for i, c := range got[:30] {
+		if c.ID != oldChanges[i].ID || c.Version != oldChanges[i].Version || !c.At.Equal(oldChanges[i].At) {
+			t.Fatalf("change %d from the ledger: %+v, want %+v", i, c, oldChanges[i])
+		}
+	}
+
+	// A replay from the subscription's start gives the same alerts again, once.
+	if r := call(t, "POST", b.api+"/v1/admin/webhooks/"+lid+"/replay", `{"from":"`+created.Add(-time.Second).Format(time.RFC3339Nano)+`"}`); r.status != 202 {
+		t.Fatalf("replay: %d %v", r.status, r.body)
+	}
+	testenv.Eventually(t, "the replayed alerts", time.Minute, func() bool { return len(alertsOf(t, levels.State().Messages)) >= 2*len(want) })
+	if got := alertsOf(t, levels.State().Messages); strings.Join(got, "\n") != strings.Join(append(want, want...), "\n") {
+		t.Fatalf("alerts, then their replay\n got %q\nwant %q twice", got, want)
+	}
+
+	// 1,000 subscriptions (filtered to a store nobody writes) cost no Redis connection: they
+	// share each instance's one read of the feed and the client's connections.
+	before := redisClients(t, s.client)
+	for i := range 1000 {
+		if r := call(t, "POST", a.api+"/v1/admin/webhooks", `{"url":"`+changed.URL+`","stores":["NONE"]}`); r.status != 201 {
+			t.Fatalf("subscription %d: %d %v", i, r.status, r.body)
+		}
+	}
+	_, last := subscribe(t, a.api, nil, `{"url":"`+levels.URL+`","stores":["W9"]}`) // the last one made: when it delivers, all run
+	levels.Control(map[string]any{"secrets": []string{levelsSecret, last}})
+	n := len(levels.State().Messages)
+	if r := call(t, "POST", a.api+"/v1/events", `{"events":[`+ev("z1", inventory.Receipt, "W9", "Z", 1)+`]}`); r.status != 200 {
+		t.Fatal(r.body)
+	}
+	testenv.Eventually(t, "a delivery with 1,002 subscriptions", time.Minute, func() bool { return len(levels.State().Messages) > n })
+	after := redisClients(t, s.client)
+	t.Logf("Redis clients: %d before the 1,000 subscriptions, %d after", before, after)
+	if after > before+2 {
+		t.Errorf("1,000 subscriptions took %d more Redis connections", after-before)
+	}
+}
