@@ -480,3 +480,38 @@ func TestWebhooksReplayAndLevels(t *testing.T) {
 		t.Errorf("1,000 subscriptions took %d more Redis connections", after-before)
 	}
 }
+
+// TestWebhookTracing: with tracing on, every attempt is a client span, and the receiver
+// gets its context in a traceparent header (the last hop of design §16).
+func TestWebhookTracing(t *testing.T) {
+	t.Parallel()
+	bin := buildJaego(t)
+	jaeger := testenv.StartJaeger(t)
+	recv := testenv.StartReceiver(t)
+	p := startJaegoEnv(t, bin, []string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + jaeger.OTLPHTTP, "OTEL_SERVICE_NAME=webhooks-under-test",
+		"OTEL_BSP_SCHEDULE_DELAY=100"}, "dev", "--http", "127.0.0.1:0", "--log-level", "warn")
+	id, _ := subscribe(t, p.api, recv, `{"url":"`+recv.URL+`"}`)
+	if a := call(t, "POST", p.api+"/v1/events", `{"events":[`+ev("t1", inventory.Receipt, "T1", "A", 1)+`]}`); a.status != 200 {
+		t.Fatal(a.body)
+	}
+	var msg testenv.ReceivedMessage
+	testenv.Eventually(t, "the traced delivery", time.Minute, func() bool {
+		st := recv.State()
+		if len(st.Messages) == 0 {
+			return false
+		}
+		msg = st.Messages[0]
+		return true
+	})
+	parts := strings.Split(msg.Traceparent, "-")
+	if len(parts) != 4 || len(parts[1]) != 32 || parts[3] != "01" {
+		t.Fatalf("traceparent %q: want a sampled W3C trace context", msg.Traceparent)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	spans := waitTrace(t, ctx, jaeger, parts[1], "the delivery span", func(spans []testenv.Span) bool { return findSpan(spans, "webhook deliver") != nil })
+	s := findSpan(spans, "webhook deliver")
+	if s.SpanID != parts[2] || s.Tags["jaego.webhook"] != id || s.Tags["jaego.message_id"] != msg.ID || s.Tags["http.response.status_code"] != "204" {
+		t.Errorf("delivery span %+v: want span %s of subscription %s, message %s, status 204", s, parts[2], id, msg.ID)
+	}
+}
