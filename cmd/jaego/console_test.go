@@ -13,6 +13,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/jaego/jaego/internal/demo"
+	"github.com/jaego/jaego/internal/inventory"
 	"github.com/jaego/jaego/internal/lock"
 	"github.com/jaego/jaego/internal/testenv"
 	"github.com/redis/rueidis"
@@ -378,4 +379,68 @@ func TestConsoleSourcing(t *testing.T) {
 		text, _ := chromedp.Run(ctx, chromedp.Text(`#src-plans li.best`))
 		return strings.Contains(loc, "max=2") && strings.Contains(text, demo.SKUs[1])
 	})
+}
+
+// TestConsoleWebhooks drives the webhooks page: subscribe (the secret shown once), a
+// delivery that shows as the last success, the delivery log, a test message, and pause.
+func TestConsoleWebhooks(t *testing.T) {
+	s := start(t, map[string]string{}, "dev", "--http", "127.0.0.1:0")
+	recv := testenv.StartReceiver(t)
+	ctx := browser(t)
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(s.api+"/console/webhooks"),
+		chromedp.WaitVisible(`#wh-none`),
+		chromedp.SetValue(`#wh-url`, recv.URL),
+		chromedp.SetValue(`#wh-events`, "stock.changed, stock.out"),
+		chromedp.Click(`#wh-form button`),
+		chromedp.WaitVisible(`#wh-secret`),
+		chromedp.WaitVisible(`#wh-table tbody tr`),
+	); err != nil {
+		t.Fatal(err)
+	}
+	said, err := chromedp.Run(ctx, chromedp.Text(`#wh-secret`))
+	secret := regexp.MustCompile(`whsec_\S+`).FindString(said)
+	if err != nil || secret == "" {
+		t.Fatalf("the secret was not shown: %q %v", said, err)
+	}
+	recv.Control(map[string]any{"secrets": []string{secret}})
+	id, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector("#wh-table tbody tr").dataset.id`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := call(t, "POST", s.api+"/v1/events", `{"events":[`+ev("console-1", inventory.Receipt, demo.Stores[0], demo.SKUs[0], 1)+`]}`); a.status != 200 {
+		t.Fatal(a.body)
+	}
+	testenv.Eventually(t, "the delivery", 30*time.Second, func() bool { return len(recv.State().Messages) == 1 })
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(s.api+"/console/webhooks"),
+		chromedp.WaitVisible(`#wh-table tbody tr[data-id="`+id+`"]`),
+		chromedp.Click(`button[aria-label="Show the deliveries of `+id+`"]`),
+		chromedp.WaitVisible(`#wh-log tbody tr`),
+	); err != nil {
+		t.Fatal(err)
+	}
+	row, err := chromedp.Run(ctx, chromedp.Text(`#wh-log tbody tr`))
+	if err != nil || !strings.Contains(row, "204") || !strings.Contains(row, "stock.changed") {
+		t.Errorf("delivery log row: %q %v", row, err)
+	}
+	last, err := chromedp.Run(ctx, chromedp.Text(`#wh-table tbody tr td:nth-child(7)`))
+	if err != nil || last == "never" {
+		t.Errorf("last success shown: %q %v", last, err)
+	}
+	screenshot(t, ctx, "webhooks")
+	if err := chromedp.Do(ctx, chromedp.Click(`button[aria-label="Send a test message to `+id+`"]`)); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, "the test message's answer", 20*time.Second, func() bool {
+		said, _ := chromedp.Run(ctx, chromedp.Text(`#wh-secret`))
+		return strings.Contains(said, "Test message to "+id+": 204")
+	})
+	if err := chromedp.Do(ctx, chromedp.Click(`button[aria-label="Pause `+id+`"]`),
+		chromedp.WaitVisible(`button[aria-label="Resume `+id+`"]`)); err != nil {
+		t.Fatal(err)
+	}
+	if a := call(t, "GET", s.api+"/v1/admin/webhooks/"+id, ""); a.body["status"] != "paused" {
+		t.Errorf("after the console's pause: %v", a.body)
+	}
 }

@@ -17,7 +17,7 @@ var files embed.FS
 
 // pages are the console's deep-linkable paths: each serves the one page, which shows the
 // view its path names.
-var pages = []string{"", "stock", "feed", "history", "promotions", "locks", "reservations", "sourcing", "health"}
+var pages = []string{"", "stock", "feed", "history", "promotions", "locks", "reservations", "sourcing", "webhooks", "health"}
 
 // Handler serves the console under /console/.
 func Handler() http.Handler {

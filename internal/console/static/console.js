@@ -360,6 +360,83 @@ function locksView() {
   });
 }
 
+// --- webhooks ---
+function actionButton(text, label, run) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.textContent = text;
+  b.setAttribute("aria-label", label);
+  b.addEventListener("click", async () => {
+    try { await run(); } catch (err) { showProblem(err); return; }
+    webhooksView();
+  });
+  return b;
+}
+
+function webhooksView() {
+  return render("webhooks", async (signal) => {
+    const body = $("wh-table").tBodies[0];
+    const ans = await fresh("/v1/admin/webhooks", signal);
+    if (!ans) return;
+    body.replaceChildren();
+    for (const w of ans.webhooks) {
+      const row = body.insertRow();
+      row.dataset.id = w.id;
+      cell(row, w.id);
+      cell(row, w.url);
+      cell(row, w.events.join(", "));
+      cell(row, w.status, "status-" + w.status);
+      cell(row, w.lag_seconds.toFixed(1) + " s", "num");
+      cell(row, w.pending_messages, "num");
+      cell(row, w.last_success ? age(w.last_success) : "never");
+      cell(row, w.last_error || "");
+      const path = "/v1/admin/webhooks/" + encodeURIComponent(w.id);
+      const json = { "Content-Type": "application/json" };
+      const actions = row.insertCell();
+      const next = w.status === "active" ? "paused" : "active";
+      actions.append(
+        actionButton(next === "paused" ? "Pause" : "Resume", (next === "paused" ? "Pause " : "Resume ") + w.id,
+          () => api(path, { method: "PATCH", headers: json, body: JSON.stringify({ status: next }) })),
+        actionButton("Replay", "Replay " + w.id, async () => {
+          const from = prompt("Deliver again from (an RFC 3339 time or a cursor):", new Date(Date.now() - 3600e3).toISOString());
+          if (from) await api(path + "/replay", { method: "POST", headers: json, body: JSON.stringify({ from }) });
+        }),
+        actionButton("Send test", "Send a test message to " + w.id, async () => {
+          const t = await (await api(path + "/test", { method: "POST" })).json();
+          $("wh-secret").textContent = "Test message to " + w.id + ": " + (t.http_status || "no answer") +
+            " in " + t.latency_ms.toFixed(1) + " ms" + (t.error ? " — " + t.error : "");
+          $("wh-secret").hidden = false;
+        }),
+        actionButton("Deliveries", "Show the deliveries of " + w.id, () => showDeliveries(w.id)));
+    }
+    $("wh-none").hidden = ans.webhooks.length > 0;
+  });
+}
+
+// showDeliveries shows the last 20 attempts of one subscription (its own request owner, so
+// a list refresh does not cancel it).
+function showDeliveries(id) {
+  return render("webhook-log", async (signal) => {
+    const ans = await fresh("/v1/admin/webhooks/" + encodeURIComponent(id) + "/deliveries?limit=20", signal);
+    if (!ans) return;
+    const body = $("wh-log").tBodies[0];
+    body.replaceChildren();
+    for (const d of ans.deliveries) {
+      const row = body.insertRow();
+      cell(row, new Date(d.at).toLocaleTimeString());
+      cell(row, d.message_id);
+      cell(row, d.type);
+      cell(row, d.attempt, "num");
+      cell(row, d.http_status || "—", "num");
+      cell(row, d.latency_ms.toFixed(1) + " ms", "num");
+      cell(row, d.changes, "num");
+      cell(row, d.error || "");
+    }
+    $("wh-log-title").textContent = "Last deliveries of " + id;
+    $("wh-log-title").hidden = $("wh-log").hidden = false;
+  });
+}
+
 // --- reservations ---
 function showReservation(id, step) {
   return render("reservation", async (signal) => {
@@ -521,6 +598,7 @@ function route() {
   if (view === "promotions") promotionsView();
   if (view === "locks") locksView();
   if (view === "sourcing") sourcingView();
+  if (view === "webhooks") webhooksView();
   const q = new URLSearchParams(location.search);
   if (view === "history" && q.get("store") && q.get("sku")) {
     $("h-store").value = q.get("store");
@@ -536,7 +614,7 @@ function route() {
     showReservation(q.get("id"));
   }
 }
-const views = ["stock", "feed", "history", "promotions", "locks", "reservations", "sourcing", "health"];
+const views = ["stock", "feed", "history", "promotions", "locks", "reservations", "sourcing", "webhooks", "health"];
 
 document.addEventListener("DOMContentLoaded", () => {
   $("api-key").value = sessionStorage.getItem(keyName) || "";
@@ -600,6 +678,20 @@ document.addEventListener("DOMContentLoaded", () => {
       capability: $("src-capability").value, max: $("src-max").value };
     window.history.replaceState(null, "", "/console/sourcing?" + new URLSearchParams(q));
     source(q);
+  });
+  $("wh-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    showProblem(null);
+    const list = (v) => v.split(",").map((x) => x.trim()).filter((x) => x);
+    const spec = { url: $("wh-url").value.trim(), events: list($("wh-events").value), stores: list($("wh-stores").value) };
+    try {
+      const w = await (await api("/v1/admin/webhooks", { method: "POST", body: JSON.stringify(spec), headers: { "Content-Type": "application/json" } })).json();
+      $("wh-secret").textContent = "Subscribed " + w.id + ". Its signing secret, shown only now: " + w.secret;
+      $("wh-secret").hidden = false;
+      webhooksView();
+    } catch (err) {
+      showProblem(err);
+    }
   });
   setInterval(sparkline, 1000);
   route();
