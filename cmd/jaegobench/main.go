@@ -12,6 +12,7 @@
 //	go run ./cmd/jaegobench tail    # lookups with 1,000 live-tail subscribers vs none; Redis connections
 //	go run ./cmd/jaegobench sourcing # a 5-line basket over 50 stores vs availability of them; sourced holds vs direct reservations
 //	go run ./cmd/jaegobench tracing  # events/s (POS pipeline) and lookups/s with tracing at 1% and 100% vs off
+//	go run ./cmd/jaegobench webhooks # changes delivered/s vs the streamed feed read; delivery lag at 5k/s; lookups with 100 subscriptions vs none
 //	go run ./cmd/jaegobench all      # every benchmark, then one table of every goal (path, baseline, ratio, goal, met?) and a JSON file
 //	go run ./cmd/jaegobench copy    # durable copy: projector vs batched apply, lag at 5k/s, fallback vs primary reads, Redis outage
 package main
@@ -97,6 +98,7 @@ var benches = map[string]func(*flag.FlagSet) func(context.Context, io.Writer) er
 	"copy":     copyFlags,
 	"sourcing": sourcingFlags,
 	"tracing":  tracingFlags,
+	"webhooks": webhooksFlags,
 }
 
 // storeFlags reads the flags of `jaegobench store`.

@@ -86,7 +86,7 @@ func writeSummary(out io.Writer, rows []goalRow) {
 }
 
 // allOrder is the order `jaegobench all` runs the benchmarks in.
-var allOrder = []string{"store", "pipeline", "http", "feed", "copy", "sourcing", "tracing", "orders", "tail", "lock", "promo", "restore", "scale"}
+var allOrder = []string{"store", "pipeline", "http", "feed", "copy", "sourcing", "tracing", "webhooks", "orders", "tail", "lock", "promo", "restore", "scale"}
 
 // allFlags reads the flags of `jaegobench all`: every benchmark with its default flags
 // (but those skipped), one summary table to stdout and to a JSON file.

@@ -71,7 +71,7 @@ func StartPosition(ctx context.Context, feed Feed, ledger bool, retention time.D
 			return "", err
 		}
 		return Position(s.Cursor), nil
-	case now.Sub(s.Time) < 2*time.Second:
+	case s.Now:
 		c, err := feed.Position(ctx)
 		return Position(c), err
 	case !s.Time.Before(redisFrom(now, retention)):

@@ -148,6 +148,7 @@ func sortedSet(xs []string) []string {
 // Start is where a subscription begins (or a replay goes back to): now, a feed cursor, or a
 // time. It travels as the position text of design §14's "from".
 type Start struct {
+	Now    bool      // from the end of the feed: every change applied after it
 	Cursor string    // a change-feed cursor (next_cursor of a read)
 	Time   time.Time // a time: every change applied at or after it
 }
@@ -156,7 +157,7 @@ type Start struct {
 func ParseStart(from string, now time.Time) (Start, error) {
 	switch {
 	case from == "" || from == "now":
-		return Start{Time: now}, nil
+		return Start{Now: true, Time: now}, nil
 	case len(from) >= 10 && from[4] == '-':
 		t, err := time.Parse(time.RFC3339Nano, from)
 		if err != nil {

@@ -245,7 +245,7 @@ func TestBackoff(t *testing.T) {
 // TestParseStart: "now", a time, a cursor; a future time is refused.
 func TestParseStart(t *testing.T) {
 	now := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
-	if s, err := ParseStart("", now); err != nil || !s.Time.Equal(now) {
+	if s, err := ParseStart("", now); err != nil || !s.Now {
 		t.Fatalf("empty: %+v %v", s, err)
 	}
 	if s, err := ParseStart("2026-12-01T10:00:00Z", now); err != nil || !s.Time.Equal(now.Add(-24*time.Hour)) {

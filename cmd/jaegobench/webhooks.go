@@ -1,0 +1,352 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/rueidis"
+
+	"github.com/jaego/jaego/internal/httpx"
+	"github.com/jaego/jaego/internal/inventory"
+	invdb "github.com/jaego/jaego/internal/inventory/db"
+	invhttp "github.com/jaego/jaego/internal/inventory/http"
+	invredis "github.com/jaego/jaego/internal/inventory/redis"
+	"github.com/jaego/jaego/internal/lock"
+	"github.com/jaego/jaego/internal/webhook"
+	whdb "github.com/jaego/jaego/internal/webhook/db"
+)
+
+// webhooksFlags reads the flags of `jaegobench webhooks`.
+func webhooksFlags(fs *flag.FlagSet) func(context.Context, io.Writer) error {
+	changes := fs.Int("changes", 200_000, "changes of the backlog delivered in each round")
+	rate := fs.Int("rate", 5000, "events per second of the lag run")
+	steady := fs.Duration("steady", 20*time.Second, "duration of the lag run")
+	subs := fs.Int("subscriptions", 100, "active subscriptions of the lookup phases")
+	dur := fs.Duration("duration", 16*time.Second, "lookups of each kind, over 2 rounds")
+	rounds := fs.Int("rounds", 3, "rounds of the backlog delivery, each with the feed read again")
+	return func(ctx context.Context, out io.Writer) error {
+		if *rounds < 1 || *changes < 1000 {
+			return fmt.Errorf("-rounds must be at least 1 and -changes at least 1000")
+		}
+		return benchWebhooks(ctx, out, *changes, *rate, *subs, *steady, *dur, *rounds)
+	}
+}
+
+// hookSink is the benchmark's receiver: it reads every message as a receiver must (the
+// body, its JSON) and counts the changes per path; on "/lag" it also keeps each change's
+// age at arrival.
+type hookSink struct {
+	mu     sync.Mutex
+	counts map[string]*atomic.Int64
+	lags   latencies
+}
+
+func (h *hookSink) count(path string) *atomic.Int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c, ok := h.counts[path]
+	if !ok {
+		c = &atomic.Int64{}
+		h.counts[path] = c
+	}
+	return c
+}
+
+func (h *hookSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var m struct {
+		Data struct {
+			Changes []struct {
+				At time.Time `json:"at"`
+			} `json:"changes"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&m); err != nil || r.Header.Get("webhook-signature") == "" {
+		http.Error(w, "bad message", http.StatusBadRequest)
+		return
+	}
+	now := time.Now()
+	if r.URL.Path == "/lag" {
+		h.mu.Lock()
+		for _, c := range m.Data.Changes {
+			h.lags = append(h.lags, now.Sub(c.At))
+		}
+		h.mu.Unlock()
+	}
+	h.count(r.URL.Path).Add(int64(len(m.Data.Changes)))
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// webhookRig is the delivery side of one jaego instance, in process: the feed, a hub, the
+// dispatcher and the admin use case, on a private Redis and PostgreSQL.
+type webhookRig struct {
+	client rueidis.Client
+	store  *invredis.Store
+	feed   *invredis.Feed
+	admin  *webhook.Admin
+	sink   *hookSink
+	base   string // the sink's address
+	stop   func()
+}
+
+func newWebhookRig(ctx context.Context) (*webhookRig, error) {
+	client, _, stopRedis, err := privateRedis()
+	if err != nil {
+		return nil, err
+	}
+	sdb, _, stopPG, err := privatePostgres(ctx)
+	if err != nil {
+		stopRedis()
+		return nil, err
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	rig := &webhookRig{client: client, store: invredis.New(client, invredis.Options{}), sink: &hookSink{counts: map[string]*atomic.Int64{}}}
+	rig.feed = invredis.NewFeed(rig.store, invredis.FeedOptions{})
+	watcher := invredis.NewWatcher(rig.feed)
+	hub := inventory.NewHub(rig.feed, inventory.HubOptions{MaxStreams: 1 << 20, MaxPerKey: 1 << 20, Changed: watcher.Changed})
+	sealer, _ := webhook.NewSealer([]byte(rand.Text() + rand.Text()))
+	cp := invdb.New(sdb)
+	o := webhook.Options{Store: whdb.New(sdb), Feed: rig.feed, Hub: hub, Ledger: cp, Prior: cp,
+		Locker: lock.New(client, lock.Options{}), Sealer: sealer, Sender: webhook.NewSender(webhook.AllowLoopback(), 0, "jaegobench"),
+		Poll: 200 * time.Millisecond, Logger: quietLog}
+	d := webhook.NewDispatcher(o)
+	rig.admin = webhook.NewAdmin(o, webhook.AllowLoopback(), d.Kick)
+	l, err := listen(rig.sink)
+	if err != nil {
+		cancel()
+		stopPG()
+		stopRedis()
+		return nil, err
+	}
+	rig.base = "http://" + l.Addr().String()
+	var wg sync.WaitGroup
+	wg.Go(func() { watcher.Run(rctx) })
+	wg.Go(func() { hub.Run(rctx) })
+	wg.Go(func() { d.Run(rctx) })
+	rig.stop = func() { cancel(); wg.Wait(); l.Close(); stopPG(); stopRedis() }
+	return rig, nil
+}
+
+// subscribe makes a stock.changed subscription to the sink's path from from.
+func (r *webhookRig) subscribe(ctx context.Context, path, from string, batch int, stores []string) (string, error) {
+	info, err := r.admin.Create(ctx, webhook.Subscription{URL: r.base + path, Events: []string{webhook.StockChanged}, Batch: batch, Stores: stores}, from)
+	return info.ID, err
+}
+
+// write applies n receipts over 100 stores × 50 SKUs, 1,000 a call.
+func (r *webhookRig) write(ctx context.Context, prefix string, n int) error {
+	for i := 0; i < n; i += 1000 {
+		batch := make([]inventory.Event, 0, 1000)
+		for j := i; j < min(n, i+1000); j++ {
+			batch = append(batch, inventory.Event{EventID: fmt.Sprintf("%s-%d", prefix, j), Type: inventory.Receipt,
+				Store: fmt.Sprintf("W%03d", j%100), SKU: fmt.Sprintf("K%02d", (j/100)%50), Qty: 1})
+		}
+		if _, err := r.store.Apply(ctx, batch); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// benchWebhooks measures design §14's delivery: a backlog delivered to a local receiver
+// against the streamed feed read of the same changes (rounds, the order rotating); the
+// delivery lag at rate events/s; and single-SKU lookups with subs active subscriptions
+// against none.
+func benchWebhooks(ctx context.Context, out io.Writer, changes, rate, subs int, steady, dur time.Duration, rounds int) error {
+	rig, err := newWebhookRig(ctx)
+	if err != nil {
+		return err
+	}
+	defer rig.stop()
+	from := time.Now()
+	if err := rig.write(ctx, "backlog", changes); err != nil {
+		return err
+	}
+	to := time.Now().Add(time.Second)
+	type mode struct {
+		name  string
+		rates []float64
+	}
+	modes := []*mode{{name: "streamed feed read (baseline)"}, {name: "webhook, batch 100"}, {name: "webhook, batch 1000"}}
+	for round := range rounds {
+		for k := range modes {
+			m := modes[(round+k)%len(modes)]
+			start := time.Now()
+			var n int
+			if strings.HasPrefix(m.name, "streamed") {
+				if _, err := rig.feed.StreamChanges(ctx, from, to, "", func(cs []inventory.Change) error { n += len(cs); return nil }); err != nil {
+					return err
+				}
+			} else {
+				batch := 100
+				if strings.HasSuffix(m.name, "1000") {
+					batch = 1000
+				}
+				path := fmt.Sprintf("/backlog-%d-%d", round, batch)
+				if _, err := rig.subscribe(ctx, path, from.Format(time.RFC3339Nano), batch, nil); err != nil {
+					return err
+				}
+				got := rig.sink.count(path)
+				for got.Load() < int64(changes) {
+					if ctx.Err() != nil {
+						return ctx.Err()
+					}
+					time.Sleep(5 * time.Millisecond)
+				}
+				n = int(got.Load())
+			}
+			m.rates = append(m.rates, float64(n)/time.Since(start).Seconds())
+		}
+	}
+	fmt.Fprintf(out, "| %d changes of a backlog, %d rounds | changes/s (median) | ÷ streamed read (median of rounds, min–max) |\n|---|---:|---:|\n", changes, rounds)
+	for _, m := range modes {
+		ratios := make([]float64, rounds)
+		for i := range ratios {
+			ratios[i] = m.rates[i] / modes[0].rates[i]
+		}
+		lo, hi := minMax(ratios)
+		fmt.Fprintf(out, "| %s | %.0f | %.2f (%.2f–%.2f) |\n", m.name, median(m.rates), median(ratios), lo, hi)
+		if m != modes[0] {
+			measured(out, goalRow{Path: m.name + ": changes delivered/s", Baseline: "streamed feed read", Value: median(ratios), Min: lo, Max: hi, AtLeast: true, Goal: 0.8})
+		}
+	}
+	if err := webhookLag(ctx, out, rig, rate, steady); err != nil {
+		return err
+	}
+	return webhookLookups(ctx, out, rig, subs, dur)
+}
+
+// webhookLag writes rate events a second (10 a call) for steady while one subscription
+// (batch 100) delivers them, and reports the age of each change at the receiver.
+func webhookLag(ctx context.Context, out io.Writer, rig *webhookRig, rate int, steady time.Duration) error {
+	if _, err := rig.subscribe(ctx, "/lag", "now", 100, nil); err != nil {
+		return err
+	}
+	tick := time.NewTicker(time.Second * 10 / time.Duration(rate))
+	defer tick.Stop()
+	end, n := time.Now().Add(steady), 0
+	for i := 0; time.Now().Before(end); i++ {
+		<-tick.C
+		batch := make([]inventory.Event, 10)
+		for j := range batch {
+			batch[j] = inventory.Event{EventID: fmt.Sprintf("lag-%d-%d", i, j), Type: inventory.Receipt, Store: fmt.Sprintf("L%03d", j*10+i%10), SKU: "A", Qty: 1}
+		}
+		if _, err := rig.store.Apply(ctx, batch); err != nil {
+			return err
+		}
+		n += len(batch)
+	}
+	got := rig.sink.count("/lag")
+	for deadline := time.Now().Add(time.Minute); got.Load() < int64(n) && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	rig.sink.mu.Lock()
+	lags := rig.sink.lags
+	rig.sink.mu.Unlock()
+	fmt.Fprintf(out, "\n| delivery lag, %d events/s for %s, batch 100 | delivered | p50 | p99 |\n|---|---:|---:|---:|\n", rate, steady)
+	fmt.Fprintf(out, "| applied → received | %d of %d | %s | %s |\n", got.Load(), n, ms(lags.pct(.5)), ms(lags.pct(.99)))
+	if got.Load() < int64(n) {
+		return fmt.Errorf("webhook lag run: %d of %d changes delivered within a minute", got.Load(), n)
+	}
+	return nil
+}
+
+// webhookLookups measures single-SKU lookups (32 connections) with none, then subs active
+// subscriptions that each deliver 1,000 events a second, phases alternating, twice.
+func webhookLookups(ctx context.Context, out io.Writer, rig *webhookRig, subs int, dur time.Duration) error {
+	var seed []inventory.Event
+	for i := range benchSKUs {
+		seed = append(seed, inventory.Event{EventID: fmt.Sprintf("seed-%d", i), Type: inventory.Receipt, Store: "S0001", SKU: fmt.Sprintf("8809%09d", i), Qty: 1000})
+	}
+	if _, err := rig.store.Apply(ctx, seed); err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	invhttp.New(rig.store, invhttp.Options{Feed: rig.feed}).Register(mux)
+	l, err := listen(httpx.Instrument(mux, prometheus.NewRegistry(), quietLog))
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	base := "http://" + l.Addr().String()
+	lookup := get(func(r *mrand.Rand) string {
+		return base + "/v1/stores/S0001/skus/" + fmt.Sprintf("8809%09d", r.IntN(benchSKUs))
+	})
+	var ids []string
+	for i := range subs {
+		id, err := rig.subscribe(ctx, fmt.Sprintf("/sub-%d", i), "now", 100, []string{"S0002"})
+		if err != nil {
+			return err
+		}
+		ids = append(ids, id)
+	}
+	pause := func(status webhook.Status) error {
+		for _, id := range ids {
+			if _, err := rig.admin.Update(ctx, id, webhook.Patch{Status: &status}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var without, with []loadResult
+	before, _ := connectedClients(ctx, rig.client)
+	var during int
+	for range 2 {
+		if err := pause(webhook.Paused); err != nil {
+			return err
+		}
+		r, err := load(ctx, lookup, 32, dur/4)
+		if err != nil {
+			return err
+		}
+		without = append(without, r)
+		if err := pause(webhook.Active); err != nil {
+			return err
+		}
+		wctx, stopWrites := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		wg.Go(func() { writeSteadily(wctx, rig.store, 1000) })
+		r, err = load(ctx, lookup, 32, dur/4)
+		during, _ = connectedClients(ctx, rig.client)
+		stopWrites()
+		wg.Wait()
+		if err != nil {
+			return err
+		}
+		with = append(with, r)
+	}
+	a, b := merge(without), merge(with)
+	fmt.Fprintf(out, "\n| single-SKU lookup, 32 connections, 2 × %s a phase | req/s | p50 | p99 | ratio | Redis connections |\n|---|---:|---:|---:|---:|---:|\n", dur/4)
+	fmt.Fprintf(out, "| no active subscription (baseline) | %.0f | %s | %s | 1.00 | %d |\n", a.rate, ms(a.lat.pct(.5)), ms(a.lat.pct(.99)), before)
+	fmt.Fprintf(out, "| %d active subscriptions, 1,000 events/s delivered to each | %.0f | %s | %s | %.2f | %d |\n", subs, b.rate, ms(b.lat.pct(.5)), ms(b.lat.pct(.99)), b.rate/a.rate, during)
+	measured(out, goalRow{Path: fmt.Sprintf("single lookups with %d active webhook subscriptions", subs), Baseline: "none", Value: b.rate / a.rate, AtLeast: true, Goal: 0.95})
+	return nil
+}
+
+// writeSteadily applies rate receipts a second at store S0002, 10 a call, until ctx ends.
+func writeSteadily(ctx context.Context, store *invredis.Store, rate int) {
+	tick := time.NewTicker(time.Second * 10 / time.Duration(rate))
+	defer tick.Stop()
+	for i := 0; ctx.Err() == nil; i++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		batch := make([]inventory.Event, 10)
+		for j := range batch {
+			batch[j] = inventory.Event{EventID: fmt.Sprintf("steady-%d-%d-%d", time.Now().UnixNano(), i, j), Type: inventory.Receipt, Store: "S0002", SKU: fmt.Sprintf("K%d", j), Qty: 1}
+		}
+		_, _ = store.Apply(ctx, batch)
+	}
+}
