@@ -377,6 +377,13 @@ func (h *Hub) broadcast(from string, page ChangePage) {
 				h.o.Observer.Dropped()
 				continue
 			}
+			// Once the hub's cursor has passed all the subscriber has, the two are at the
+			// same place: the subscriber takes the hub's cursor, and every later batch goes to
+			// it as is (no cursor of its own to parse and move at each batch: with a hundred
+			// subscribers that joined from their own cursors, that was most of the hub's work).
+			if ahead, err := h.feed.Behind(page.Next, next); err == nil && !ahead {
+				next = page.Next
+			}
 			if len(kept) == 0 {
 				s.cursor = next
 				continue

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -84,6 +85,7 @@ func PartitionOf(id string) int {
 type Dispatcher struct {
 	o    Options
 	kick chan struct{}
+	gens atomic.Pointer[map[string]Generation] // the last poll of the subscriptions
 }
 
 // NewDispatcher returns a Dispatcher.
@@ -121,7 +123,8 @@ func (d *Dispatcher) Kick() {
 	}
 }
 
-// Run delivers until ctx ends.
+// Run delivers until ctx ends. It reads the subscriptions' generations once per Poll (or
+// at a Kick) for every partition, so the poll costs one query whatever the partitions.
 func (d *Dispatcher) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	kicks := make([]chan struct{}, Partitions)
@@ -130,10 +133,15 @@ func (d *Dispatcher) Run(ctx context.Context) {
 		wg.Go(func() { d.partition(ctx, p, kicks[p]) })
 	}
 	wg.Go(func() { d.prune(ctx) })
+	var lastLog time.Time
 	for ctx.Err() == nil {
-		select {
-		case <-ctx.Done():
-		case <-d.kick:
+		if gens, err := d.o.Store.Generations(ctx); err != nil {
+			if ctx.Err() == nil && time.Since(lastLog) > 10*time.Second {
+				d.o.Logger.Warn("webhook subscriptions could not be read; retrying", "err", err)
+				lastLog = time.Now()
+			}
+		} else {
+			d.gens.Store(&gens)
 			for _, k := range kicks {
 				select {
 				case k <- struct{}{}:
@@ -141,6 +149,13 @@ func (d *Dispatcher) Run(ctx context.Context) {
 				}
 			}
 		}
+		t := time.NewTimer(d.o.Poll)
+		select {
+		case <-ctx.Done():
+		case <-d.kick:
+		case <-t.C:
+		}
+		t.Stop()
 	}
 	wg.Wait()
 }
@@ -197,9 +212,9 @@ func (d *Dispatcher) serve(ctx context.Context, p int, token int64, kick <-chan 
 		}
 	}()
 	for {
-		gens, err := d.o.Store.Generations(ctx)
-		if err != nil {
-			return err
+		var gens map[string]Generation
+		if g := d.gens.Load(); g != nil {
+			gens = *g
 		}
 		now := d.o.Now()
 		for id, r := range runs {
@@ -252,7 +267,8 @@ func (d *Dispatcher) serve(ctx context.Context, p int, token int64, kick <-chan 
 			}()
 		}
 		d.o.Observer.GaveUp(p, failing)
-		t := time.NewTimer(d.o.Poll)
+		// Woken by the next poll; a second besides, to retry runs that ended with an error.
+		t := time.NewTimer(time.Second)
 		select {
 		case <-ctx.Done():
 			t.Stop()

@@ -7,6 +7,7 @@ package webhook
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -188,7 +189,7 @@ func FromCursor(c string) Position { return Position(c) }
 type Message struct {
 	ID    string
 	Type  string
-	Body  []byte
+	Body  json.RawMessage // kept as JSON inside the pending list, not base64
 	After Position
 	// First is when the oldest change in it was applied (the subscription's lag).
 	First time.Time

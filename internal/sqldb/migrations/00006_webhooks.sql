@@ -17,10 +17,25 @@ CREATE TABLE webhooks (
     token           BIGINT  NOT NULL DEFAULT 0,  -- the fencing token of the last deliverer's claim
     position        TEXT    NOT NULL,            -- webhook.Position
     as_of_ms        BIGINT  NOT NULL DEFAULT 0,  -- when the last change passed was applied
-    pending         TEXT    NOT NULL DEFAULT '[]', -- JSON: the messages formed, not yet delivered
     seq             BIGINT  NOT NULL DEFAULT 0,  -- messages formed so far
     last_success_ms BIGINT  NOT NULL DEFAULT 0,
     last_error      TEXT    NOT NULL DEFAULT ''
+);
+
+-- The messages formed and not yet delivered, in order (seq): sent first, with the same ids,
+-- by whichever deliverer comes next.
+CREATE TABLE webhook_pending (
+    webhook_id       TEXT    NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
+    seq              BIGINT  NOT NULL,
+    message_id       TEXT    NOT NULL,
+    type             TEXT    NOT NULL,
+    body             TEXT    NOT NULL,
+    after_position   TEXT    NOT NULL,
+    first_ms         BIGINT  NOT NULL, -- when its oldest change was applied
+    changes          INTEGER NOT NULL,
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    first_attempt_ms BIGINT  NOT NULL DEFAULT 0,
+    PRIMARY KEY (webhook_id, seq)
 );
 
 CREATE TABLE webhook_secrets (
@@ -48,4 +63,5 @@ CREATE INDEX webhook_deliveries_at ON webhook_deliveries (at_ms);
 -- +goose Down
 DROP TABLE webhook_deliveries;
 DROP TABLE webhook_secrets;
+DROP TABLE webhook_pending;
 DROP TABLE webhooks;

@@ -5,7 +5,6 @@ package db
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -65,23 +64,25 @@ func (s *Store) Create(ctx context.Context, w webhook.Subscription, secret webho
 }
 
 const columns = `id, url, events, stores, skus, low_stock, batch, status, generation, created_ms, updated_ms,
-	position, as_of_ms, pending, seq, last_success_ms, last_error, token`
+	position, as_of_ms, seq, last_success_ms, last_error, token,
+	(SELECT COUNT(*) FROM webhook_pending p WHERE p.webhook_id = webhooks.id),
+	COALESCE((SELECT MIN(first_ms) FROM webhook_pending p WHERE p.webhook_id = webhooks.id), 0)`
 
 type row struct {
-	info    webhook.Info
-	asOf    int64
-	pending []webhook.Message
-	seq     int64
-	token   int64
+	info         webhook.Info
+	asOf         int64
+	oldestChange int64 // of the pending messages (0: none)
+	seq          int64
+	token        int64
 }
 
 func scan(r interface{ Scan(...any) error }) (row, error) {
 	var x row
-	var events, stores, skus, status, pending string
+	var events, stores, skus, status string
 	var created, updated, success int64
 	w := &x.info
 	err := r.Scan(&w.ID, &w.URL, &events, &stores, &skus, &w.LowStock, &w.Batch, &status, &w.Generation, &created, &updated,
-		&w.Position, &x.asOf, &pending, &x.seq, &success, &w.LastError, &x.token)
+		&w.Position, &x.asOf, &x.seq, &success, &w.LastError, &x.token, &w.Pending, &x.oldestChange)
 	if err != nil {
 		return x, err
 	}
@@ -91,10 +92,6 @@ func scan(r interface{ Scan(...any) error }) (row, error) {
 		t := time.UnixMilli(success).UTC()
 		w.LastSuccess = &t
 	}
-	if err := json.Unmarshal([]byte(pending), &x.pending); err != nil {
-		return x, fmt.Errorf("webhook %s: pending messages: %w", w.ID, err)
-	}
-	w.Pending = len(x.pending)
 	if strings.HasPrefix(w.Position, "l:") {
 		w.Position = "" // inside the ledger: no feed cursor yet
 	}
@@ -105,8 +102,8 @@ func scan(r interface{ Scan(...any) error }) (row, error) {
 // it is not delivering, of the last change it passed.
 func (x *row) lag(now time.Time) {
 	switch {
-	case len(x.pending) > 0:
-		x.info.LagSeconds = max(0, now.Sub(x.pending[0].First).Seconds())
+	case x.oldestChange > 0:
+		x.info.LagSeconds = max(0, now.Sub(time.UnixMilli(x.oldestChange)).Seconds())
 	case x.info.Status != webhook.Active && x.asOf > 0:
 		x.info.LagSeconds = max(0, now.Sub(time.UnixMilli(x.asOf)).Seconds())
 	}
@@ -226,15 +223,18 @@ func (s *Store) Rotate(ctx context.Context, id string, secret webhook.Sealed, ol
 
 // Replay implements webhook.Store.
 func (s *Store) Replay(ctx context.Context, id string, start webhook.Position) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE webhooks SET position = $2, pending = '[]', as_of_ms = 0, generation = generation + 1,
-		updated_ms = $3 WHERE id = $1`, id, string(start), s.now().UnixMilli())
-	if err != nil {
-		return unavailable("replay", err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return webhook.ErrNotFound
-	}
-	return nil
+	return unavailable("replay", s.db.InTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE webhooks SET position = $2, as_of_ms = 0, generation = generation + 1,
+			updated_ms = $3 WHERE id = $1`, id, string(start), s.now().UnixMilli())
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return webhook.ErrNotFound
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM webhook_pending WHERE webhook_id = $1`, id)
+		return err
+	}))
 }
 
 // Generations implements webhook.Store.
@@ -268,27 +268,46 @@ func (s *Store) Claim(ctx context.Context, id string, token int64) (webhook.Stat
 		if _, err := tx.ExecContext(ctx, `UPDATE webhooks SET token = $2 WHERE id = $1`, id, token); err != nil {
 			return err
 		}
-		st = webhook.State{Grant: webhook.Grant{Token: token, Generation: x.info.Generation}, Sub: x.info.Subscription,
-			Position: webhook.Position(""), Pending: x.pending, Seq: x.seq}
+		st = webhook.State{Grant: webhook.Grant{Token: token, Generation: x.info.Generation}, Sub: x.info.Subscription, Seq: x.seq}
 		if x.asOf > 0 {
 			st.AsOf = time.UnixMilli(x.asOf)
 		}
-		return tx.QueryRowContext(ctx, `SELECT position FROM webhooks WHERE id = $1`, id).Scan(&st.Position)
+		if err := tx.QueryRowContext(ctx, `SELECT position FROM webhooks WHERE id = $1`, id).Scan(&st.Position); err != nil {
+			return err
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT message_id, type, body, after_position, first_ms, changes, attempts, first_attempt_ms
+			FROM webhook_pending WHERE webhook_id = $1 ORDER BY seq`, id)
+		if err != nil {
+			return err
+		}
+		return sqldb.ScanAll(rows, func(r *sql.Rows) error {
+			var m webhook.Message
+			var body, after string
+			var first, firstAttempt int64
+			if err := r.Scan(&m.ID, &m.Type, &body, &after, &first, &m.Changes, &m.Attempts, &firstAttempt); err != nil {
+				return err
+			}
+			m.Body, m.After, m.First = []byte(body), webhook.Position(after), time.UnixMilli(first)
+			if firstAttempt > 0 {
+				m.FirstAttempt = time.UnixMilli(firstAttempt)
+			}
+			st.Pending = append(st.Pending, m)
+			return nil
+		})
 	})
 	return st, unavailable("claim", err)
 }
 
 // guarded runs fn in a transaction after checking g against the subscription's row (locked
-// for the transaction on PostgreSQL); fn gets the pending messages.
-func (s *Store) guarded(ctx context.Context, id string, g webhook.Grant, fn func(tx *sql.Tx, pending []webhook.Message) error) error {
+// for the transaction on PostgreSQL).
+func (s *Store) guarded(ctx context.Context, id string, g webhook.Grant, fn func(tx *sql.Tx) error) error {
 	lock := ""
 	if s.db.Postgres() {
 		lock = " FOR UPDATE"
 	}
 	return s.db.InTx(ctx, func(tx *sql.Tx) error {
 		var token, gen int64
-		var pending string
-		err := tx.QueryRowContext(ctx, `SELECT token, generation, pending FROM webhooks WHERE id = $1`+lock, id).Scan(&token, &gen, &pending)
+		err := tx.QueryRowContext(ctx, `SELECT token, generation FROM webhooks WHERE id = $1`+lock, id).Scan(&token, &gen)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			return webhook.ErrStale // deleted
@@ -299,27 +318,24 @@ func (s *Store) guarded(ctx context.Context, id string, g webhook.Grant, fn func
 		case gen != g.Generation:
 			return webhook.ErrStale
 		}
-		var msgs []webhook.Message
-		if err := json.Unmarshal([]byte(pending), &msgs); err != nil {
-			return err
-		}
-		return fn(tx, msgs)
+		return fn(tx)
 	})
 }
 
-func setPending(ctx context.Context, tx *sql.Tx, id string, msgs []webhook.Message, extra string, args ...any) error {
-	b, err := json.Marshal(msgs)
-	if err != nil {
-		return err
-	}
-	_, err = tx.ExecContext(ctx, `UPDATE webhooks SET pending = $2`+extra+` WHERE id = $1`, append([]any{id, string(b)}, args...)...)
-	return err
-}
-
-// Pend implements webhook.Store.
+// Pend implements webhook.Store: msgs are the messages seq − len(msgs) + 1 … seq.
 func (s *Store) Pend(ctx context.Context, id string, g webhook.Grant, msgs []webhook.Message, seq int64) error {
-	return unavailable("pend", s.guarded(ctx, id, g, func(tx *sql.Tx, pending []webhook.Message) error {
-		return setPending(ctx, tx, id, append(pending, msgs...), ", seq = $3", seq)
+	return unavailable("pend", s.guarded(ctx, id, g, func(tx *sql.Tx) error {
+		rows := make([][]any, len(msgs))
+		for i, m := range msgs {
+			rows[i] = []any{id, seq - int64(len(msgs)-1-i), m.ID, m.Type, string(m.Body), string(m.After), m.First.UnixMilli(), m.Changes}
+		}
+		for _, st := range sqldb.MultiRowValues(s.db.Postgres(), `INSERT INTO webhook_pending (webhook_id, seq, message_id, type, body, after_position, first_ms, changes) VALUES `, rows, "") {
+			if _, err := tx.ExecContext(ctx, st.SQL, st.Args...); err != nil {
+				return err
+			}
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE webhooks SET seq = $2 WHERE id = $1`, id, seq)
+		return err
 	}))
 }
 
@@ -332,14 +348,13 @@ func logAttempt(ctx context.Context, tx *sql.Tx, id string, a webhook.Attempt) e
 
 // Attempted implements webhook.Store.
 func (s *Store) Attempted(ctx context.Context, id string, g webhook.Grant, a webhook.Attempt) error {
-	return unavailable("attempted", s.guarded(ctx, id, g, func(tx *sql.Tx, pending []webhook.Message) error {
-		if len(pending) > 0 && pending[0].ID == a.Message {
-			pending[0].Attempts = a.Attempt
-			if pending[0].FirstAttempt.IsZero() {
-				pending[0].FirstAttempt = a.At
-			}
+	return unavailable("attempted", s.guarded(ctx, id, g, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE webhook_pending SET attempts = $3,
+			first_attempt_ms = CASE WHEN first_attempt_ms = 0 THEN $4 ELSE first_attempt_ms END WHERE webhook_id = $1 AND message_id = $2`,
+			id, a.Message, a.Attempt, a.At.UnixMilli()); err != nil {
+			return err
 		}
-		if err := setPending(ctx, tx, id, pending, ", last_error = $3", truncate(a.Error)); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE webhooks SET last_error = $2 WHERE id = $1`, id, truncate(a.Error)); err != nil {
 			return err
 		}
 		return logAttempt(ctx, tx, id, a)
@@ -355,12 +370,12 @@ func truncate(s string) string {
 
 // Delivered implements webhook.Store.
 func (s *Store) Delivered(ctx context.Context, id string, g webhook.Grant, a webhook.Attempt, after webhook.Position, at time.Time) error {
-	return unavailable("delivered", s.guarded(ctx, id, g, func(tx *sql.Tx, pending []webhook.Message) error {
-		if len(pending) > 0 && pending[0].ID == a.Message {
-			pending = pending[1:]
+	return unavailable("delivered", s.guarded(ctx, id, g, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM webhook_pending WHERE webhook_id = $1 AND message_id = $2`, id, a.Message); err != nil {
+			return err
 		}
-		if err := setPending(ctx, tx, id, pending, `, position = $3, as_of_ms = $4, last_success_ms = $5, last_error = ''`,
-			string(after), at.UnixMilli(), a.At.UnixMilli()); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE webhooks SET position = $2, as_of_ms = $3, last_success_ms = $4, last_error = '' WHERE id = $1`,
+			id, string(after), at.UnixMilli(), a.At.UnixMilli()); err != nil {
 			return err
 		}
 		return logAttempt(ctx, tx, id, a)
@@ -369,18 +384,17 @@ func (s *Store) Delivered(ctx context.Context, id string, g webhook.Grant, a web
 
 // Advance implements webhook.Store.
 func (s *Store) Advance(ctx context.Context, id string, g webhook.Grant, after webhook.Position, at time.Time) error {
-	return unavailable("advance", s.guarded(ctx, id, g, func(tx *sql.Tx, pending []webhook.Message) error {
-		if len(pending) > 0 {
-			return nil // the position moves past the pending messages first
-		}
-		_, err := tx.ExecContext(ctx, `UPDATE webhooks SET position = $2, as_of_ms = $3 WHERE id = $1`, id, string(after), at.UnixMilli())
+	return unavailable("advance", s.guarded(ctx, id, g, func(tx *sql.Tx) error {
+		// The position moves past the pending messages first.
+		_, err := tx.ExecContext(ctx, `UPDATE webhooks SET position = $2, as_of_ms = $3 WHERE id = $1
+			AND NOT EXISTS (SELECT 1 FROM webhook_pending WHERE webhook_id = $1)`, id, string(after), at.UnixMilli())
 		return err
 	}))
 }
 
 // GiveUp implements webhook.Store.
 func (s *Store) GiveUp(ctx context.Context, id string, g webhook.Grant, reason string) error {
-	return unavailable("give up", s.guarded(ctx, id, g, func(tx *sql.Tx, _ []webhook.Message) error {
+	return unavailable("give up", s.guarded(ctx, id, g, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `UPDATE webhooks SET status = 'failing', generation = generation + 1, last_error = $2, updated_ms = $3
 			WHERE id = $1`, id, truncate(reason), s.now().UnixMilli())
 		return err
