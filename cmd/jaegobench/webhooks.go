@@ -34,13 +34,14 @@ func webhooksFlags(fs *flag.FlagSet) func(context.Context, io.Writer) error {
 	rate := fs.Int("rate", 5000, "events per second of the lag run")
 	steady := fs.Duration("steady", 20*time.Second, "duration of the lag run")
 	subs := fs.Int("subscriptions", 100, "active subscriptions of the lookup phases")
-	dur := fs.Duration("duration", 16*time.Second, "lookups of each kind, over 2 rounds")
+	dur := fs.Duration("duration", 30*time.Second, "lookups of each kind, over 2 rounds")
 	rounds := fs.Int("rounds", 3, "rounds of the backlog delivery, each with the feed read again")
+	coalesce := fs.Duration("coalesce", 50*time.Millisecond, "how long the deliveries' hub lets changes gather before it reads (jaego's setting)")
 	return func(ctx context.Context, out io.Writer) error {
 		if *rounds < 1 || *changes < 1000 {
 			return fmt.Errorf("-rounds must be at least 1 and -changes at least 1000")
 		}
-		return benchWebhooks(ctx, out, *changes, *rate, *subs, *steady, *dur, *rounds)
+		return benchWebhooks(ctx, out, *changes, *rate, *subs, *steady, *dur, *rounds, *coalesce)
 	}
 }
 
@@ -107,7 +108,7 @@ type webhookRig struct {
 	stop   func()
 }
 
-func newWebhookRig(ctx context.Context) (*webhookRig, error) {
+func newWebhookRig(ctx context.Context, coalesce time.Duration) (*webhookRig, error) {
 	client, _, stopRedis, err := privateRedis()
 	if err != nil {
 		return nil, err
@@ -121,7 +122,7 @@ func newWebhookRig(ctx context.Context) (*webhookRig, error) {
 	rig := &webhookRig{client: client, store: invredis.New(client, invredis.Options{}), sink: &hookSink{counts: map[string]*atomic.Int64{}}}
 	rig.feed = invredis.NewFeed(rig.store, invredis.FeedOptions{})
 	watcher := invredis.NewWatcher(rig.feed)
-	hub := inventory.NewHub(rig.feed, inventory.HubOptions{MaxStreams: 1 << 20, MaxPerKey: 1 << 20, Changed: watcher.Changed})
+	hub := inventory.NewHub(rig.feed, inventory.HubOptions{MaxStreams: 1 << 20, MaxPerKey: 1 << 20, Changed: watcher.Changed, Coalesce: coalesce})
 	sealer, _ := webhook.NewSealer([]byte(rand.Text() + rand.Text()))
 	cp := invdb.New(sdb)
 	o := webhook.Options{Store: whdb.New(sdb), Feed: rig.feed, Hub: hub, Ledger: cp, Prior: cp,
@@ -170,8 +171,8 @@ func (r *webhookRig) write(ctx context.Context, prefix string, n int) error {
 // against the streamed feed read of the same changes (rounds, the order rotating); the
 // delivery lag at rate events/s; and single-SKU lookups with subs active subscriptions
 // against none.
-func benchWebhooks(ctx context.Context, out io.Writer, changes, rate, subs int, steady, dur time.Duration, rounds int) error {
-	rig, err := newWebhookRig(ctx)
+func benchWebhooks(ctx context.Context, out io.Writer, changes, rate, subs int, steady, dur time.Duration, rounds int, coalesce time.Duration) error {
+	rig, err := newWebhookRig(ctx, coalesce)
 	if err != nil {
 		return err
 	}
@@ -234,20 +235,21 @@ func benchWebhooks(ctx context.Context, out io.Writer, changes, rate, subs int, 
 	return webhookLookups(ctx, out, rig, subs, dur)
 }
 
-// webhookLag writes rate events a second (10 a call) for steady while one subscription
+// webhookLag writes rate events a second (50 a call) for steady while one subscription
 // (batch 100) delivers them, and reports the age of each change at the receiver.
 func webhookLag(ctx context.Context, out io.Writer, rig *webhookRig, rate int, steady time.Duration) error {
 	if _, err := rig.subscribe(ctx, "/lag", "now", 100, nil); err != nil {
 		return err
 	}
-	tick := time.NewTicker(time.Second * 10 / time.Duration(rate))
+	tick := time.NewTicker(time.Second * 50 / time.Duration(rate))
 	defer tick.Stop()
-	end, n := time.Now().Add(steady), 0
+	start := time.Now()
+	end, n := start.Add(steady), 0
 	for i := 0; time.Now().Before(end); i++ {
 		<-tick.C
-		batch := make([]inventory.Event, 10)
+		batch := make([]inventory.Event, 50)
 		for j := range batch {
-			batch[j] = inventory.Event{EventID: fmt.Sprintf("lag-%d-%d", i, j), Type: inventory.Receipt, Store: fmt.Sprintf("L%03d", j*10+i%10), SKU: "A", Qty: 1}
+			batch[j] = inventory.Event{EventID: fmt.Sprintf("lag-%d-%d", i, j), Type: inventory.Receipt, Store: fmt.Sprintf("L%03d", j), SKU: fmt.Sprintf("A%d", i%20), Qty: 1}
 		}
 		if _, err := rig.store.Apply(ctx, batch); err != nil {
 			return err
@@ -261,7 +263,7 @@ func webhookLag(ctx context.Context, out io.Writer, rig *webhookRig, rate int, s
 	rig.sink.mu.Lock()
 	lags := rig.sink.lags
 	rig.sink.mu.Unlock()
-	fmt.Fprintf(out, "\n| delivery lag, %d events/s for %s, batch 100 | delivered | p50 | p99 |\n|---|---:|---:|---:|\n", rate, steady)
+	fmt.Fprintf(out, "\n| delivery lag, %d events/s asked (%.0f/s applied) for %s, batch 100 | delivered | p50 | p99 |\n|---|---:|---:|---:|\n", rate, float64(n)/steady.Seconds(), steady)
 	fmt.Fprintf(out, "| applied → received | %d of %d | %s | %s |\n", got.Load(), n, ms(lags.pct(.5)), ms(lags.pct(.99)))
 	if got.Load() < int64(n) {
 		return fmt.Errorf("webhook lag run: %d of %d changes delivered within a minute", got.Load(), n)

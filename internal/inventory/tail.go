@@ -76,6 +76,11 @@ type HubOptions struct {
 	// Changed, when set, is how the hub waits for new changes: a channel closed when one
 	// arrives after the call (a Redis feed's Watcher); without it, the feed's Wait.
 	Changed func() <-chan struct{}
+	// Coalesce, when set, is how long the hub lets changes gather after it is woken before
+	// it reads: fewer, larger batches for its subscribers, each later by up to that much
+	// (webhook deliveries, which wait up to a second to fill a message anyway, use it; the
+	// live tail does not).
+	Coalesce time.Duration
 	// Observer hears what the hub does (the metrics are the edge's: inventory/prom); default:
 	// nobody.
 	Observer HubObserver
@@ -330,6 +335,9 @@ func (h *Hub) Run(ctx context.Context) {
 				t := time.NewTimer(h.o.Wait)
 				select {
 				case <-changed:
+					if h.o.Coalesce > 0 {
+						sleepOrDone(ctx, h.o.Coalesce)
+					}
 				case <-t.C:
 				case <-ctx.Done():
 				}
