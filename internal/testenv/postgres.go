@@ -7,10 +7,13 @@ import (
 	"encoding/hex"
 	"net/url"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver
+
+	"github.com/jaego/jaego/internal/sqldb"
 )
 
 // PostgresAdminURL is the server the tests create their databases on:
@@ -63,4 +66,26 @@ func Postgres(t testing.TB) string {
 	}
 	u.Path = "/" + name
 	return u.String()
+}
+
+// SQLDatabases runs fn as two parallel subtests: on a migrated private PostgreSQL database
+// and on a migrated SQLite file (jaego dev's), so that a SQL store is held to both.
+func SQLDatabases(t *testing.T, fn func(t *testing.T, d *sqldb.DB)) {
+	for name, url := range map[string]func(t *testing.T) string{
+		"postgres": func(t *testing.T) string { return Postgres(t) },
+		"sqlite":   func(t *testing.T) string { return "sqlite:" + filepath.Join(t.TempDir(), "test.db") },
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			d, err := sqldb.Open(context.Background(), url(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { d.Close() })
+			if _, err := d.Migrate(context.Background(), nil); err != nil {
+				t.Fatal(err)
+			}
+			fn(t, d)
+		})
+	}
 }

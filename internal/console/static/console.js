@@ -236,13 +236,20 @@ function healthView() {
 
 // confirmButton is a button that asks question, then POSTs to path and calls then.
 function confirmButton(text, label, question, path, then) {
+  return actionButton(text, label, async () => {
+    if (!confirm(question)) return;
+    await api(path, { method: "POST" });
+  }, then);
+}
+
+// actionButton is a button that runs run, shows its problem if it fails, else calls then.
+function actionButton(text, label, run, then) {
   const b = document.createElement("button");
   b.type = "button";
   b.textContent = text;
   b.setAttribute("aria-label", label);
   b.addEventListener("click", async () => {
-    if (!confirm(question)) return;
-    try { await api(path, { method: "POST" }); } catch (err) { showProblem(err); return; }
+    try { await run(); } catch (err) { showProblem(err); return; }
     then();
   });
   return b;
@@ -361,18 +368,6 @@ function locksView() {
 }
 
 // --- webhooks ---
-function actionButton(text, label, run) {
-  const b = document.createElement("button");
-  b.type = "button";
-  b.textContent = text;
-  b.setAttribute("aria-label", label);
-  b.addEventListener("click", async () => {
-    try { await run(); } catch (err) { showProblem(err); return; }
-    webhooksView();
-  });
-  return b;
-}
-
 function webhooksView() {
   return render("webhooks", async (signal) => {
     const body = $("wh-table").tBodies[0];
@@ -396,18 +391,18 @@ function webhooksView() {
       const next = w.status === "active" ? "paused" : "active";
       actions.append(
         actionButton(next === "paused" ? "Pause" : "Resume", (next === "paused" ? "Pause " : "Resume ") + w.id,
-          () => api(path, { method: "PATCH", headers: json, body: JSON.stringify({ status: next }) })),
+          () => api(path, { method: "PATCH", headers: json, body: JSON.stringify({ status: next }) }), webhooksView),
         actionButton("Replay", "Replay " + w.id, async () => {
           const from = prompt("Deliver again from (an RFC 3339 time or a cursor):", new Date(Date.now() - 3600e3).toISOString());
           if (from) await api(path + "/replay", { method: "POST", headers: json, body: JSON.stringify({ from }) });
-        }),
+        }, webhooksView),
         actionButton("Send test", "Send a test message to " + w.id, async () => {
           const t = await (await api(path + "/test", { method: "POST" })).json();
           $("wh-secret").textContent = "Test message to " + w.id + ": " + (t.http_status || "no answer") +
             " in " + t.latency_ms.toFixed(1) + " ms" + (t.error ? " — " + t.error : "");
           $("wh-secret").hidden = false;
-        }),
-        actionButton("Deliveries", "Show the deliveries of " + w.id, () => showDeliveries(w.id)));
+        }, webhooksView),
+        actionButton("Deliveries", "Show the deliveries of " + w.id, () => showDeliveries(w.id), () => {}));
     }
     $("wh-none").hidden = ans.webhooks.length > 0;
   });

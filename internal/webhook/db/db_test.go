@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -15,23 +14,7 @@ import (
 )
 
 func stores(t *testing.T, fn func(t *testing.T, s *whdb.Store)) {
-	for name, url := range map[string]func(t *testing.T) string{
-		"postgres": func(t *testing.T) string { return testenv.Postgres(t) },
-		"sqlite":   func(t *testing.T) string { return "sqlite:" + filepath.Join(t.TempDir(), "w.db") },
-	} {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			d, err := sqldb.Open(context.Background(), url(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { d.Close() })
-			if _, err := d.Migrate(context.Background(), nil); err != nil {
-				t.Fatal(err)
-			}
-			fn(t, whdb.New(d))
-		})
-	}
+	testenv.SQLDatabases(t, func(t *testing.T, d *sqldb.DB) { fn(t, whdb.New(d)) })
 }
 
 func sub(id string) webhook.Subscription {
