@@ -68,24 +68,27 @@ func Postgres(t testing.TB) string {
 	return u.String()
 }
 
-// SQLDatabases runs fn as two parallel subtests: on a migrated private PostgreSQL database
-// and on a migrated SQLite file (jaego dev's), so that a SQL store is held to both.
-func SQLDatabases(t *testing.T, fn func(t *testing.T, d *sqldb.DB)) {
+// SQLDatabases runs fn as two parallel subtests, "postgres" and "sqlite", each given a
+// function that opens a fresh migrated database of its kind (a private PostgreSQL database,
+// or a SQLite file: jaego dev's), so that a SQL store is held to both.
+func SQLDatabases(t *testing.T, fn func(t *testing.T, open func(t *testing.T) *sqldb.DB)) {
 	for name, url := range map[string]func(t *testing.T) string{
 		"postgres": func(t *testing.T) string { return Postgres(t) },
 		"sqlite":   func(t *testing.T) string { return "sqlite:" + filepath.Join(t.TempDir(), "test.db") },
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			d, err := sqldb.Open(context.Background(), url(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { d.Close() })
-			if _, err := d.Migrate(context.Background(), nil); err != nil {
-				t.Fatal(err)
-			}
-			fn(t, d)
+			fn(t, func(t *testing.T) *sqldb.DB {
+				d, err := sqldb.Open(context.Background(), url(t))
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { d.Close() })
+				if _, err := d.Migrate(context.Background(), nil); err != nil {
+					t.Fatal(err)
+				}
+				return d
+			})
 		})
 	}
 }

@@ -14,7 +14,7 @@ import (
 )
 
 func stores(t *testing.T, fn func(t *testing.T, s *whdb.Store)) {
-	testenv.SQLDatabases(t, func(t *testing.T, d *sqldb.DB) { fn(t, whdb.New(d)) })
+	testenv.SQLDatabases(t, func(t *testing.T, open func(*testing.T) *sqldb.DB) { fn(t, whdb.New(open(t))) })
 }
 
 func sub(id string) webhook.Subscription {
