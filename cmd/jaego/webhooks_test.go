@@ -324,7 +324,7 @@ func TestWebhooksExactlyOnce(t *testing.T) {
 	}
 	p := serve()
 	id, _ := subscribe(t, p.api, recv, `{"url":"`+recv.URL+`","batch":200}`)
-	recv.Control(map[string]any{"fail_rate": 0.3, "slow_ms": 20})
+	recv.Control(map[string]any{"fail_rate": 0.3, "slow_ms": 50})
 
 	const writers, perWriter = 16, 6250 // 100k changes
 	var written atomic.Int64

@@ -56,19 +56,21 @@ const server = http.createServer((req, res) => {
       res.writeHead(401).end("bad signature");
       return;
     }
-    const answer = () => {
-      if (Math.random() < failRate) {
-        failed++;
-        res.writeHead(503).end("try again");
-        return;
-      }
+    // A message is kept before the (slow) answer, as a receiver that processes and then
+    // answers does: a sender that dies before the answer arrives must send it again with
+    // the same id, or the receiver holds its changes twice.
+    let answer;
+    if (Math.random() < failRate) {
+      failed++;
+      answer = () => res.writeHead(503).end("try again");
+    } else {
       const id = req.headers["webhook-id"];
       if (!seen.has(id)) {
         seen.add(id);
         messages.push({ id, type: payload.type, data: payload.data, traceparent: req.headers["traceparent"] || "" });
       }
-      res.writeHead(204).end();
-    };
+      answer = () => res.writeHead(204).end();
+    }
     if (slowMs > 0) setTimeout(answer, Math.floor(Math.random() * slowMs));
     else answer();
   });
