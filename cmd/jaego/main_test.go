@@ -202,7 +202,7 @@ func TestDevEndToEnd(t *testing.T) {
 	for _, l := range locks.Locks {
 		listed[l.Name] = l.Token
 	}
-	delete(listed, "stock-projector") // the durable copy's projector may hold its own lock by now
+	delete(listed, "stock-projector")   // the durable copy's projector may hold its own lock by now
 	for p := range webhook.Partitions { // and the webhook deliveries theirs
 		delete(listed, fmt.Sprintf("webhooks-%d", p))
 	}
