@@ -37,27 +37,23 @@ const Timeout = 5 * time.Second
 
 // Register adds the routes to mux: the one list of them.
 func (a *API) Register(mux httpx.Mux) {
-	d := Timeout + 50*time.Millisecond
-	mux.Handle("POST /v1/admin/webhooks", httpx.Within(d, a.handle(a.create)))
-	mux.Handle("GET /v1/admin/webhooks", httpx.Within(d, a.handle(a.list)))
-	mux.Handle("GET /v1/admin/webhooks/{id}", httpx.Within(d, a.handle(a.get)))
-	mux.Handle("PATCH /v1/admin/webhooks/{id}", httpx.Within(d, a.handle(a.patch)))
-	mux.Handle("DELETE /v1/admin/webhooks/{id}", httpx.Within(d, a.handle(a.delete)))
-	mux.Handle("POST /v1/admin/webhooks/{id}/rotate-secret", httpx.Within(d, a.handle(a.rotate)))
-	mux.Handle("GET /v1/admin/webhooks/{id}/deliveries", httpx.Within(d, a.handle(a.deliveries)))
-	mux.Handle("POST /v1/admin/webhooks/{id}/replay", httpx.Within(d, a.handle(a.replay)))
-	mux.Handle("POST /v1/admin/webhooks/{id}/test", httpx.Within(12*time.Second, a.handle(a.test)))
+	mux.Handle("POST /v1/admin/webhooks", a.handle(Timeout, a.create))
+	mux.Handle("GET /v1/admin/webhooks", a.handle(Timeout, a.list))
+	mux.Handle("GET /v1/admin/webhooks/{id}", a.handle(Timeout, a.get))
+	mux.Handle("PATCH /v1/admin/webhooks/{id}", a.handle(Timeout, a.patch))
+	mux.Handle("DELETE /v1/admin/webhooks/{id}", a.handle(Timeout, a.delete))
+	mux.Handle("POST /v1/admin/webhooks/{id}/rotate-secret", a.handle(Timeout, a.rotate))
+	mux.Handle("GET /v1/admin/webhooks/{id}/deliveries", a.handle(Timeout, a.deliveries))
+	mux.Handle("POST /v1/admin/webhooks/{id}/replay", a.handle(Timeout, a.replay))
+	mux.Handle("POST /v1/admin/webhooks/{id}/test", a.handle(11*time.Second, a.test)) // the sender's 10 s, and the rest
 }
 
-// handle runs fn with a bounded context, and writes its error as a problem.
-func (a *API) handle(fn func(ctx context.Context, w http.ResponseWriter, r *http.Request) error) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+// handle runs fn with its context bounded by timeout (and the answer by a little more), and
+// writes its error as a problem.
+func (a *API) handle(timeout time.Duration, fn func(ctx context.Context, w http.ResponseWriter, r *http.Request) error) http.Handler {
+	return httpx.Within(timeout+50*time.Millisecond, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		err := a.off
 		if err == nil {
-			timeout := Timeout
-			if r.URL.Path[len(r.URL.Path)-5:] == "/test" {
-				timeout = 11 * time.Second
-			}
 			ctx, cancel := context.WithTimeout(r.Context(), timeout)
 			defer cancel()
 			err = fn(ctx, w, r)
@@ -65,7 +61,7 @@ func (a *API) handle(fn func(ctx context.Context, w http.ResponseWriter, r *http
 		if err != nil {
 			httpx.Fail(w, r, a.log, err)
 		}
-	})
+	}))
 }
 
 type createBody struct {
