@@ -53,6 +53,8 @@ type hookSink struct {
 	mu     sync.Mutex
 	counts map[string]*atomic.Int64
 	lags   latencies
+	mark   atomic.Pointer[[]byte] // a marker's event id prefix, when one is awaited
+	marked map[string]int         // per path, the markers seen
 }
 
 func (h *hookSink) count(path string) *atomic.Int64 {
@@ -73,6 +75,13 @@ func (h *hookSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	n := bytes.Count(body, []byte(`"event_id":`))
+	if mark := h.mark.Load(); mark != nil {
+		if k := bytes.Count(body, *mark); k > 0 {
+			h.mu.Lock()
+			h.marked[r.URL.Path] += k
+			h.mu.Unlock()
+		}
+	}
 	if r.URL.Path == "/lag" {
 		var m struct {
 			Data struct {
@@ -119,7 +128,7 @@ func newWebhookRig(ctx context.Context, coalesce time.Duration) (*webhookRig, er
 		return nil, err
 	}
 	rctx, cancel := context.WithCancel(ctx)
-	rig := &webhookRig{client: client, store: invredis.New(client, invredis.Options{}), sink: &hookSink{counts: map[string]*atomic.Int64{}}}
+	rig := &webhookRig{client: client, store: invredis.New(client, invredis.Options{}), sink: &hookSink{counts: map[string]*atomic.Int64{}, marked: map[string]int{}}}
 	rig.feed = invredis.NewFeed(rig.store, invredis.FeedOptions{})
 	watcher := invredis.NewWatcher(rig.feed)
 	hub := inventory.NewHub(rig.feed, inventory.HubOptions{MaxStreams: 1 << 20, MaxPerKey: 1 << 20, Changed: watcher.Changed, Coalesce: coalesce})
@@ -299,7 +308,10 @@ func webhookLookups(ctx context.Context, out io.Writer, rig *webhookRig, subs in
 		stores[i] = fmt.Sprintf("A%03d", i)
 	}
 	var own, every []string
+	ownPaths, everyPaths := map[string]int{}, map[string]int{}
 	for i := range subs {
+		ownPaths[fmt.Sprintf("/own-%d", i)] = 1
+		everyPaths[fmt.Sprintf("/every-%d", i)] = subs
 		id, err := rig.subscribe(ctx, fmt.Sprintf("/own-%d", i), "now", 100, []string{stores[i]})
 		if err != nil {
 			return err
@@ -321,10 +333,11 @@ func webhookLookups(ctx context.Context, out io.Writer, rig *webhookRig, subs in
 	modes := []struct {
 		name   string
 		active []string
+		paths  map[string]int
 		rows   []loadResult
 		conns  int
-	}{{name: "no active subscription (baseline)"}, {name: fmt.Sprintf("%d subscriptions, one store each (%d deliveries/s)", subs, 1000), active: own},
-		{name: fmt.Sprintf("%d subscriptions, every store each (%d deliveries/s)", subs, 1000*subs), active: every}}
+	}{{name: "no active subscription (baseline)"}, {name: fmt.Sprintf("%d subscriptions, one store each (%d deliveries/s)", subs, 1000), active: own, paths: ownPaths},
+		{name: fmt.Sprintf("%d subscriptions, every store each (%d deliveries/s)", subs, 1000*subs), active: every, paths: everyPaths}}
 	for round := range 2 {
 		for k := range modes {
 			m := &modes[(round+k)%len(modes)]
@@ -335,6 +348,9 @@ func webhookLookups(ctx context.Context, out io.Writer, rig *webhookRig, subs in
 				return err
 			}
 			if err := set(m.active, webhook.Active); err != nil {
+				return err
+			}
+			if err := rig.settle(ctx, fmt.Sprintf("mark-%d-%d-", round, k), m.paths, stores); err != nil {
 				return err
 			}
 			wctx, stopWrites := context.WithCancel(ctx)
@@ -360,6 +376,49 @@ func webhookLookups(ctx context.Context, out io.Writer, rig *webhookRig, subs in
 		}
 	}
 	return nil
+}
+
+// settle waits until the subscriptions delivering to want's paths have caught up with the
+// feed: a resumed subscription first reads what passed while it was paused, on its own, and
+// a phase measures them following the feed. It writes one marker change per store and waits
+// until each path has received the markers of its subscription's stores (want[path]).
+func (r *webhookRig) settle(ctx context.Context, prefix string, want map[string]int, stores []string) error {
+	if len(want) == 0 {
+		return nil
+	}
+	tok := []byte(`"event_id":"` + prefix)
+	r.sink.mu.Lock()
+	r.sink.marked = map[string]int{}
+	r.sink.mu.Unlock()
+	r.sink.mark.Store(&tok)
+	defer r.sink.mark.Store(nil)
+	var marks []inventory.Event
+	for _, s := range stores {
+		marks = append(marks, inventory.Event{EventID: prefix + s, Type: inventory.Receipt, Store: s, SKU: "MARK", Qty: 1})
+	}
+	if _, err := r.store.Apply(ctx, marks); err != nil {
+		return err
+	}
+	for deadline := time.Now().Add(2 * time.Minute); ; {
+		r.sink.mu.Lock()
+		short := 0
+		for path, n := range want {
+			if r.sink.marked[path] < n {
+				short++
+			}
+		}
+		r.sink.mu.Unlock()
+		if short == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("webhook lookups: %d of %d subscriptions did not catch up within 2 minutes", short, len(want))
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // writeSteadily applies rate receipts a second over stores, 10 a call, until ctx ends.

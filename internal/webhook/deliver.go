@@ -410,11 +410,7 @@ func (r *run) flush(ctx context.Context, acc *[]inventory.Change, alerts []Alert
 	now := r.d.o.Now()
 	if len(*acc) > 0 {
 		r.seq++
-		m, err := changedMessage(messageID(r.id, r.seq), *acc, at, now)
-		if err != nil {
-			return err
-		}
-		msgs = append(msgs, m)
+		msgs = append(msgs, changedMessage(messageID(r.id, r.seq), *acc, at, now))
 		*acc = (*acc)[:0:0]
 	}
 	for _, a := range alerts {

@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/netip"
 	"strconv"
@@ -274,5 +275,33 @@ func TestLedgerPosition(t *testing.T) {
 	}
 	if _, err := parseLedger("l:x"); err == nil {
 		t.Fatal("a malformed position was taken")
+	}
+}
+
+// TestChangedBody: a stock.changed body is what encoding/json makes of the envelope, for a
+// feed cursor (kept) and a ledger position (no cursor), with names that need escaping.
+func TestChangedBody(t *testing.T) {
+	at := time.Date(2026, 12, 3, 8, 1, 2, 345_000_000, time.FixedZone("KST", 9*3600))
+	changes := []inventory.Change{
+		{ID: "1764720000000-0", Store: "S001", SKU: "8809461234567", Type: inventory.Sale, Delta: -1, OnHand: 4, Version: 7, EventID: "pos-1", At: at},
+		{ID: "1764720000001-3", Store: `S<"2">`, SKU: "é", Type: inventory.Receipt, Delta: 5, OnHand: 5, Reserved: 1, Safety: 2, Version: 1, EventID: "r\n", At: at.UTC()},
+	}
+	now := at.Add(time.Second)
+	for _, after := range []Position{"c1.abc-_", "l:1:2:1764720000001-3|"} {
+		m := changedMessage("msg_x_1", changes, after, now)
+		type data struct {
+			Changes []inventory.Change `json:"changes"`
+			Cursor  string             `json:"cursor,omitempty"`
+		}
+		want, err := json.Marshal(envelope{Type: StockChanged, Timestamp: now.UTC(), Data: data{Changes: changes, Cursor: after.Cursor()}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(m.Body) != string(want) {
+			t.Errorf("after %s:\n got %s\nwant %s", after, m.Body, want)
+		}
+		if m.Changes != 2 || !m.First.Equal(at) || m.After != after {
+			t.Errorf("message %+v", m)
+		}
 	}
 }

@@ -61,7 +61,9 @@ func TestStoreMiniredis(t *testing.T) {
 func TestChangeRecordAndTTLs(t *testing.T) {
 	client, _ := testenv.Redis(t)
 	ctx := context.Background()
-	day := time.Date(2026, 11, 22, 23, 59, 0, 0, time.UTC)
+	// A minute before the last UTC midnight: a fixed date would put the marks' absolute
+	// expiry (PEXPIREAT, by Redis's clock) in the past a week after it was written.
+	day := time.Now().UTC().Truncate(24 * time.Hour).Add(-time.Minute)
 	s := invredis.New(client, invredis.Options{Retention: 36 * time.Hour, Now: func() time.Time { return day }})
 
 	sale := inventorytest.Ev(inventory.Sale, "S001", "8809461234567", 2)
@@ -75,7 +77,7 @@ func TestChangeRecordAndTTLs(t *testing.T) {
 	if want := fmt.Sprintf("jg:stk:{%d}:S001", g); s.Keys().Stock("S001") != want {
 		t.Errorf("stock key %s, want %s", s.Keys().Stock("S001"), want)
 	}
-	stream := fmt.Sprintf("jg:chg:{%d}:20261122", g)
+	stream := fmt.Sprintf("jg:chg:{%d}:%s", g, invredis.StreamDay(day))
 	entries, err := client.Do(ctx, client.B().Xrange().Key(stream).Start("-").End("+").Build()).AsXRange()
 	if err != nil {
 		t.Fatal(err)
