@@ -289,7 +289,23 @@ type run struct {
 	secrets []string
 	seq     int64
 	judge   *judge
+	// ready are the messages formed and not yet kept pending; done the messages delivered
+	// and not yet written (through seq through, the position after them doneAfter),
+	// since doneSince.
+	ready     []Message
+	done      []Attempt
+	through   int64
+	doneAfter Position
+	doneAt    time.Time
 }
+
+// A deliverer keeps up to window formed messages before it writes them pending and sends
+// them, and writes what it delivered with that (or after recordEvery messages, or Fill
+// after the first of them). Both are what one transaction covers while a backlog is read.
+const (
+	window      = 64
+	recordEvery = 256
+)
 
 // deliver runs one subscription: the messages left pending first, then the feed from its
 // position. It returns nil when the subscription is not (or no longer) active.
@@ -311,6 +327,13 @@ func (d *Dispatcher) deliver(ctx context.Context, id string, token int64) error 
 		r.secrets = append(r.secrets, plain)
 	}
 	defer d.o.Observer.Failing(id, 0)
+	// What was delivered and not yet written is written on the way out (a fenced or stale
+	// grant changes nothing; a crash leaves it to be sent again, with its id).
+	defer func() {
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		_ = r.write(wctx)
+	}()
 	for _, m := range st.Pending {
 		if done, err := r.send(ctx, m); err != nil || !done {
 			return err
@@ -338,18 +361,37 @@ func (r *run) follow(ctx context.Context, pos Position, batches <-chan batch) er
 	fill := time.NewTimer(time.Hour)
 	fill.Stop()
 	defer fill.Stop()
+	record := time.NewTimer(time.Hour)
+	record.Stop()
+	defer record.Stop()
+	recording := false
 	saved, savedAt := pos, time.Now()
 	var lastAt time.Time
 	for {
-		var fillC <-chan time.Time
+		var fillC, recordC <-chan time.Time
 		if len(acc) > 0 {
 			fillC = fill.C
+		}
+		if len(r.done) == 0 {
+			recording = false
+		} else if !recording {
+			record.Reset(r.d.o.Fill)
+			recording = true
+		}
+		if recording {
+			recordC = record.C
 		}
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-recordC:
+			recording = false
+			if err := r.write(ctx); err != nil {
+				return err
+			}
 		case <-fillC:
-			if err := r.flush(ctx, &acc, nil, pos); err != nil {
+			r.form(&acc, nil, pos)
+			if err := r.deliverReady(ctx); err != nil {
 				return err
 			}
 			saved = pos
@@ -381,18 +423,31 @@ func (r *run) follow(ctx context.Context, pos Position, batches <-chan batch) er
 					if err != nil {
 						return err
 					}
-					if err := r.flush(ctx, &acc, alerts, at); err != nil {
-						return err
-					}
+					r.form(&acc, alerts, at)
 					saved = at
+					if len(r.ready) >= window {
+						if err := r.deliverReady(ctx); err != nil {
+							return err
+						}
+					}
 				}
 				lastAt = c.At
 			}
 			r.d.o.Observer.Lag(r.id, 0)
 			pos = b.end
+			// Messages formed are sent when the reader has nothing more at hand: a backlog
+			// forms up to a window of them per write, a live feed sends each at once.
+			if len(r.ready) > 0 && len(batches) == 0 {
+				if err := r.deliverReady(ctx); err != nil {
+					return err
+				}
+			}
 			// A position past changes no message carries is saved now and then, so a
 			// restart does not read them again.
-			if len(acc) == 0 && pos != saved && time.Since(savedAt) >= time.Second {
+			if len(acc) == 0 && len(r.ready) == 0 && pos != saved && time.Since(savedAt) >= time.Second {
+				if err := r.write(ctx); err != nil {
+					return err
+				}
 				if err := r.d.o.Store.Advance(ctx, r.id, r.grant, pos, lastAt); err != nil {
 					return err
 				}
@@ -402,31 +457,39 @@ func (r *run) follow(ctx context.Context, pos Position, batches <-chan batch) er
 	}
 }
 
-// flush delivers what acc holds (one stock.changed message), then alerts, each message
-// after position at: they are kept as pending first, so a restart sends them again with the
-// same ids.
-func (r *run) flush(ctx context.Context, acc *[]inventory.Change, alerts []Alert, at Position) error {
-	var msgs []Message
+// form makes the messages of what acc holds (one stock.changed message), then of alerts,
+// each after position at, and adds them to those ready to send.
+func (r *run) form(acc *[]inventory.Change, alerts []Alert, at Position) {
 	now := r.d.o.Now()
 	if len(*acc) > 0 {
 		r.seq++
-		msgs = append(msgs, changedMessage(messageID(r.id, r.seq), *acc, at, now))
+		m := changedMessage(messageID(r.id, r.seq), *acc, at, now)
+		m.Seq = r.seq
+		r.ready = append(r.ready, m)
 		*acc = (*acc)[:0:0]
 	}
 	for _, a := range alerts {
 		r.seq++
-		m, err := alertMessage(messageID(r.id, r.seq), a, at, now)
-		if err != nil {
-			return err
-		}
-		msgs = append(msgs, m)
+		m := alertMessage(messageID(r.id, r.seq), a, at, now)
+		m.Seq = r.seq
+		r.ready = append(r.ready, m)
 	}
-	if len(msgs) == 0 {
+}
+
+// deliverReady keeps the messages ready as pending first (with what was delivered before
+// them, in one write), so a restart sends them again with the same ids; then sends them in
+// order.
+func (r *run) deliverReady(ctx context.Context) error {
+	if len(r.ready) == 0 {
 		return nil
 	}
-	if err := r.d.o.Store.Pend(ctx, r.id, r.grant, msgs, r.seq); err != nil {
+	msgs := r.ready
+	p := r.progress()
+	p.Pend, p.Seq = msgs, r.seq
+	if err := r.d.o.Store.Progress(ctx, r.id, r.grant, p); err != nil {
 		return err
 	}
+	r.ready, r.done = nil, r.done[:0]
 	for _, m := range msgs {
 		if done, err := r.send(ctx, m); err != nil || !done {
 			if err == nil {
@@ -434,7 +497,29 @@ func (r *run) flush(ctx context.Context, acc *[]inventory.Change, alerts []Alert
 			}
 			return err
 		}
+		if len(r.done) >= recordEvery {
+			if err := r.write(ctx); err != nil {
+				return err
+			}
+		}
 	}
+	return nil
+}
+
+// progress is the Progress of what was delivered and not yet written.
+func (r *run) progress() Progress {
+	return Progress{Delivered: r.done, Through: r.through, After: r.doneAfter, At: r.doneAt}
+}
+
+// write writes what was delivered and not yet written.
+func (r *run) write(ctx context.Context) error {
+	if len(r.done) == 0 {
+		return nil
+	}
+	if err := r.d.o.Store.Progress(ctx, r.id, r.grant, r.progress()); err != nil {
+		return err
+	}
+	r.done = r.done[:0]
 	return nil
 }
 
@@ -450,6 +535,9 @@ func (r *run) send(ctx context.Context, m Message) (bool, error) {
 			m.FirstAttempt = now
 		}
 		if m.Attempts > 0 && now.Sub(m.FirstAttempt) >= o.GiveUp {
+			if err := r.write(ctx); err != nil {
+				return false, err
+			}
 			o.Logger.Warn("webhook failing: a message failed for the give-up time; the subscription waits for an operator",
 				"subscription", r.id, "message_id", m.ID, "attempts", m.Attempts)
 			return false, o.Store.GiveUp(ctx, r.id, r.grant, fmt.Sprintf("message %s failed for %s", m.ID, o.GiveUp))
@@ -470,7 +558,9 @@ func (r *run) send(ctx context.Context, m Message) (bool, error) {
 		if sendErr == nil {
 			o.Observer.Attempted("delivered", took)
 			o.Observer.Failing(r.id, 0)
-			return true, o.Store.Delivered(ctx, r.id, r.grant, a, m.After, m.First)
+			r.done = append(r.done, a)
+			r.through, r.doneAfter, r.doneAt = m.Seq, m.After, m.First
+			return true, nil
 		}
 		a.Error = sendErr.Error()
 		outcome := "failed"
@@ -479,6 +569,9 @@ func (r *run) send(ctx context.Context, m Message) (bool, error) {
 		}
 		o.Observer.Attempted(outcome, took)
 		o.Observer.Failing(r.id, o.Now().Sub(m.FirstAttempt))
+		if err := r.write(ctx); err != nil { // the log in order, and a the first pending
+			return false, err
+		}
 		if err := o.Store.Attempted(ctx, r.id, r.grant, a); err != nil {
 			return false, err
 		}

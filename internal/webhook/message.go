@@ -50,10 +50,11 @@ func changedMessage(id string, changes []inventory.Change, after Position, now t
 }
 
 // alertMessage is the message of one stock-level alert.
-func alertMessage(id string, a Alert, after Position, now time.Time) (Message, error) {
-	body, err := json.Marshal(envelope{Type: a.Type, Timestamp: now.UTC(), Data: alertData{Store: a.Change.Store, SKU: a.Change.SKU,
-		Available: a.Available, Threshold: a.Threshold, Change: a.Change, Cursor: after.Cursor()}})
-	return Message{ID: id, Type: a.Type, Body: body, After: after, First: a.Change.At, Changes: 1}, err
+func alertMessage(id string, a Alert, after Position, now time.Time) Message {
+	body, _ := json.Marshal( // strings, numbers and a change's time (a stream id's milliseconds): nothing fails
+		envelope{Type: a.Type, Timestamp: now.UTC(), Data: alertData{Store: a.Change.Store, SKU: a.Change.SKU,
+			Available: a.Available, Threshold: a.Threshold, Change: a.Change, Cursor: after.Cursor()}})
+	return Message{ID: id, Type: a.Type, Body: body, After: after, First: a.Change.At, Changes: 1}
 }
 
 // Cursor is the feed cursor of a position, "" while it is in the ledger (a receiver can

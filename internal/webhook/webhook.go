@@ -188,6 +188,7 @@ func FromCursor(c string) Position { return Position(c) }
 // position after the changes it carries.
 type Message struct {
 	ID    string
+	Seq   int64 // its place among the subscription's messages (the n of its id)
 	Type  string
 	Body  json.RawMessage // kept as JSON inside the pending list, not base64
 	After Position
@@ -261,9 +262,27 @@ type DeliveryPage struct {
 	Next       string    `json:"next_cursor,omitempty"`
 }
 
+// Progress is one write of a deliverer: the messages delivered since its last write, then
+// the messages formed since. A deliverer that follows a busy feed writes once for many
+// messages; one that stops between a delivery and its write sends that message again, with
+// its id, which the receiver deduplicates (at least once, design §14).
+type Progress struct {
+	// Delivered are the successful attempts of the first pending messages, in order: they
+	// are logged, the pending messages up to seq Through are dropped, and the position
+	// moves to After, whose last change was applied at At.
+	Delivered []Attempt
+	Through   int64
+	After     Position
+	At        time.Time
+	// Pend are the messages formed since, kept pending after the others, in order; Seq is
+	// the number of messages formed so far.
+	Pend []Message
+	Seq  int64
+}
+
 // Store keeps subscriptions, their secrets, positions and delivery logs (webhook/db).
 //
-// Contract: the delivery-state writes (Pend, Attempted, Delivered, Advance, GiveUp) carry a
+// Contract: the delivery-state writes (Progress, Attempted, Advance, GiveUp) carry a
 // Grant and change nothing when a higher token was claimed (ErrFenced: a deliverer whose
 // lease ran out cannot move a position its successor owns) or the generation moved on
 // (ErrStale: a replay or a pause is not overwritten by the deliverer it stops).
@@ -289,13 +308,10 @@ type Store interface {
 	// Claim raises the subscription's token to token and answers where to resume, with the
 	// grant every later write carries.
 	Claim(ctx context.Context, id string, token int64) (State, error)
-	// Pend keeps msgs as pending messages (after any already pending), and seq.
-	Pend(ctx context.Context, id string, g Grant, msgs []Message, seq int64) error
+	// Progress writes p in one transaction.
+	Progress(ctx context.Context, id string, g Grant, p Progress) error
 	// Attempted logs a failed attempt of the first pending message and counts it there.
 	Attempted(ctx context.Context, id string, g Grant, a Attempt) error
-	// Delivered drops the first pending message, moves the position after it (its last
-	// change applied at at) and logs a, in one transaction.
-	Delivered(ctx context.Context, id string, g Grant, a Attempt, after Position, at time.Time) error
 	// Advance moves the position past changes no message carries (filtered out).
 	Advance(ctx context.Context, id string, g Grant, after Position, at time.Time) error
 	// GiveUp turns the subscription failing, keeping its position and pending messages.

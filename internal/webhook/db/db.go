@@ -275,7 +275,7 @@ func (s *Store) Claim(ctx context.Context, id string, token int64) (webhook.Stat
 		if err := tx.QueryRowContext(ctx, `SELECT position FROM webhooks WHERE id = $1`, id).Scan(&st.Position); err != nil {
 			return err
 		}
-		rows, err := tx.QueryContext(ctx, `SELECT message_id, type, body, after_position, first_ms, changes, attempts, first_attempt_ms
+		rows, err := tx.QueryContext(ctx, `SELECT seq, message_id, type, body, after_position, first_ms, changes, attempts, first_attempt_ms
 			FROM webhook_pending WHERE webhook_id = $1 ORDER BY seq`, id)
 		if err != nil {
 			return err
@@ -284,7 +284,7 @@ func (s *Store) Claim(ctx context.Context, id string, token int64) (webhook.Stat
 			var m webhook.Message
 			var body, after string
 			var first, firstAttempt int64
-			if err := r.Scan(&m.ID, &m.Type, &body, &after, &first, &m.Changes, &m.Attempts, &firstAttempt); err != nil {
+			if err := r.Scan(&m.Seq, &m.ID, &m.Type, &body, &after, &first, &m.Changes, &m.Attempts, &firstAttempt); err != nil {
 				return err
 			}
 			m.Body, m.After, m.First = []byte(body), webhook.Position(after), time.UnixMilli(first)
@@ -322,28 +322,51 @@ func (s *Store) guarded(ctx context.Context, id string, g webhook.Grant, fn func
 	})
 }
 
-// Pend implements webhook.Store: msgs are the messages seq − len(msgs) + 1 … seq.
-func (s *Store) Pend(ctx context.Context, id string, g webhook.Grant, msgs []webhook.Message, seq int64) error {
-	return unavailable("pend", s.guarded(ctx, id, g, func(tx *sql.Tx) error {
-		rows := make([][]any, len(msgs))
-		for i, m := range msgs {
-			rows[i] = []any{id, seq - int64(len(msgs)-1-i), m.ID, m.Type, string(m.Body), string(m.After), m.First.UnixMilli(), m.Changes}
+// Progress implements webhook.Store.
+func (s *Store) Progress(ctx context.Context, id string, g webhook.Grant, p webhook.Progress) error {
+	return unavailable("progress", s.guarded(ctx, id, g, func(tx *sql.Tx) error {
+		if n := len(p.Delivered); n > 0 {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM webhook_pending WHERE webhook_id = $1 AND seq <= $2`, id, p.Through); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE webhooks SET position = $2, as_of_ms = $3, last_success_ms = $4, last_error = '' WHERE id = $1`,
+				id, string(p.After), p.At.UnixMilli(), p.Delivered[n-1].At.UnixMilli()); err != nil {
+				return err
+			}
+			if err := logAttempts(ctx, s.db.Postgres(), tx, id, p.Delivered); err != nil {
+				return err
+			}
+		}
+		if len(p.Pend) == 0 {
+			return nil
+		}
+		rows := make([][]any, len(p.Pend))
+		for i, m := range p.Pend {
+			rows[i] = []any{id, m.Seq, m.ID, m.Type, string(m.Body), string(m.After), m.First.UnixMilli(), m.Changes}
 		}
 		for _, st := range sqldb.MultiRowValues(s.db.Postgres(), `INSERT INTO webhook_pending (webhook_id, seq, message_id, type, body, after_position, first_ms, changes) VALUES `, rows, "") {
 			if _, err := tx.ExecContext(ctx, st.SQL, st.Args...); err != nil {
 				return err
 			}
 		}
-		_, err := tx.ExecContext(ctx, `UPDATE webhooks SET seq = $2 WHERE id = $1`, id, seq)
+		_, err := tx.ExecContext(ctx, `UPDATE webhooks SET seq = $2 WHERE id = $1`, id, p.Seq)
 		return err
 	}))
 }
 
-func logAttempt(ctx context.Context, tx *sql.Tx, id string, a webhook.Attempt) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO webhook_deliveries (webhook_id, at_ms, message_id, attempt, type, http_status, latency_us, error, changes)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING`,
-		id, a.At.UnixMilli(), a.Message, a.Attempt, a.Type, a.Status, a.Latency.Microseconds(), a.Error, a.Changes)
-	return err
+// logAttempts adds attempts to the delivery log.
+func logAttempts(ctx context.Context, postgres bool, tx *sql.Tx, id string, as []webhook.Attempt) error {
+	rows := make([][]any, len(as))
+	for i, a := range as {
+		rows[i] = []any{id, a.At.UnixMilli(), a.Message, a.Attempt, a.Type, a.Status, a.Latency.Microseconds(), a.Error, a.Changes}
+	}
+	for _, st := range sqldb.MultiRowValues(postgres, `INSERT INTO webhook_deliveries (webhook_id, at_ms, message_id, attempt, type, http_status, latency_us, error, changes) VALUES `,
+		rows, " ON CONFLICT DO NOTHING") {
+		if _, err := tx.ExecContext(ctx, st.SQL, st.Args...); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Attempted implements webhook.Store.
@@ -357,7 +380,7 @@ func (s *Store) Attempted(ctx context.Context, id string, g webhook.Grant, a web
 		if _, err := tx.ExecContext(ctx, `UPDATE webhooks SET last_error = $2 WHERE id = $1`, id, truncate(a.Error)); err != nil {
 			return err
 		}
-		return logAttempt(ctx, tx, id, a)
+		return logAttempts(ctx, s.db.Postgres(), tx, id, []webhook.Attempt{a})
 	}))
 }
 
@@ -366,20 +389,6 @@ func truncate(s string) string {
 		return s[:500]
 	}
 	return s
-}
-
-// Delivered implements webhook.Store.
-func (s *Store) Delivered(ctx context.Context, id string, g webhook.Grant, a webhook.Attempt, after webhook.Position, at time.Time) error {
-	return unavailable("delivered", s.guarded(ctx, id, g, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM webhook_pending WHERE webhook_id = $1 AND message_id = $2`, id, a.Message); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE webhooks SET position = $2, as_of_ms = $3, last_success_ms = $4, last_error = '' WHERE id = $1`,
-			id, string(after), at.UnixMilli(), a.At.UnixMilli()); err != nil {
-			return err
-		}
-		return logAttempt(ctx, tx, id, a)
-	}))
 }
 
 // Advance implements webhook.Store.

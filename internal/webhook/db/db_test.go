@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -47,55 +48,73 @@ func TestDeliveryState(t *testing.T) {
 			t.Fatalf("a claim under a lower token: %v, want ErrFenced", err)
 		}
 		m := func(n int) webhook.Message {
-			return webhook.Message{ID: fmt.Sprintf("msg_%d", n), Type: webhook.StockChanged, Body: []byte(`{}`),
+			return webhook.Message{ID: fmt.Sprintf("msg_%d", n), Seq: int64(n), Type: webhook.StockChanged, Body: []byte(`{}`),
 				After: webhook.Position(fmt.Sprintf("after-%d", n)), First: time.UnixMilli(int64(n) * 1000), Changes: n}
 		}
-		if err := s.Pend(ctx, "wh_a", old.Grant, []webhook.Message{m(1)}, 1); !errors.Is(err, webhook.ErrFenced) {
+		if err := s.Progress(ctx, "wh_a", old.Grant, webhook.Progress{Pend: []webhook.Message{m(1)}, Seq: 1}); !errors.Is(err, webhook.ErrFenced) {
 			t.Fatalf("pend under the old token: %v, want ErrFenced", err)
 		}
-		if err := s.Pend(ctx, "wh_a", st.Grant, []webhook.Message{m(1), m(2)}, 2); err != nil {
+		if err := s.Progress(ctx, "wh_a", st.Grant, webhook.Progress{Pend: []webhook.Message{m(1), m(2)}, Seq: 2}); err != nil {
 			t.Fatal(err)
 		}
 		at := time.UnixMilli(1_700_000_100_000).UTC()
 		if err := s.Attempted(ctx, "wh_a", st.Grant, webhook.Attempt{Message: "msg_1", At: at, Attempt: 1, Status: 503, Error: "answered 503"}); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Delivered(ctx, "wh_a", st.Grant, webhook.Attempt{Message: "msg_1", At: at.Add(time.Second), Attempt: 2, Status: 204},
-			"after-1", time.UnixMilli(1000)); err != nil {
+		// msg_1 delivered, written with the pend of msg_3 and msg_4.
+		if err := s.Progress(ctx, "wh_a", st.Grant, webhook.Progress{
+			Delivered: []webhook.Attempt{{Message: "msg_1", At: at.Add(time.Second), Attempt: 2, Status: 204}}, Through: 1, After: "after-1", At: time.UnixMilli(1000),
+			Pend: []webhook.Message{m(3), m(4)}, Seq: 4}); err != nil {
 			t.Fatal(err)
 		}
 		again, err := s.Claim(ctx, "wh_a", 5)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if again.Position != "after-1" || len(again.Pending) != 1 || again.Pending[0].ID != "msg_2" || again.Seq != 2 {
+		if again.Position != "after-1" || len(again.Pending) != 3 || again.Pending[0].ID != "msg_2" || again.Pending[0].Seq != 2 ||
+			again.Pending[2].ID != "msg_4" || again.Seq != 4 {
 			t.Fatalf("after one delivery: position %q, pending %+v, seq %d", again.Position, again.Pending, again.Seq)
+		}
+		// Two delivered in one write: both logged, both dropped.
+		if err := s.Progress(ctx, "wh_a", st.Grant, webhook.Progress{Delivered: []webhook.Attempt{
+			{Message: "msg_2", At: at.Add(2 * time.Second), Attempt: 1, Status: 200}, {Message: "msg_3", At: at.Add(3 * time.Second), Attempt: 1, Status: 200}},
+			Through: 3, After: "after-3", At: time.UnixMilli(3000)}); err != nil {
+			t.Fatal(err)
+		}
+		if again, err = s.Claim(ctx, "wh_a", 5); err != nil || again.Position != "after-3" || len(again.Pending) != 1 || again.Pending[0].ID != "msg_4" {
+			t.Fatalf("after two deliveries in one write: %+v, %v", again, err)
 		}
 		// Advance does not move a position past pending messages.
 		if err := s.Advance(ctx, "wh_a", st.Grant, "past", time.UnixMilli(3000)); err != nil {
 			t.Fatal(err)
 		}
-		if c, _ := s.Claim(ctx, "wh_a", 5); c.Position != "after-1" {
+		if c, _ := s.Claim(ctx, "wh_a", 5); c.Position != "after-3" {
 			t.Fatalf("advance moved the position past a pending message: %q", c.Position)
 		}
 		// An operator's replay: the deliverer's next write is stale and changes nothing.
 		if err := s.Replay(ctx, "wh_a", "replayed"); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Delivered(ctx, "wh_a", st.Grant, webhook.Attempt{Message: "msg_2", At: at, Attempt: 1, Status: 200}, "after-2", at); !errors.Is(err, webhook.ErrStale) {
+		if err := s.Progress(ctx, "wh_a", st.Grant, webhook.Progress{Delivered: []webhook.Attempt{{Message: "msg_4", At: at, Attempt: 1, Status: 200}},
+			Through: 4, After: "after-4", At: at}); !errors.Is(err, webhook.ErrStale) {
 			t.Fatalf("delivered after a replay: %v, want ErrStale", err)
 		}
 		c, err := s.Claim(ctx, "wh_a", 5)
 		if err != nil || c.Position != "replayed" || len(c.Pending) != 0 || c.Grant.Generation != 2 {
 			t.Fatalf("after the replay: %+v, %v", c, err)
 		}
-		page, err := s.Deliveries(ctx, "wh_a", "", 1, "")
-		if err != nil || len(page.Deliveries) != 1 || page.Deliveries[0].Status != 204 || page.Next == "" {
-			t.Fatalf("first page of the log: %+v, %v", page, err)
-		}
-		page, err = s.Deliveries(ctx, "wh_a", "", 1, page.Next)
-		if err != nil || len(page.Deliveries) != 1 || page.Deliveries[0].Status != 503 || page.Deliveries[0].Error != "answered 503" || page.Next != "" {
-			t.Fatalf("second page of the log: %+v, %v", page, err)
+		// The log, newest first, a page of one at a time.
+		var next string
+		for i, want := range []string{"msg_3 200", "msg_2 200", "msg_1 204", "msg_1 503 answered 503"} {
+			page, err := s.Deliveries(ctx, "wh_a", "", 1, next)
+			if err != nil || len(page.Deliveries) != 1 || (page.Next == "") != (i == 3) {
+				t.Fatalf("page %d of the log: %+v, %v", i, page, err)
+			}
+			a := page.Deliveries[0]
+			if got := strings.TrimSpace(fmt.Sprintf("%s %d %s", a.Message, a.Status, a.Error)); got != want {
+				t.Fatalf("page %d of the log: %s, want %s", i, got, want)
+			}
+			next = page.Next
 		}
 		if failed, _ := s.Deliveries(ctx, "wh_a", "failed", 10, ""); len(failed.Deliveries) != 1 {
 			t.Fatalf("status=failed: %+v", failed)
