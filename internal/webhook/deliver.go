@@ -299,12 +299,17 @@ type run struct {
 	doneAt    time.Time
 }
 
-// A deliverer keeps up to window formed messages before it writes them pending and sends
-// them, and writes what it delivered with that (or after recordEvery messages, or Fill
-// after the first of them). Both are what one transaction covers while a backlog is read.
+// While the reader has more at hand (a backlog), a deliverer keeps up to window formed
+// messages before it writes them pending and sends them, and writes what it delivered with
+// the next of those writes (or after recordEvery messages, or Fill after the first of them);
+// when the reader has nothing more, it writes at once. The two are what one transaction
+// covers while a backlog is read.
 const (
 	window      = 64
 	recordEvery = 256
+	// advanceEvery is how often a position that only passed changes no message carries is
+	// written (a restart reads them again, and passes them again).
+	advanceEvery = 5 * time.Second
 )
 
 // deliver runs one subscription: the messages left pending first, then the feed from its
@@ -394,6 +399,9 @@ func (r *run) follow(ctx context.Context, pos Position, batches <-chan batch) er
 			if err := r.deliverReady(ctx); err != nil {
 				return err
 			}
+			if err := r.write(ctx); err != nil {
+				return err
+			}
 			saved = pos
 		case b, ok := <-batches:
 			if !ok {
@@ -435,16 +443,24 @@ func (r *run) follow(ctx context.Context, pos Position, batches <-chan batch) er
 			}
 			r.d.o.Observer.Lag(r.id, 0)
 			pos = b.end
-			// Messages formed are sent when the reader has nothing more at hand: a backlog
-			// forms up to a window of them per write, a live feed sends each at once.
-			if len(r.ready) > 0 && len(batches) == 0 {
+			// Messages formed are sent, and what was delivered written, when the reader has
+			// nothing more at hand: a backlog takes up to a window of messages per write, a
+			// live feed is written as it is delivered (what GET shows is not behind).
+			if len(batches) == 0 {
 				if err := r.deliverReady(ctx); err != nil {
+					return err
+				}
+				if len(acc) == 0 && len(r.done) > 0 { // the position passes what no message carries too
+					r.doneAfter, r.doneAt = pos, lastAt
+					saved, savedAt = pos, time.Now()
+				}
+				if err := r.write(ctx); err != nil {
 					return err
 				}
 			}
 			// A position past changes no message carries is saved now and then, so a
 			// restart does not read them again.
-			if len(acc) == 0 && len(r.ready) == 0 && pos != saved && time.Since(savedAt) >= time.Second {
+			if len(acc) == 0 && len(r.ready) == 0 && pos != saved && time.Since(savedAt) >= advanceEvery {
 				if err := r.write(ctx); err != nil {
 					return err
 				}
@@ -686,9 +702,19 @@ func (d *Dispatcher) read(ctx context.Context, pos Position, out chan<- batch) {
 				return nil // a keep-alive
 			}
 			start, changes := pos, tb.Changes
+			// The positions inside a batch are asked for in rising order (one per message
+			// formed): each is advanced from the one before, not from the batch's start.
+			lastI, last := -1, start
 			b := batch{changes: changes, start: start, end: Position(tb.Cursor), at: func(i int) (Position, error) {
-				_, c, err := d.o.Feed.Advance(string(start), changes[:i+1])
-				return Position(c), err
+				if i < lastI {
+					lastI, last = -1, start
+				}
+				_, c, err := d.o.Feed.Advance(string(last), changes[lastI+1:i+1])
+				if err != nil {
+					return "", err
+				}
+				lastI, last = i, Position(c)
+				return last, nil
 			}}
 			pos = b.end
 			if !put(b) {
