@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -16,34 +17,62 @@ import (
 // drops what the handler writes later.
 
 // Within runs h with a buffered answer; h's answer goes out if it finishes within d, else a
-// 504 problem (timeout) does and h's later writes go nowhere. A panic in h is raised again
-// in the caller's goroutine, where Instrument turns it into a 500. Not for streaming
-// answers (NDJSON, SSE): see Abandonable.
+// 504 problem (timeout) goes out at d, whole (with its length) and flushed, with
+// "Connection: close", while h still holds the request; h's later writes go nowhere. h runs
+// in the request's goroutine (a panic reaches Instrument, which answers 500); what bounds
+// the answer is a timer, not a goroutine per request (that cost ~3.5 µs a request:
+// docs/benchmarks.md). Not for streaming answers (NDJSON, SSE): see Abandonable.
 func Within(d time.Duration, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		buf := &bufferedAnswer{header: http.Header{}}
-		done := make(chan any, 1)
-		go func() {
-			defer func() { done <- recover() }()
-			h.ServeHTTP(buf, r)
-		}()
-		t := time.NewTimer(d)
-		defer t.Stop()
-		select {
-		case p := <-done:
-			if p != nil {
-				panic(p)
+		buf := answers.Get().(*bufferedAnswer)
+		var mu sync.Mutex
+		answered := false
+		t := time.AfterFunc(d, func() {
+			mu.Lock()
+			defer mu.Unlock()
+			if answered {
+				return
 			}
+			answered = true
+			p := &bufferedAnswer{header: w.Header()}
+			WriteProblem(p, ProblemOf(context.DeadlineExceeded))
+			w.Header().Set("Content-Length", strconv.Itoa(p.body.Len()))
+			w.Header().Set("Connection", "close") // h holds the connection until it returns
+			w.WriteHeader(p.code())
+			_, _ = w.Write(p.body.Bytes())
+			_ = http.NewResponseController(w).Flush()
+		})
+		// finish stops the timer and reports whether the answer is still h's to give.
+		finish := func() bool {
+			t.Stop()
+			mu.Lock()
+			defer mu.Unlock()
+			mine := !answered
+			answered = true
+			return mine
+		}
+		returned := false
+		defer func() {
+			if !returned { // h panicked: no 504 after Instrument's 500
+				finish()
+			}
+		}()
+		h.ServeHTTP(buf, r)
+		returned = true
+		if finish() {
 			for k, v := range buf.header {
 				w.Header()[k] = v
 			}
 			w.WriteHeader(buf.code())
 			_, _ = w.Write(buf.body.Bytes())
-		case <-t.C:
-			WriteProblem(w, ProblemOf(context.DeadlineExceeded))
 		}
+		buf.reset()
+		answers.Put(buf)
 	})
 }
+
+// answers are the buffers Within lends its handlers.
+var answers = sync.Pool{New: func() any { return &bufferedAnswer{header: http.Header{}} }}
 
 // bufferedAnswer is a ResponseWriter that keeps the answer until Within sends it.
 type bufferedAnswer struct {
@@ -65,6 +94,12 @@ func (b *bufferedAnswer) Write(p []byte) (int, error) {
 		b.status = http.StatusOK
 	}
 	return b.body.Write(p)
+}
+
+func (b *bufferedAnswer) reset() {
+	clear(b.header)
+	b.status = 0
+	b.body.Reset()
 }
 
 func (b *bufferedAnswer) code() int {

@@ -1,6 +1,8 @@
 package httpx_test
 
 import (
+	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -8,11 +10,12 @@ import (
 	"time"
 
 	"github.com/jaego/jaego/internal/httpx"
+	"github.com/jaego/jaego/internal/testenv"
 )
 
 // Within answers what the handler answered when it is in time, and a 504 problem at the
 // deadline when it is not (the handler's later writes go nowhere); a panic reaches the
-// caller's goroutine.
+// caller.
 func TestWithin(t *testing.T) {
 	fast := httpx.Within(time.Second, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Test", "yes")
@@ -24,17 +27,34 @@ func TestWithin(t *testing.T) {
 	if rec.Code != 201 || rec.Header().Get("X-Test") != "yes" || rec.Body.String() != `{"ok":true}` {
 		t.Fatalf("in time: %d %v %q", rec.Code, rec.Header(), rec.Body.String())
 	}
-	release := make(chan struct{})
-	defer close(release)
-	slow := httpx.Within(20*time.Millisecond, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		<-release // a store call that holds on past its context
+	// Past the deadline, on a real server: the 504 arrives whole while the handler still
+	// holds the request (a store call that holds on past its context), and the connection
+	// is not reused.
+	release, returned := make(chan struct{}), make(chan struct{})
+	srv := httptest.NewServer(httpx.Within(50*time.Millisecond, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer close(returned)
+		<-release
 		_, _ = w.Write([]byte("late"))
-	}))
-	rec = httptest.NewRecorder()
-	slow.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
-	if rec.Code != 504 || !strings.Contains(rec.Body.String(), `"timeout"`) {
-		t.Fatalf("past the deadline: %d %q", rec.Code, rec.Body.String())
+	})))
+	defer srv.Close()
+	res, err := srv.Client().Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
 	}
+	body, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	select {
+	case <-returned:
+		t.Fatal("the handler returned before it was released")
+	default:
+	}
+	if err != nil || res.StatusCode != 504 || !strings.Contains(string(body), `"timeout"`) || !res.Close {
+		t.Fatalf("past the deadline: %d %q (%v), close %v", res.StatusCode, body, err, res.Close)
+	}
+	close(release)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	testenv.Recv(t, ctx, returned, "the released handler's return")
 	defer func() {
 		if p := recover(); p != "boom" {
 			t.Fatalf("the handler's panic: %v", p)

@@ -2,9 +2,10 @@ package httpx
 
 import (
 	"context"
-	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 
 	"github.com/jaego/jaego/internal/jaego"
@@ -34,8 +35,11 @@ func requestID(r *http.Request) string {
 			return id
 		}
 	}
+	// 96 random bits from the runtime's per-thread generator (math/rand/v2): an id must be
+	// unique, not secret.
 	var b [12]byte
-	_, _ = rand.Read(b[:])
+	binary.LittleEndian.PutUint64(b[:8], rand.Uint64())
+	binary.LittleEndian.PutUint32(b[8:], rand.Uint32())
 	return hex.EncodeToString(b[:])
 }
 
