@@ -263,8 +263,12 @@ func (c *chaos) startLoad(t *testing.T, stop chan struct{}, wg *sync.WaitGroup) 
 			p, _ := strconv.Atoi(port)
 			if n := int64(conns[p]); n > c.mostConns.Load() {
 				c.mostConns.Store(n)
+				at := time.Now().Format(time.StampMilli) + " to " + node.Addr
+				if n > int64(c.groups+16) { // what they were doing (the test's own clients among them)
+					at += "; the node's clients by last command: " + clientCmds(node.Addr)
+				}
 				c.mu.Lock()
-				c.mostConnsAt = time.Now().Format(time.StampMilli) + " to " + node.Addr
+				c.mostConnsAt = at
 				c.mu.Unlock()
 			}
 		}
@@ -542,6 +546,30 @@ func rss(t *testing.T, pid int) int64 {
 	}
 	t.Fatalf("no VmRSS in /proc/%d/status", pid)
 	return 0
+}
+
+// clientCmds summarises a Redis node's CLIENT LIST by each connection's last command.
+func clientCmds(addr string) string {
+	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{addr}, ForceSingleClient: true, DisableCache: true})
+	if err != nil {
+		return err.Error()
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	list, err := c.Do(ctx, c.B().ClientList().Build()).ToString()
+	if err != nil {
+		return err.Error()
+	}
+	counts := map[string]int{}
+	for _, line := range strings.Split(list, "\n") {
+		for _, f := range strings.Fields(line) {
+			if cmd, ok := strings.CutPrefix(f, "cmd="); ok {
+				counts[cmd]++
+			}
+		}
+	}
+	return fmt.Sprint(counts)
 }
 
 // connsByPort counts process pid's established TCP connections by remote port (each Redis
