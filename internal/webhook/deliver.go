@@ -300,13 +300,14 @@ type run struct {
 }
 
 // While the reader has more at hand (a backlog), a deliverer keeps up to window formed
-// messages before it writes them pending and sends them, and writes what it delivered with
-// the next of those writes (or after recordEvery messages, or Fill after the first of them);
-// when the reader has nothing more, it writes at once. The two are what one transaction
-// covers while a backlog is read.
+// messages (or those of Fill) before it writes them pending and sends them. What it
+// delivered is written with the next of those writes, after recordEvery messages, or linger
+// after the first of them: a busy live feed costs about one transaction a message, a backlog
+// one for many, and GET is behind by at most linger.
 const (
 	window      = 64
 	recordEvery = 256
+	linger      = 100 * time.Millisecond
 	// advanceEvery is how often a position that only passed changes no message carries is
 	// written (a restart reads them again, and passes them again).
 	advanceEvery = 5 * time.Second
@@ -366,40 +367,43 @@ func (r *run) follow(ctx context.Context, pos Position, batches <-chan batch) er
 	fill := time.NewTimer(time.Hour)
 	fill.Stop()
 	defer fill.Stop()
-	record := time.NewTimer(time.Hour)
-	record.Stop()
-	defer record.Stop()
-	recording := false
+	idle := time.NewTimer(time.Hour) // armed from the first delivery not yet written
+	idle.Stop()
+	defer idle.Stop()
+	armed := false
 	saved, savedAt := pos, time.Now()
-	var lastAt time.Time
+	var lastAt, readySince time.Time
 	for {
-		var fillC, recordC <-chan time.Time
+		var fillC, idleC <-chan time.Time
 		if len(acc) > 0 {
 			fillC = fill.C
 		}
 		if len(r.done) == 0 {
-			recording = false
-		} else if !recording {
-			record.Reset(r.d.o.Fill)
-			recording = true
+			armed = false
+		} else if !armed {
+			idle.Reset(linger)
+			armed = true
 		}
-		if recording {
-			recordC = record.C
+		if armed {
+			idleC = idle.C
 		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-recordC:
-			recording = false
+		case <-idleC:
+			// linger since the first delivery not yet written: write it, with the position
+			// past what no message carries.
+			armed = false
+			if len(acc) == 0 && len(r.ready) == 0 {
+				r.doneAfter, r.doneAt = pos, lastAt
+				saved, savedAt = pos, time.Now()
+			}
 			if err := r.write(ctx); err != nil {
 				return err
 			}
 		case <-fillC:
 			r.form(&acc, nil, pos)
 			if err := r.deliverReady(ctx); err != nil {
-				return err
-			}
-			if err := r.write(ctx); err != nil {
 				return err
 			}
 			saved = pos
@@ -431,9 +435,12 @@ func (r *run) follow(ctx context.Context, pos Position, batches <-chan batch) er
 					if err != nil {
 						return err
 					}
+					if len(r.ready) == 0 {
+						readySince = time.Now()
+					}
 					r.form(&acc, alerts, at)
 					saved = at
-					if len(r.ready) >= window {
+					if len(r.ready) >= window || time.Since(readySince) >= r.d.o.Fill {
 						if err := r.deliverReady(ctx); err != nil {
 							return err
 						}
@@ -443,18 +450,11 @@ func (r *run) follow(ctx context.Context, pos Position, batches <-chan batch) er
 			}
 			r.d.o.Observer.Lag(r.id, 0)
 			pos = b.end
-			// Messages formed are sent, and what was delivered written, when the reader has
-			// nothing more at hand: a backlog takes up to a window of messages per write, a
-			// live feed is written as it is delivered (what GET shows is not behind).
+			// Messages formed are sent when the reader has nothing more at hand (a backlog
+			// forms up to a window of them per write); what was delivered is written with
+			// the next pend, or once nothing more was delivered for linger.
 			if len(batches) == 0 {
 				if err := r.deliverReady(ctx); err != nil {
-					return err
-				}
-				if len(acc) == 0 && len(r.done) > 0 { // the position passes what no message carries too
-					r.doneAfter, r.doneAt = pos, lastAt
-					saved, savedAt = pos, time.Now()
-				}
-				if err := r.write(ctx); err != nil {
 					return err
 				}
 			}

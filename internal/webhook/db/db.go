@@ -275,7 +275,7 @@ func (s *Store) Claim(ctx context.Context, id string, token int64) (webhook.Stat
 		if err := tx.QueryRowContext(ctx, `SELECT position FROM webhooks WHERE id = $1`, id).Scan(&st.Position); err != nil {
 			return err
 		}
-		rows, err := tx.QueryContext(ctx, `SELECT seq, message_id, type, body, after_position, first_ms, changes, attempts, first_attempt_ms
+		rows, err := tx.QueryContext(ctx, `SELECT seq, message_id, type, body, packed, after_position, first_ms, changes, attempts, first_attempt_ms
 			FROM webhook_pending WHERE webhook_id = $1 ORDER BY seq`, id)
 		if err != nil {
 			return err
@@ -283,11 +283,18 @@ func (s *Store) Claim(ctx context.Context, id string, token int64) (webhook.Stat
 		return sqldb.ScanAll(rows, func(r *sql.Rows) error {
 			var m webhook.Message
 			var body, after string
+			var packed []byte
 			var first, firstAttempt int64
-			if err := r.Scan(&m.Seq, &m.ID, &m.Type, &body, &after, &first, &m.Changes, &m.Attempts, &firstAttempt); err != nil {
+			if err := r.Scan(&m.Seq, &m.ID, &m.Type, &body, &packed, &after, &first, &m.Changes, &m.Attempts, &firstAttempt); err != nil {
 				return err
 			}
 			m.Body, m.After, m.First = []byte(body), webhook.Position(after), time.UnixMilli(first)
+			if packed != nil { // else pended before the body was packed (migration 00007)
+				var err error
+				if m.Body, err = unpack(packed); err != nil {
+					return err
+				}
+			}
 			if firstAttempt > 0 {
 				m.FirstAttempt = time.UnixMilli(firstAttempt)
 			}
@@ -342,9 +349,9 @@ func (s *Store) Progress(ctx context.Context, id string, g webhook.Grant, p webh
 		}
 		rows := make([][]any, len(p.Pend))
 		for i, m := range p.Pend {
-			rows[i] = []any{id, m.Seq, m.ID, m.Type, string(m.Body), string(m.After), m.First.UnixMilli(), m.Changes}
+			rows[i] = []any{id, m.Seq, m.ID, m.Type, "", pack(m.Body), string(m.After), m.First.UnixMilli(), m.Changes}
 		}
-		for _, st := range sqldb.MultiRowValues(s.db.Postgres(), `INSERT INTO webhook_pending (webhook_id, seq, message_id, type, body, after_position, first_ms, changes) VALUES `, rows, "") {
+		for _, st := range sqldb.MultiRowValues(s.db.Postgres(), `INSERT INTO webhook_pending (webhook_id, seq, message_id, type, body, packed, after_position, first_ms, changes) VALUES `, rows, "") {
 			if _, err := tx.ExecContext(ctx, st.SQL, st.Args...); err != nil {
 				return err
 			}

@@ -2,6 +2,7 @@ package db_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
@@ -171,6 +172,50 @@ func TestRotation(t *testing.T) {
 		}
 		if gens, err := s.Generations(ctx); err != nil || gens["wh_r"].Generation != 3 || gens["wh_r"].Status != webhook.Active {
 			t.Fatalf("generations after two rotations: %v, %v", gens, err)
+		}
+	})
+}
+
+// TestPendingBodies: a pending message's body comes back byte for byte, kept packed (a
+// large one, and one that does not compress) or, pended before migration 00007, as text.
+func TestPendingBodies(t *testing.T) {
+	testenv.SQLDatabases(t, func(t *testing.T, open func(*testing.T) *sqldb.DB) {
+		ctx := context.Background()
+		d := open(t)
+		s := whdb.New(d)
+		if err := s.Create(ctx, sub("wh_b"), "v1:sealed", "start"); err != nil {
+			t.Fatal(err)
+		}
+		st, err := s.Claim(ctx, "wh_b", 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		large := []byte(`{"type":"stock.changed","data":{"changes":[` + strings.Repeat(`{"id":"1764720000000-0","store":"S001","sku":"8809461234567"},`, 2000) + `{}]}}`)
+		noise := make([]byte, 4096)
+		for i := range noise {
+			noise[i] = byte(i*7919 ^ i>>3)
+		}
+		msgs := []webhook.Message{{ID: "msg_1", Seq: 1, Type: webhook.StockChanged, Body: large, After: "a1"},
+			{ID: "msg_2", Seq: 2, Type: webhook.StockChanged, Body: noise, After: "a2"}}
+		if err := s.Progress(ctx, "wh_b", st.Grant, webhook.Progress{Pend: msgs, Seq: 2}); err != nil {
+			t.Fatal(err)
+		}
+		old := `{"type":"stock.out","data":{}}`
+		if err := d.InTx(ctx, func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, `INSERT INTO webhook_pending (webhook_id, seq, message_id, type, body, after_position, first_ms, changes)
+				VALUES ('wh_b', 3, 'msg_3', 'stock.out', $1, 'a3', 0, 1)`, old)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		again, err := s.Claim(ctx, "wh_b", 1)
+		if err != nil || len(again.Pending) != 3 {
+			t.Fatalf("claim: %d pending, %v", len(again.Pending), err)
+		}
+		for i, want := range [][]byte{large, noise, []byte(old)} {
+			if got := again.Pending[i].Body; string(got) != string(want) {
+				t.Errorf("pending %d: %d bytes back, want %d", i, len(got), len(want))
+			}
 		}
 	})
 }
