@@ -290,8 +290,8 @@ type run struct {
 	seq     int64
 	judge   *judge
 	// ready are the messages formed and not yet kept pending; done the messages delivered
-	// and not yet written (through seq through, the position after them doneAfter),
-	// since doneSince.
+	// and not yet written (through seq through; the position after them doneAfter, its
+	// last change applied at doneAt).
 	ready     []Message
 	done      []Attempt
 	through   int64
@@ -452,7 +452,7 @@ func (r *run) follow(ctx context.Context, pos Position, batches <-chan batch) er
 			pos = b.end
 			// Messages formed are sent when the reader has nothing more at hand (a backlog
 			// forms up to a window of them per write); what was delivered is written with
-			// the next pend, or once nothing more was delivered for linger.
+			// the next pend, or linger after the first of it (idle).
 			if len(batches) == 0 {
 				if err := r.deliverReady(ctx); err != nil {
 					return err
