@@ -30,13 +30,19 @@ func TestWithin(t *testing.T) {
 	// Past the deadline, on a real server: the 504 arrives whole while the handler still
 	// holds the request (a store call that holds on past its context), and the connection
 	// is not reused.
+	// ctx bounds the test's waits and the held handler's (cancelled before the server closes).
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	release, returned := make(chan struct{}), make(chan struct{})
 	srv := httptest.NewServer(httpx.Within(50*time.Millisecond, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer close(returned)
-		<-release
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
 		_, _ = w.Write([]byte("late"))
 	})))
 	defer srv.Close()
+	defer cancel()
 	res, err := srv.Client().Get(srv.URL)
 	if err != nil {
 		t.Fatal(err)
@@ -52,8 +58,6 @@ func TestWithin(t *testing.T) {
 		t.Fatalf("past the deadline: %d %q (%v), close %v", res.StatusCode, body, err, res.Close)
 	}
 	close(release)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	testenv.Recv(t, ctx, returned, "the released handler's return")
 	defer func() {
 		if p := recover(); p != "boom" {
