@@ -10,8 +10,10 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -57,23 +59,23 @@ func benchFeed(ctx context.Context, out io.Writer, transactions, rounds int, win
 		{"whole day", day, day.Add(24 * time.Hour)},
 		{fmt.Sprintf("busy hour %02d-%02dh", busy, busy+1), day.Add(time.Duration(busy) * time.Hour), day.Add(time.Duration(busy+1) * time.Hour)},
 	}
-	fmt.Fprintf(out, "| range | reader | entries | entries/s | ratio to ceiling (min–max) | Redis calls | calls ratio |\n|---|---|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(out, "| range | reader | entries | entries/s | ratio to ceiling (min–max) | Redis calls | calls ratio | Redis CPU | jaego CPU |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range ranges {
 		readers, notRun := rangeReaders(ctx, client, store, groups, windows, r.from, r.to)
-		if err := readRounds(readers, rounds); err != nil {
+		if err := readRounds(client, readers, rounds); err != nil {
 			return err
 		}
 		for _, rd := range readers {
 			slices.Sort(rd.ratios)
-			fmt.Fprintf(out, "| %s | %s | %d | %.0f | %.2f (%.2f–%.2f) | %.0f | %.1f |\n", r.name, rd.name, rd.entries, median(rd.rates),
-				median(rd.ratios), rd.ratios[0], rd.ratios[len(rd.ratios)-1], rd.calls, rd.calls/readers[0].calls)
+			fmt.Fprintf(out, "| %s | %s | %d | %.0f | %.2f (%.2f–%.2f) | %.0f | %.1f | %.2f | %.2f |\n", r.name, rd.name, rd.entries, median(rd.rates),
+				median(rd.ratios), rd.ratios[0], rd.ratios[len(rd.ratios)-1], rd.calls, rd.calls/readers[0].calls, median(rd.redisBusy), median(rd.goCPU))
 			if goal, ok := feedGoals[rd.name]; ok {
 				measured(out, goalRow{Path: "change feed, " + r.name + ", " + rd.name, Baseline: "raw XRANGE COUNT loop", Value: median(rd.ratios),
 					Min: rd.ratios[0], Max: rd.ratios[len(rd.ratios)-1], AtLeast: true, Goal: goal})
 			}
 		}
 		for _, sk := range notRun {
-			fmt.Fprintf(out, "| %s | %s | — | not run | — | ≥ %d | ≥ %.0f |\n", r.name, sk.name, sk.calls, float64(sk.calls)/readers[0].calls)
+			fmt.Fprintf(out, "| %s | %s | — | not run | — | ≥ %d | ≥ %.0f | | |\n", r.name, sk.name, sk.calls, float64(sk.calls)/readers[0].calls)
 		}
 	}
 	return ndjsonMemory(ctx, out, store, ranges[0].from, ranges[0].to)
@@ -108,31 +110,43 @@ func rangeReaders(ctx context.Context, client rueidis.Client, store *invredis.St
 		readers = append(readers, windowsReader(ctx, client, store, name, w, from, to))
 	}
 	return append(readers,
+		pagesReader(ctx, store, "paged, pages of 10000, each read afresh", invredis.FeedOptions{Continuations: -1}, from, to),
 		pagesReader(ctx, store, "paged, pages of 10000", invredis.FeedOptions{}, from, to),
 		streamReader(ctx, store, "paged, streamed (NDJSON)", from, to)), notRun
 }
 
-// readRounds runs every reader rounds times, the first (the ceiling) first in each round,
-// and records each one's rate and ratio to that round's ceiling; every reader must read
-// as many entries as the ceiling.
-func readRounds(readers []*feedReader, rounds int) error {
-	for range rounds {
-		var ceiling float64
-		for i, rd := range readers {
+// readRounds runs every reader rounds times, in an order rotated by one each round (so no
+// reader always follows the same one), each starting on a collected heap, and records each
+// one's rate and ratio to that round's ceiling (readers[0]); every reader must read as many
+// entries as the ceiling.
+func readRounds(client rueidis.Client, readers []*feedReader, rounds int) error {
+	for round := range rounds {
+		rates := make([]float64, len(readers))
+		for k := range readers {
+			i := (round + k) % len(readers)
+			rd := readers[i]
+			runtime.GC()
+			cpu := cpuNow(client)
 			start := time.Now()
 			entries, calls, err := rd.read()
 			if err != nil {
 				return fmt.Errorf("%s: %w", rd.name, err)
 			}
-			rate := float64(entries) / time.Since(start).Seconds()
-			if i == 0 {
-				ceiling = rate
-			} else if entries != readers[0].entries {
-				return fmt.Errorf("%s read %d entries, the ceiling %d", rd.name, entries, readers[0].entries)
-			}
+			wall := time.Since(start).Seconds()
+			used := cpuNow(client).minus(cpu)
+			rates[i] = float64(entries) / wall
 			rd.entries, rd.calls = entries, calls
-			rd.rates = append(rd.rates, rate)
-			rd.ratios = append(rd.ratios, rate/ceiling)
+			rd.redisBusy = append(rd.redisBusy, used.redis/wall)
+			rd.goCPU = append(rd.goCPU, used.process/wall)
+		}
+		for _, rd := range readers[1:] {
+			if rd.entries != readers[0].entries {
+				return fmt.Errorf("%s read %d entries, the ceiling %d", rd.name, rd.entries, readers[0].entries)
+			}
+		}
+		for i, rd := range readers {
+			rd.rates = append(rd.rates, rates[i])
+			rd.ratios = append(rd.ratios, rates[i]/rates[0])
 		}
 	}
 	return nil
@@ -145,6 +159,34 @@ type feedReader struct {
 	entries       int
 	calls         float64
 	rates, ratios []float64
+	// What the two cores did while it read: Redis's CPU and this process's, per wall second.
+	redisBusy, goCPU []float64
+}
+
+// cpuTimes are the CPU seconds Redis and this process have used.
+type cpuTimes struct{ redis, process float64 }
+
+func (a cpuTimes) minus(b cpuTimes) cpuTimes {
+	return cpuTimes{a.redis - b.redis, a.process - b.process}
+}
+
+// cpuNow reads Redis's used_cpu_user + used_cpu_sys (INFO cpu) and this process's rusage.
+func cpuNow(client rueidis.Client) cpuTimes {
+	var t cpuTimes
+	if info, err := client.Do(context.Background(), client.B().Info().Section("cpu").Build()).ToString(); err == nil {
+		for _, line := range strings.Split(info, "\r\n") {
+			k, v, _ := strings.Cut(line, ":")
+			if k == "used_cpu_user" || k == "used_cpu_sys" {
+				x, _ := strconv.ParseFloat(v, 64)
+				t.redis += x
+			}
+		}
+	}
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		t.process = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+	}
+	return t
 }
 
 // pagesReader reads the range with Feed.Read, pages of 10,000, cursor to cursor.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/jaego/jaego/internal/inventory"
 	invkafka "github.com/jaego/jaego/internal/inventory/kafka"
+	"github.com/jaego/jaego/internal/testenv"
 )
 
 // CheckTotals asserts that the store holds exactly the effect of events applied once each
@@ -156,25 +157,7 @@ func ReadAll(t testing.TB, broker, topic string, n int) []*kgo.Record {
 // Metric returns the sum of a metric's series in reg (0 when absent).
 func Metric(t testing.TB, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum float64
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			switch {
-			case m.Counter != nil:
-				sum += m.Counter.GetValue()
-			case m.Gauge != nil:
-				sum += m.Gauge.GetValue()
-			}
-		}
-	}
-	return sum
+	return testenv.Metric(t, reg, name)
 }
 
 // Describe is a short description of a record for failure messages.

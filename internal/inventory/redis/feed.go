@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/maypok86/otter/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
@@ -27,9 +28,12 @@ type FeedOptions struct {
 	ClockSkew time.Duration
 	// Settle is how long after its end a range is complete: no change with an id inside it
 	// can still be appended. Default 2 s.
-	Settle     time.Duration
-	Now        func() time.Time
-	Registerer prometheus.Registerer
+	Settle time.Duration
+	// Continuations bounds the entries a Feed keeps read ahead for the next pages of complete
+	// ranges (Read): default 100,000 (about 30 MiB); negative keeps none.
+	Continuations int
+	Now           func() time.Time
+	Registerer    prometheus.Registerer
 }
 
 // Feed reads the change streams of a Store.
@@ -37,6 +41,10 @@ type Feed struct {
 	s     *Store
 	opts  FeedOptions
 	calls prometheus.Counter
+	// conts keeps, by the cursor a page returned, the streams that page read ahead: the
+	// next page of that cursor continues from them instead of reading afresh.
+	conts *otter.Cache[string, []*subStream]
+	pages *prometheus.CounterVec
 }
 
 // NewFeed returns the change-feed reader of s.
@@ -53,10 +61,39 @@ func NewFeed(s *Store, opts FeedOptions) *Feed {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Feed{s: s, opts: opts, calls: promauto.With(opts.Registerer).NewCounter(prometheus.CounterOpts{
+	if opts.Continuations == 0 {
+		opts.Continuations = 100_000
+	}
+	f := &Feed{s: s, opts: opts, calls: promauto.With(opts.Registerer).NewCounter(prometheus.CounterOpts{
 		Name: "jaego_changes_redis_calls_total",
 		Help: "XRANGE calls issued by change-feed reads.",
-	})}
+	}), pages: promauto.With(opts.Registerer).NewCounterVec(prometheus.CounterOpts{
+		Name: "jaego_changes_page_continuations_total",
+		Help: "Pages of complete ranges asked with a cursor, by whether they continued what the page before read ahead (hit) or read afresh (miss).",
+	}, []string{"result"})}
+	if opts.Continuations > 0 {
+		f.conts = otter.Must(&otter.Options[string, []*subStream]{
+			MaximumWeight:    uint64(opts.Continuations),
+			Weigher:          func(_ string, subs []*subStream) uint32 { return uint32(held(subs)) },
+			ExpiryCalculator: otter.ExpiryWriting[string, []*subStream](continuationTTL),
+		})
+	}
+	return f
+}
+
+// continuationTTL is how long a page's read-ahead waits for the next page.
+const continuationTTL = time.Minute
+
+// held is the entries subs hold or have asked for.
+func held(subs []*subStream) int {
+	n := 0
+	for _, s := range subs {
+		n += len(s.buf)
+		if s.pending != nil {
+			n += s.pendingN
+		}
+	}
+	return n
 }
 
 // Retention is how far back the feed reaches.
@@ -199,20 +236,38 @@ type streamEntry struct {
 
 // Read returns up to limit changes of the cursor's range after its position, in id order
 // (and so, per store × SKU, in apply order).
+//
+// A page of a complete range (nothing can be appended to it any more) reads ahead past its
+// end as a stream does, and leaves what it read ahead with the Feed under the cursor it
+// returns: the next page of that cursor, if it comes to this process within a minute,
+// continues from there instead of reading afresh. Any other page reads afresh, and only
+// a little more than it returns.
 func (f *Feed) Read(ctx context.Context, cur *Cursor, limit int) (Page, error) {
 	now := f.opts.Now()
 	cur, err := f.live(cur, now)
 	if err != nil {
 		return Page{}, err
 	}
-	subs := f.subStreams(cur, now)
+	complete := time.UnixMilli(cur.To).Add(f.opts.Settle).Before(now)
+	park := complete && f.conts != nil
+	var subs []*subStream
+	if park && len(cur.Pos)+len(cur.Done) > 0 {
+		var hit bool
+		if subs, hit = f.conts.Invalidate(cur.String()); hit {
+			f.pages.WithLabelValues("hit").Inc()
+		} else {
+			f.pages.WithLabelValues("miss").Inc()
+		}
+	}
+	if subs == nil {
+		subs = f.subStreams(cur, now)
+	}
 	next := cur.clone()
 	var page Page
-	page.Changes, err = f.readPaged(ctx, subs, limit, next)
+	page.Changes, err = f.readPaged(ctx, subs, limit, next, park)
 	if err != nil {
 		return Page{}, err
 	}
-	complete := time.UnixMilli(cur.To).Add(f.opts.Settle).Before(now)
 	if len(page.Changes) < limit && complete {
 		return page, nil // the range is over and everything in it was returned
 	}
@@ -220,14 +275,19 @@ func (f *Feed) Read(ctx context.Context, cur *Cursor, limit int) (Page, error) {
 		// The range was complete before this read began, so a stream it read to the end
 		// and returned whole will never have more: the next pages skip it (on a whole day,
 		// two thirds of the streams are the neighbouring days', empty but for clock skew).
-		for _, s := range subs {
+		subs = slices.DeleteFunc(subs, func(s *subStream) bool {
 			if s.exhausted && len(s.buf) == 0 && s.pending == nil {
 				next.Done = append(next.Done, s.name)
 				delete(next.Pos, s.name)
+				return true
 			}
-		}
+			return false
+		})
 	}
 	page.Next = next
+	if park {
+		f.conts.Set(next.String(), subs)
+	}
 	return page, nil
 }
 
@@ -275,9 +335,15 @@ func (f *Feed) readAhead(ctx context.Context, s *subStream, end string, count in
 	}()
 }
 
-// await waits for the read in flight of s and takes its entries.
-func (s *subStream) await() error {
-	r := <-s.pending
+// await waits for the read in flight of s and takes its entries, or for ctx to end (the
+// read, left in flight, is dropped with s).
+func (s *subStream) await(ctx context.Context) error {
+	var r fetched
+	select {
+	case r = <-s.pending:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	s.pending = nil
 	if r.err != nil {
 		return r.err
@@ -304,13 +370,23 @@ func (s *subStream) take(entries []streamEntry, count int) {
 }
 
 // readPaged returns the next limit changes of the merged sub-streams and moves cur past
-// them.
-func (f *Feed) readPaged(ctx context.Context, subs []*subStream, limit int, cur *Cursor) ([]inventory.Change, error) {
-	// A page discards what it fetched beyond limit, so fetch little more than its share
-	// (the merge sizes refills the same way).
-	chunk := min(f.opts.Chunk, max(limit*5/4/max(len(subs), 1), 16))
+// them. With park, it reads ahead as a stream does and leaves its reads in flight with the
+// streams (the caller keeps them for the next page).
+func (f *Feed) readPaged(ctx context.Context, subs []*subStream, limit int, cur *Cursor, park bool) ([]inventory.Change, error) {
+	// A page that discards what it fetched beyond limit fetches little more than its share
+	// (the merge sizes refills the same way); one that keeps it, up to a stream's chunk.
+	active := 0
+	for _, s := range subs {
+		if !s.exhausted {
+			active++
+		}
+	}
+	chunk := min(f.opts.Chunk, max(limit*5/4/max(active, 1), 16))
+	if park {
+		chunk = min(chunk, streamChunk(f.opts.Chunk))
+	}
 	out := make([]inventory.Change, 0, min(limit, 4096))
-	err := f.merge(ctx, subs, cur.To, chunk, limit, func(batch []streamEntry) error {
+	err := f.merge(ctx, subs, cur.To, chunk, limit, park, func(batch []streamEntry) error {
 		out = cur.advance(out, batch)
 		return nil
 	})
@@ -325,43 +401,56 @@ func (f *Feed) readPaged(ctx context.Context, subs []*subStream, limit int, cur 
 // as in a raw loop over the streams, instead of taking turns. A stream holds at most one
 // read in flight, and a stream whose buffer runs dry is refilled before the next pick, so
 // the order is the order of the ids. A page (limit > 0) reads ahead only what it may still
-// need beyond what it holds, since it discards what it fetched past its end.
-func (f *Feed) merge(ctx context.Context, subs []*subStream, to int64, chunk, limit int, emit func([]streamEntry) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	m := &merger{f: f, ctx: ctx, end: strconv.FormatInt(to-1, 10), chunk: chunk, limit: limit, active: len(subs)}
-	defer func() {
-		cancel()
+// need beyond what it holds, since it discards what it fetched past its end, unless it
+// parks: then it reads ahead as a stream, and returns with its reads in flight (they are
+// not tied to ctx), for the next page to take over the streams.
+func (f *Feed) merge(ctx context.Context, subs []*subStream, to int64, chunk, limit int, park bool, emit func([]streamEntry) error) error {
+	readCtx, cancel := context.WithoutCancel(ctx), context.CancelFunc(func() {})
+	if !park {
+		readCtx, cancel = context.WithCancel(ctx)
+	}
+	defer cancel()
+	m := &merger{f: f, ctx: ctx, readCtx: readCtx, end: strconv.FormatInt(to-1, 10), chunk: chunk, limit: limit, park: park, active: len(subs)}
+	err := m.run(subs, emit)
+	if err == nil && park {
+		return nil
+	}
+	cancel()
+	if !park {
 		for _, s := range subs {
 			if s.pending != nil {
-				<-s.pending
+				<-s.pending // cancelled with ctx
+				s.pending = nil
 			}
 		}
-	}()
-	return m.run(subs, emit)
+	}
+	return err
 }
 
 // merger is the state of one merge.
 type merger struct {
 	f            *Feed
-	ctx          context.Context
-	end          string // inclusive end of every XRANGE: the range end − 1 ms
+	ctx          context.Context // the read's: the merge waits no longer
+	readCtx      context.Context // the XRANGEs': not ended by ctx when the merge parks
+	end          string          // inclusive end of every XRANGE: the range end − 1 ms
 	chunk, limit int
-	held         int // entries buffered or asked for
-	returned     int // entries handed to emit
-	active       int // streams not exhausted
+	park         bool // reads ahead past limit (a page whose streams are kept for the next)
+	held         int  // entries buffered or asked for
+	returned     int  // entries handed to emit
+	active       int  // streams not exhausted
 	heap         mergeHeap
 }
 
 // read sends the next XRANGE of s for count entries.
 func (m *merger) read(s *subStream, count int) {
-	m.f.readAhead(m.ctx, s, m.end, count)
+	m.f.readAhead(m.readCtx, s, m.end, count)
 	m.held += count
 }
 
 // await takes the reply of s's read in flight.
 func (m *merger) await(s *subStream) error {
 	had := len(s.buf)
-	err := s.await()
+	err := s.await(m.ctx)
 	m.held -= s.pendingN - (len(s.buf) - had)
 	if s.exhausted {
 		m.active--
@@ -372,7 +461,7 @@ func (m *merger) await(s *subStream) error {
 // refill is the COUNT of a stream's next read: a whole chunk for a streamed read; for a
 // page, what it still needs spread over the streams left, plus a quarter.
 func (m *merger) refill() int {
-	if m.limit <= 0 {
+	if m.limit <= 0 || m.park {
 		return m.chunk
 	}
 	need := m.limit - m.returned
@@ -380,12 +469,20 @@ func (m *merger) refill() int {
 }
 
 func (m *merger) run(subs []*subStream, emit func([]streamEntry) error) error {
+	// Streams come fresh, or from the page before with what it read ahead.
+	m.held = held(subs)
 	for _, s := range subs {
-		m.read(s, m.chunk)
+		if s.exhausted {
+			m.active--
+		} else if len(s.buf) == 0 && s.pending == nil {
+			m.read(s, m.chunk)
+		}
 	}
 	for _, s := range subs {
-		if err := m.await(s); err != nil {
-			return err
+		if len(s.buf) == 0 && s.pending != nil {
+			if err := m.await(s); err != nil {
+				return err
+			}
 		}
 		if len(s.buf) > 0 {
 			m.heap = append(m.heap, s)
@@ -407,7 +504,7 @@ func (m *merger) run(subs []*subStream, emit func([]streamEntry) error) error {
 			batch = batch[:0]
 		}
 		if len(s.buf) > 0 {
-			if s.pending == nil && !s.exhausted && len(s.buf) <= s.low && (m.limit <= 0 || m.limit-m.returned-m.held > 0) {
+			if s.pending == nil && !s.exhausted && len(s.buf) <= s.low && (m.limit <= 0 || m.park || m.limit-m.returned-m.held > 0) {
 				m.read(s, m.refill())
 			}
 			heap.Fix(h, 0)
@@ -451,8 +548,7 @@ func (f *Feed) Stream(ctx context.Context, cur *Cursor, emit func([]inventory.Ch
 		return nil, err
 	}
 	next := cur.clone()
-	// A quarter chunk per stream keeps the buffers (chunk × streams entries) small.
-	err = f.merge(ctx, f.subStreams(cur, now), cur.To, max(f.opts.Chunk/4, 16), 0, func(batch []streamEntry) error {
+	err = f.merge(ctx, f.subStreams(cur, now), cur.To, streamChunk(f.opts.Chunk), 0, false, func(batch []streamEntry) error {
 		return emit(next.advance(nil, batch))
 	})
 	if err != nil {
@@ -463,6 +559,10 @@ func (f *Feed) Stream(ctx context.Context, cur *Cursor, emit func([]inventory.Ch
 	}
 	return next, nil
 }
+
+// streamChunk is the COUNT of a stream's reads in a streamed read: a quarter chunk per
+// stream keeps the buffers (chunk × streams entries) small.
+func streamChunk(chunk int) int { return max(chunk/4, 16) }
 
 // open is how far ahead a range must end to be open-ended (Position's ranges end in a
 // hundred years): such a cursor follows the feed forever.

@@ -202,8 +202,9 @@ func TestFeedSkipsFinishedStreams(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	// 48 h of clock skew: 5 days × 4 groups = 20 streams, of which only one holds changes.
 	// The feed's clock runs a second ahead: the range ending just after the writes is over.
+	// Continuations off: every page reads afresh (TestFeedPageContinuations has them on).
 	f := invredis.NewFeed(s, invredis.FeedOptions{ClockSkew: 48 * time.Hour, Settle: time.Nanosecond, Registerer: reg,
-		Now: func() time.Time { return time.Now().Add(time.Second) }})
+		Continuations: -1, Now: func() time.Time { return time.Now().Add(time.Second) }})
 	calls := func() float64 {
 		mfs, err := reg.Gather()
 		if err != nil || len(mfs) != 1 {
@@ -247,6 +248,157 @@ func TestFeedSkipsFinishedStreams(t *testing.T) {
 	if got != len(events) {
 		t.Errorf("read %d changes, applied %d", got, len(events))
 	}
+}
+
+// TestFeedPageContinuations: pages of a complete range continue what the page before read
+// ahead. They return exactly what pages read afresh return, with fewer calls; a cursor
+// used twice (a client's retry), two readers interleaved, a budget too small to keep
+// anything, and a Redis that hangs or restarts between pages change nothing but the calls.
+func TestFeedPageContinuations(t *testing.T) {
+	// A Redis that keeps what it acknowledged across a kill, for the restart below.
+	srv, err := testenv.StartRedis(t.TempDir(), "appendonly yes", "appendfsync always")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	client, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{srv.Addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(client.Close)
+	s := newStoreOn(client, invredis.Options{Groups: 4, Now: twoDays()})
+	from := time.Now().Add(-time.Second)
+	applied := inventorytest.ApplyRandom(t, s, 8, 300, 6, 15, 1)
+	to := time.Now().Add(time.Millisecond)
+	feed := func(continuations int) (*invredis.Feed, func(string, ...string) float64) {
+		reg := prometheus.NewRegistry()
+		f := invredis.NewFeed(s, invredis.FeedOptions{Chunk: 64, ClockSkew: 48 * time.Hour, Settle: time.Nanosecond,
+			Continuations: continuations, Registerer: reg, Now: func() time.Time { return time.Now().Add(time.Second) }})
+		return f, func(name string, label ...string) float64 { return testenv.Metric(t, reg, name, label...) }
+	}
+	afresh, afreshMetric := feed(-1)
+	want, pages := readAll(t, afresh, invredis.NewCursor(from, to), 37)
+	inventorytest.CheckChanges(t, want, applied)
+	same := func(what string, got []inventory.Change) {
+		t.Helper()
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d changes, pages read afresh gave %d", what, len(got), len(want))
+		}
+		for i := range got {
+			if got[i].ID != want[i].ID {
+				t.Fatalf("%s: change %d is %s, read afresh %s", what, i, got[i].ID, want[i].ID)
+			}
+		}
+	}
+
+	f, metric := feed(0)
+	got, n := readAll(t, f, invredis.NewCursor(from, to), 37)
+	same("continued", got)
+	if n != pages || metric("jaego_changes_page_continuations_total", "result", "hit") != float64(pages-1) ||
+		metric("jaego_changes_page_continuations_total", "result", "miss") != 0 {
+		t.Errorf("%d pages (afresh %d): %v continued, %v read afresh; want every page after the first continued", n, pages,
+			metric("jaego_changes_page_continuations_total", "result", "hit"), metric("jaego_changes_page_continuations_total", "result", "miss"))
+	}
+	if c, a := metric("jaego_changes_redis_calls_total"), afreshMetric("jaego_changes_redis_calls_total"); c >= a {
+		t.Errorf("continued pages made %v XRANGE calls, pages read afresh %v", c, a)
+	}
+
+	// Every cursor asked twice (a retry after a lost answer): the second read of a page
+	// finds no continuation, reads afresh, and returns the same page.
+	got = nil
+	for cur := invredis.NewCursor(from, to); cur != nil; {
+		first, err := f.Read(context.Background(), cur, 37)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := f.Read(context.Background(), cur, 37)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(first.Changes) != len(again.Changes) || (first.Next == nil) != (again.Next == nil) ||
+			(first.Next != nil && first.Next.String() != again.Next.String()) {
+			t.Fatalf("a page read twice: %d changes then %d", len(first.Changes), len(again.Changes))
+		}
+		got = append(got, again.Changes...)
+		cur = again.Next
+	}
+	same("every page read twice", got)
+
+	// Two readers interleaved, each with its own cursors.
+	var a, b []inventory.Change
+	for ca, cb := invredis.NewCursor(from, to), invredis.NewCursor(from, to); ca != nil || cb != nil; {
+		for _, r := range []struct {
+			cur **invredis.Cursor
+			out *[]inventory.Change
+			lim int
+		}{{&ca, &a, 37}, {&cb, &b, 50}} {
+			if *r.cur == nil {
+				continue
+			}
+			page, err := f.Read(context.Background(), *r.cur, r.lim)
+			if err != nil {
+				t.Fatal(err)
+			}
+			*r.out = append(*r.out, page.Changes...)
+			*r.cur = page.Next
+		}
+	}
+	same("reader A", a)
+	same("reader B", b)
+
+	// A budget of one entry: whatever otter keeps or evicts, the pages are the same.
+	tiny, _ := feed(1)
+	got, _ = readAll(t, tiny, invredis.NewCursor(from, to), 37)
+	same("budget of one entry", got)
+
+	// Redis hangs after a page left its reads ahead: pages answer from what was read ahead
+	// until one needs Redis, and that one ends with its context. Once Redis is back the
+	// same cursor reads on. Then Redis is killed and restarted (it keeps what it
+	// acknowledged): a read cut by the kill is retried by rueidis, or fails the page, whose
+	// retry reads afresh.
+	first, err := f.Read(context.Background(), invredis.NewCursor(from, to), 37)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = append([]inventory.Change(nil), first.Changes...)
+	cur := first.Next
+	if err := srv.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		page, err := f.Read(ctx, cur, 37)
+		cancel()
+		if err != nil {
+			break
+		}
+		got, cur = append(got, page.Changes...), page.Next
+		if cur == nil {
+			t.Fatal("the whole range was read while Redis hung")
+		}
+	}
+	if err := srv.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for restarted := false; cur != nil; {
+		page, err := f.Read(context.Background(), cur, 37)
+		if err != nil {
+			if time.Now().After(deadline) {
+				t.Fatalf("no page after the restart: %v", err)
+			}
+			continue // the restart cut a read: the retry reads afresh
+		}
+		got = append(got, page.Changes...)
+		cur = page.Next
+		if !restarted && len(got) > len(want)/2 {
+			restarted = true
+			if err := srv.Restart(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	same("across a hang and a restart", got)
 }
 
 // TestSnapshotPlusDeltasEqualsLive: 64 goroutines write while a store snapshot is taken;
