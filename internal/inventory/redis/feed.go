@@ -366,7 +366,7 @@ func (s *subStream) take(entries []streamEntry, count int) {
 	if len(entries) > 0 {
 		s.after = "(" + entries[len(entries)-1].id
 	}
-	s.low = count / 2
+	s.low = count
 }
 
 // readPaged returns the next limit changes of the merged sub-streams and moves cur past
@@ -396,9 +396,11 @@ func (f *Feed) readPaged(ctx context.Context, subs []*subStream, limit int, cur 
 // merge merges the sub-streams in feed order with a heap and hands the entries to emit in
 // batches of up to 1,000, until limit (0: no limit) or the end of every stream.
 //
-// Every stream reads ahead: once its buffer is down to half of its last read, the next read
-// goes out (readAhead), so Redis, the parsing of replies and the merge run at the same time,
-// as in a raw loop over the streams, instead of taking turns. A stream holds at most one
+// Every stream reads ahead: once its buffer is down to the size of its last read, the next
+// read goes out (readAhead), so Redis, the parsing of replies and the merge run at the same
+// time, as in a raw loop over the streams, instead of taking turns. (At half of it, a read
+// queued behind every other stream's in the pipeline arrived after its buffer ran dry, and
+// the merge waited: docs/benchmarks.md, "Change feed".) A stream holds at most one
 // read in flight, and a stream whose buffer runs dry is refilled before the next pick, so
 // the order is the order of the ids. A page (limit > 0) reads ahead only what it may still
 // need beyond what it holds, since it discards what it fetched past its end, unless it
