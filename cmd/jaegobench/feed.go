@@ -10,10 +10,8 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -161,32 +159,6 @@ type feedReader struct {
 	rates, ratios []float64
 	// What the two cores did while it read: Redis's CPU and this process's, per wall second.
 	redisBusy, goCPU []float64
-}
-
-// cpuTimes are the CPU seconds Redis and this process have used.
-type cpuTimes struct{ redis, process float64 }
-
-func (a cpuTimes) minus(b cpuTimes) cpuTimes {
-	return cpuTimes{a.redis - b.redis, a.process - b.process}
-}
-
-// cpuNow reads Redis's used_cpu_user + used_cpu_sys (INFO cpu) and this process's rusage.
-func cpuNow(client rueidis.Client) cpuTimes {
-	var t cpuTimes
-	if info, err := client.Do(context.Background(), client.B().Info().Section("cpu").Build()).ToString(); err == nil {
-		for _, line := range strings.Split(info, "\r\n") {
-			k, v, _ := strings.Cut(line, ":")
-			if k == "used_cpu_user" || k == "used_cpu_sys" {
-				x, _ := strconv.ParseFloat(v, 64)
-				t.redis += x
-			}
-		}
-	}
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
-		t.process = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
-	}
-	return t
 }
 
 // pagesReader reads the range with Feed.Read, pages of 10,000, cursor to cursor.

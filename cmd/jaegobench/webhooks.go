@@ -336,6 +336,7 @@ func webhookLookups(ctx context.Context, out io.Writer, rig *webhookRig, subs in
 		paths  map[string]int
 		rows   []loadResult
 		conns  int
+		cpu    []cpuTimes // per round, cores busy
 	}{{name: "no active subscription (baseline)"}, {name: fmt.Sprintf("%d subscriptions, one store each (%d deliveries/s)", subs, 1000), active: own, paths: ownPaths},
 		{name: fmt.Sprintf("%d subscriptions, every store each (%d deliveries/s)", subs, 1000*subs), active: every, paths: everyPaths}}
 	const lookupRounds = 3
@@ -358,7 +359,10 @@ func webhookLookups(ctx context.Context, out io.Writer, rig *webhookRig, subs in
 			wctx, stopWrites := context.WithCancel(ctx)
 			var wg sync.WaitGroup
 			wg.Go(func() { writeSteadily(wctx, rig.store, 1000, stores) })
+			before, start := cpuNow(rig.client), time.Now()
 			r, err := load(ctx, lookup, 32, phase)
+			used, wall := cpuNow(rig.client).minus(before), time.Since(start).Seconds()
+			m.cpu = append(m.cpu, cpuTimes{used.redis / wall, used.process / wall, used.machine / wall})
 			m.conns, _ = connectedClients(ctx, rig.client)
 			stopWrites()
 			wg.Wait()
@@ -368,7 +372,7 @@ func webhookLookups(ctx context.Context, out io.Writer, rig *webhookRig, subs in
 			m.rows = append(m.rows, r)
 		}
 	}
-	fmt.Fprintf(out, "\n| single-SKU lookups, 32 connections, 1,000 events/s applied, %d × %s a phase | req/s | p50 | p99 | ratio (min–max of rounds) | Redis connections |\n|---|---:|---:|---:|---:|---:|\n", lookupRounds, phase)
+	fmt.Fprintf(out, "\n| single-SKU lookups, 32 connections, 1,000 events/s applied, %d × %s a phase | req/s | p50 | p99 | ratio (min–max of rounds) | Redis connections | cores busy: jaego, Redis, others, machine |\n|---|---:|---:|---:|---:|---:|---:|\n", lookupRounds, phase)
 	a := merge(modes[0].rows)
 	for i, m := range modes {
 		b := merge(m.rows)
@@ -377,7 +381,12 @@ func webhookLookups(ctx context.Context, out io.Writer, rig *webhookRig, subs in
 			ratios[r] = m.rows[r].rate / modes[0].rows[r].rate
 		}
 		lo, hi := minMax(ratios)
-		fmt.Fprintf(out, "| %s | %.0f | %s | %s | %.2f (%.2f–%.2f) | %d |\n", m.name, b.rate, ms(b.lat.pct(.5)), ms(b.lat.pct(.99)), b.rate/a.rate, lo, hi, m.conns)
+		var c cpuTimes
+		for _, x := range m.cpu {
+			c = cpuTimes{c.redis + x.redis/lookupRounds, c.process + x.process/lookupRounds, c.machine + x.machine/lookupRounds}
+		}
+		fmt.Fprintf(out, "| %s | %.0f | %s | %s | %.2f (%.2f–%.2f) | %d | %.2f, %.2f, %.2f, %.2f |\n", m.name, b.rate, ms(b.lat.pct(.5)), ms(b.lat.pct(.99)), b.rate/a.rate, lo, hi, m.conns,
+			c.process, c.redis, c.machine-c.process-c.redis, c.machine)
 		if i == 1 {
 			measured(out, goalRow{Path: fmt.Sprintf("single lookups with %d active webhook subscriptions", subs), Baseline: "none", Value: b.rate / a.rate, Min: lo, Max: hi, AtLeast: true, Goal: 0.95})
 		}

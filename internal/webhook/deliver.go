@@ -297,17 +297,22 @@ type run struct {
 	through   int64
 	doneAfter Position
 	doneAt    time.Time
+	// writes counts the writes of done: linger runs from the first delivery after the last.
+	writes int
 }
 
 // While the reader has more at hand (a backlog), a deliverer keeps up to window formed
 // messages (or those of Fill) before it writes them pending and sends them. What it
 // delivered is written with the next of those writes, after recordEvery messages, or linger
-// after the first of them: a busy live feed costs about one transaction a message, a backlog
-// one for many, and GET is behind by at most linger.
+// after the first of them: a live feed costs about one transaction a message, a backlog
+// one for many, and GET is behind by at most linger. linger is longer than two Fills, so a
+// subscription sending a message a second (one that fills for a second each time) writes
+// each delivery with the next pend, not alone in between (that second transaction per
+// message was most of what 100 subscriptions cost PostgreSQL: docs/benchmarks.md).
 const (
 	window      = 64
 	recordEvery = 256
-	linger      = 100 * time.Millisecond
+	linger      = 2500 * time.Millisecond
 	// advanceEvery is how often a position that only passed changes no message carries is
 	// written (a restart reads them again, and passes them again).
 	advanceEvery = 5 * time.Second
@@ -370,7 +375,7 @@ func (r *run) follow(ctx context.Context, pos Position, batches <-chan batch) er
 	idle := time.NewTimer(time.Hour) // armed from the first delivery not yet written
 	idle.Stop()
 	defer idle.Stop()
-	armed := false
+	armed, armedAt := false, 0 // armedAt: r.writes when it was armed
 	saved, savedAt := pos, time.Now()
 	var lastAt, readySince time.Time
 	for {
@@ -380,9 +385,9 @@ func (r *run) follow(ctx context.Context, pos Position, batches <-chan batch) er
 		}
 		if len(r.done) == 0 {
 			armed = false
-		} else if !armed {
-			idle.Reset(linger)
-			armed = true
+		} else if !armed || armedAt != r.writes {
+			idle.Reset(linger) // the deliveries it was armed for were written since
+			armed, armedAt = true, r.writes
 		}
 		if armed {
 			idleC = idle.C
@@ -505,6 +510,9 @@ func (r *run) deliverReady(ctx context.Context) error {
 	if err := r.d.o.Store.Progress(ctx, r.id, r.grant, p); err != nil {
 		return err
 	}
+	if len(r.done) > 0 {
+		r.writes++
+	}
 	r.ready, r.done = nil, r.done[:0]
 	for _, m := range msgs {
 		if done, err := r.send(ctx, m); err != nil || !done {
@@ -536,6 +544,7 @@ func (r *run) write(ctx context.Context) error {
 		return err
 	}
 	r.done = r.done[:0]
+	r.writes++
 	return nil
 }
 

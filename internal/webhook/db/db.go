@@ -315,29 +315,55 @@ func (s *Store) guarded(ctx context.Context, id string, g webhook.Grant, fn func
 	return s.db.InTx(ctx, func(tx *sql.Tx) error {
 		var token, gen int64
 		err := tx.QueryRowContext(ctx, `SELECT token, generation FROM webhooks WHERE id = $1`+lock, id).Scan(&token, &gen)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			return webhook.ErrStale // deleted
-		case err != nil:
+		if err := checkGrant(err, token, gen, g); err != nil {
 			return err
-		case token > g.Token:
-			return webhook.ErrFenced
-		case gen != g.Generation:
-			return webhook.ErrStale
 		}
 		return fn(tx)
 	})
 }
 
-// Progress implements webhook.Store.
+// checkGrant says whether g still holds, from the subscription row's token and generation
+// (read with err).
+func checkGrant(err error, token, gen int64, g webhook.Grant) error {
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return webhook.ErrStale // deleted
+	case err != nil:
+		return err
+	case token > g.Token:
+		return webhook.ErrFenced
+	case gen != g.Generation:
+		return webhook.ErrStale
+	}
+	return nil
+}
+
+// Progress implements webhook.Store. It is a live subscription's one transaction a message,
+// so its row's update is also its guard: the UPDATE takes the row's lock and returns the
+// token and generation to check (a grant that no longer holds rolls it all back).
 func (s *Store) Progress(ctx context.Context, id string, g webhook.Grant, p webhook.Progress) error {
-	return unavailable("progress", s.guarded(ctx, id, g, func(tx *sql.Tx) error {
-		if n := len(p.Delivered); n > 0 {
+	return unavailable("progress", s.db.InTx(ctx, func(tx *sql.Tx) error {
+		n := len(p.Delivered)
+		var set []string
+		args := []any{id}
+		if n > 0 {
+			set = append(set, "position = $2, as_of_ms = $3, last_success_ms = $4, last_error = ''")
+			args = append(args, string(p.After), p.At.UnixMilli(), p.Delivered[n-1].At.UnixMilli())
+		}
+		if len(p.Pend) > 0 {
+			args = append(args, p.Seq)
+			set = append(set, "seq = $"+strconv.Itoa(len(args)))
+		}
+		if len(set) == 0 {
+			set = append(set, "seq = seq") // nothing to move: the guard alone
+		}
+		var token, gen int64
+		err := tx.QueryRowContext(ctx, `UPDATE webhooks SET `+strings.Join(set, ", ")+` WHERE id = $1 RETURNING token, generation`, args...).Scan(&token, &gen)
+		if err := checkGrant(err, token, gen, g); err != nil {
+			return err
+		}
+		if n > 0 {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM webhook_pending WHERE webhook_id = $1 AND seq <= $2`, id, p.Through); err != nil {
-				return err
-			}
-			if _, err := tx.ExecContext(ctx, `UPDATE webhooks SET position = $2, as_of_ms = $3, last_success_ms = $4, last_error = '' WHERE id = $1`,
-				id, string(p.After), p.At.UnixMilli(), p.Delivered[n-1].At.UnixMilli()); err != nil {
 				return err
 			}
 			if err := logAttempts(ctx, s.db.Postgres(), tx, id, p.Delivered); err != nil {
@@ -356,8 +382,7 @@ func (s *Store) Progress(ctx context.Context, id string, g webhook.Grant, p webh
 				return err
 			}
 		}
-		_, err := tx.ExecContext(ctx, `UPDATE webhooks SET seq = $2 WHERE id = $1`, id, p.Seq)
-		return err
+		return nil
 	}))
 }
 

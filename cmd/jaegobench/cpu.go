@@ -1,0 +1,52 @@
+package main
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/redis/rueidis"
+)
+
+// cpuTimes are CPU seconds used so far: by Redis (INFO cpu), by this process (rusage) and
+// by the whole machine (/proc/stat, every process and the kernel). Two readings apart,
+// divided by the wall time between them, say how many cores each kept busy.
+type cpuTimes struct{ redis, process, machine float64 }
+
+func (a cpuTimes) minus(b cpuTimes) cpuTimes {
+	return cpuTimes{a.redis - b.redis, a.process - b.process, a.machine - b.machine}
+}
+
+// cpuNow reads the three clocks.
+func cpuNow(client rueidis.Client) cpuTimes {
+	var t cpuTimes
+	if info, err := client.Do(context.Background(), client.B().Info().Section("cpu").Build()).ToString(); err == nil {
+		for _, line := range strings.Split(info, "\r\n") {
+			k, v, _ := strings.Cut(line, ":")
+			if k == "used_cpu_user" || k == "used_cpu_sys" {
+				x, _ := strconv.ParseFloat(v, 64)
+				t.redis += x
+			}
+		}
+	}
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		t.process = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+	}
+	// The first line of /proc/stat: "cpu  user nice system idle iowait irq softirq steal …"
+	// in clock ticks (USER_HZ, 100 on Linux); busy is all but idle and iowait.
+	if b, err := os.ReadFile("/proc/stat"); err == nil {
+		line, _, _ := strings.Cut(string(b), "\n")
+		for i, f := range strings.Fields(line) {
+			if i == 0 || i == 4 || i == 5 || i > 8 {
+				continue
+			}
+			x, _ := strconv.ParseFloat(f, 64)
+			t.machine += x / 100
+		}
+	}
+	return t
+}
