@@ -11,13 +11,20 @@ import (
 	"github.com/redis/rueidis"
 )
 
-// cpuTimes are CPU seconds used so far: by Redis (INFO cpu), by this process (rusage) and
-// by the whole machine (/proc/stat, every process and the kernel). Two readings apart,
-// divided by the wall time between them, say how many cores each kept busy.
-type cpuTimes struct{ redis, process, machine float64 }
+// cpuTimes are CPU seconds used so far: by Redis (INFO cpu), by this process (rusage), by
+// the whole machine (/proc/stat, every process and the kernel), and stolen from this virtual
+// machine by its hypervisor for other guests (/proc/stat's steal: the noise of a shared
+// host, which no process here can see). Two readings apart, divided by the wall time between
+// them, say how many cores each kept busy.
+type cpuTimes struct{ redis, process, machine, stolen float64 }
 
 func (a cpuTimes) minus(b cpuTimes) cpuTimes {
-	return cpuTimes{a.redis - b.redis, a.process - b.process, a.machine - b.machine}
+	return cpuTimes{a.redis - b.redis, a.process - b.process, a.machine - b.machine, a.stolen - b.stolen}
+}
+
+// per is t divided by wall seconds: cores busy.
+func (a cpuTimes) per(wall float64) cpuTimes {
+	return cpuTimes{a.redis / wall, a.process / wall, a.machine / wall, a.stolen / wall}
 }
 
 // cpuNow reads the three clocks.
@@ -37,15 +44,17 @@ func cpuNow(client rueidis.Client) cpuTimes {
 		t.process = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 	}
 	// The first line of /proc/stat: "cpu  user nice system idle iowait irq softirq steal …"
-	// in clock ticks (USER_HZ, 100 on Linux); busy is all but idle and iowait.
+	// in clock ticks (USER_HZ, 100 on Linux); busy is user to softirq but idle and iowait.
 	if b, err := os.ReadFile("/proc/stat"); err == nil {
 		line, _, _ := strings.Cut(string(b), "\n")
 		for i, f := range strings.Fields(line) {
-			if i == 0 || i == 4 || i == 5 || i > 8 {
-				continue
-			}
 			x, _ := strconv.ParseFloat(f, 64)
-			t.machine += x / 100
+			switch {
+			case i == 8:
+				t.stolen = x / 100
+			case i >= 1 && i <= 7 && i != 4 && i != 5:
+				t.machine += x / 100
+			}
 		}
 	}
 	return t
