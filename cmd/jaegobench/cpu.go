@@ -27,15 +27,17 @@ func (a cpuTimes) per(wall float64) cpuTimes {
 	return cpuTimes{a.redis / wall, a.process / wall, a.machine / wall, a.stolen / wall}
 }
 
-// cpuNow reads the three clocks.
+// cpuNow reads the clocks (Redis's only with a client).
 func cpuNow(client rueidis.Client) cpuTimes {
 	var t cpuTimes
-	if info, err := client.Do(context.Background(), client.B().Info().Section("cpu").Build()).ToString(); err == nil {
-		for _, line := range strings.Split(info, "\r\n") {
-			k, v, _ := strings.Cut(line, ":")
-			if k == "used_cpu_user" || k == "used_cpu_sys" {
-				x, _ := strconv.ParseFloat(v, 64)
-				t.redis += x
+	if client != nil {
+		if info, err := client.Do(context.Background(), client.B().Info().Section("cpu").Build()).ToString(); err == nil {
+			for _, line := range strings.Split(info, "\r\n") {
+				k, v, _ := strings.Cut(line, ":")
+				if k == "used_cpu_user" || k == "used_cpu_sys" {
+					x, _ := strconv.ParseFloat(v, 64)
+					t.redis += x
+				}
 			}
 		}
 	}
