@@ -132,16 +132,7 @@ type copyStack struct {
 }
 
 func newCopyStack(t *testing.T, redisExtra ...string) *copyStack {
-	srv, err := testenv.StartRedis(t.TempDir(), redisExtra...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
-	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{srv.Addr}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c, srv := testenv.Redis(t, redisExtra...)
 	s := &copyStack{redis: srv, client: c, pg: testenv.Postgres(t),
 		broker: testenv.Kafka(t, 8, invkafka.DefaultTopic, invkafka.DefaultTopic+invkafka.DLQSuffix),
 		store:  invredis.New(c, invredis.Options{})}

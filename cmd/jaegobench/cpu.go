@@ -22,6 +22,10 @@ func (a cpuTimes) minus(b cpuTimes) cpuTimes {
 	return cpuTimes{a.redis - b.redis, a.process - b.process, a.machine - b.machine, a.stolen - b.stolen}
 }
 
+func (a cpuTimes) plus(b cpuTimes) cpuTimes {
+	return cpuTimes{a.redis + b.redis, a.process + b.process, a.machine + b.machine, a.stolen + b.stolen}
+}
+
 // per is t divided by wall seconds: cores busy.
 func (a cpuTimes) per(wall float64) cpuTimes {
 	return cpuTimes{a.redis / wall, a.process / wall, a.machine / wall, a.stolen / wall}

@@ -404,7 +404,7 @@ func webhookLookups(ctx context.Context, out io.Writer, rig *webhookRig, subs in
 		lo, hi := minMax(ratios)
 		var c cpuTimes
 		for _, x := range m.cpu {
-			c = cpuTimes{c.redis + x.redis, c.process + x.process, c.machine + x.machine, c.stolen + x.stolen}
+			c = c.plus(x)
 		}
 		c = c.per(lookupRounds)
 		fmt.Fprintf(out, "| %s | %.0f | %s | %s | %.2f (%.2f–%.2f) | %d | %.2f, %.2f, %.2f, %.2f |\n", m.name, b.rate, ms(b.lat.pct(.5)), ms(b.lat.pct(.99)), b.rate/a.rate, lo, hi, m.conns,

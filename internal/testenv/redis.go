@@ -33,10 +33,11 @@ type RedisServer struct {
 	done  chan struct{}
 }
 
-// Redis starts a private standalone redis-server for the test and returns a client to it.
-func Redis(t testing.TB) (rueidis.Client, *RedisServer) {
+// Redis starts a private standalone redis-server for the test (extra: more redis.conf
+// lines) and returns a client to it.
+func Redis(t testing.TB, extra ...string) (rueidis.Client, *RedisServer) {
 	t.Helper()
-	srv, err := StartRedis(t.TempDir())
+	srv, err := StartRedis(t.TempDir(), extra...)
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}

@@ -256,16 +256,7 @@ func TestFeedSkipsFinishedStreams(t *testing.T) {
 // anything, and a Redis that hangs or restarts between pages change nothing but the calls.
 func TestFeedPageContinuations(t *testing.T) {
 	// A Redis that keeps what it acknowledged across a kill, for the restart below.
-	srv, err := testenv.StartRedis(t.TempDir(), "appendonly yes", "appendfsync always")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
-	client, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{srv.Addr}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(client.Close)
+	client, srv := testenv.Redis(t, "appendonly yes", "appendfsync always")
 	s := newStoreOn(client, invredis.Options{Groups: 4, Now: twoDays()})
 	from := time.Now().Add(-time.Second)
 	applied := inventorytest.ApplyRandom(t, s, 8, 300, 6, 15, 1)
