@@ -16,31 +16,41 @@ import (
 // machine by its hypervisor for other guests (/proc/stat's steal: the noise of a shared
 // host, which no process here can see). Two readings apart, divided by the wall time between
 // them, say how many cores each kept busy.
-type cpuTimes struct{ redis, process, machine, stolen float64 }
+// scripts is the time Redis spent inside EVALSHA (INFO commandstats), the rest of its CPU
+// being the reading, parsing and answering around commands.
+type cpuTimes struct{ redis, scripts, process, machine, stolen float64 }
 
 func (a cpuTimes) minus(b cpuTimes) cpuTimes {
-	return cpuTimes{a.redis - b.redis, a.process - b.process, a.machine - b.machine, a.stolen - b.stolen}
+	return cpuTimes{a.redis - b.redis, a.scripts - b.scripts, a.process - b.process, a.machine - b.machine, a.stolen - b.stolen}
 }
 
 func (a cpuTimes) plus(b cpuTimes) cpuTimes {
-	return cpuTimes{a.redis + b.redis, a.process + b.process, a.machine + b.machine, a.stolen + b.stolen}
+	return cpuTimes{a.redis + b.redis, a.scripts + b.scripts, a.process + b.process, a.machine + b.machine, a.stolen + b.stolen}
 }
 
 // per is t divided by wall seconds: cores busy.
 func (a cpuTimes) per(wall float64) cpuTimes {
-	return cpuTimes{a.redis / wall, a.process / wall, a.machine / wall, a.stolen / wall}
+	return cpuTimes{a.redis / wall, a.scripts / wall, a.process / wall, a.machine / wall, a.stolen / wall}
 }
 
 // cpuNow reads the clocks (Redis's only with a client).
 func cpuNow(client rueidis.Client) cpuTimes {
 	var t cpuTimes
 	if client != nil {
-		if info, err := client.Do(context.Background(), client.B().Info().Section("cpu").Build()).ToString(); err == nil {
+		if info, err := client.Do(context.Background(), client.B().Info().Section("cpu").Section("commandstats").Build()).ToString(); err == nil {
 			for _, line := range strings.Split(info, "\r\n") {
 				k, v, _ := strings.Cut(line, ":")
-				if k == "used_cpu_user" || k == "used_cpu_sys" {
+				switch k {
+				case "used_cpu_user", "used_cpu_sys":
 					x, _ := strconv.ParseFloat(v, 64)
 					t.redis += x
+				case "cmdstat_evalsha": // calls=…,usec=…,…
+					for _, f := range strings.Split(v, ",") {
+						if us, ok := strings.CutPrefix(f, "usec="); ok {
+							x, _ := strconv.ParseFloat(us, 64)
+							t.scripts += x / 1e6
+						}
+					}
 				}
 			}
 		}

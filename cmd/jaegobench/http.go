@@ -73,10 +73,12 @@ func benchHTTP(ctx context.Context, out io.Writer, dur time.Duration, conns int)
 	for round := range 4 {
 		for i := range phases {
 			p := phases[(i+round)%len(phases)]
+			before := cpuNow(client)
 			res, err := load(ctx, p.req, conns, dur/4)
 			if err != nil {
 				return err
 			}
+			res.cpu = cpuNow(client).minus(before)
 			*p.runs = append(*p.runs, res)
 		}
 	}
@@ -85,6 +87,17 @@ func benchHTTP(ctx context.Context, out io.Writer, dur time.Duration, conns int)
 	fmt.Fprintf(out, "| bare net/http + one HGET (baseline) | %.0f | %s | %s | 1.00 |\n", bareAll.rate, ms(bareAll.lat.pct(.5)), ms(bareAll.lat.pct(.99)))
 	fmt.Fprintf(out, "| jaego GET /v1/stores/{store}/skus/{sku} | %.0f | %s | %s | %.2f |\n", jaegoAll.rate, ms(jaegoAll.lat.pct(.5)), ms(jaegoAll.lat.pct(.99)), jaegoAll.rate/bareAll.rate)
 	fmt.Fprintf(out, "| the same with an API key (20 keys on file) | %.0f | %s | %s | %.2f (%.3f of jaego without keys) |\n\n", authAll.rate, ms(authAll.lat.pct(.5)), ms(authAll.lat.pct(.99)), authAll.rate/bareAll.rate, authAll.rate/jaegoAll.rate)
+	// What a request costs the machine: the ratio is the inverse of these sums when the
+	// cores are the limit, so they say how far the path is from its goal in µs.
+	fmt.Fprintf(out, "| CPU a request (µs) | this process (load generator and server) | Redis | others | stolen | all |\n|---|---:|---:|---:|---:|---:|\n")
+	for _, row := range []struct {
+		name string
+		r    loadResult
+	}{{"bare net/http + one HGET", bareAll}, {"jaego", jaegoAll}, {"jaego with an API key", authAll}} {
+		c, n := row.r.cpu, float64(row.r.n)/1e6
+		fmt.Fprintf(out, "| %s | %.1f | %.1f | %.1f | %.1f | %.1f |\n", row.name, c.process/n, c.redis/n, (c.machine-c.process-c.redis)/n, c.stolen/n, c.machine/n)
+	}
+	fmt.Fprintln(out)
 
 	var keyedRatios []float64
 	for i := range authRuns {
@@ -173,6 +186,7 @@ type loadResult struct {
 	dur  time.Duration
 	rate float64
 	lat  latencies
+	cpu  cpuTimes // used while it ran, where the benchmark reads it
 }
 
 func merge(rs []loadResult) loadResult {
@@ -181,6 +195,7 @@ func merge(rs []loadResult) loadResult {
 		m.n += r.n
 		m.dur += r.dur
 		m.lat = append(m.lat, r.lat...)
+		m.cpu = m.cpu.plus(r.cpu)
 	}
 	m.rate = float64(m.n) / m.dur.Seconds()
 	return m

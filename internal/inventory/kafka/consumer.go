@@ -308,23 +308,51 @@ func (c *Consumer) forgetLag(partitions map[string][]int32) {
 }
 
 // handle applies one poll: decode, dead-letter the poison, apply the rest (retrying while
-// the store is unavailable), then mark and commit every record.
+// the store is unavailable), then mark and commit every record. The poll is applied in
+// chunks of applyChunk records, in order, one at a time, each while the next is decoded:
+// decoding is a fifth of the consumer's CPU, and done first for the whole poll it kept the
+// store idle that long (docs/benchmarks.md, POS event pipeline).
 func (c *Consumer) handle(ctx context.Context, client *kgo.Client, records []*kgo.Record) (err error) {
 	start := time.Now()
 	ctx, span := c.pollSpan(ctx, records)
 	defer func() { tracing.End(span, err) }()
-	events := make([]inventory.Event, 0, len(records))
-	applied := make([]*kgo.Record, 0, len(records))
-	var dead []*kgo.Record
-	for _, r := range records {
-		e, err := inventory.DecodeEvent(r.Value)
-		if err != nil {
-			dead = append(dead, c.deadLetter(r, err))
-			continue
+	type chunk struct {
+		events  []inventory.Event
+		applied []*kgo.Record
+		results []inventory.Result
+	}
+	decoded := make(chan *chunk, 1)
+	var done []*chunk // applied, in order; read after applyErr
+	applyErr := make(chan error, 1)
+	go func() {
+		var failed error
+		for ch := range decoded {
+			if failed == nil { // after a failure the rest is drained, not applied: nothing is committed
+				ch.results, failed = c.applyWithRetry(ctx, ch.events)
+				done = append(done, ch)
+			}
 		}
-		e.Origin = &inventory.Origin{Partition: r.Partition, Offset: r.Offset}
-		events = append(events, e)
-		applied = append(applied, r)
+		applyErr <- failed
+	}()
+	var dead []*kgo.Record
+	for from := 0; from < len(records); from += applyChunk {
+		rs := records[from:min(from+applyChunk, len(records))]
+		ch := &chunk{events: make([]inventory.Event, 0, len(rs)), applied: make([]*kgo.Record, 0, len(rs))}
+		for _, r := range rs {
+			e, err := inventory.DecodeEvent(r.Value)
+			if err != nil {
+				dead = append(dead, c.deadLetter(r, err))
+				continue
+			}
+			e.Origin = &inventory.Origin{Partition: r.Partition, Offset: r.Offset}
+			ch.events = append(ch.events, e)
+			ch.applied = append(ch.applied, r)
+		}
+		decoded <- ch
+	}
+	close(decoded)
+	if err := <-applyErr; err != nil {
+		return err
 	}
 	if len(dead) > 0 {
 		// The poison goes to the DLQ, acknowledged, before its offset is committed.
@@ -333,22 +361,21 @@ func (c *Consumer) handle(ctx context.Context, client *kgo.Client, records []*kg
 		}
 		c.m.records.WithLabelValues("dead_lettered").Add(float64(len(dead)))
 	}
-	results, err := c.applyWithRetry(ctx, events)
-	if err != nil {
-		return err
-	}
 	now := time.Now()
-	for i, res := range results {
-		outcome := string(res.Status)
-		switch res.Status {
-		case inventory.Rejected:
-			outcome = "refused"
-			c.log.InfoContext(ctx, "stock event refused", "event_id", res.EventID, "store", events[i].Store, "sku", events[i].SKU,
-				"type", events[i].Type, "code", jaego.CodeOf(res.Err), "err", res.Err)
-		case inventory.Applied:
-			tracing.Observe(c.m.endToEnd, applied[i].Context, now.Sub(applied[i].Timestamp).Seconds())
+	for _, ch := range done {
+		for i, res := range ch.results {
+			outcome := string(res.Status)
+			switch res.Status {
+			case inventory.Rejected:
+				outcome = "refused"
+				e := ch.events[i]
+				c.log.InfoContext(ctx, "stock event refused", "event_id", res.EventID, "store", e.Store, "sku", e.SKU,
+					"type", e.Type, "code", jaego.CodeOf(res.Err), "err", res.Err)
+			case inventory.Applied:
+				tracing.Observe(c.m.endToEnd, ch.applied[i].Context, now.Sub(ch.applied[i].Timestamp).Seconds())
+			}
+			c.m.records.WithLabelValues(outcome).Inc()
 		}
-		c.m.records.WithLabelValues(outcome).Inc()
 	}
 	client.MarkCommitRecords(records...)
 	if err := client.CommitMarkedOffsets(ctx); err != nil && ctx.Err() == nil {
@@ -359,6 +386,11 @@ func (c *Consumer) handle(ctx context.Context, client *kgo.Client, records []*kg
 	c.done.Add(int64(len(records)))
 	return nil
 }
+
+// applyChunk is how many records of a poll one Apply takes: batches of ~60 events per shard
+// group (16 by default), as a whole poll of 2,000 gave; 512 cost Redis more per event than
+// the overlap saved (docs/benchmarks.md).
+const applyChunk = 1000
 
 // applyWithRetry retries while the store is unavailable, backing off up to 5 s: nothing is
 // committed meanwhile, so a long outage loses nothing.
