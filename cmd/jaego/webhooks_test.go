@@ -521,3 +521,29 @@ func TestWebhookTracing(t *testing.T) {
 		t.Errorf("delivery span %+v: want span %s of subscription %s, message %s, status 204", s, parts[2], id, msg.ID)
 	}
 }
+
+// TestWebhookBacklogEndingAtAPage: a backlog of exactly one page of the deliveries' hub
+// (1,000 changes) fills the hub's read, so more might follow at once, and the deliverer
+// holds its messages for the next page to pend them together; nothing follows, and they
+// still go out (held for at most webhook's gather), every change once and in order.
+func TestWebhookBacklogEndingAtAPage(t *testing.T) {
+	t.Parallel()
+	bin := buildJaego(t)
+	s := newCopyStack(t)
+	p := s.serve(t, bin, "--webhook-key-file", webhookKey(t), "--webhook-allow-net", "127.0.0.1/32")
+	s.bootstrapped(t)
+	from := time.Now().Add(-time.Second).Format(time.RFC3339Nano)
+	for r := range 10 {
+		var evs []string
+		for i := range 100 {
+			evs = append(evs, ev(fmt.Sprintf("p%d-%d", r, i), inventory.Receipt, "P1", fmt.Sprintf("S%d", i%37), 1))
+		}
+		if a := call(t, "POST", p.api+"/v1/events", `{"events":[`+strings.Join(evs, ",")+`]}`); a.status != http.StatusOK {
+			t.Fatalf("events: %d %v", a.status, a.body)
+		}
+	}
+	rcv := testenv.StartReceiver(t)
+	subscribe(t, p.api, rcv, `{"url":"`+rcv.URL+`","from":"`+from+`","batch":1000}`)
+	testenv.Eventually(t, "the 1,000 changes", time.Minute, func() bool { return len(changesOf(t, rcv.State().Messages)) >= 1000 })
+	checkOncePerItemInOrder(t, changesOf(t, rcv.State().Messages), 1000)
+}

@@ -33,10 +33,13 @@ type TailFeed interface {
 
 // TailBatch is what a subscriber receives: changes and the cursor after them. The last
 // batch of a dropped subscriber has Dropped set, no changes, and the cursor to resume from.
+// More is set when the read that gave these filled its page: the feed held more right after
+// them, and the next batch is coming at once (a catch-up, a burst), not at the next change.
 type TailBatch struct {
 	Changes []Change
 	Cursor  string
 	Dropped bool
+	More    bool
 	json    *sharedJSON // the changes as JSON, encoded once for every subscriber that gets them all
 }
 
@@ -231,7 +234,7 @@ func (h *Hub) catchUp(ctx context.Context, s *subscriber, cursor string, page Ch
 	const maxIdle = 100
 	for idle := 0; ; {
 		if len(page.Changes) > 0 {
-			if err := emit(TailBatch{Changes: page.Changes, Cursor: page.Next}); err != nil {
+			if err := emit(TailBatch{Changes: page.Changes, Cursor: page.Next, More: len(page.Changes) >= h.o.Page}); err != nil {
 				return err
 			}
 			idle = 0
@@ -373,9 +376,9 @@ func sleepOrDone(ctx context.Context, d time.Duration) {
 func (h *Hub) broadcast(from string, page ChangePage) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	whole := &sharedJSON{}
+	whole, more := &sharedJSON{}, len(page.Changes) >= h.o.Page
 	for s := range h.subs {
-		b := TailBatch{Changes: page.Changes, Cursor: page.Next, json: whole}
+		b := TailBatch{Changes: page.Changes, Cursor: page.Next, More: more, json: whole}
 		if s.cursor != from { // joined from its own cursor: it may be past some of these
 			kept, next, err := h.feed.Advance(s.cursor, page.Changes)
 			if err != nil { // cannot be for a cursor the feed made; resume from where it is
@@ -396,7 +399,7 @@ func (h *Hub) broadcast(from string, page ChangePage) {
 				s.cursor = next
 				continue
 			}
-			b = TailBatch{Changes: kept, Cursor: next}
+			b = TailBatch{Changes: kept, Cursor: next, More: more}
 		}
 		select {
 		case s.c <- b:

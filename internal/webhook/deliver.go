@@ -313,6 +313,9 @@ const (
 	window      = 64
 	recordEvery = 256
 	linger      = 2500 * time.Millisecond
+	// gather is how long ready messages wait for the page after a full one (it comes at
+	// once in a backlog; when it does not, the feed ended exactly at a page's end).
+	gather = 100 * time.Millisecond
 	// advanceEvery is how often a position that only passed changes no message carries is
 	// written (a restart reads them again, and passes them again).
 	advanceEvery = 5 * time.Second
@@ -375,6 +378,10 @@ func (r *run) follow(ctx context.Context, pos Position, batches <-chan batch) er
 	idle := time.NewTimer(time.Hour) // armed from the first delivery not yet written
 	idle.Stop()
 	defer idle.Stop()
+	held := time.NewTimer(time.Hour) // armed when ready messages wait for the page after a full one
+	held.Stop()
+	defer held.Stop()
+	holding := false
 	armed, armedAt := false, 0 // armedAt: r.writes when it was armed
 	saved, savedAt := pos, time.Now()
 	var lastAt, readySince time.Time
@@ -392,6 +399,10 @@ func (r *run) follow(ctx context.Context, pos Position, batches <-chan batch) er
 		if armed {
 			idleC = idle.C
 		}
+		var heldC <-chan time.Time
+		if holding && len(r.ready) > 0 {
+			heldC = held.C
+		}
 		select {
 		case <-ctx.Done():
 			return nil
@@ -404,6 +415,11 @@ func (r *run) follow(ctx context.Context, pos Position, batches <-chan batch) er
 				saved, savedAt = pos, time.Now()
 			}
 			if err := r.write(ctx); err != nil {
+				return err
+			}
+		case <-heldC: // the page after a full one did not come: the feed ended there
+			holding = false
+			if err := r.deliverReady(ctx); err != nil {
 				return err
 			}
 		case <-fillC:
@@ -455,12 +471,20 @@ func (r *run) follow(ctx context.Context, pos Position, batches <-chan batch) er
 			}
 			r.d.o.Observer.Lag(r.id, 0)
 			pos = b.end
-			// Messages formed are sent when the reader has nothing more at hand (a backlog
-			// forms up to a window of them per write); what was delivered is written with
-			// the next pend, or linger after the first of it (idle).
+			// Messages formed are sent when the reader has nothing more at hand and the feed
+			// nothing more right after (a backlog forms up to a window of them, or a Fill's
+			// worth, per write: sent after every page, most writes held one message);
+			// what was delivered is written with the next pend, or linger after the first
+			// of it (idle).
 			if len(batches) == 0 {
-				if err := r.deliverReady(ctx); err != nil {
-					return err
+				if !b.more {
+					holding = false
+					if err := r.deliverReady(ctx); err != nil {
+						return err
+					}
+				} else if len(r.ready) > 0 && !holding {
+					held.Reset(gather)
+					holding = true
 				}
 			}
 			// A position past changes no message carries is saved now and then, so a
@@ -662,6 +686,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 type batch struct {
 	changes    []inventory.Change
 	start, end Position
+	more       bool                          // the feed held more right after these (inventory.TailBatch.More)
 	at         func(i int) (Position, error) // the position right after changes[i]
 	err        error
 }
@@ -714,7 +739,7 @@ func (d *Dispatcher) read(ctx context.Context, pos Position, out chan<- batch) {
 			// The positions inside a batch are asked for in rising order (one per message
 			// formed): each is advanced from the one before, not from the batch's start.
 			lastI, last := -1, start
-			b := batch{changes: changes, start: start, end: Position(tb.Cursor), at: func(i int) (Position, error) {
+			b := batch{changes: changes, start: start, end: Position(tb.Cursor), more: tb.More, at: func(i int) (Position, error) {
 				if i < lastI {
 					lastI, last = -1, start
 				}

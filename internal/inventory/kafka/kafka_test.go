@@ -177,6 +177,63 @@ func TestPoisonGoesToDLQ(t *testing.T) {
 	}
 }
 
+// TestLargePollAppliesInOrder: a poll of 2,500 records on one partition is applied in
+// chunks (decoding the next while one applies). Every event is a set that expects the
+// version the one before it leaves, so an event applied out of order, twice or not at all
+// is a version conflict; the poison in the second and third chunks still goes to the DLQ.
+func TestLargePollAppliesInOrder(t *testing.T) {
+	e := newEnv(t)
+	const n = 2500
+	poison := map[int]bool{1500: true, 2200: true}
+	var records []*kgo.Record
+	version := int64(0)
+	for i := range n {
+		v := fmt.Sprintf(`{"event_id":"e%d","type":"set","store":"S001","sku":"A","qty":%d,"expected_version":%d}`, i, i, version)
+		if poison[i] {
+			v = fmt.Sprintf(`{"event_id":"e%d","type":"set","store":"S001"`, i) // cut off
+		} else {
+			version++
+		}
+		records = append(records, &kgo.Record{Topic: topic, Key: []byte("S001"), Value: []byte(v)})
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.broker))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := cl.ProduceSync(context.Background(), records...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	c := e.consumer(t, invkafka.ConsumerOptions{MaxPoll: n, Registerer: reg})
+	waitHandled(t, n, c)
+	st, err := e.store.Get(context.Background(), "S001", "A")
+	if err != nil || st.OnHand != n-1 || st.Version != n-int64(len(poison)) {
+		t.Fatalf("after %d sets: %+v %v", n, st, err)
+	}
+	if got := kafkatest.Metric(t, reg, "jaego_consumer_records_total"); got != n {
+		t.Errorf("records counted: %v, want %d", got, n)
+	}
+	if refused := testenv.Metric(t, reg, "jaego_consumer_records_total", "outcome", "refused"); refused != 0 {
+		t.Errorf("%v events refused: applied out of order", refused)
+	}
+	if dead := kafkatest.ReadAll(t, e.broker, topic+invkafka.DLQSuffix, len(poison)); len(dead) != len(poison) {
+		t.Errorf("dead-lettered %d, want %d", len(dead), len(poison))
+	}
+	// The chunks were exercised only if a poll held more than one chunk of records.
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "jaego_consumer_batch_seconds" {
+			if polls := mf.GetMetric()[0].GetHistogram().GetSampleCount(); polls > 2 {
+				t.Errorf("%d records came in %d polls: no poll held two chunks", n, polls)
+			}
+		}
+	}
+}
+
 // TestRedisDownLosesNothing: while Redis hangs the consumer retries without committing;
 // when it is back every event is applied exactly once.
 func TestRedisDownLosesNothing(t *testing.T) {
