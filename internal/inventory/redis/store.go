@@ -335,15 +335,15 @@ func (s *Store) exec(ctx context.Context, ops []op, maxBatch int) ([]row, error)
 	endSpans(spans, replies, nil)
 	for ci, reply := range replies {
 		answers, err := reply.ToArray()
-		if err == nil && len(answers) != len(calls[ci].idx) {
-			err = fmt.Errorf("apply script answered %d rows for %d events", len(answers), len(calls[ci].idx))
+		if err == nil && len(answers) != applyRowLen*len(calls[ci].idx) {
+			err = fmt.Errorf("apply script answered %d values for %d events", len(answers), len(calls[ci].idx))
 		}
 		if err != nil {
 			s.metrics.redisErrors.WithLabelValues("apply").Inc()
 			return nil, s.scriptError("apply", err)
 		}
 		for ri, i := range calls[ci].idx {
-			r, err := parseApplyRow(answers[ri], ops[i])
+			r, err := parseApplyRow(answers[applyRowLen*ri:applyRowLen*(ri+1)], ops[i])
 			if err != nil {
 				return nil, fmt.Errorf("apply %s: %w", ops[i].eventID, err)
 			}
@@ -382,14 +382,14 @@ func endSpans(spans []trace.Span, replies []rueidis.RedisResult, err error) {
 	}
 }
 
-func parseApplyRow(m rueidis.RedisMessage, o op) (row, error) {
-	f, err := m.ToArray()
-	if err != nil || len(f) != 7 {
-		return row{}, fmt.Errorf("malformed apply row: %v", err)
-	}
+// applyRowLen is how many values apply.lua answers an event (flat, for the whole call).
+const applyRowLen = 7
+
+func parseApplyRow(f []rueidis.RedisMessage, o op) (row, error) {
+	var err error
 	status, _ := f[0].ToString()
 	code, _ := f[1].ToString()
-	n := make([]int64, 5)
+	var n [5]int64
 	for j := range n {
 		if n[j], err = f[2+j].AsInt64(); err != nil {
 			return row{}, fmt.Errorf("malformed apply row field %d: %w", 2+j, err)
