@@ -743,7 +743,7 @@ func (d *Dispatcher) read(ctx context.Context, pos Position, out chan<- batch) {
 				if i < lastI {
 					lastI, last = -1, start
 				}
-				_, c, err := d.o.Feed.Advance(string(last), changes[lastI+1:i+1])
+				c, err := d.o.Feed.Past(string(last), changes[lastI+1:i+1])
 				if err != nil {
 					return "", err
 				}
