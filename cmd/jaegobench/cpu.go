@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -31,6 +33,19 @@ func (a cpuTimes) plus(b cpuTimes) cpuTimes {
 // per is t divided by wall seconds: cores busy.
 func (a cpuTimes) per(wall float64) cpuTimes {
 	return cpuTimes{a.redis / wall, a.scripts / wall, a.process / wall, a.machine / wall, a.stolen / wall}
+}
+
+// others is the machine's CPU that was neither Redis's nor this process's (PostgreSQL, a
+// redis-benchmark, the kernel).
+func (a cpuTimes) others() float64 { return a.machine - a.redis - a.process }
+
+// each is t per one of n units of work, in µs.
+func (a cpuTimes) each(n int) cpuTimes { return a.per(float64(n) / 1e6) }
+
+// writeScriptCost writes a row of a "CPU an event" table: µs of Redis, of it in EVALSHA,
+// of this process, of the rest of the machine, stolen.
+func writeScriptCost(out io.Writer, name string, c cpuTimes) {
+	fmt.Fprintf(out, "| %s | %.1f | %.1f | %.1f | %.1f | %.1f |\n", name, c.redis, c.scripts, c.process, c.others(), c.stolen)
 }
 
 // cpuNow reads the clocks (Redis's only with a client).

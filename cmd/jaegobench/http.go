@@ -94,8 +94,8 @@ func benchHTTP(ctx context.Context, out io.Writer, dur time.Duration, conns int)
 		name string
 		r    loadResult
 	}{{"bare net/http + one HGET", bareAll}, {"jaego", jaegoAll}, {"jaego with an API key", authAll}} {
-		c, n := row.r.cpu, float64(row.r.n)/1e6
-		fmt.Fprintf(out, "| %s | %.1f | %.1f | %.1f | %.1f | %.1f |\n", row.name, c.process/n, c.redis/n, (c.machine-c.process-c.redis)/n, c.stolen/n, c.machine/n)
+		c := row.r.cpu.each(row.r.n)
+		fmt.Fprintf(out, "| %s | %.1f | %.1f | %.1f | %.1f | %.1f |\n", row.name, c.process, c.redis, c.others(), c.stolen, c.machine)
 	}
 	fmt.Fprintln(out)
 

@@ -87,11 +87,11 @@ func benchPipeline(ctx context.Context, out io.Writer, n, rate int, steady time.
 	// which of the two is the limit.
 	fmt.Fprintf(out, "| CPU an event (µs, %d rounds) | Redis | of it in EVALSHA | this process (producer, kfake, consumer) | others (redis-benchmark, kernel) | stolen |\n|---|---:|---:|---:|---:|---:|\n", rounds)
 	for i, name := range []string{"redis-benchmark (baseline)", "end to end"} {
-		c, k := used[i], float64(n*rounds)/1e6
+		events := n * rounds
 		if i == 1 {
-			k = float64(len(pl.events)*rounds) / 1e6
+			events = len(pl.events) * rounds
 		}
-		fmt.Fprintf(out, "| %s | %.1f | %.1f | %.1f | %.1f | %.1f |\n", name, c.redis/k, c.scripts/k, c.process/k, (c.machine-c.redis-c.process)/k, c.stolen/k)
+		writeScriptCost(out, name, used[i].each(events))
 	}
 	fmt.Fprintln(out)
 	measured(out, goalRow{Path: "POS pipeline end to end", Baseline: "redis-benchmark EVALSHA -P 32", Value: med, Min: lo, Max: hi, AtLeast: true, Goal: 1.0})

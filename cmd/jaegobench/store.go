@@ -102,9 +102,7 @@ func benchStore(ctx context.Context, out io.Writer, n, rounds int) error {
 		names = append(names, m.name)
 	}
 	for i, name := range names {
-		c := used[(i+len(modes))%(len(modes)+1)]
-		k := float64(n*rounds) / 1e6
-		fmt.Fprintf(out, "| %s | %.1f | %.1f | %.1f | %.1f | %.1f |\n", name, c.redis/k, c.scripts/k, c.process/k, (c.machine-c.redis-c.process)/k, c.stolen/k)
+		writeScriptCost(out, name, used[(i+len(modes))%(len(modes)+1)].each(n*rounds))
 	}
 	return nil
 }
