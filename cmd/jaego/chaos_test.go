@@ -126,6 +126,7 @@ type ackedHold struct {
 	sent, ack       time.Time
 	end             string // "confirmed", "cancelled" or "" (still held)
 	endSent, endAck time.Time
+	endAnswer       string // the answer taken as the end's acknowledgement (a retry may find it done, or lost)
 }
 
 // flushWindow: writes acknowledged after asOf (the copy's position read just before the
@@ -313,6 +314,7 @@ func (c *chaos) holdAndEnd(t *testing.T, id, store string, i int, stop chan stru
 	h.endSent = time.Now()
 	if c.retry(stop, func() bool {
 		a := call(t, "POST", c.p.api+"/v1/reservations/"+id+"/"+step, "")
+		h.endAnswer = fmt.Sprintf("%d %v, hold acknowledged %s", a.status, a.body["code"], h.ack.Format(time.StampMilli))
 		// A retry of a step that was done but whose answer was lost finds it done.
 		return a.status == 200 || a.status == 409 && a.body["code"] == "reservation_not_held" ||
 			a.status == 404 // the hold was lost with a flush: checked at the end
@@ -506,7 +508,7 @@ func (c *chaos) check(t *testing.T) {
 		case a.status != 200:
 			t.Fatalf("reservation %s (held at %s): %+v", h.id, h.ack.Format(time.StampMilli), a)
 		case h.end != "" && status != h.end && !(status == "held" && mayLose(h.endSent, h.endAck)):
-			t.Fatalf("reservation %s was %s (acknowledged %s), is %s", h.id, h.end, h.endAck.Format(time.StampMilli), status)
+			t.Fatalf("reservation %s was %s (acknowledged %s: %s; flushes %v), is %s", h.id, h.end, h.endAck.Format(time.StampMilli), h.endAnswer, c.flushes, status)
 		}
 		switch status {
 		case "held":
