@@ -168,9 +168,9 @@ func (s *Store) Hold(ctx context.Context, req inventory.HoldRequest) (inventory.
 		return r, false, err
 	}
 	if r.Status == inventory.Held {
-		sealed, err := sealClaim.Exec(ctx, s.client, []string{s.keys.ReservationClaim(req.ID)}, []string{req.Store}).AsInt64()
+		sealed, err := s.seal(ctx, req)
 		if err != nil {
-			return r, false, s.unavailable("reservation claim", err)
+			return r, false, err
 		}
 		if sealed == 0 { // taken over between the claim and the step: give back what was held
 			if _, err := s.end(ctx, "cancel", req.ID, req.Store); err != nil {
@@ -191,17 +191,65 @@ func (s *Store) Hold(ctx context.Context, req inventory.HoldRequest) (inventory.
 // Claim scripts: newClaim sets a claim unless there is one (answering the one there is),
 // refusing when required epoch mark of the id's group is gone (a lost Redis gets no claim
 // either: a restore wants it empty); takeOver moves a claim only from its exact value;
-// sealClaim seals it for ARGV[1] only if it names that store (sealed or not), keeping its TTL.
+// sealClaim (sealBody) seals it for ARGV[1] only if it names that store (sealed or not),
+// keeping its TTL.
 var (
 	newClaim = rueidis.NewLuaScript(`if ARGV[3] == '1' and redis.call('EXISTS', KEYS[2]) == 0 then
   return redis.error_reply('` + lostPrefix + ` this Redis has no epoch mark: it lost its data; run jaego restore') end
 return redis.call('SET', KEYS[1], ARGV[1], 'NX', 'GET', 'PX', ARGV[2])`)
 	takeOver = rueidis.NewLuaScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 end return 0`)
-	sealClaim = rueidis.NewLuaScript(`local v = redis.call('GET', KEYS[1])
-if v == ARGV[1] or (v and string.sub(v, 1, #ARGV[1] + 1) == ARGV[1] .. '|') then
-  redis.call('SET', KEYS[1], ARGV[1], 'KEEPTTL') return 1 end return 0`)
+	sealClaim   = rueidis.NewLuaScript(sealBody)
+	sealClaimSc = newScript(sealBody)
 )
+
+// sealBody seals claim KEYS[1] for store ARGV[1] (KEYS[2] the id group's epoch mark, ARGV[2]
+// '1' to require it, ARGV[3] the TTL of a claim written afresh, ms). A claim that is gone
+// was lost with its node's data (a flush, a failover that dropped an unreplicated write)
+// while the store held the id: no other store claims the id, so the seal writes it again,
+// as if it had never gone. Cancelling the hold instead would end, with no one asking, a
+// reservation whose retried hold then answers "held before", as it is: cancelled.
+const sealBody = `if ARGV[2] == '1' and redis.call('EXISTS', KEYS[2]) == 0 then
+  return redis.error_reply('` + lostPrefix + ` this Redis has no epoch mark: it lost its data; run jaego restore') end
+local v = redis.call('GET', KEYS[1])
+if not v then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3]) return 1 end
+if v == ARGV[1] or string.sub(v, 1, #ARGV[1] + 1) == ARGV[1] .. '|' then
+  redis.call('SET', KEYS[1], ARGV[1], 'KEEPTTL') return 1 end
+return 0`
+
+// seal seals req.ID's claim for req.Store (sealBody): 1 sealed, 0 taken over by another
+// store. With Options.AckReplicas a replica confirms the seal before it counts: a claim
+// lost in a failover would let another store hold the same id.
+func (s *Store) seal(ctx context.Context, req inventory.HoldRequest) (int64, error) {
+	g := s.keys.Group(req.ID)
+	keys := []string{s.keys.ReservationClaim(req.ID), s.keys.Epoch(g)}
+	require := "0"
+	if s.opts.RequireEpoch {
+		require = "1"
+	}
+	args := []string{req.Store, require, strconv.FormatInt(s.claimTTL(req).Milliseconds(), 10)}
+	var res rueidis.RedisResult
+	if s.opts.AckReplicas {
+		out, err := s.execAcked(ctx, sealClaimSc, []rueidis.LuaExec{{Keys: keys, Args: args}}, []int{g})
+		if err != nil {
+			return 0, err
+		}
+		res = out[0]
+	} else {
+		res = sealClaim.Exec(ctx, s.client, keys, args)
+	}
+	sealed, err := res.AsInt64()
+	if err != nil {
+		return 0, s.scriptError("reservation claim", err)
+	}
+	return sealed, nil
+}
+
+// claimTTL is how long a claim of req lives: it outlives every state of the reservation,
+// the hold, then the time an ended one is kept.
+func (s *Store) claimTTL(req inventory.HoldRequest) time.Duration {
+	return req.Hold + s.opts.IdempotencyTTL + time.Hour
+}
 
 // claimStore is the store a claim names.
 func claimStore(v string) string {
@@ -213,8 +261,7 @@ func claimStore(v string) string {
 // of the store that holds the id (with its reservation).
 func (s *Store) claim(ctx context.Context, req inventory.HoldRequest) (inventory.Reservation, error) {
 	key := s.keys.ReservationClaim(req.ID)
-	// It outlives every state of the reservation: the hold, then the time an ended one is kept.
-	ttl := strconv.FormatInt((req.Hold + s.opts.IdempotencyTTL + time.Hour).Milliseconds(), 10)
+	ttl := strconv.FormatInt(s.claimTTL(req).Milliseconds(), 10)
 	mine := req.Store + "|" + strconv.FormatUint(rand.Uint64(), 36)
 	for range 3 {
 		require := "0"

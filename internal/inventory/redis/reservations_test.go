@@ -153,6 +153,87 @@ func TestReservationSameIDConcurrently(t *testing.T) {
 	})
 }
 
+// TestReservationClaimLost: a claim can vanish under a hold (its node flushed, or failed
+// over before the claim's write reached the replica). Here every claim is deleted over and
+// over while 8 goroutines hold 40 ids each: every hold, retried until it answers, ends
+// held, and the store reserves exactly what was held. (Ending such a hold as "taken over"
+// would cancel it unasked, and its retry would answer "held before": cancelled.)
+func TestReservationClaimLost(t *testing.T) {
+	onEveryRedis(t, func(t *testing.T, client rueidis.Client) {
+		ctx := context.Background()
+		s := newStoreOn(client, invredis.Options{})
+		inventorytest.MustApply(t, s, inventorytest.Ev(inventory.Receipt, "S1", "A", 10000))
+		const writers, each = 8, 40
+		var claims []string
+		for w := range writers {
+			for i := range each {
+				claims = append(claims, s.Keys().ReservationClaim(fmt.Sprintf("lost-%d-%d", w, i)))
+			}
+		}
+		stop := make(chan struct{})
+		var deletes atomic.Int64
+		var deleter sync.WaitGroup
+		deleter.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				cmds := make(rueidis.Commands, len(claims))
+				for i, k := range claims {
+					cmds[i] = client.B().Del().Key(k).Build()
+				}
+				for _, res := range client.DoMulti(ctx, cmds...) {
+					if n, _ := res.AsInt64(); n > 0 {
+						deletes.Add(n)
+					}
+				}
+			}
+		})
+		var wg sync.WaitGroup
+		for w := range writers {
+			wg.Go(func() {
+				for i := range each {
+					id := fmt.Sprintf("lost-%d-%d", w, i)
+					var r inventory.Reservation
+					var err error
+					for try := 0; ; try++ {
+						if r, _, err = s.Hold(ctx, inventory.HoldRequest{ID: id, Store: "S1", Items: []inventory.Item{{SKU: "A", Qty: 1}}, Hold: time.Hour}); err == nil {
+							break
+						}
+						if try == 5 {
+							t.Errorf("hold %s: %v", id, err)
+							return
+						}
+					}
+					if r.Status != inventory.Held {
+						t.Errorf("hold %s answered %s", id, r.Status)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		close(stop)
+		deleter.Wait()
+		if deletes.Load() == 0 {
+			t.Fatal("no claim was deleted: the test tested nothing")
+		}
+		for w := range writers {
+			for i := range each {
+				id := fmt.Sprintf("lost-%d-%d", w, i)
+				if r, err := s.Reservation(ctx, id); err != nil || r.Status != inventory.Held {
+					t.Errorf("%s: %+v %v", id, r, err)
+				}
+			}
+		}
+		if a := stockOf(t, s, "S1", "A"); a.Reserved != writers*each {
+			t.Errorf("reserved %d, want %d", a.Reserved, writers*each)
+		}
+		t.Logf("%d claims deleted under the holds", deletes.Load())
+	})
+}
+
 // TestReservationExpiry: with a stopped clock, nothing expires early; moved past the
 // expiry, two instances sweeping at once release each reservation exactly once; a confirm
 // racing the sweep either wins (confirmed) or finds it expired, never both.
@@ -467,6 +548,9 @@ func TestWriteAckReplicas(t *testing.T) {
 	}
 	if st, err := onReplica.Get(ctx, "W1", "A"); err != nil || st.Reserved != 2 {
 		t.Fatalf("hold acknowledged, the replica has %+v %v", st, err)
+	}
+	if v, err := rc.Do(ctx, rc.B().Get().Key(s.Keys().ReservationClaim("acked")).Build()).ToString(); err != nil || v != "W1" {
+		t.Fatalf("hold acknowledged, the replica has its claim %q %v", v, err)
 	}
 	if err := replica.Pause(); err != nil {
 		t.Fatal(err)
