@@ -27,6 +27,9 @@ type TailFeed interface {
 	// Advance moves cursor past changes (read after some cursor, in feed order): the
 	// changes it was not yet past, and the cursor after them.
 	Advance(cursor string, changes []Change) ([]Change, string, error)
+	// Past is the cursor after changes (read after cursor, in feed order): Advance without
+	// the changes.
+	Past(cursor string, changes []Change) (string, error)
 	// Follows is nil when cursor is open-ended (it can follow the feed forever).
 	Follows(cursor string) error
 }
@@ -227,9 +230,11 @@ func (h *Hub) Follow(ctx context.Context, cursor string, started func(), emit fu
 }
 
 // catchUp reads on its own from cursor (page is its first read) until s can join the hub
-// there. It goes on as long as it makes progress, however far behind it starts (a resume
-// a million changes back reads a thousand pages); only a cursor that stays behind the hub
-// with nothing left to read, maxIdle times in a row, is given up on.
+// there. It goes on as long as it makes progress, however far behind it starts; only a
+// cursor that stays behind the hub with nothing left to read, maxIdle times in a row, is
+// given up on. A full page says a backlog: what the feed holds after it is streamed
+// (catchUpStream) rather than paged, since every page of an open cursor reads its streams
+// afresh.
 func (h *Hub) catchUp(ctx context.Context, s *subscriber, cursor string, page ChangePage, emit func(TailBatch) error) error {
 	const maxIdle = 100
 	for idle := 0; ; {
@@ -248,10 +253,50 @@ func (h *Hub) catchUp(ctx context.Context, s *subscriber, cursor string, page Ch
 		if err != nil || joined {
 			return err
 		}
+		if len(page.Changes) >= h.o.Page {
+			if cursor, err = h.catchUpStream(ctx, cursor, emit); err != nil {
+				return err
+			}
+			if joined, err := h.join(ctx, s, cursor); err != nil || joined {
+				return err
+			}
+		}
 		if page, err = h.feed.Changes(ctx, time.Time{}, time.Time{}, cursor, h.o.Page); err != nil {
 			return err
 		}
 	}
+}
+
+// catchUpStream emits every change the feed holds now after cursor, as the feed streams
+// them (its reads of every stream ahead of the merge), each batch with the cursor after it;
+// it answers the cursor after the last. A batch goes out once the next one is read, so
+// that the last says it is the last (More unset).
+func (h *Hub) catchUpStream(ctx context.Context, cursor string, emit func(TailBatch) error) (string, error) {
+	var held TailBatch
+	_, err := h.feed.StreamChanges(ctx, time.Time{}, time.Time{}, cursor, func(changes []Change) error {
+		next, err := h.feed.Past(cursor, changes)
+		if err != nil {
+			return err
+		}
+		cursor = next
+		if len(held.Changes) > 0 {
+			if err := emit(held); err != nil {
+				return err
+			}
+		}
+		held = TailBatch{Changes: changes, Cursor: next, More: true}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	if len(held.Changes) > 0 {
+		held.More = false
+		if err := emit(held); err != nil {
+			return "", err
+		}
+	}
+	return cursor, nil
 }
 
 // join adds s at cursor when cursor has passed all the hub has read; "" joins at the

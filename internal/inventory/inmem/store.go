@@ -301,6 +301,12 @@ func (s *Store) Advance(token string, changes []inventory.Change) ([]inventory.C
 	return kept, c.String(), nil
 }
 
+// Past implements inventory.TailFeed.
+func (s *Store) Past(token string, changes []inventory.Change) (string, error) {
+	_, next, err := s.Advance(token, changes)
+	return next, err
+}
+
 // Follows implements inventory.TailFeed.
 func (s *Store) Follows(token string) error {
 	c, err := s.cursorFor(time.Time{}, time.Time{}, token)

@@ -206,7 +206,9 @@ func testHubFansOutExactly(t *testing.T, store inventory.StockStore, feed invent
 
 // testHubResumesFarBehind: a subscriber resuming far behind (here 500 pages of the hub's, in the issue 1M changes)
 // while the hub serves others at the head catches up: it reads on as long as it makes
-// progress (it gave up after 100 pages before).
+// progress (it gave up after 100 pages before), streaming the backlog after its first
+// page, while the second half of the changes is applied, so that it hands over from its
+// stream to its pages and then to the hub's reads with changes arriving all along.
 func testHubResumesFarBehind(t *testing.T, store inventory.StockStore, feed inventory.TailFeed, n int) {
 	hub := RunHub(t, feed, inventory.HubOptions{Page: 10, Buffer: 1000}) // nobody is dropped for being slow
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -220,12 +222,15 @@ func testHubResumesFarBehind(t *testing.T, store inventory.StockStore, feed inve
 		t.Fatalf("start: %d %v", len(start.Changes), err)
 	}
 	head, _ := Follow(t, ctx, hub, "", n, nil) // keeps the hub reading at the head
-	MustApply(t, store, events...)
+	MustApply(t, store, events[:n/2]...)
+	late, done := Follow(t, ctx, hub, start.Next, n, nil)
+	for i := n / 2; i < n; i += 50 {
+		MustApply(t, store, events[i:min(i+50, n)]...)
+	}
 	testenv.Recv(t, ctx, head.enough, "the head subscriber's changes")
 	if head.dropped {
 		t.Fatal("the head subscriber was dropped")
 	}
-	late, done := Follow(t, ctx, hub, start.Next, n, nil)
 	select {
 	case <-late.enough:
 	case err := <-done:
