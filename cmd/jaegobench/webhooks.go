@@ -10,6 +10,7 @@ import (
 	"io"
 	mrand "math/rand/v2"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -219,6 +220,7 @@ func benchWebhooks(ctx context.Context, out io.Writer, changes, rate, subs int, 
 	for round := range rounds {
 		for k := range modes {
 			m := modes[(round+k)%len(modes)]
+			runtime.GC() // each on a collected heap, not the garbage of the one before
 			start, before := time.Now(), cpuNow(rig.client)
 			var n int
 			if strings.HasPrefix(m.name, "streamed") {

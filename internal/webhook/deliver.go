@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -281,38 +282,59 @@ func (d *Dispatcher) serve(ctx context.Context, p int, token int64, kick <-chan 
 }
 
 // run is one deliverer's state: the subscription as it was claimed and what it sends with.
+// Three goroutines share it, one after the other on each message. The follower (follow)
+// reads the feed, judges levels and forms messages; the pender (pendLoop) keeps them
+// pending; the sender (sendLoop) sends them and writes what was delivered. So a backlog's
+// reading, its PostgreSQL writes and its HTTP requests overlap instead of taking turns.
 type run struct {
 	d       *Dispatcher
 	id      string
 	grant   Grant
 	sub     Subscription
 	secrets []string
-	seq     int64
-	judge   *judge
-	// ready are the messages formed and not yet kept pending; done the messages delivered
-	// and not yet written (through seq through; the position after them doneAfter, its
-	// last change applied at doneAt).
-	ready     []Message
+	// The follower's: seq of the last message formed; ready, the messages formed and not
+	// yet handed on.
+	seq   int64
+	judge *judge
+	ready []Message
+	// Under mu, held across every write of them (a pend carries them, the sender writes
+	// them): done, the messages delivered and not yet written (through seq through; the
+	// position after them doneAfter, its last change applied at doneAt); writes counts the
+	// writes of done (linger runs from the first delivery after the last).
+	mu        sync.Mutex
 	done      []Attempt
 	through   int64
 	doneAfter Position
 	doneAt    time.Time
-	// writes counts the writes of done: linger runs from the first delivery after the last.
-	writes int
+	writes    int
 }
 
-// While the reader has more at hand (a backlog), a deliverer keeps up to window formed
-// messages (or those of Fill) before it writes them pending and sends them. What it
-// delivered is written with the next of those writes, after recordEvery messages, or linger
-// after the first of them: a live feed costs about one transaction a message, a backlog
-// one for many, and GET is behind by at most linger. linger is longer than two Fills, so a
-// subscription sending a message a second (one that fills for a second each time) writes
-// each delivery with the next pend, not alone in between (that second transaction per
-// message was most of what 100 subscriptions cost PostgreSQL: docs/benchmarks.md).
+// handoff is what the follower hands on: messages formed (kept pending, then sent), and,
+// when the follower holds nothing more (no changes gathered, no message formed), clear: the
+// position up to which every change is in these messages or carries none, its last change
+// applied at clearAt.
+type handoff struct {
+	msgs    []Message
+	clear   Position
+	clearAt time.Time
+}
+
+// While the reader has more at hand (a backlog), a deliverer gathers up to window formed
+// messages, or windowChanges changes, or those of Fill, before it hands them on, to be
+// written pending and sent while the follower reads on (a group is what is left to write
+// and send once the reading is done: large ones make the last of a backlog late; batch
+// 1000's 64 messages were a third of a 200,000-change backlog). What it delivered is written with the next
+// of those writes, after recordEvery messages, or linger after the first of them: a live
+// feed costs about one transaction a message, a backlog one for many, and GET is behind by
+// at most linger. linger is longer than two Fills, so a subscription sending a message a
+// second (one that fills for a second each time) writes each delivery with the next pend,
+// not alone in between (that second transaction per message was most of what 100
+// subscriptions cost PostgreSQL: docs/benchmarks.md).
 const (
-	window      = 64
-	recordEvery = 256
-	linger      = 2500 * time.Millisecond
+	window        = 64
+	windowChanges = 8000
+	recordEvery   = 256
+	linger        = 2500 * time.Millisecond
 	// gather is how long ready messages wait for the page after a full one (it comes at
 	// once in a backlog; when it does not, the feed ended exactly at a page's end).
 	gather = 100 * time.Millisecond
@@ -341,8 +363,9 @@ func (d *Dispatcher) deliver(ctx context.Context, id string, token int64) error 
 		r.secrets = append(r.secrets, plain)
 	}
 	defer d.o.Observer.Failing(id, 0)
-	// What was delivered and not yet written is written on the way out (a fenced or stale
-	// grant changes nothing; a crash leaves it to be sent again, with its id).
+	// What was delivered and not yet written is written on the way out, once the sender has
+	// stopped (a fenced or stale grant changes nothing; a crash leaves it to be sent again,
+	// with its id).
 	defer func() {
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		defer cancel()
@@ -359,45 +382,72 @@ func (d *Dispatcher) deliver(ctx context.Context, id string, token int64) error 
 	}
 	pos = caughtUpFrom(pos, st.AsOf, d.o.Now(), d.o.Retention)
 	rctx, stop := context.WithCancel(ctx)
-	defer stop()
 	batches := make(chan batch, 4)
 	go d.read(rctx, pos, batches)
-	err = r.follow(ctx, pos, batches)
+	handoffs, pended := make(chan handoff, 1), make(chan handoff, 1)
+	var pendErr, sendErr error
+	pending, sending := make(chan struct{}), make(chan struct{}) // closed when each stops
+	go func() {
+		defer close(pending)
+		pendErr = r.pendLoop(rctx, handoffs, pended, sending)
+	}()
+	go func() {
+		defer close(sending)
+		sendErr = r.sendLoop(rctx, pos, pended)
+	}()
+	err = r.follow(ctx, pos, batches, handoffs, pending)
+	stop()
+	<-pending
+	<-sending
+	err = cmp.Or(err, pendErr, sendErr)
 	if errors.Is(err, errStopped) || errors.Is(err, ErrStale) {
 		return nil // failing, or changed: the dispatcher starts the new generation
 	}
 	return err
 }
 
-// follow turns the feed's batches into messages and delivers them, until ctx ends.
-func (r *run) follow(ctx context.Context, pos Position, batches <-chan batch) error {
+// follow turns the feed's batches into messages and hands them on, until ctx ends, the feed
+// fails or the pender stops (pending closed: its error, or the sender's, is the run's).
+func (r *run) follow(ctx context.Context, pos Position, batches <-chan batch, handoffs chan<- handoff, pending <-chan struct{}) error {
 	var acc []inventory.Change
 	fill := time.NewTimer(time.Hour)
 	fill.Stop()
 	defer fill.Stop()
-	idle := time.NewTimer(time.Hour) // armed from the first delivery not yet written
-	idle.Stop()
-	defer idle.Stop()
 	held := time.NewTimer(time.Hour) // armed when ready messages wait for the page after a full one
 	held.Stop()
 	defer held.Stop()
 	holding := false
-	armed, armedAt := false, 0 // armedAt: r.writes when it was armed
-	saved, savedAt := pos, time.Now()
 	var lastAt, readySince time.Time
+	// hand hands on the messages ready, and, when past says pos is past all of them and
+	// nothing is gathered, pos. It answers false when the run is over. A position alone
+	// never waits: a later one says as much.
+	hand := func(past bool) bool {
+		h := handoff{msgs: r.ready}
+		if past && len(acc) == 0 {
+			h.clear, h.clearAt = pos, lastAt
+		}
+		if len(h.msgs) == 0 {
+			if h.clear != "" {
+				select {
+				case handoffs <- h:
+				default:
+				}
+			}
+			return true
+		}
+		select {
+		case handoffs <- h:
+			r.ready = nil
+			return true
+		case <-ctx.Done():
+		case <-pending:
+		}
+		return false
+	}
 	for {
-		var fillC, idleC <-chan time.Time
+		var fillC <-chan time.Time
 		if len(acc) > 0 {
 			fillC = fill.C
-		}
-		if len(r.done) == 0 {
-			armed = false
-		} else if !armed || armedAt != r.writes {
-			idle.Reset(linger) // the deliveries it was armed for were written since
-			armed, armedAt = true, r.writes
-		}
-		if armed {
-			idleC = idle.C
 		}
 		var heldC <-chan time.Time
 		if holding && len(r.ready) > 0 {
@@ -406,28 +456,18 @@ func (r *run) follow(ctx context.Context, pos Position, batches <-chan batch) er
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-idleC:
-			// linger since the first delivery not yet written: write it, with the position
-			// past what no message carries.
-			armed = false
-			if len(acc) == 0 && len(r.ready) == 0 {
-				r.doneAfter, r.doneAt = pos, lastAt
-				saved, savedAt = pos, time.Now()
-			}
-			if err := r.write(ctx); err != nil {
-				return err
-			}
+		case <-pending:
+			return nil
 		case <-heldC: // the page after a full one did not come: the feed ended there
 			holding = false
-			if err := r.deliverReady(ctx); err != nil {
-				return err
+			if !hand(true) {
+				return nil
 			}
 		case <-fillC:
 			r.form(&acc, nil, pos)
-			if err := r.deliverReady(ctx); err != nil {
-				return err
+			if !hand(true) {
+				return nil
 			}
-			saved = pos
 		case b, ok := <-batches:
 			if !ok {
 				return nil
@@ -460,43 +500,177 @@ func (r *run) follow(ctx context.Context, pos Position, batches <-chan batch) er
 						readySince = time.Now()
 					}
 					r.form(&acc, alerts, at)
-					saved = at
-					if len(r.ready) >= window || time.Since(readySince) >= r.d.o.Fill {
-						if err := r.deliverReady(ctx); err != nil {
-							return err
-						}
+					if (full(r.ready) || time.Since(readySince) >= r.d.o.Fill) && !hand(false) {
+						return nil
 					}
 				}
 				lastAt = c.At
 			}
-			r.d.o.Observer.Lag(r.id, 0)
 			pos = b.end
-			// Messages formed are sent when the reader has nothing more at hand and the feed
-			// nothing more right after (a backlog forms up to a window of them, or a Fill's
-			// worth, per write: sent after every page, most writes held one message);
-			// what was delivered is written with the next pend, or linger after the first
-			// of it (idle).
-			if len(batches) == 0 {
-				if !b.more {
-					holding = false
-					if err := r.deliverReady(ctx); err != nil {
+			// Messages formed are handed on when the reader has nothing more at hand and the
+			// feed nothing more right after (a backlog forms up to a window of them, or a
+			// Fill's worth, per pend). With nothing held, the position past this batch goes
+			// on, for the sender to write now and then.
+			switch {
+			case len(acc) == 0 && len(r.ready) == 0:
+				hand(true)
+			case len(batches) > 0:
+			case !b.more:
+				holding = false
+				if !hand(true) {
+					return nil
+				}
+			case len(r.ready) > 0 && !holding:
+				held.Reset(gather)
+				holding = true
+			}
+		}
+	}
+}
+
+// pendLoop is the pender: it keeps the messages of each handoff pending (with what was
+// delivered before them, in one write; handoffs waiting together in one) and passes the
+// handoffs to the sender, until ctx ends or the sender stops.
+func (r *run) pendLoop(ctx context.Context, handoffs <-chan handoff, pended chan<- handoff, sending <-chan struct{}) error {
+	for {
+		var h handoff
+		select {
+		case h = <-handoffs:
+		case <-ctx.Done():
+			return nil
+		case <-sending:
+			return nil
+		}
+		for more := true; more && !full(h.msgs); {
+			select {
+			case next := <-handoffs:
+				h.msgs, h.clear, h.clearAt = append(h.msgs, next.msgs...), next.clear, next.clearAt
+			default:
+				more = false
+			}
+		}
+		if err := r.pend(ctx, h.msgs); err != nil {
+			return err
+		}
+		select {
+		case pended <- h:
+		case <-ctx.Done():
+			return nil
+		case <-sending:
+			return nil
+		}
+	}
+}
+
+// full reports whether msgs make a group to hand on (window, windowChanges).
+func full(msgs []Message) bool {
+	if len(msgs) >= window {
+		return true
+	}
+	n := 0
+	for _, m := range msgs {
+		n += m.Changes
+	}
+	return n >= windowChanges
+}
+
+// pend keeps msgs pending, with what was delivered before them, so that a restart sends
+// them again with the same ids.
+func (r *run) pend(ctx context.Context, msgs []Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p := r.progress()
+	p.Pend, p.Seq = msgs, msgs[len(msgs)-1].Seq
+	if err := r.d.o.Store.Progress(ctx, r.id, r.grant, p); err != nil {
+		return err
+	}
+	if len(r.done) > 0 {
+		r.writes++
+	}
+	r.done = r.done[:0]
+	return nil
+}
+
+// sendLoop is the sender: it sends each handoff's messages (pending by then) in order, and
+// writes what was delivered linger after the first delivery not yet written, with the
+// position past changes no message carries when the follower said it held none; such a
+// position alone is written every advanceEvery. It returns nil when ctx ends.
+func (r *run) sendLoop(ctx context.Context, pos Position, pended <-chan handoff) error {
+	idle := time.NewTimer(time.Hour) // armed from the first delivery not yet written
+	idle.Stop()
+	defer idle.Stop()
+	armed, armedAt := false, 0 // armedAt: r.writes when it was armed
+	var clear Position         // the latest position past everything handed on and delivered
+	var clearAt time.Time
+	saved, savedAt := pos, time.Now()
+	for {
+		r.mu.Lock()
+		if len(r.done) == 0 {
+			armed = false
+		} else if !armed || armedAt != r.writes {
+			idle.Reset(linger) // the deliveries it was armed for were written since
+			armed, armedAt = true, r.writes
+		}
+		r.mu.Unlock()
+		var idleC <-chan time.Time
+		if armed {
+			idleC = idle.C
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-idleC:
+			// linger since the first delivery not yet written: write it, with the position
+			// past what no message carries.
+			armed = false
+			r.mu.Lock()
+			if clear != "" && len(r.done) > 0 {
+				r.doneAfter, r.doneAt = clear, clearAt
+				saved, savedAt = clear, time.Now()
+			}
+			r.mu.Unlock()
+			if err := r.write(ctx); err != nil {
+				return err
+			}
+		case h := <-pended:
+			clear = ""
+			for _, m := range h.msgs {
+				if done, err := r.send(ctx, m); err != nil || !done {
+					if err == nil {
+						err = errStopped
+					}
+					return err
+				}
+				r.mu.Lock()
+				full := len(r.done) >= recordEvery
+				r.mu.Unlock()
+				if full {
+					if err := r.write(ctx); err != nil {
 						return err
 					}
-				} else if len(r.ready) > 0 && !holding {
-					held.Reset(gather)
-					holding = true
 				}
 			}
+			r.d.o.Observer.Lag(r.id, 0) // everything handed on so far is delivered
+			if len(h.msgs) > 0 {
+				saved = h.msgs[len(h.msgs)-1].After
+			}
+			if h.clear == "" {
+				continue
+			}
+			clear, clearAt = h.clear, h.clearAt
 			// A position past changes no message carries is saved now and then, so a
 			// restart does not read them again.
-			if len(acc) == 0 && len(r.ready) == 0 && pos != saved && time.Since(savedAt) >= advanceEvery {
-				if err := r.write(ctx); err != nil {
+			r.mu.Lock()
+			nothingDone := len(r.done) == 0
+			r.mu.Unlock()
+			if nothingDone && clear != saved && time.Since(savedAt) >= advanceEvery {
+				if err := r.d.o.Store.Advance(ctx, r.id, r.grant, clear, clearAt); err != nil {
 					return err
 				}
-				if err := r.d.o.Store.Advance(ctx, r.id, r.grant, pos, lastAt); err != nil {
-					return err
-				}
-				saved, savedAt = pos, time.Now()
+				saved, savedAt = clear, time.Now()
 			}
 		}
 	}
@@ -521,46 +695,15 @@ func (r *run) form(acc *[]inventory.Change, alerts []Alert, at Position) {
 	}
 }
 
-// deliverReady keeps the messages ready as pending first (with what was delivered before
-// them, in one write), so a restart sends them again with the same ids; then sends them in
-// order.
-func (r *run) deliverReady(ctx context.Context) error {
-	if len(r.ready) == 0 {
-		return nil
-	}
-	msgs := r.ready
-	p := r.progress()
-	p.Pend, p.Seq = msgs, r.seq
-	if err := r.d.o.Store.Progress(ctx, r.id, r.grant, p); err != nil {
-		return err
-	}
-	if len(r.done) > 0 {
-		r.writes++
-	}
-	r.ready, r.done = nil, r.done[:0]
-	for _, m := range msgs {
-		if done, err := r.send(ctx, m); err != nil || !done {
-			if err == nil {
-				err = errStopped
-			}
-			return err
-		}
-		if len(r.done) >= recordEvery {
-			if err := r.write(ctx); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// progress is the Progress of what was delivered and not yet written.
+// progress is the Progress of what was delivered and not yet written (under mu).
 func (r *run) progress() Progress {
 	return Progress{Delivered: r.done, Through: r.through, After: r.doneAfter, At: r.doneAt}
 }
 
 // write writes what was delivered and not yet written.
 func (r *run) write(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if len(r.done) == 0 {
 		return nil
 	}
@@ -607,8 +750,10 @@ func (r *run) send(ctx context.Context, m Message) (bool, error) {
 		if sendErr == nil {
 			o.Observer.Attempted("delivered", took)
 			o.Observer.Failing(r.id, 0)
+			r.mu.Lock()
 			r.done = append(r.done, a)
 			r.through, r.doneAfter, r.doneAt = m.Seq, m.After, m.First
+			r.mu.Unlock()
 			return true, nil
 		}
 		a.Error = sendErr.Error()
