@@ -98,6 +98,8 @@ type HubObserver interface {
 	Subscribers(delta int) // a subscriber joined (+1) or left (−1)
 	Dropped()              // a subscriber too slow was dropped
 	Read()                 // one read of the feed, for every subscriber
+	// CaughtUp: a subscriber read changes on its own before joining, paged or streamed.
+	CaughtUp(streamed bool, changes int)
 }
 
 type noHubObserver struct{}
@@ -105,6 +107,7 @@ type noHubObserver struct{}
 func (noHubObserver) Subscribers(int) {}
 func (noHubObserver) Dropped()        {}
 func (noHubObserver) Read()           {}
+func (noHubObserver) CaughtUp(bool, int) {}
 
 // Hub is the live tail of one process.
 type Hub struct {
@@ -239,6 +242,7 @@ func (h *Hub) catchUp(ctx context.Context, s *subscriber, cursor string, page Ch
 	const maxIdle = 100
 	for idle := 0; ; {
 		if len(page.Changes) > 0 {
+			h.o.Observer.CaughtUp(false, len(page.Changes))
 			if err := emit(TailBatch{Changes: page.Changes, Cursor: page.Next, More: len(page.Changes) >= h.o.Page}); err != nil {
 				return err
 			}
@@ -279,6 +283,7 @@ func (h *Hub) catchUpStream(ctx context.Context, cursor string, emit func(TailBa
 			return err
 		}
 		cursor = next
+		h.o.Observer.CaughtUp(true, len(changes))
 		if len(held.Changes) > 0 {
 			if err := emit(held); err != nil {
 				return err

@@ -7,7 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/jaego/jaego/internal/inventory"
+	"github.com/jaego/jaego/internal/inventory/prom"
 	"github.com/jaego/jaego/internal/testenv"
 )
 
@@ -210,7 +213,8 @@ func testHubFansOutExactly(t *testing.T, store inventory.StockStore, feed invent
 // page, while the second half of the changes is applied, so that it hands over from its
 // stream to its pages and then to the hub's reads with changes arriving all along.
 func testHubResumesFarBehind(t *testing.T, store inventory.StockStore, feed inventory.TailFeed, n int) {
-	hub := RunHub(t, feed, inventory.HubOptions{Page: 10, Buffer: 1000}) // nobody is dropped for being slow
+	reg := prometheus.NewRegistry()
+	hub := RunHub(t, feed, inventory.HubOptions{Page: 10, Buffer: 1000, Observer: prom.NewHub(reg)}) // nobody is dropped for being slow
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	events := make([]inventory.Event, n)
@@ -223,6 +227,8 @@ func testHubResumesFarBehind(t *testing.T, store inventory.StockStore, feed inve
 	}
 	head, _ := Follow(t, ctx, hub, "", n, nil) // keeps the hub reading at the head
 	MustApply(t, store, events[:n/2]...)
+	// The hub has read them (so the late one is a backlog behind it, not level with it).
+	testenv.Eventually(t, "the head subscriber's first half", time.Minute, func() bool { return head.count() >= n/2 })
 	late, done := Follow(t, ctx, hub, start.Next, n, nil)
 	for i := n / 2; i < n; i += 50 {
 		MustApply(t, store, events[i:min(i+50, n)]...)
@@ -241,4 +247,9 @@ func testHubResumesFarBehind(t *testing.T, store inventory.StockStore, feed inve
 	late.mu.Lock()
 	defer late.mu.Unlock()
 	checkExactly(t, "the resumed subscriber", late.ids, events, nil)
+	// It read a page, then streamed the rest of the backlog, on its own.
+	paged, streamed := testenv.Metric(t, reg, "jaego_tail_catchup_changes_total", "how", "paged"), testenv.Metric(t, reg, "jaego_tail_catchup_changes_total", "how", "streamed")
+	if paged < 10 || streamed < float64(n/2-10) || paged+streamed > float64(n) {
+		t.Errorf("caught up %v paged, %v streamed, of %d changes (the first %d applied before it started)", paged, streamed, n, n/2)
+	}
 }

@@ -17,6 +17,7 @@ type Hub struct {
 	subscribers prometheus.Gauge
 	dropped     prometheus.Counter
 	reads       prometheus.Counter
+	caughtUp    *prometheus.CounterVec
 }
 
 var _ inventory.HubObserver = (*Hub)(nil)
@@ -30,6 +31,8 @@ func NewHub(reg prometheus.Registerer) *Hub {
 			Help: "Live-tail subscribers dropped for being too slow (each was told where to resume)."}),
 		reads: f.NewCounter(prometheus.CounterOpts{Name: "jaego_tail_reads_total",
 			Help: "Feed reads of the hub: one for all subscribers, whatever their number."}),
+		caughtUp: f.NewCounterVec(prometheus.CounterOpts{Name: "jaego_tail_catchup_changes_total",
+			Help: "Changes subscribers read on their own before joining the hub (a resume, a webhook's backlog), by how: paged or streamed."}, []string{"how"}),
 	}
 }
 
@@ -41,6 +44,15 @@ func (h *Hub) Dropped() { h.dropped.Inc() }
 
 // Read implements inventory.HubObserver.
 func (h *Hub) Read() { h.reads.Inc() }
+
+// CaughtUp implements inventory.HubObserver.
+func (h *Hub) CaughtUp(streamed bool, changes int) {
+	how := "paged"
+	if streamed {
+		how = "streamed"
+	}
+	h.caughtUp.WithLabelValues(how).Add(float64(changes))
+}
 
 // Projector is the durable copy's projector's metrics.
 type Projector struct {
