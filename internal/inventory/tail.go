@@ -104,9 +104,9 @@ type HubObserver interface {
 
 type noHubObserver struct{}
 
-func (noHubObserver) Subscribers(int) {}
-func (noHubObserver) Dropped()        {}
-func (noHubObserver) Read()           {}
+func (noHubObserver) Subscribers(int)    {}
+func (noHubObserver) Dropped()           {}
+func (noHubObserver) Read()              {}
 func (noHubObserver) CaughtUp(bool, int) {}
 
 // Hub is the live tail of one process.
