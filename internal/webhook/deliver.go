@@ -323,10 +323,10 @@ type handoff struct {
 // messages, or windowChanges changes, or those of Fill, before it hands them on, to be
 // written pending and sent while the follower reads on (a group is what is left to write
 // and send once the reading is done: large ones make the last of a backlog late; batch
-// 1000's 64 messages were a third of a 200,000-change backlog). What it delivered is written with the next
-// of those writes, after recordEvery messages, or linger after the first of them: a live
-// feed costs about one transaction a message, a backlog one for many, and GET is behind by
-// at most linger. linger is longer than two Fills, so a subscription sending a message a
+// 1000's 64 messages were a third of a 200,000-change backlog). What it delivered is
+// written with the next of those writes, after recordEvery messages, or linger after the
+// first of them: a live feed costs about one transaction a message, a backlog one for
+// many, and GET is behind by at most linger. linger is longer than two Fills, so a subscription sending a message a
 // second (one that fills for a second each time) writes each delivery with the next pend,
 // not alone in between (that second transaction per message was most of what 100
 // subscriptions cost PostgreSQL: docs/benchmarks.md).
