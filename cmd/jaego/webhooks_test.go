@@ -288,7 +288,7 @@ func TestWebhooksEndToEnd(t *testing.T) {
 		t.Fatalf("get after delete: %d", a.status)
 	}
 	metrics := scrape(t, context.Background(), api+"/metrics", "")
-	for _, m := range []string{`jaego_webhook_deliveries_total{outcome="delivered"}`, `jaego_webhook_deliveries_total{outcome="failed"}`, "jaego_webhook_partitions 16"} {
+	for _, m := range []string{`jaego_webhook_deliveries_total{outcome="delivered"}`, `jaego_webhook_deliveries_total{outcome="failed"}`, "jaego_webhook_partitions 16", "jaego_webhook_pend_seconds_count"} {
 		if !strings.Contains(metrics, m) {
 			t.Errorf("/metrics lacks %s", m)
 		}

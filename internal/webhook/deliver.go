@@ -58,6 +58,7 @@ type Observer interface {
 	Gone(sub string)                              // the subscription is no longer delivered here
 	Partitions(delta int)                         // partitions this process delivers
 	GaveUp(partition, n int)                      // subscriptions of a held partition that are failing (−1: no longer held)
+	Pended(took time.Duration)                    // one transaction that kept messages pending
 }
 
 type noObserver struct{}
@@ -68,6 +69,7 @@ func (noObserver) Failing(string, time.Duration)   {}
 func (noObserver) Gone(string)                     {}
 func (noObserver) Partitions(int)                  {}
 func (noObserver) GaveUp(int, int)                 {}
+func (noObserver) Pended(time.Duration)            {}
 
 // Partitions is how many delivery locks there are: a subscription belongs to one (by a hash
 // of its id), and the instance that holds a partition's lock delivers all its
@@ -584,9 +586,11 @@ func (r *run) pend(ctx context.Context, msgs []Message) error {
 	defer r.mu.Unlock()
 	p := r.progress()
 	p.Pend, p.Seq = msgs, msgs[len(msgs)-1].Seq
+	start := time.Now()
 	if err := r.d.o.Store.Progress(ctx, r.id, r.grant, p); err != nil {
 		return err
 	}
+	r.d.o.Observer.Pended(time.Since(start))
 	if len(r.done) > 0 {
 		r.writes++
 	}

@@ -18,6 +18,7 @@ type Deliveries struct {
 	failing    *prometheus.GaugeVec
 	partitions prometheus.Gauge
 	gaveUp     *prometheus.GaugeVec
+	pends      prometheus.Histogram
 }
 
 // NewDeliveries registers the webhook metrics on reg.
@@ -36,8 +37,13 @@ func NewDeliveries(reg prometheus.Registerer) *Deliveries {
 			Help: "Webhook delivery partitions (of 16) this instance holds the lock of."}),
 		gaveUp: f.NewGaugeVec(prometheus.GaugeOpts{Name: "jaego_webhook_failing_subscriptions",
 			Help: "Subscriptions turned failing (they wait for an operator), by the delivery partition this instance holds."}, []string{"partition"}),
+		pends: f.NewHistogram(prometheus.HistogramOpts{Name: "jaego_webhook_pend_seconds",
+			Help: "Time of one transaction that keeps formed webhook messages pending before they are sent (one for many messages in a backlog).", Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12)}),
 	}
 }
+
+// Pended implements webhook.Observer.
+func (d *Deliveries) Pended(took time.Duration) { d.pends.Observe(took.Seconds()) }
 
 // Attempted implements webhook.Observer.
 func (d *Deliveries) Attempted(outcome string, took time.Duration) {
