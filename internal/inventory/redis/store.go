@@ -318,9 +318,10 @@ func (s *Store) exec(ctx context.Context, ops []op, maxBatch int) ([]row, error)
 	}
 
 	// The calls go in waves of whole shard groups (a group's calls stay in order, in one
-	// pipeline), each sent as soon as it is formed: Redis runs a wave while the next is
-	// formed. In one pipeline, Redis waited while the whole Apply was formed (~3 µs an
-	// event), and the consumer has one Apply in flight (docs/benchmarks.md).
+	// pipeline), each sent as soon as it is formed, so Redis can start before the whole
+	// Apply is formed (~3 µs an event). Measured, the gain is mostly Redis's: four smaller
+	// pipelines cost it 5–16% less an event than one of ~1,000 events; its busy share in
+	// the POS pipeline stayed 0.72 (docs/benchmarks.md, "Where Redis waits").
 	waveOf := map[int]int{}
 	for _, c := range calls {
 		if _, ok := waveOf[c.group]; !ok {
