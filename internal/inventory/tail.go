@@ -27,11 +27,17 @@ type TailFeed interface {
 	// Advance moves cursor past changes (read after some cursor, in feed order): the
 	// changes it was not yet past, and the cursor after them.
 	Advance(cursor string, changes []Change) ([]Change, string, error)
-	// Past is the cursor after changes (read after cursor, in feed order): Advance without
-	// the changes.
-	Past(cursor string, changes []Change) (string, error)
+	// Mover is cursor, to be moved past the changes read after it, batch after batch:
+	// Advance without the changes, and without reading the cursor again for each batch.
+	Mover(cursor string) (Mover, error)
 	// Follows is nil when cursor is open-ended (it can follow the feed forever).
 	Follows(cursor string) error
+}
+
+// Mover moves a cursor past the changes read after it, in feed order.
+type Mover interface {
+	// Past moves the cursor past changes and answers it.
+	Past(changes []Change) (string, error)
 }
 
 // TailBatch is what a subscriber receives: changes and the cursor after them. The last
@@ -277,8 +283,12 @@ func (h *Hub) catchUp(ctx context.Context, s *subscriber, cursor string, page Ch
 // that the last says it is the last (More unset).
 func (h *Hub) catchUpStream(ctx context.Context, cursor string, emit func(TailBatch) error) (string, error) {
 	var held TailBatch
-	_, err := h.feed.StreamChanges(ctx, time.Time{}, time.Time{}, cursor, func(changes []Change) error {
-		next, err := h.feed.Past(cursor, changes)
+	mover, err := h.feed.Mover(cursor)
+	if err != nil {
+		return "", err
+	}
+	_, err = h.feed.StreamChanges(ctx, time.Time{}, time.Time{}, cursor, func(changes []Change) error {
+		next, err := mover.Past(changes)
 		if err != nil {
 			return err
 		}

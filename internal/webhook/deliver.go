@@ -886,18 +886,23 @@ func (d *Dispatcher) read(ctx context.Context, pos Position, out chan<- batch) {
 			}
 			start, changes := pos, tb.Changes
 			// The positions inside a batch are asked for in rising order (one per message
-			// formed): each is advanced from the one before, not from the batch's start.
-			lastI, last := -1, start
+			// formed): each moves on from the one before, not from the batch's start.
+			var mover inventory.Mover
+			lastI := -1
 			b := batch{changes: changes, start: start, end: Position(tb.Cursor), more: tb.More, at: func(i int) (Position, error) {
-				if i < lastI {
-					lastI, last = -1, start
+				if mover == nil || i < lastI {
+					m, err := d.o.Feed.Mover(string(start))
+					if err != nil {
+						return "", err
+					}
+					mover, lastI = m, -1
 				}
-				c, err := d.o.Feed.Past(string(last), changes[lastI+1:i+1])
+				c, err := mover.Past(changes[lastI+1 : i+1])
 				if err != nil {
 					return "", err
 				}
-				lastI, last = i, Position(c)
-				return last, nil
+				lastI = i
+				return Position(c), nil
 			}}
 			pos = b.end
 			if !put(b) {

@@ -17,8 +17,6 @@ type Feed interface {
 	inventory.TailFeed
 	// CursorAt is an open-ended cursor that starts at t.
 	CursorAt(t time.Time) string
-	// Past is the cursor after changes: Advance's cursor, without its changes.
-	Past(cursor string, changes []inventory.Change) (string, error)
 }
 
 // LedgerReader reads the durable copy's ledger (90 days): the changes applied in

@@ -301,9 +301,24 @@ func (s *Store) Advance(token string, changes []inventory.Change) ([]inventory.C
 	return kept, c.String(), nil
 }
 
-// Past implements inventory.TailFeed.
-func (s *Store) Past(token string, changes []inventory.Change) (string, error) {
-	_, next, err := s.Advance(token, changes)
+// Mover implements inventory.TailFeed.
+func (s *Store) Mover(token string) (inventory.Mover, error) {
+	if _, err := s.cursorFor(time.Time{}, time.Time{}, token); err != nil {
+		return nil, err
+	}
+	return &mover{s: s, token: token}, nil
+}
+
+type mover struct {
+	s     *Store
+	token string
+}
+
+func (m *mover) Past(changes []inventory.Change) (string, error) {
+	_, next, err := m.s.Advance(m.token, changes)
+	if err == nil {
+		m.token = next
+	}
 	return next, err
 }
 

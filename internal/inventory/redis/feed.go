@@ -3,8 +3,6 @@ package redis
 import (
 	"container/heap"
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
@@ -148,50 +146,6 @@ func (f *Feed) cursorFor(from, to time.Time, cursor string) (*Cursor, error) {
 			Detail: "the cursor belongs to another range: pass the same from and to, or none"}
 	}
 	return c, nil
-}
-
-// Cursor is a position in the feed: for every (shard group, day) stream, the id of the last
-// change returned, inside a fixed range. It travels as an opaque string.
-type Cursor struct {
-	From int64             `json:"f"`           // unix ms, inclusive
-	To   int64             `json:"t"`           // unix ms, exclusive
-	Pos  map[string]string `json:"p,omitempty"` // "<g>/<YYYYMMDD>" → last id returned
-	// Done lists the streams read to the end of a complete range: later pages skip them.
-	Done []string `json:"d,omitempty"`
-}
-
-// String encodes the cursor.
-func (c *Cursor) String() string {
-	b, _ := json.Marshal(c)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-// ParseCursor decodes a cursor made by String.
-func ParseCursor(s string) (*Cursor, error) {
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil {
-		return nil, inventory.ErrBadCursor
-	}
-	var c Cursor
-	if err := json.Unmarshal(b, &c); err != nil || c.To <= c.From {
-		return nil, inventory.ErrBadCursor
-	}
-	for k, id := range c.Pos {
-		if _, _, err := parseID(id); err != nil || !strings.Contains(k, "/") {
-			return nil, inventory.ErrBadCursor
-		}
-	}
-	for _, k := range c.Done {
-		if !strings.Contains(k, "/") {
-			return nil, inventory.ErrBadCursor
-		}
-	}
-	return &c, nil
-}
-
-// NewCursor is the start of the range [from, to).
-func NewCursor(from, to time.Time) *Cursor {
-	return &Cursor{From: from.UnixMilli(), To: to.UnixMilli(), Pos: map[string]string{}}
 }
 
 // Page is one read of the feed.
@@ -593,14 +547,6 @@ func (f *Feed) live(cur *Cursor, now time.Time) (*Cursor, error) {
 	}
 	c.Done = slices.DeleteFunc(c.Done, func(k string) bool { _, day, _ := strings.Cut(k, "/"); return day < first })
 	return c, nil
-}
-
-func (c *Cursor) clone() *Cursor {
-	n := &Cursor{From: c.From, To: c.To, Pos: make(map[string]string, len(c.Pos)), Done: slices.Clone(c.Done)}
-	for k, v := range c.Pos {
-		n.Pos[k] = v
-	}
-	return n
 }
 
 // advance moves the cursor past entries and appends them to dst as changes.
