@@ -8,6 +8,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -299,10 +300,14 @@ type run struct {
 	seq   int64
 	judge *judge
 	ready []Message
-	// Under mu, held across every write of them (a pend carries them, the sender writes
-	// them): done, the messages delivered and not yet written (through seq through; the
+	// Under mu: done, the messages delivered and not yet written (through seq through; the
 	// position after them doneAfter, its last change applied at doneAt); writes counts the
-	// writes of done (linger runs from the first delivery after the last).
+	// writes of done (linger runs from the first delivery after the last). mu is held only
+	// to read or change them: a write takes what is done under it, and drops what it wrote
+	// once written. The writes themselves (a pend carries the deliveries, the sender writes
+	// them) take turns under wmu, so no two carry the same delivery and the position never
+	// moves back; the sender goes on delivering while a pend is written.
+	wmu       sync.Mutex
 	mu        sync.Mutex
 	done      []Attempt
 	through   int64
@@ -582,20 +587,7 @@ func (r *run) pend(ctx context.Context, msgs []Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	p := r.progress()
-	p.Pend, p.Seq = msgs, msgs[len(msgs)-1].Seq
-	start := time.Now()
-	if err := r.d.o.Store.Progress(ctx, r.id, r.grant, p); err != nil {
-		return err
-	}
-	r.d.o.Observer.Pended(time.Since(start))
-	if len(r.done) > 0 {
-		r.writes++
-	}
-	r.done = r.done[:0]
-	return nil
+	return r.record(ctx, msgs)
 }
 
 // sendLoop is the sender: it sends each handoff's messages (pending by then) in order, and
@@ -699,23 +691,37 @@ func (r *run) form(acc *[]inventory.Change, alerts []Alert, at Position) {
 	}
 }
 
-// progress is the Progress of what was delivered and not yet written (under mu).
-func (r *run) progress() Progress {
-	return Progress{Delivered: r.done, Through: r.through, After: r.doneAfter, At: r.doneAt}
-}
-
 // write writes what was delivered and not yet written.
-func (r *run) write(ctx context.Context) error {
+func (r *run) write(ctx context.Context) error { return r.record(ctx, nil) }
+
+// record writes what was delivered and not yet written, with pend kept pending (if any),
+// under wmu, and drops from done what it wrote.
+func (r *run) record(ctx context.Context, pend []Message) error {
+	r.wmu.Lock()
+	defer r.wmu.Unlock()
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.done) == 0 {
+	p := Progress{Delivered: slices.Clone(r.done), Through: r.through, After: r.doneAfter, At: r.doneAt}
+	r.mu.Unlock()
+	n := len(p.Delivered)
+	if n == 0 && len(pend) == 0 {
 		return nil
 	}
-	if err := r.d.o.Store.Progress(ctx, r.id, r.grant, r.progress()); err != nil {
+	if len(pend) > 0 {
+		p.Pend, p.Seq = pend, pend[len(pend)-1].Seq
+	}
+	start := time.Now()
+	if err := r.d.o.Store.Progress(ctx, r.id, r.grant, p); err != nil {
 		return err
 	}
-	r.done = r.done[:0]
-	r.writes++
+	if len(pend) > 0 {
+		r.d.o.Observer.Pended(time.Since(start))
+	}
+	if n > 0 {
+		r.mu.Lock()
+		r.done = r.done[:copy(r.done, r.done[n:])]
+		r.writes++
+		r.mu.Unlock()
+	}
 	return nil
 }
 
