@@ -18,6 +18,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -52,7 +53,19 @@ func main() {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+	err := run(ctx, os.Args[1:], os.Stdout)
+	// JAEGOBENCH_MEMPROFILE=file writes what the run allocated, by where (go tool pprof
+	// -sample_index=alloc_space file): what the garbage collector's share of a profile comes from.
+	if path := os.Getenv("JAEGOBENCH_MEMPROFILE"); path != "" {
+		if f, ferr := os.Create(path); ferr == nil {
+			ferr = pprof.Lookup("allocs").WriteTo(f, 0)
+			f.Close()
+			err = cmp.Or(err, ferr)
+		} else {
+			err = cmp.Or(err, ferr)
+		}
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "jaegobench:", err)
 		os.Exit(1)
 	}
