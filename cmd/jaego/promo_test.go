@@ -53,7 +53,7 @@ func TestPromotionsAcrossInstances(t *testing.T) {
 	if err := run(context.Background(), []string{"jaego", "migrate"}, func(k string) string { return env[k] }, strings.NewReader(""), &out, t.Output()); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), "schema at version 7") {
+	if !strings.Contains(out.String(), "schema at version 8") {
 		t.Fatalf("migrate printed %q", out.String())
 	}
 

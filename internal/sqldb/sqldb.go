@@ -78,7 +78,7 @@ func Open(ctx context.Context, url string) (*DB, error) {
 
 func (d *DB) provider(log *slog.Logger) (*goose.Provider, error) {
 	opts := []goose.ProviderOption{goose.WithDisableGlobalRegistry(true),
-		goose.WithGoMigrations(stockCopyMigration(d.dialect == goose.DialectPostgres))}
+		goose.WithGoMigrations(stockCopyMigration(d.dialect == goose.DialectPostgres), webhookRowsMigration(d.dialect == goose.DialectPostgres))}
 	if log != nil {
 		opts = append(opts, goose.WithSlog(log))
 	}

@@ -1,8 +1,6 @@
 package sqldb
 
 import (
-	"context"
-	"database/sql"
 
 	"github.com/pressly/goose/v3"
 )
@@ -66,15 +64,5 @@ func stockCopyMigration(postgres bool) *goose.Migration {
 )`,
 	}
 	down := []string{"DROP TABLE stock_kafka_offsets", "DROP TABLE stock_projection", "DROP TABLE stock_ledger", "DROP TABLE stock_copy"}
-	run := func(stmts []string) *goose.GoFunc {
-		return &goose.GoFunc{RunTx: func(ctx context.Context, tx *sql.Tx) error {
-			for _, s := range stmts {
-				if _, err := tx.ExecContext(ctx, s); err != nil {
-					return err
-				}
-			}
-			return nil
-		}}
-	}
-	return goose.NewGoMigration(2, run(up), run(down))
+	return goose.NewGoMigration(2, runStatements(up), runStatements(down))
 }

@@ -167,16 +167,25 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*webhook.Subscrip
 	return x.info, unavailable("update", err)
 }
 
-// Delete implements webhook.Store.
+// Delete implements webhook.Store. The subscription's pending messages and delivery log go
+// in the same transaction (they have no foreign key on PostgreSQL: migration 00008), after
+// its row, whose lock makes a deliverer's write wait and then find it gone.
 func (s *Store) Delete(ctx context.Context, id string) error {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM webhooks WHERE id = $1`, id)
-	if err != nil {
-		return unavailable("delete", err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return webhook.ErrNotFound
-	}
-	return nil
+	return unavailable("delete", s.db.InTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM webhooks WHERE id = $1`, id)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return webhook.ErrNotFound
+		}
+		for _, q := range []string{`DELETE FROM webhook_pending WHERE webhook_id = $1`, `DELETE FROM webhook_deliveries WHERE webhook_id = $1`} {
+			if _, err := tx.ExecContext(ctx, q, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
 }
 
 // Secrets implements webhook.Store.

@@ -219,3 +219,69 @@ func TestPendingBodies(t *testing.T) {
 		}
 	})
 }
+
+// TestDeleteTakesItsRows: deleting a subscription deletes its pending messages and its
+// delivery log with it (on PostgreSQL they have no foreign key to cascade them), and no
+// other subscription's; a deliverer's write after the delete is stale and leaves nothing.
+func TestDeleteTakesItsRows(t *testing.T) {
+	testenv.SQLDatabases(t, func(t *testing.T, open func(*testing.T) *sqldb.DB) {
+		ctx := context.Background()
+		db := open(t)
+		s := whdb.New(db)
+		grants := map[string]webhook.Grant{}
+		for _, id := range []string{"wh_gone", "wh_kept"} {
+			if err := s.Create(ctx, sub(id), "v1:sealed", "start"); err != nil {
+				t.Fatal(err)
+			}
+			st, err := s.Claim(ctx, id, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			grants[id] = st.Grant
+			msg := func(n int) webhook.Message {
+				return webhook.Message{ID: fmt.Sprintf("msg_%s_%d", id, n), Seq: int64(n), Type: webhook.StockChanged, Body: []byte(`{}`),
+					After: webhook.Position(fmt.Sprintf("after-%d", n)), First: time.UnixMilli(1000), Changes: 1}
+			}
+			if err := s.Progress(ctx, id, st.Grant, webhook.Progress{Pend: []webhook.Message{msg(1), msg(2), msg(3)}, Seq: 3}); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Progress(ctx, id, st.Grant, webhook.Progress{Delivered: []webhook.Attempt{{Message: msg(1).ID, At: time.UnixMilli(2000), Attempt: 1, Status: 204}},
+				Through: 1, After: "after-1", At: time.UnixMilli(1000)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		rows := func(id string) (pending, logged int) {
+			t.Helper()
+			if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM webhook_pending WHERE webhook_id = $1`, id).Scan(&pending); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM webhook_deliveries WHERE webhook_id = $1`, id).Scan(&logged); err != nil {
+				t.Fatal(err)
+			}
+			return pending, logged
+		}
+		if p, l := rows("wh_gone"); p != 2 || l != 1 {
+			t.Fatalf("before the delete: %d pending, %d logged; want 2, 1", p, l)
+		}
+		if err := s.Delete(ctx, "wh_gone"); err != nil {
+			t.Fatal(err)
+		}
+		if p, l := rows("wh_gone"); p != 0 || l != 0 {
+			t.Fatalf("after the delete: %d pending, %d logged; want none", p, l)
+		}
+		if p, l := rows("wh_kept"); p != 2 || l != 1 {
+			t.Fatalf("the other subscription: %d pending, %d logged; want 2, 1", p, l)
+		}
+		late := webhook.Progress{Pend: []webhook.Message{{ID: "msg_late", Seq: 4, Type: webhook.StockChanged, Body: []byte(`{}`), After: "after-4", First: time.UnixMilli(1000), Changes: 1}}, Seq: 4,
+			Delivered: []webhook.Attempt{{Message: "msg_wh_gone_2", At: time.UnixMilli(3000), Attempt: 1, Status: 204}}, Through: 2, After: "after-2", At: time.UnixMilli(1000)}
+		if err := s.Progress(ctx, "wh_gone", grants["wh_gone"], late); !errors.Is(err, webhook.ErrStale) {
+			t.Fatalf("a deliverer's write after the delete: %v, want ErrStale", err)
+		}
+		if err := s.Attempted(ctx, "wh_gone", grants["wh_gone"], webhook.Attempt{Message: "msg_wh_gone_2", At: time.UnixMilli(3000), Attempt: 1, Status: 503, Error: "answered 503"}); !errors.Is(err, webhook.ErrStale) {
+			t.Fatalf("an attempt logged after the delete: %v, want ErrStale", err)
+		}
+		if p, l := rows("wh_gone"); p != 0 || l != 0 {
+			t.Fatalf("after the stale writes: %d pending, %d logged; want none", p, l)
+		}
+	})
+}
