@@ -1,7 +1,6 @@
 package sqldb
 
 import (
-
 	"github.com/pressly/goose/v3"
 )
 
