@@ -13,7 +13,7 @@ import (
 
 // FuzzCursorJSON: the hand-written cursor JSON agrees with encoding/json. What the fast
 // reader accepts, json.Unmarshal reads to the same cursor; what json.Unmarshal reads, the
-// fast writer writes as json.Marshal does (or leaves to it). Seeds: testdata/fuzz/FuzzCursorJSON.
+// fast writer writes as json.Marshal does (or leaves to it). Seeds: below (canonical, and each way of not being canonical).
 func FuzzCursorJSON(f *testing.F) {
 	cur, _ := benchCursor()
 	c, _ := ParseCursor(cur)
