@@ -13,7 +13,8 @@ import (
 
 // FuzzCursorJSON: the hand-written cursor JSON agrees with encoding/json. What the fast
 // reader accepts, json.Unmarshal reads to the same cursor; what json.Unmarshal reads, the
-// fast writer writes as json.Marshal does (or leaves to it). Seeds: below (canonical, and each way of not being canonical).
+// fast writer writes as json.Marshal does (or leaves to it). Seeds: below, a canonical
+// cursor and each way of not being one.
 func FuzzCursorJSON(f *testing.F) {
 	cur, _ := benchCursor()
 	c, _ := ParseCursor(cur)
