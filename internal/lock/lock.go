@@ -467,19 +467,28 @@ func (l *Locker) Hold(ctx context.Context, name string, lease time.Duration) (in
 }
 
 var raiseFenceScript = rueidis.NewLuaScript(`
-local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
-if cur < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
-return 1`)
+local cur, min = tonumber(redis.call('GET', KEYS[1]) or '0'), tonumber(ARGV[1])
+if cur < min then
+  redis.call('SET', KEYS[1], ARGV[1])
+  return ARGV[1]
+end
+return tostring(cur)`)
 
-// RaiseFence makes every later acquisition of name get a token above min. A restore needs
-// it: a Redis that lost its data lost the token counters too, while the writes the lock
-// guarded (the durable copy) still hold the highest token they saw.
-func (l *Locker) RaiseFence(ctx context.Context, name string, min int64) error {
+// RaiseFence makes every later acquisition of name get a token above min, and returns the
+// token counter as it is then (min or more: the last token given). A restore needs it: a
+// Redis that lost its data lost the token counters too, while the writes the lock guarded
+// (the durable copy) still hold the highest token they saw.
+func (l *Locker) RaiseFence(ctx context.Context, name string, min int64) (int64, error) {
 	if !nameRE.MatchString(name) {
-		return ErrInvalidName
+		return 0, ErrInvalidName
 	}
-	if err := raiseFenceScript.Exec(ctx, l.client, []string{l.fence(name)}, []string{strconv.FormatInt(min, 10)}).Error(); err != nil {
-		return jaego.Unavailable("raise fence "+name, err)
+	s, err := raiseFenceScript.Exec(ctx, l.client, []string{l.fence(name)}, []string{strconv.FormatInt(min, 10)}).ToString()
+	if err != nil {
+		return 0, jaego.Unavailable("raise fence "+name, err)
 	}
-	return nil
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("lock %s: token counter %q: %w", name, s, err)
+	}
+	return n, nil
 }

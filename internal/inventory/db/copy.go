@@ -268,6 +268,28 @@ func (c *Copy) Claim(ctx context.Context, token int64) (inventory.CopyPosition, 
 	return c.Position(ctx)
 }
 
+// Fence implements inventory.RestoreSource: the copy's token goes above above (and past its
+// own), so that a projector still holding a lower one commits nothing more (claim refuses
+// it). It waits for a commit in flight, which holds the row.
+func (c *Copy) Fence(ctx context.Context, above int64) (int64, error) {
+	var token int64
+	err := c.db.InTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO stock_projection (id, cursor, token, as_of_ms, changes)
+			VALUES (1, '', 0, 0, 0) ON CONFLICT (id) DO NOTHING`); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE stock_projection SET token = CASE WHEN token > CAST($1 AS BIGINT) THEN token + 1
+			ELSE CAST($1 AS BIGINT) + 1 END WHERE id = 1`, above); err != nil {
+			return err
+		}
+		return tx.QueryRowContext(ctx, `SELECT token FROM stock_projection WHERE id = 1`).Scan(&token)
+	})
+	if err != nil {
+		return 0, unavailable(err)
+	}
+	return token, nil
+}
+
 // claim raises the token in the position row, first thing in a transaction: the row lock
 // serialises projectors, and a stale one changes nothing.
 func claim(ctx context.Context, tx execer, token int64) error {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jaego/jaego/internal/inventory"
+	invdb "github.com/jaego/jaego/internal/inventory/db"
 	"github.com/jaego/jaego/internal/inventory/inventorytest"
 	invredis "github.com/jaego/jaego/internal/inventory/redis"
 	"github.com/jaego/jaego/internal/jaego"
@@ -231,6 +232,96 @@ func TestRestoreBringsBackReservationsAndLoadMarks(t *testing.T) {
 				if r.Status != inventory.Duplicate {
 					t.Fatalf("load row %d again after the restore: %s", rows[i].Line, r.Status)
 				}
+			}
+		})
+	}
+}
+
+// hookTarget is a real Redis target that runs during once, before its first page of
+// records: what happens beside a restore while it reads the copy.
+type hookTarget struct {
+	*invredis.Store
+	during func()
+}
+
+func (h *hookTarget) PutRecords(ctx context.Context, records []inventory.Stock) error {
+	if h.during != nil {
+		h.during()
+		h.during = nil
+	}
+	return h.Store.PutRecords(ctx, records)
+}
+
+// TestRestoreFencesTheProjector: a restore reads the copy in many queries while jaego
+// serve's projector may still run. A projector that commits a page it read before the loss
+// (a hold and its confirm) half-way through the reading, and one that takes the lock anew
+// while the restore runs, are both refused: the restored Redis is the copy as it was when
+// the restore began, never a reservation confirmed whose stock was not taken (the TestChaos
+// failure of 2026-12-04). After the restore, the next projector to take the lock goes on.
+func TestRestoreFencesTheProjector(t *testing.T) {
+	for name, c := range copies(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			client, _ := testenv.Redis(t)
+			store := invredis.New(client, invredis.Options{Groups: 4, RequireEpoch: true})
+			const token = 7 // the running projector's
+			if _, err := c.Claim(ctx, token); err != nil {
+				t.Fatal(err)
+			}
+			now := time.Now()
+			if err := c.Commit(ctx, token, inventory.Projection{Records: []inventory.Stock{{Store: "R1", SKU: "K1", OnHand: 10, Version: 1, UpdatedAt: now}},
+				Cursor: "before", AsOf: now}); err != nil {
+				t.Fatal(err)
+			}
+			// The page the projector read before the loss: X held and confirmed.
+			at := now.Add(-72 * time.Hour) // in the ledger's window, out of the feed's retention
+			id := func(seq int) string {
+				return fmt.Sprintf("%d-%d/0/%s", at.UnixMilli(), seq, at.UTC().Format("20060102"))
+			}
+			page := inventory.Projection{Cursor: "after", AsOf: now, Changes: []inventory.Change{
+				{ID: id(0), Store: "R1", SKU: "K1", Type: inventory.Reserve, OnHand: 10, Reserved: 1, Version: 2, EventID: "rsv-X-hold", At: at,
+					Note: &inventory.Note{Reservation: "X", Status: inventory.Held, Qty: 1, ExpiresAt: now.Add(time.Hour)}},
+				{ID: id(1), Store: "R1", SKU: "K1", Type: inventory.Fulfill, Delta: -1, OnHand: 9, Reserved: 0, Version: 3, EventID: "rsv-X-confirm", At: at,
+					Note: &inventory.Note{Reservation: "X", Status: inventory.Confirmed}},
+			}}
+			locks := lock.New(client, lock.Options{Prefix: "fence-test:lock"})
+			var late, renewed error
+			target := &hookTarget{Store: store, during: func() {
+				late = c.Commit(ctx, token, page)
+				fresh, release, err := locks.Hold(ctx, inventory.ProjectorLock, time.Second)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				_, renewed = c.Claim(ctx, fresh)
+				_ = release(ctx)
+			}}
+			if _, err := inventory.Restore(ctx, c, target, inventory.RestoreOptions{Locks: locks}); err != nil {
+				t.Fatal(err)
+			}
+			if !errors.Is(late, invdb.ErrStaleToken) {
+				t.Fatalf("the running projector's commit during the restore: %v, want ErrStaleToken", late)
+			}
+			if !errors.Is(renewed, invdb.ErrStaleToken) {
+				t.Fatalf("a projector that took the lock during the restore claimed the copy: %v, want ErrStaleToken", renewed)
+			}
+			st, err := store.Get(ctx, "R1", "K1")
+			if err != nil || st.OnHand != 10 || st.Reserved != 0 || st.Version != 1 {
+				t.Fatalf("R1/K1 after the restore: %+v %v, want the copy's 10 on hand at version 1", st, err)
+			}
+			if r, err := store.Reservation(ctx, "X"); err == nil {
+				t.Fatalf("reservation X restored (%+v) from a commit refused during the restore", r)
+			}
+			next, release, err := locks.Hold(ctx, inventory.ProjectorLock, time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer release(ctx)
+			if _, err := c.Claim(ctx, next); err != nil {
+				t.Fatalf("the projector after the restore (token %d): %v", next, err)
+			}
+			if err := c.Commit(ctx, next, page); err != nil {
+				t.Fatalf("its first commit: %v", err)
 			}
 		})
 	}
