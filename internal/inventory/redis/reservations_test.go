@@ -571,6 +571,52 @@ func TestWriteAckReplicas(t *testing.T) {
 	})
 }
 
+// TestWriteAckRetryElsewhere: a step the master applied and no replica confirmed is retried
+// through another client (another jaego behind the load balancer) while the replica is
+// still stopped. The retry finds the step done and writes nothing new, yet it must not
+// answer success before a replica has the first attempt's write: it answers
+// not_replicated too, an event as a hold.
+func TestWriteAckRetryElsewhere(t *testing.T) {
+	ctx := context.Background()
+	master, replica := testenv.RedisWithReplica(t)
+	client := func() rueidis.Client {
+		c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{master.Addr}, DisableCache: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Close)
+		return c
+	}
+	first := newStoreOn(client(), invredis.Options{AckReplicas: true})
+	elsewhere := invredis.New(client(), invredis.Options{AckReplicas: true, Prefix: first.Keys().Prefix()})
+	inventorytest.MustApply(t, first, inventorytest.Ev(inventory.Receipt, "W1", "A", 5))
+	if err := replica.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := replica.Resume(); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	short := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, 300*time.Millisecond) }
+	e := inventorytest.Ev(inventory.Receipt, "W1", "A", 1)
+	hold := inventory.HoldRequest{ID: "elsewhere-1", Store: "W1", Items: []inventory.Item{{SKU: "A", Qty: 1}}}
+	for _, s := range []*invredis.Store{first, elsewhere} {
+		c, cancel := short()
+		res, err := s.Apply(c, []inventory.Event{e})
+		cancel()
+		if jaego.CodeOf(err) != jaego.CodeNotReplicated {
+			t.Fatalf("an event not replicated, applied (again) through a client: %+v %v, want not_replicated", res, err)
+		}
+		c, cancel = short()
+		r, again, err := s.Hold(c, hold)
+		cancel()
+		if jaego.CodeOf(err) != jaego.CodeNotReplicated {
+			t.Fatalf("a hold not replicated, held (again) through a client: %+v %v %v, want not_replicated", r, again, err)
+		}
+	}
+}
+
 // TestWriteAckReplicasCluster: on a Cluster of 3 masters with a replica each, a write's
 // WAIT goes to the master of its shard group's slot (the keyless command follows the slot
 // of its DoMulti), so events across every group and a reservation are acknowledged.
