@@ -146,15 +146,12 @@ func Restore(ctx context.Context, src RestoreSource, dst RestoreTarget, o Restor
 	// the projector's token and above any the lock's counter gives while the restore runs:
 	// such commits are refused (a restore is as of its start), and only a projector that
 	// takes the lock after the restore (above the fence, raised at the end) goes on.
+	// (Fence also goes past the copy's own token, the last projector's.)
 	counter, err := o.Locks.RaiseFence(ctx, ProjectorLock, 0)
 	if err != nil {
 		return rep, err
 	}
-	pos, err := src.Position(ctx)
-	if err != nil {
-		return rep, err
-	}
-	fence, err := src.Fence(ctx, max(counter, pos.Token)+fenceMargin)
+	fence, err := src.Fence(ctx, counter+fenceMargin)
 	if err != nil {
 		return rep, err
 	}
