@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -303,5 +304,52 @@ func TestChangedBody(t *testing.T) {
 		if m.Changes != 2 || !m.First.Equal(at) || m.After != after {
 			t.Errorf("message %+v", m)
 		}
+	}
+}
+
+// TestBacklogGroups: while the reader has more at hand, a deliverer hands its messages on
+// (to be kept pending, then sent) in groups of 1, 2, 4, … up to window, so that a backlog's
+// first message goes out as soon as it is formed; a group handed on because the feed caught
+// up starts the doubling again.
+func TestBacklogGroups(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	r := &run{d: NewDispatcher(Options{Fill: time.Hour}), id: "wh_groups", sub: Subscription{URL: "https://example.com/h", Batch: 1}, group: 1}
+	if err := r.sub.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+	batches, handoffs, pending := make(chan batch), make(chan handoff), make(chan struct{})
+	done := make(chan error, 1)
+	go func() { done <- r.follow(ctx, "p", batches, handoffs, pending) }()
+	backlog := func(n int, more bool) batch {
+		cs := make([]inventory.Change, n)
+		for i := range cs {
+			cs[i] = inventory.Change{ID: strconv.Itoa(i), EventID: "e" + strconv.Itoa(i), Store: "S1", SKU: "K1", At: time.UnixMilli(int64(i))}
+		}
+		return batch{changes: cs, start: "p", end: "p-end", more: more, at: func(i int) (Position, error) { return Position("p" + strconv.Itoa(i)), nil }}
+	}
+	sizes := func(n int) []int {
+		var got []int
+		for total := 0; total < n; {
+			h := <-handoffs
+			got = append(got, len(h.msgs))
+			total += len(h.msgs)
+		}
+		return got
+	}
+	// 300 changes of a backlog, one a message, the feed holding more: groups doubling to
+	// window; the 45 left go when the next page does not come.
+	batches <- backlog(300, true)
+	if got, want := sizes(300), []int{1, 2, 4, 8, 16, 32, 64, 64, 64, 45}; !slices.Equal(got, want) {
+		t.Fatalf("groups %v, want %v", got, want)
+	}
+	// Caught up: the next backlog starts at 1 again; its end hands on what is left.
+	batches <- backlog(10, false)
+	if got, want := sizes(10), []int{1, 2, 4, 3}; !slices.Equal(got, want) {
+		t.Fatalf("after catching up, groups %v, want %v", got, want)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
