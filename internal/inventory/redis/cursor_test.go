@@ -4,7 +4,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"reflect"
+	"strconv"
 	"testing"
 	"time"
 
@@ -75,27 +77,31 @@ func BenchmarkAdvance(b *testing.B) {
 	}
 }
 
-// BenchmarkMoverPast: a cursor moved past 100 more changes and written (a webhook
-// message's position).
+// BenchmarkMoverPast: a cursor moved past n more changes of 48 streams and written (100:
+// a batch-100 webhook message's position; 1000: the hub's after a page).
 func BenchmarkMoverPast(b *testing.B) {
-	cur, _ := benchCursor()
-	const batches = 512
-	changes := make([][]inventory.Change, batches)
-	for k := range changes {
-		for i := range 100 {
-			changes[k] = append(changes[k], inventory.Change{ID: fmt.Sprintf("%d-%d/%d/20261204", 1764850001000+k*100+i, i, i%48)})
-		}
-	}
-	var m *mover
-	k := 0
-	for b.Loop() {
-		if k%batches == 0 {
-			m, _ = newMover(cur)
-		}
-		if _, err := m.Past(changes[k%batches]); err != nil {
-			b.Fatal(err)
-		}
-		k++
+	for _, n := range []int{100, 1000} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			cur, _ := benchCursor()
+			const batches = 64
+			changes := make([][]inventory.Change, batches)
+			for k := range changes {
+				for i := range n {
+					changes[k] = append(changes[k], inventory.Change{ID: fmt.Sprintf("%d-%d/%d/20261204", 1764850001000+k*n+i, i, i%48)})
+				}
+			}
+			var m *mover
+			k := 0
+			for b.Loop() {
+				if k%batches == 0 {
+					m, _ = newMover(cur)
+				}
+				if _, err := m.Past(changes[k%batches]); err != nil {
+					b.Fatal(err)
+				}
+				k++
+			}
+		})
 	}
 }
 
@@ -117,3 +123,54 @@ func BenchmarkParseCursor(b *testing.B) {
 }
 
 func base64Decode(s string) ([]byte, error) { return base64.RawURLEncoding.DecodeString(s) }
+
+// TestMoverPast: a mover moved batch by batch lands where Advance, which walks every change,
+// does over the same changes: streams the cursor already holds (changes it is past, and
+// past), streams it has not read, changes of one stream in their order and of the streams
+// interleaved; and a malformed id is an error.
+func TestMoverPast(t *testing.T) {
+	f := &Feed{}
+	cur, _ := benchCursor()                           // 48 streams of 20261204, at 1764850000000+g ms
+	rnd := rand.New(rand.NewPCG(7, uint64(len(cur)))) //nolint:gosec // a test's shuffle
+	for round := range 50 {
+		next := map[string]uint64{} // per stream, the next id's ms
+		var changes []inventory.Change
+		for range 1 + rnd.IntN(400) {
+			g, day := rnd.IntN(56), "20261204" // groups 48–55: not in the cursor
+			if rnd.IntN(8) == 0 {
+				day = "20261205"
+			}
+			sub := strconv.Itoa(g) + "/" + day
+			if _, ok := next[sub]; !ok {
+				next[sub] = 1764850000000 + uint64(rnd.IntN(80)) // some behind the cursor
+			}
+			next[sub] += 1 + uint64(rnd.IntN(2))
+			changes = append(changes, inventory.Change{ID: fmt.Sprintf("%d-%d/%s", next[sub], rnd.IntN(2), sub)})
+		}
+		_, want, err := f.Advance(cur, changes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := newMover(cur)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got string
+		for rest := changes; len(rest) > 0; {
+			n := min(len(rest), 1+rnd.IntN(120))
+			if got, err = m.Past(rest[:n]); err != nil {
+				t.Fatal(err)
+			}
+			rest = rest[n:]
+		}
+		if got != want {
+			a, _ := ParseCursor(got)
+			b, _ := ParseCursor(want)
+			t.Fatalf("round %d: the mover's cursor\n%+v\nAdvance's\n%+v", round, a, b)
+		}
+	}
+	m, _ := newMover(cur)
+	if _, err := m.Past([]inventory.Change{{ID: "1764850009999-0/1/20261204"}, {ID: "1764850009999-1"}}); err == nil {
+		t.Fatal("a change id without its stream moved the cursor")
+	}
+}
