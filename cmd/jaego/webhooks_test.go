@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -546,4 +548,104 @@ func TestWebhookBacklogEndingAtAPage(t *testing.T) {
 	subscribe(t, p.api, rcv, `{"url":"`+rcv.URL+`","from":"`+from+`","batch":1000}`)
 	testenv.Eventually(t, "the 1,000 changes", time.Minute, func() bool { return len(changesOf(t, rcv.State().Messages)) >= 1000 })
 	checkOncePerItemInOrder(t, changesOf(t, rcv.State().Messages), 1000)
+}
+
+// TestWebhooksThroughFlush: Redis is flushed while two subscriptions are behind, one with
+// its receiver down (its messages formed and pending), one paused (its changes not yet read
+// from the feed), and restored as the runbook says (jaego restore while jaego serve runs):
+// nothing is delivered meanwhile, and each receiver ends with every change the copy held and
+// those written after the restore, each once, in order per store × SKU (the paused one's
+// position is in the streams the restore writes back, with their ids).
+func TestWebhooksThroughFlush(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	bin := buildJaego(t)
+	s := newCopyStack(t)
+	recv, paused := testenv.StartReceiver(t), testenv.StartReceiver(t)
+	p := s.serve(t, bin, "--webhook-key-file", webhookKey(t), "--webhook-allow-net", "127.0.0.1/32",
+		"--webhook-retry-min", "50ms", "--webhook-retry-max", "1s")
+	s.bootstrapped(t)
+	subscribe(t, p.api, recv, `{"url":"`+recv.URL+`","batch":50}`)
+	pausedID, _ := subscribe(t, p.api, paused, `{"url":"`+paused.URL+`","batch":50}`)
+	write := func(prefix string, n int) {
+		t.Helper()
+		for i := 0; i < n; i += 250 {
+			var batch []inventory.Event
+			for j := i; j < min(n, i+250); j++ {
+				batch = append(batch, inventory.Event{EventID: fmt.Sprintf("%s%d", prefix, j), Type: inventory.Receipt,
+					Store: fmt.Sprintf("F%d", j%7), SKU: fmt.Sprintf("K%d", j%40), Qty: 1})
+			}
+			res, err := s.store.Apply(ctx, batch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range res {
+				if r.Status != inventory.Applied {
+					t.Fatalf("%s: %+v", prefix, r)
+				}
+			}
+		}
+	}
+	delivered := func(r *testenv.Receiver) int { return len(changesOf(t, r.State().Messages)) }
+	write("a", 1500)
+	s.copied(t, 1500)
+	testenv.Eventually(t, "the first changes delivered", time.Minute, func() bool { return delivered(recv) > 0 && delivered(paused) > 0 })
+	recv.Control(map[string]any{"down_ms": 3_600_000})
+	if a := call(t, "PATCH", p.api+"/v1/admin/webhooks/"+pausedID, `{"status":"paused"}`); a.status != 200 {
+		t.Fatalf("pause: %+v", a)
+	}
+	// Its deliverer stopped (its lag series goes with it): the changes below are not read.
+	testenv.Eventually(t, "the paused subscription's deliverer stopped", time.Minute, func() bool {
+		resp, err := client.Get(p.api + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return err == nil && !strings.Contains(string(b), `jaego_webhook_lag_seconds{subscription="`+pausedID+`"}`)
+	})
+	// afterPause: a receiver's changes of events written after the pause and the receiver's
+	// fall.
+	afterPause := func(r *testenv.Receiver) int {
+		n := 0
+		for _, c := range changesOf(t, r.State().Messages) {
+			if !strings.HasPrefix(c.EventID, "a") {
+				n++
+			}
+		}
+		return n
+	}
+	write("b", 1500)
+	s.copied(t, 3000)
+	if err := s.client.Do(ctx, s.client.B().Flushall().Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, "the loss seen", 30*time.Second, func() bool {
+		return call(t, "GET", p.api+"/v1/admin/breaker", "").body["state"] == "lost"
+	})
+	var out bytes.Buffer
+	if err := run(ctx, []string{"jaego", "restore", "--redis", "redis://" + s.redis.Addr + "/0", "--postgres", s.pg, "--kafka", s.broker},
+		func(string) string { return "" }, nil, &out, t.Output()); err != nil {
+		t.Fatalf("restore: %v\n%s", err, out.String())
+	}
+	if got, got2 := afterPause(recv), afterPause(paused); got != 0 || got2 != 0 {
+		t.Fatalf("%d and %d changes written after the pause delivered while down and paused", got, got2)
+	}
+	recv.Control(map[string]any{"down_ms": 0})
+	if a := call(t, "PATCH", p.api+"/v1/admin/webhooks/"+pausedID, `{"status":"active"}`); a.status != 200 {
+		t.Fatalf("resume: %+v", a)
+	}
+	testenv.Eventually(t, "writes after the restore", time.Minute, func() bool {
+		return call(t, "POST", p.api+"/v1/events", `{"event_id":"after-probe","type":"receipt","store":"F0","sku":"PROBE","qty":1}`).status == 200
+	})
+	write("c", 1000)
+	const want = 1500 + 1500 + 1 + 1000
+	for name, r := range map[string]*testenv.Receiver{"down": recv, "paused": paused} {
+		testenv.Eventually(t, "every change at the receiver "+name, 3*time.Minute, func() bool { return delivered(r) >= want },
+			func() string { return fmt.Sprintf("%d changes of %d", delivered(r), want) })
+		checkOncePerItemInOrder(t, changesOf(t, r.State().Messages), want)
+		if st := r.State(); st.BadSignatures != 0 {
+			t.Errorf("%s: %d bad signatures", name, st.BadSignatures)
+		}
+	}
 }
