@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -647,5 +648,75 @@ func TestWebhooksThroughFlush(t *testing.T) {
 		if st := r.State(); st.BadSignatures != 0 {
 			t.Errorf("%s: %d bad signatures", name, st.BadSignatures)
 		}
+	}
+}
+
+// TestWebhooksThroughPostgresFaults: while a backlog is delivered, PostgreSQL (where the
+// deliveries keep their positions and pending messages) drops every connection, then hangs
+// (a lock held on the pending messages' table) and drops a delivery's write waiting on it:
+// the deliverer starts over, and the receiver ends with every change once, in order per
+// store × SKU.
+func TestWebhooksThroughPostgresFaults(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	bin := buildJaego(t)
+	s := newCopyStack(t)
+	recv := testenv.StartReceiver(t)
+	p := s.serve(t, bin, "--webhook-key-file", webhookKey(t), "--webhook-allow-net", "127.0.0.1/32",
+		"--webhook-retry-min", "50ms", "--webhook-retry-max", "1s")
+	subscribe(t, p.api, recv, `{"url":"`+recv.URL+`","batch":20}`)
+	recv.Control(map[string]any{"slow_ms": 20}) // a backlog of ~150 messages takes seconds
+	const n = 3000
+	for i := 0; i < n; i += 250 {
+		var batch []inventory.Event
+		for j := i; j < i+250; j++ {
+			batch = append(batch, inventory.Event{EventID: fmt.Sprintf("pg%d", j), Type: inventory.Receipt,
+				Store: fmt.Sprintf("G%d", j%5), SKU: fmt.Sprintf("K%d", j%30), Qty: 1})
+		}
+		if _, err := s.store.Apply(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	admin, err := sql.Open("pgx", s.pg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	// terminate drops every other connection to the test's database; waiting, only those
+	// of a write of pending messages waiting for a lock (it answers how many).
+	terminate := func(waiting bool) int {
+		q := `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`
+		if waiting {
+			q += ` AND wait_event_type = 'Lock' AND query LIKE '%webhook_pending%'`
+		}
+		var k int
+		if err := admin.QueryRowContext(ctx, q).Scan(&k); err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	delivered := func() int { return len(changesOf(t, recv.State().Messages)) }
+	testenv.Eventually(t, "a part of the backlog delivered", time.Minute, func() bool { return delivered() >= 200 })
+	if k := terminate(false); k == 0 {
+		t.Fatal("no connection to drop")
+	}
+	at := delivered()
+	testenv.Eventually(t, "deliveries after the connections dropped", time.Minute, func() bool { return delivered() > at })
+	hang, err := admin.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hang.ExecContext(ctx, `LOCK TABLE webhook_pending IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, "a delivery's write waiting on the hung table, dropped", time.Minute, func() bool { return terminate(true) > 0 })
+	if err := hang.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, "every change at the receiver", 3*time.Minute, func() bool { return delivered() >= n },
+		func() string { return fmt.Sprintf("%d changes of %d", delivered(), n) })
+	checkOncePerItemInOrder(t, changesOf(t, recv.State().Messages), n)
+	if st := recv.State(); st.BadSignatures != 0 {
+		t.Errorf("%d bad signatures", st.BadSignatures)
 	}
 }
