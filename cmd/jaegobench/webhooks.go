@@ -411,6 +411,7 @@ func webhookLookups(ctx context.Context, out io.Writer, rig *webhookRig, subs in
 			if err := rig.quiesce(ctx); err != nil {
 				return err
 			}
+			runtime.GC() // each phase on a collected heap, as the backlog rounds
 			wctx, stopWrites := context.WithCancel(ctx)
 			var wg sync.WaitGroup
 			wg.Go(func() { writeSteadily(wctx, rig.store, 1000, stores) })

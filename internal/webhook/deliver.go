@@ -301,10 +301,11 @@ type run struct {
 	judge *judge
 	ready []Message
 	// group is how many formed messages the follower gathers before it hands them on while
-	// the reader has more at hand: 1 at first, twice as many after each group handed on
-	// full, up to window; a group handed on before it was full (the feed caught up) starts
-	// it at 1 again. So a backlog's first message goes out as soon as it is formed instead
-	// of after a window of them (a batch-100 backlog's first delivery came 25 ms later).
+	// the reader has more at hand (a backlog): 1 at first, twice as many after each group,
+	// up to window; handing on what it holds because the feed caught up starts it at 1
+	// again. So a backlog's first message goes out as soon as it is formed instead of after
+	// a window of them (a batch-100 backlog's first delivery came 25 ms later). A batch of a
+	// live feed is handed on whole at its end, as before.
 	group int
 	// Under mu: done, the messages delivered and not yet written (through seq through; the
 	// position after them doneAfter, its last change applied at doneAt); writes counts the
@@ -435,6 +436,9 @@ func (r *run) follow(ctx context.Context, pos Position, batches <-chan batch, ha
 	// nothing is gathered, pos. It answers false when the run is over. A position alone
 	// never waits: a later one says as much.
 	hand := func(past bool) bool {
+		if past {
+			r.group = 1 // caught up, for now: the next backlog starts small
+		}
 		h := handoff{msgs: r.ready}
 		if past && len(acc) == 0 {
 			h.clear, h.clearAt = pos, lastAt
@@ -450,11 +454,6 @@ func (r *run) follow(ctx context.Context, pos Position, batches <-chan batch, ha
 		}
 		select {
 		case handoffs <- h:
-			if full(r.ready, r.group) {
-				r.group = min(2*r.group, window)
-			} else {
-				r.group = 1
-			}
 			r.ready = nil
 			return true
 		case <-ctx.Done():
@@ -518,8 +517,13 @@ func (r *run) follow(ctx context.Context, pos Position, batches <-chan batch, ha
 						readySince = time.Now()
 					}
 					r.form(&acc, alerts, at)
-					if (full(r.ready, r.group) || time.Since(readySince) >= r.d.o.Fill) && !hand(false) {
-						return nil
+					if full(r.ready, window) || b.more && full(r.ready, r.group) || time.Since(readySince) >= r.d.o.Fill {
+						if !hand(false) {
+							return nil
+						}
+						if b.more {
+							r.group = min(2*r.group, window)
+						}
 					}
 				}
 				lastAt = c.At
