@@ -436,9 +436,6 @@ func (r *run) follow(ctx context.Context, pos Position, batches <-chan batch, ha
 	// nothing is gathered, pos. It answers false when the run is over. A position alone
 	// never waits: a later one says as much.
 	hand := func(past bool) bool {
-		if past {
-			r.group = 1 // caught up, for now: the next backlog starts small
-		}
 		h := handoff{msgs: r.ready}
 		if past && len(acc) == 0 {
 			h.clear, h.clearAt = pos, lastAt
@@ -476,11 +473,12 @@ func (r *run) follow(ctx context.Context, pos Position, batches <-chan batch, ha
 		case <-pending:
 			return nil
 		case <-heldC: // the page after a full one did not come: the feed ended there
-			holding = false
+			holding, r.group = false, 1
 			if !hand(true) {
 				return nil
 			}
 		case <-fillC:
+			r.group = 1 // a message a Fill: a live feed
 			r.form(&acc, nil, pos)
 			if !hand(true) {
 				return nil
@@ -529,6 +527,9 @@ func (r *run) follow(ctx context.Context, pos Position, batches <-chan batch, ha
 				lastAt = c.At
 			}
 			pos = b.end
+			if !b.more {
+				r.group = 1 // caught up, for now: the next backlog starts small
+			}
 			// Messages formed are handed on when the reader has nothing more at hand and the
 			// feed nothing more right after (a backlog forms up to a window of them, or a
 			// Fill's worth, per pend). With nothing held, the position past this batch goes

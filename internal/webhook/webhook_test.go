@@ -310,7 +310,7 @@ func TestChangedBody(t *testing.T) {
 // TestBacklogGroups: while the reader has more at hand, a deliverer hands its messages on
 // (to be kept pending, then sent) in groups of 1, 2, 4, … up to window, so that a backlog's
 // first message goes out as soon as it is formed; a batch of a live feed goes whole at its
-// end (one pend for it); catching up starts the doubling again.
+// end (one pend for it); catching up starts the doubling again, and only catching up.
 func TestBacklogGroups(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -351,10 +351,15 @@ func TestBacklogGroups(t *testing.T) {
 	if got, want := sizes(10), []int{10}; !slices.Equal(got, want) {
 		t.Fatalf("a live batch went as %v, want %v", got, want)
 	}
-	// Caught up: the next backlog starts at 1 again.
+	// Caught up: the next backlog starts at 1 again; a page of it that ends with nothing
+	// held does not (the next page goes on at 8).
 	batches <- backlog(7, true)
 	if got, want := sizes(7), []int{1, 2, 4}; !slices.Equal(got, want) {
 		t.Fatalf("after catching up, groups %v, want %v", got, want)
+	}
+	batches <- backlog(8, true)
+	if got, want := sizes(8), []int{8}; !slices.Equal(got, want) {
+		t.Fatalf("the backlog's next page went as %v, want %v", got, want)
 	}
 	cancel()
 	if err := <-done; err != nil {
