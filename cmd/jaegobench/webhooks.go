@@ -10,7 +10,10 @@ import (
 	"io"
 	mrand "math/rand/v2"
 	"net/http"
+	"os"
+	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -188,6 +191,31 @@ func newWebhookRig(ctx context.Context, coalesce time.Duration) (*webhookRig, er
 func (r *webhookRig) subscribe(ctx context.Context, path, from string, batch int, stores []string) (string, error) {
 	info, err := r.admin.Create(ctx, webhook.Subscription{URL: r.base + path, Events: []string{webhook.StockChanged}, Batch: batch, Stores: stores}, from)
 	return info.ID, err
+}
+
+// phaseProfile profiles the CPU of one measured phase when JAEGOBENCH_PHASEPROF names a
+// directory (the file <dir>/<name>.prof; a whole run's profile mixes the phases, and their
+// set-up): `go tool pprof -diff_base` of a mode's phases against the baseline's says what
+// the subscriptions cost the lookups. It answers what stops the profile.
+func phaseProfile(name string) func() {
+	dir := os.Getenv("JAEGOBENCH_PHASEPROF")
+	if dir == "" {
+		return func() {}
+	}
+	f, err := os.Create(filepath.Join(dir, name+".prof"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "jaegobench: phase profile:", err)
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		fmt.Fprintln(os.Stderr, "jaegobench: phase profile:", err)
+		f.Close()
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
 }
 
 // pause pauses subscription id (its deliverer stops).
@@ -416,7 +444,9 @@ func webhookLookups(ctx context.Context, out io.Writer, rig *webhookRig, subs in
 			var wg sync.WaitGroup
 			wg.Go(func() { writeSteadily(wctx, rig.store, 1000, stores) })
 			before, start := cpuNow(rig.client), time.Now()
+			stopProfile := phaseProfile(fmt.Sprintf("lookups-%d-round%d", (round+k)%len(modes), round))
 			r, err := load(ctx, lookup, 32, phase)
+			stopProfile()
 			used, wall := cpuNow(rig.client).minus(before), time.Since(start).Seconds()
 			m.cpu = append(m.cpu, used.per(wall))
 			m.conns, _ = connectedClients(ctx, rig.client)
