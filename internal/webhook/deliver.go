@@ -531,8 +531,8 @@ func (r *run) follow(ctx context.Context, pos Position, batches <-chan batch, ha
 				r.group = 1 // caught up, for now: the next backlog starts small
 			}
 			// Messages formed are handed on when the reader has nothing more at hand and the
-			// feed nothing more right after (a backlog forms up to a window of them, or a
-			// Fill's worth, per pend). With nothing held, the position past this batch goes
+			// feed nothing more right after (a backlog hands on its growing groups above, up
+			// to a window, or a Fill's worth, per pend). With nothing held, the position past this batch goes
 			// on, for the sender to write now and then.
 			switch {
 			case len(acc) == 0 && len(r.ready) == 0:
