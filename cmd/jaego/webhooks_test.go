@@ -665,18 +665,24 @@ func TestWebhooksThroughPostgresFaults(t *testing.T) {
 	p := s.serve(t, bin, "--webhook-key-file", webhookKey(t), "--webhook-allow-net", "127.0.0.1/32",
 		"--webhook-retry-min", "50ms", "--webhook-retry-max", "1s")
 	subscribe(t, p.api, recv, `{"url":"`+recv.URL+`","batch":20}`)
-	recv.Control(map[string]any{"slow_ms": 20}) // a backlog of ~150 messages takes seconds
-	const n = 3000
-	for i := 0; i < n; i += 250 {
-		var batch []inventory.Event
-		for j := i; j < i+250; j++ {
-			batch = append(batch, inventory.Event{EventID: fmt.Sprintf("pg%d", j), Type: inventory.Receipt,
-				Store: fmt.Sprintf("G%d", j%5), SKU: fmt.Sprintf("K%d", j%30), Qty: 1})
-		}
-		if _, err := s.store.Apply(ctx, batch); err != nil {
-			t.Fatal(err)
+	recv.Control(map[string]any{"slow_ms": 20}) // a backlog of ~100 messages takes seconds
+	// write applies the events [from, to), each fault followed by some: there is always
+	// something left to deliver, however fast the backlog before it went.
+	write := func(from, to int) {
+		t.Helper()
+		for i := from; i < to; i += 250 {
+			var batch []inventory.Event
+			for j := i; j < min(to, i+250); j++ {
+				batch = append(batch, inventory.Event{EventID: fmt.Sprintf("pg%d", j), Type: inventory.Receipt,
+					Store: fmt.Sprintf("G%d", j%5), SKU: fmt.Sprintf("K%d", j%30), Qty: 1})
+			}
+			if _, err := s.store.Apply(ctx, batch); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
+	const n = 3000
+	write(0, 2000)
 	admin, err := sql.Open("pgx", s.pg)
 	if err != nil {
 		t.Fatal(err)
@@ -700,8 +706,8 @@ func TestWebhooksThroughPostgresFaults(t *testing.T) {
 	if k := terminate(false); k == 0 {
 		t.Fatal("no connection to drop")
 	}
-	at := delivered()
-	testenv.Eventually(t, "deliveries after the connections dropped", time.Minute, func() bool { return delivered() > at })
+	write(2000, 2500)
+	testenv.Eventually(t, "deliveries after the connections dropped", time.Minute, func() bool { return delivered() > 2000 })
 	hang, err := admin.BeginTx(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -709,6 +715,7 @@ func TestWebhooksThroughPostgresFaults(t *testing.T) {
 	if _, err := hang.ExecContext(ctx, `LOCK TABLE webhook_pending IN ACCESS EXCLUSIVE MODE`); err != nil {
 		t.Fatal(err)
 	}
+	write(2500, n) // to be kept pending: the pend waits on the lock
 	testenv.Eventually(t, "a delivery's write waiting on the hung table, dropped", time.Minute, func() bool { return terminate(true) > 0 })
 	if err := hang.Commit(); err != nil {
 		t.Fatal(err)
