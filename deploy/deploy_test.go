@@ -180,7 +180,7 @@ func TestMetricNames(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		for _, m := range regexp.MustCompile(`Name:\s*"(jaego_[a-z0-9_]+)"`).FindAllStringSubmatch(string(b), -1) {
+		for _, m := range regexp.MustCompile(`(?:Name:\s*|NewDesc\()"(jaego_[a-z0-9_]+)"`).FindAllStringSubmatch(string(b), -1) {
 			defined[m[1]] = true
 		}
 		return nil

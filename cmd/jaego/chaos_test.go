@@ -109,6 +109,10 @@ type chaos struct {
 	web     []ackedEvent
 	holds   []ackedHold
 	flushes []flushWindow
+	kills   []flushWindow // a killed master's: writes it took and had not passed on may be gone
+
+	hooks     *testenv.Receiver // a webhook subscription's, to the holds' stores
+	hookSince time.Time         // when it was made
 
 	runs, reads, tailBytes atomic.Int64
 	mostConns              atomic.Int64
@@ -157,9 +161,13 @@ func newChaos(t *testing.T) *chaos {
 	c.p = startJaego(t, bin, "serve", "--http", "127.0.0.1:0", "--redis", strings.Join(c.addrs, ","), "--kafka", c.stack.broker,
 		"--postgres", c.stack.pg, "--write-ack", "replicas", "--kafka-session-timeout", "1s", "--log-level", "warn",
 		"--lock-watchdog", "2s", "--breaker-window", "10", "--breaker-min-calls", "5", "--breaker-half-open-calls", "3",
-		"--breaker-slow-call", "10s")
+		"--breaker-slow-call", "10s", "--webhook-key-file", webhookKey(t), "--webhook-allow-net", "127.0.0.1/32",
+		"--webhook-retry-min", "50ms", "--webhook-retry-max", "1s")
 	c.pid = c.p.cmd.Process.Pid
 	c.stack.bootstrapped(t)
+	c.hooks = testenv.StartReceiver(t)
+	subscribe(t, c.p.api, c.hooks, `{"url":"`+c.hooks.URL+`","stores":["H0","H1"]}`)
+	c.hookSince = time.Now()
 	return c
 }
 
@@ -258,11 +266,13 @@ func (c *chaos) startLoad(t *testing.T, stop chan struct{}, wg *sync.WaitGroup) 
 	})
 	wg.Go(func() { c.tail(stop) })
 	every(250*time.Millisecond, func(int) {
-		conns := connsByPort(t, c.pid)
+		conns, err := testenv.ConnsByPort(c.pid)
+		if err != nil {
+			t.Error(err)
+			return
+		}
 		for _, node := range c.nodes {
-			_, port, _ := strings.Cut(node.Addr, ":")
-			p, _ := strconv.Atoi(port)
-			if n := int64(conns[p]); n > c.mostConns.Load() {
+			if n := int64(conns[testenv.Port(node.Addr)]); n > c.mostConns.Load() {
 				c.mostConns.Store(n)
 				at := time.Now().Format(time.StampMilli) + " to " + node.Addr
 				if n > int64(c.groups+16) { // what they were doing (the test's own clients among them)
@@ -372,8 +382,13 @@ func (c *chaos) inject(t *testing.T, fault string, rng *rand.Rand) {
 		victim := masters[rng.IntN(len(masters))]
 		heir := testenv.ReplicaOf(t, c.nodes, victim)
 		t.Logf("killing master %s, its replica %s", victim.Addr, heir.Addr)
+		w := flushWindow{asOf: time.Now().Add(-time.Second)} // what the replica may not have had
 		victim.Stop()
 		testenv.Eventually(t, "the killed master's replica elected", time.Minute, func() bool { return role(heir) == "master" })
+		w.at = time.Now()
+		c.mu.Lock()
+		c.kills = append(c.kills, w)
+		c.mu.Unlock()
 		if err := victim.Restart(); err != nil {
 			t.Fatal(err)
 		}
@@ -539,8 +554,107 @@ func (c *chaos) check(t *testing.T) {
 		c.mu.Unlock()
 		t.Errorf("jaego held up to %d connections to one Redis node (%s), want at most G + 16 = %d", most, at, c.groups+16)
 	}
-	t.Logf("exact: %d writes lost inside %d flush windows (and there once after a retry); at most %d connections to a node; RSS %d KiB after the faults",
-		lost, len(c.flushes), c.mostConns.Load(), rss(t, c.pid)>>10)
+	c.checkWebhooks(t)
+	t.Logf("exact: %d writes lost inside %d flush windows (and there once after a retry); at most %d connections to a node (dials that waited for the budget %g, gave up %g; connections dropped unclosed %g); RSS %d KiB after the faults",
+		lost, len(c.flushes), c.mostConns.Load(), metricSum(t, c.p.api, "jaego_redis_dial_waits_total"), metricSum(t, c.p.api, "jaego_redis_dials_refused_total"),
+		metricSum(t, c.p.api, "jaego_redis_connections_lost_total"), rss(t, c.pid)>>10)
+}
+
+// checkWebhooks: through every fault, the webhook subscription to the holds' stores
+// delivered each change of theirs the copy's ledger holds, once (after the receiver's
+// deduplication by webhook-id), in order per store × SKU. A change delivered that the
+// ledger lacks must have been applied inside a flush's window, or just before a master was
+// killed (a reader may see a write its replica never got: the write's client was told it
+// failed, or it was lost with the flush).
+func (c *chaos) checkWebhooks(t *testing.T) {
+	ctx := context.Background()
+	// A marker per store, after the load: once the receiver and the ledger both have them,
+	// the ledger holds what it will of the stores' changes before them, and the receiver
+	// has had every one (a subscription's messages come in feed order).
+	markers := map[string]bool{}
+	for h := range 2 {
+		e := inventory.Event{EventID: fmt.Sprintf("chaos-hook-marker-%d", h), Type: inventory.Receipt, Store: fmt.Sprintf("H%d", h), SKU: "HM", Qty: 1}
+		c.postUntilAcked(t, e, nil)
+		markers[e.EventID] = true
+	}
+	marked := func(cs []inventory.Change) bool {
+		n := 0
+		for _, ch := range cs {
+			if markers[ch.EventID] {
+				n++
+			}
+		}
+		return n == len(markers)
+	}
+	var got, ledger []inventory.Change
+	testenv.Eventually(t, "the markers at the webhook receiver", 3*time.Minute, func() bool {
+		got = changesOf(t, c.hooks.State().Messages)
+		return marked(got)
+	})
+	testenv.Eventually(t, "the markers in the copy's ledger", 3*time.Minute, func() bool {
+		ledger = ledger[:0]
+		for after := ""; ; {
+			page, err := c.stack.copy.LedgerChanges(ctx, c.hookSince.Add(-time.Minute), time.Now().Add(time.Minute), after, 5000)
+			if err != nil {
+				return false
+			}
+			for _, ch := range page {
+				if ch.Store == "H0" || ch.Store == "H1" {
+					ledger = append(ledger, ch)
+				}
+			}
+			if len(page) < 5000 {
+				return marked(ledger)
+			}
+			after = page[len(page)-1].ID
+		}
+	})
+	inLedger := map[string]bool{}
+	for _, ch := range ledger {
+		inLedger[ch.ID] = true
+	}
+	mayBeGone := func(at time.Time) bool {
+		for _, w := range append(append([]flushWindow{}, c.flushes...), c.kills...) {
+			if at.After(w.asOf) && !at.After(w.at) {
+				return true
+			}
+		}
+		return false
+	}
+	delivered, last := map[string]bool{}, map[string]inventory.Change{}
+	gone := 0
+	for _, ch := range got {
+		if delivered[ch.ID] {
+			t.Fatalf("webhooks: change %s (%s/%s v%d) delivered twice, under two webhook ids", ch.ID, ch.Store, ch.SKU, ch.Version)
+		}
+		delivered[ch.ID] = true
+		if !inLedger[ch.ID] {
+			if !mayBeGone(ch.At) {
+				t.Fatalf("webhooks: delivered change %s (%s/%s v%d, applied %s) is not in the copy's ledger, and was not applied inside a fault's window (flushes %v, kills %v)",
+					ch.ID, ch.Store, ch.SKU, ch.Version, ch.At.Format(time.StampMilli), c.flushes, c.kills)
+			}
+			gone++
+			continue
+		}
+		k := ch.Store + "/" + ch.SKU
+		if l, ok := last[k]; ok && !afterID(streamID(ch.ID), streamID(l.ID)) {
+			t.Fatalf("webhooks: %s: change %s (v%d) delivered after %s (v%d)", k, ch.ID, ch.Version, l.ID, l.Version)
+		}
+		last[k] = ch
+	}
+	missing := 0
+	for _, ch := range ledger {
+		if !ch.At.Before(c.hookSince) && !delivered[ch.ID] {
+			if missing == 0 {
+				t.Errorf("webhooks: the ledger's change %s (%s/%s v%d, applied %s) was not delivered", ch.ID, ch.Store, ch.SKU, ch.Version, ch.At.Format(time.StampMilli))
+			}
+			missing++
+		}
+	}
+	if missing > 0 {
+		t.Fatalf("webhooks: %d of the ledger's %d changes of H0 and H1 not delivered", missing, len(ledger))
+	}
+	t.Logf("webhooks: %d changes delivered, the ledger's %d after the subscription among them; %d delivered and then gone in a fault", len(got), len(ledger), gone)
 }
 
 // rss is the resident set of process pid, in bytes.
@@ -583,34 +697,8 @@ func clientCmds(addr string) string {
 	return fmt.Sprint(counts)
 }
 
-// connsByPort counts process pid's established TCP connections by remote port (each Redis
-// node has its own port): its sockets (/proc/<pid>/fd) found in /proc/net/tcp.
-func connsByPort(t *testing.T, pid int) map[int]int {
-	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	mine := map[string]bool{}
-	for _, fd := range fds {
-		if l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())); err == nil && strings.HasPrefix(l, "socket:[") {
-			mine[strings.TrimSuffix(strings.TrimPrefix(l, "socket:["), "]")] = true
-		}
-	}
-	out := map[int]int{}
-	for _, table := range []string{"tcp", "tcp6"} {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/%s", pid, table))
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(b), "\n")[1:] {
-			f := strings.Fields(line)
-			if len(f) < 10 || f[3] != "01" || !mine[f[9]] { // 01: established
-				continue
-			}
-			_, portHex, _ := strings.Cut(f[2], ":")
-			port, _ := strconv.ParseInt(portHex, 16, 32)
-			out[int(port)]++
-		}
-	}
-	return out
+// streamID is change id "<ms>-<seq>/<group>/<day>"'s stream entry id, "<ms>-<seq>".
+func streamID(changeID string) string {
+	id, _, _ := strings.Cut(changeID, "/")
+	return id
 }

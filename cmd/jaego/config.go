@@ -16,6 +16,7 @@ import (
 	"github.com/jaego/jaego/internal/httpx"
 	"github.com/jaego/jaego/internal/inventory/breaker"
 	"github.com/jaego/jaego/internal/jaego"
+	"github.com/jaego/jaego/internal/redisconn"
 	"github.com/jaego/jaego/internal/webhook"
 )
 
@@ -372,31 +373,34 @@ func (c *config) logger(w io.Writer) *slog.Logger {
 	return slog.New(httpx.ContextHandler{Handler: h}) // log lines of a request carry its id
 }
 
-// redisClient connects to --redis.
+// redisClient connects to --redis, within a budget of G + 16 connections to each node
+// (design §8), which it answers for the metrics.
 // Server-assisted client-side caching (RESP3 CLIENT TRACKING) is asked for only when
 // tracking is true (--promo-pointer-cache), so any Redis 6.2+, Valkey or a server without
 // tracking serves jaego otherwise.
-func redisClient(url string, tracking bool, groups int) (rueidis.Client, error) {
+func redisClient(url string, tracking bool, groups int) (rueidis.Client, *redisconn.Budget, error) {
 	opt, err := redisOption(url)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	opt.DisableCache = !tracking
 	// No client-side retries: a dead Redis must fail the call at once (the breaker, the
 	// consumer's own retry loop and the caller decide what happens next), not hold it to
 	// its deadline. With retries on, a refused connection cost ~1.5 s per request.
 	opt.DisableRetry = true
-	// Connections per node stay at most G + 16 whatever the load (design §8): rueidis's
-	// pipelines (4 on one node, 1 per Cluster node) plus its pool of connections for
-	// blocking commands (the Watcher's XREAD BLOCK, --write-ack's WAIT), bounded here; a
-	// blocking call beyond it waits for a pooled connection, bounded by its context. With
-	// rueidis's default (1,000) a node could get one connection per blocking call under way.
+	// Connections per node: rueidis's pipelines (4 on one node, 1 per Cluster node) and its
+	// pool for blocking commands (the Watcher's G XREAD BLOCKs, --write-ack's WAITs), bounded
+	// here; a blocking call beyond it waits for a pooled connection. With rueidis's default
+	// (1,000) a node could get one connection per blocking call under way. The budget holds
+	// the bound whatever rueidis does (redisconn; invredis's groupAcked says what it did).
 	opt.BlockingPoolSize = groups + 12
+	budget := redisconn.NewBudget(groups + 16)
+	opt.DialCtxFn = budget.Dial
 	client, err := rueidis.NewClient(opt)
 	if err != nil {
-		return nil, fmt.Errorf("connect to redis %s: %w", jaego.RedactURL(url), err)
+		return nil, nil, fmt.Errorf("connect to redis %s: %w", jaego.RedactURL(url), err)
 	}
-	return client, nil
+	return client, budget, nil
 }
 
 // redisOption turns --redis into a rueidis option: a redis:// or rediss:// URL (standalone,

@@ -563,6 +563,30 @@ func metricValue(t *testing.T, api, name string) float64 {
 	return -1
 }
 
+// metricSum is the sum of a metric's series over their labels (-1 when the instance does
+// not answer).
+func metricSum(t *testing.T, api, name string) float64 {
+	t.Helper()
+	resp, err := client.Get(api + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	sum := 0.0
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, name+" ") && !strings.HasPrefix(line, name+"{") {
+			continue
+		}
+		var v float64
+		if _, err := fmt.Sscanf(line[strings.LastIndex(line, " ")+1:], "%g", &v); err == nil {
+			sum += v
+		}
+	}
+	return sum
+}
+
 // TestProjectionExactlyOnce: two serve instances share Redis, Kafka and PostgreSQL while
 // more than 200,000 POS events flow. Only one projects; it is SIGKILLed mid-stream, the
 // other takes over from the committed position, and is killed in turn. Afterwards the copy

@@ -48,7 +48,7 @@ func runLoad(ctx context.Context, args []string, getenv func(string) string, std
 	if _, err := src.Seek(0, io.SeekStart); err != nil {
 		return err
 	}
-	client, err := redisClient(cfg.RedisURL, false, cfg.ShardGroups)
+	client, _, err := redisClient(cfg.RedisURL, false, cfg.ShardGroups)
 	if err != nil {
 		return err
 	}

@@ -140,7 +140,7 @@ func runPromo(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	client, err := redisClient(cfg.RedisURL, false, cfg.ShardGroups)
+	client, _, err := redisClient(cfg.RedisURL, false, cfg.ShardGroups)
 	if err != nil {
 		return err
 	}

@@ -42,7 +42,7 @@ func runRestore(ctx context.Context, args []string, getenv func(string) string, 
 		return err
 	}
 	defer sdb.Close()
-	client, err := redisClient(cfg.RedisURL, false, cfg.ShardGroups)
+	client, _, err := redisClient(cfg.RedisURL, false, cfg.ShardGroups)
 	if err != nil {
 		return err
 	}

@@ -371,7 +371,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	defer stopTracing()
-	client, err := redisClient(cfg.RedisURL, cfg.PromoPointerTTL > 0, cfg.ShardGroups)
+	client, budget, err := redisClient(cfg.RedisURL, cfg.PromoPointerTTL > 0, cfg.ShardGroups)
 	if err != nil {
 		return err
 	}
@@ -387,6 +387,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
+	s.registry.MustRegister(budget)
 	if cfg.KafkaBrokers != "" {
 		if err := s.addConsumer(splitList(cfg.KafkaBrokers)); err != nil {
 			return err

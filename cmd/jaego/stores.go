@@ -76,7 +76,7 @@ func putStores(ctx context.Context, cfg config, stores []sourcing.Store, stdout 
 			}
 		}
 	}
-	client, err := redisClient(cfg.RedisURL, false, cfg.ShardGroups)
+	client, _, err := redisClient(cfg.RedisURL, false, cfg.ShardGroups)
 	if err != nil {
 		return err
 	}

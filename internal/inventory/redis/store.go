@@ -76,6 +76,10 @@ type Options struct {
 	// confirmed it (WAIT 1 within the caller's deadline), else ErrNotReplicated:
 	// --write-ack replicas. Off, a write is answered once the master applied it.
 	AckReplicas bool
+	// AckConcurrency is how many WAIT calls (one per shard group a write touches) are
+	// under way at most, each on a goroutine of its own that carries no deadline into
+	// rueidis (see groupAcked); a write beyond it waits for one with its context. Default 64.
+	AckConcurrency int
 	// RequireEpoch refuses writes to a shard group without its epoch mark: a deployment
 	// with a durable copy, which must restore a Redis that came back empty before writing.
 	RequireEpoch bool
@@ -112,6 +116,9 @@ func (o Options) withDefaults() Options {
 	if o.MaxHoldsPerStore <= 0 {
 		o.MaxHoldsPerStore = 10000
 	}
+	if o.AckConcurrency <= 0 {
+		o.AckConcurrency = 64
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -130,6 +137,7 @@ type Store struct {
 	reserve *rueidis.Lua
 	// The same scripts by SHA-1, for the writes that wait for a replica (AckReplicas).
 	applySc, reserveSc script
+	ackSlots           chan struct{} // one per WAIT call under way (Options.AckConcurrency)
 	metrics            storeMetrics
 }
 
@@ -156,6 +164,7 @@ func New(client rueidis.Client, opts Options) *Store {
 		reserve:   rueidis.NewLuaScript(commonLua + "\n" + reservationBody),
 		applySc:   newScript(applyLua),
 		reserveSc: newScript(commonLua + "\n" + reservationBody),
+		ackSlots:  make(chan struct{}, opts.AckConcurrency),
 		metrics: storeMetrics{
 			events: f.NewCounterVec(prometheus.CounterOpts{
 				Name: "jaego_stock_events_total",

@@ -54,17 +54,13 @@ func (s *Store) execAcked(ctx context.Context, sc script, execs []rueidis.LuaExe
 		}
 		byGroup[g] = append(byGroup[g], i)
 	}
-	timeout := ackWait
-	if d, ok := ctx.Deadline(); ok {
-		timeout = max(time.Millisecond, time.Until(d)-5*time.Millisecond)
-	}
 	out := make([]rueidis.RedisResult, len(execs))
 	var mu sync.Mutex
 	var ackErr error
 	var wg sync.WaitGroup
 	for _, idx := range byGroup {
 		wg.Go(func() {
-			res, acked := s.groupAcked(ctx, sc, execs, idx, timeout)
+			res, acked := s.groupAcked(ctx, sc, execs, idx)
 			for j, i := range idx {
 				out[i] = res[j]
 			}
@@ -82,7 +78,52 @@ func (s *Store) execAcked(ctx context.Context, sc script, execs []rueidis.LuaExe
 // groupAcked sends the execs idx (one shard group, one slot) and WAIT in one DoMulti: by SHA,
 // again whole if the server lacked the script (nothing ran then). acked is whether a replica
 // confirmed them; a failed script call counts as acked (it answers its own error).
-func (s *Store) groupAcked(ctx context.Context, sc script, execs []rueidis.LuaExec, idx []int, timeout time.Duration) ([]rueidis.RedisResult, bool) {
+//
+// The call to rueidis carries no deadline and cannot be cancelled: it runs on a goroutine
+// of its own, and groupAcked answers at the caller's deadline without it. A blocking call
+// (WAIT) whose context ends while it waits for a connection of rueidis's pool corrupts
+// that pool's count: Acquire answers a dead placeholder, which the pool then takes back as
+// one of its own, and it opens one more connection than its size for every such call, for
+// good (v1.0.79 and v1.0.80; TestChaos saw 73 connections to a node against a pool of 28
+// after a hang). WAIT's own timeout ends the call once the node runs it; a node that hangs
+// holds it until it answers or its connection breaks. Options.AckConcurrency bounds the
+// calls under way.
+func (s *Store) groupAcked(ctx context.Context, sc script, execs []rueidis.LuaExec, idx []int) ([]rueidis.RedisResult, bool) {
+	failed := func(err error) ([]rueidis.RedisResult, bool) {
+		res := make([]rueidis.RedisResult, len(idx))
+		for j := range res {
+			res[j] = rueidis.NewErrorResult(err)
+		}
+		return res, false
+	}
+	select {
+	case s.ackSlots <- struct{}{}:
+	case <-ctx.Done():
+		return failed(ctx.Err()) // nothing was sent
+	}
+	timeout := ackWait // WAIT answers before the caller's deadline
+	if d, ok := ctx.Deadline(); ok {
+		timeout = max(time.Millisecond, time.Until(d)-5*time.Millisecond)
+	}
+	type answer struct {
+		res   []rueidis.RedisResult
+		acked bool
+	}
+	done := make(chan answer, 1)
+	go func() {
+		defer func() { <-s.ackSlots }()
+		res, acked := s.sendAcked(context.WithoutCancel(ctx), sc, execs, idx, timeout)
+		done <- answer{res, acked}
+	}()
+	select {
+	case a := <-done:
+		return a.res, a.acked
+	case <-ctx.Done():
+		return failed(ctx.Err()) // it may still be applied: ErrNotReplicated says so
+	}
+}
+
+func (s *Store) sendAcked(ctx context.Context, sc script, execs []rueidis.LuaExec, idx []int, timeout time.Duration) ([]rueidis.RedisResult, bool) {
 	for _, whole := range []bool{false, true} {
 		cmds := make(rueidis.Commands, 0, len(idx)+1)
 		for _, i := range idx {

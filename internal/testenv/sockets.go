@@ -1,0 +1,83 @@
+package testenv
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// ConnsByPort counts process pid's established TCP connections by remote port (each Redis
+// node of a test has its own port): the sockets among its file descriptors
+// (/proc/<pid>/fd) found in /proc/<pid>/net/tcp and tcp6.
+func ConnsByPort(pid int) (map[int]int, error) {
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		return nil, err
+	}
+	mine := map[string]bool{}
+	for _, fd := range fds {
+		if l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())); err == nil && strings.HasPrefix(l, "socket:[") {
+			mine[strings.TrimSuffix(strings.TrimPrefix(l, "socket:["), "]")] = true
+		}
+	}
+	out := map[int]int{}
+	for _, table := range []string{"tcp", "tcp6"} {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/%s", pid, table))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			f := strings.Fields(line)
+			if len(f) < 10 || f[3] != "01" || !mine[f[9]] { // 01: established
+				continue
+			}
+			_, portHex, _ := strings.Cut(f[2], ":")
+			port, _ := strconv.ParseInt(portHex, 16, 32)
+			out[int(port)]++
+		}
+	}
+	return out, nil
+}
+
+// Port is the port of a host:port address (0 when it has none).
+func Port(addr string) int {
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(p)
+	return n
+}
+
+// SampleConns samples, every 5 ms until end is called, this process's established
+// connections to port; end answers the most it saw.
+func SampleConns(t testing.TB, port int) (end func() int) {
+	var most atomic.Int64
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			conns, err := ConnsByPort(os.Getpid())
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if n := int64(conns[port]); n > most.Load() {
+				most.Store(n)
+			}
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() int { close(stop); <-done; return int(most.Load()) }
+}
