@@ -39,14 +39,15 @@ func webhooksFlags(fs *flag.FlagSet) func(context.Context, io.Writer) error {
 	rate := fs.Int("rate", 5000, "events per second of the lag run")
 	steady := fs.Duration("steady", 20*time.Second, "duration of the lag run")
 	subs := fs.Int("subscriptions", 100, "active subscriptions of the lookup phases")
-	dur := fs.Duration("duration", 90*time.Second, "lookups of every kind, over 3 rounds")
+	dur := fs.Duration("duration", 90*time.Second, "lookups of every kind, over -lookup-rounds rounds")
+	lookupRounds := fs.Int("lookup-rounds", 3, "rounds of the lookup phases (each round one phase of every kind, the order rotating): more, shorter phases for a finer ratio")
 	rounds := fs.Int("rounds", 3, "rounds of the backlog delivery, each with the feed read again")
 	coalesce := fs.Duration("coalesce", 50*time.Millisecond, "how long the deliveries' hub lets changes gather before it reads (jaego's setting)")
 	return func(ctx context.Context, out io.Writer) error {
-		if *rounds < 1 || *changes < 1000 {
-			return fmt.Errorf("-rounds must be at least 1 and -changes at least 1000")
+		if *rounds < 1 || *changes < 1000 || *lookupRounds < 1 {
+			return fmt.Errorf("-rounds and -lookup-rounds must be at least 1 and -changes at least 1000")
 		}
-		return benchWebhooks(ctx, out, *changes, *rate, *subs, *steady, *dur, *rounds, *coalesce)
+		return benchWebhooks(ctx, out, *changes, *rate, *subs, *steady, *dur, *rounds, *lookupRounds, *coalesce)
 	}
 }
 
@@ -244,7 +245,7 @@ func (r *webhookRig) write(ctx context.Context, prefix string, n int) error {
 // against the streamed feed read of the same changes (rounds, the order rotating); the
 // delivery lag at rate events/s; and single-SKU lookups with subs active subscriptions
 // against none.
-func benchWebhooks(ctx context.Context, out io.Writer, changes, rate, subs int, steady, dur time.Duration, rounds int, coalesce time.Duration) error {
+func benchWebhooks(ctx context.Context, out io.Writer, changes, rate, subs int, steady, dur time.Duration, rounds, lookupRounds int, coalesce time.Duration) error {
 	rig, err := newWebhookRig(ctx, coalesce)
 	if err != nil {
 		return err
@@ -319,7 +320,7 @@ func benchWebhooks(ctx context.Context, out io.Writer, changes, rate, subs int, 
 	if err := webhookLag(ctx, out, rig, rate, steady); err != nil {
 		return err
 	}
-	return webhookLookups(ctx, out, rig, subs, dur)
+	return webhookLookups(ctx, out, rig, subs, dur, lookupRounds)
 }
 
 // webhookLag writes rate events a second (50 a call) for steady while one subscription
@@ -363,8 +364,8 @@ func webhookLag(ctx context.Context, out io.Writer, rig *webhookRig, rate int, s
 // webhookLookups measures single-SKU lookups (32 connections) with no subscription, then
 // with subs active subscriptions (each a store app: one store each) while 1,000 events a
 // second are applied over their stores, then with each of them taking every store's
-// changes; phases rotating, twice.
-func webhookLookups(ctx context.Context, out io.Writer, rig *webhookRig, subs int, dur time.Duration) error {
+// changes; lookupRounds rounds of one phase each, the order rotating.
+func webhookLookups(ctx context.Context, out io.Writer, rig *webhookRig, subs int, dur time.Duration, lookupRounds int) error {
 	var seed []inventory.Event
 	for i := range benchSKUs {
 		seed = append(seed, inventory.Event{EventID: fmt.Sprintf("seed-%d", i), Type: inventory.Receipt, Store: "S0001", SKU: fmt.Sprintf("8809%09d", i), Qty: 1000})
@@ -419,8 +420,7 @@ func webhookLookups(ctx context.Context, out io.Writer, rig *webhookRig, subs in
 		cpu    []cpuTimes // per round, cores busy
 	}{{name: "no active subscription (baseline)"}, {name: fmt.Sprintf("%d subscriptions, one store each (%d deliveries/s)", subs, 1000), active: own, paths: ownPaths},
 		{name: fmt.Sprintf("%d subscriptions, every store each (%d deliveries/s)", subs, 1000*subs), active: every, paths: everyPaths}}
-	const lookupRounds = 3
-	phase := dur / (lookupRounds * time.Duration(len(modes)))
+	phase := dur / time.Duration(lookupRounds*len(modes))
 	for round := range lookupRounds {
 		for k := range modes {
 			m := &modes[(round+k)%len(modes)]
@@ -458,7 +458,7 @@ func webhookLookups(ctx context.Context, out io.Writer, rig *webhookRig, subs in
 			m.rows = append(m.rows, r)
 		}
 	}
-	fmt.Fprintf(out, "\n| single-SKU lookups, 32 connections, 1,000 events/s applied, %d × %s a phase | req/s | p50 | p99 | ratio (min–max of rounds) | Redis connections | cores: jaego, Redis, others, stolen |\n|---|---:|---:|---:|---:|---:|---:|\n", lookupRounds, phase)
+	fmt.Fprintf(out, "\n| single-SKU lookups, 32 connections, 1,000 events/s applied, %d × %s a phase | req/s | p50 | p99 | ratio (median of rounds; min–max) | Redis connections | cores: jaego, Redis, others, stolen |\n|---|---:|---:|---:|---:|---:|---:|\n", lookupRounds, phase)
 	a := merge(modes[0].rows)
 	for i, m := range modes {
 		b := merge(m.rows)
@@ -467,12 +467,13 @@ func webhookLookups(ctx context.Context, out io.Writer, rig *webhookRig, subs in
 			ratios[r] = m.rows[r].rate / modes[0].rows[r].rate
 		}
 		lo, hi := minMax(ratios)
+		mid := median(ratios)
 		var c cpuTimes
 		for _, x := range m.cpu {
 			c = c.plus(x)
 		}
-		c = c.per(lookupRounds)
-		fmt.Fprintf(out, "| %s | %.0f | %s | %s | %.2f (%.2f–%.2f) | %d | %.2f, %.2f, %.2f, %.2f |\n", m.name, b.rate, ms(b.lat.pct(.5)), ms(b.lat.pct(.99)), b.rate/a.rate, lo, hi, m.conns,
+		c = c.per(float64(lookupRounds))
+		fmt.Fprintf(out, "| %s | %.0f | %s | %s | %.2f (%.2f; %.2f–%.2f) | %d | %.2f, %.2f, %.2f, %.2f |\n", m.name, b.rate, ms(b.lat.pct(.5)), ms(b.lat.pct(.99)), b.rate/a.rate, mid, lo, hi, m.conns,
 			c.process, c.redis, c.others(), c.stolen)
 		if i == 1 {
 			measured(out, goalRow{Path: fmt.Sprintf("single lookups with %d active webhook subscriptions", subs), Baseline: "none", Value: b.rate / a.rate, Min: lo, Max: hi, AtLeast: true, Goal: 0.95})
