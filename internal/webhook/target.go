@@ -59,13 +59,20 @@ func (t Targets) Allowed(addr netip.Addr) bool {
 }
 
 // nonPublic are ranges no webhook may reach unless allowed, beyond what netip classifies:
-// shared (carrier-grade NAT), benchmarking, documentation, and the reserved ranges.
+// shared (carrier-grade NAT), benchmarking, documentation and the reserved ranges, and the
+// IPv6 forms that carry an IPv4 address inside (NAT64, 6to4, Teredo, IPv4-compatible: a
+// way to a private IPv4 address past a check of IPv4 ranges) or are deprecated (site-local).
+// FuzzTargetAllowed holds it to IANA's special-purpose registries.
 var nonPublic = []netip.Prefix{
 	netip.MustParsePrefix("0.0.0.0/8"), netip.MustParsePrefix("100.64.0.0/10"),
 	netip.MustParsePrefix("192.0.0.0/24"), netip.MustParsePrefix("192.0.2.0/24"),
-	netip.MustParsePrefix("198.18.0.0/15"), netip.MustParsePrefix("198.51.100.0/24"),
-	netip.MustParsePrefix("203.0.113.0/24"), netip.MustParsePrefix("240.0.0.0/4"),
-	netip.MustParsePrefix("64:ff9b::/96"), netip.MustParsePrefix("2001:db8::/32"),
+	netip.MustParsePrefix("192.88.99.0/24"), netip.MustParsePrefix("198.18.0.0/15"),
+	netip.MustParsePrefix("198.51.100.0/24"), netip.MustParsePrefix("203.0.113.0/24"),
+	netip.MustParsePrefix("240.0.0.0/4"),
+	netip.MustParsePrefix("::/96"), netip.MustParsePrefix("64:ff9b::/96"), netip.MustParsePrefix("64:ff9b:1::/48"),
+	netip.MustParsePrefix("100::/64"), netip.MustParsePrefix("2001::/23"), netip.MustParsePrefix("2001:db8::/32"),
+	netip.MustParsePrefix("2002::/16"), netip.MustParsePrefix("3fff::/20"), netip.MustParsePrefix("5f00::/16"),
+	netip.MustParsePrefix("fec0::/10"),
 }
 
 func public(a netip.Addr) bool {

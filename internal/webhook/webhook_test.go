@@ -92,6 +92,11 @@ func TestTargets(t *testing.T) {
 		{"224.0.0.1", false, false},
 		{"::ffff:10.0.0.1", false, false}, // IPv4-mapped
 		{"::ffff:127.0.0.1", false, true},
+		{"2002:a00:1::1", false, false},    // 6to4 of 10.0.0.1
+		{"2001:0:a00:1::1", false, false},  // Teredo
+		{"::a00:1", false, false},          // IPv4-compatible 10.0.0.1
+		{"64:ff9b:1::a00:1", false, false}, // local-use NAT64
+		{"fec0::1", false, false},          // site-local
 	} {
 		a := netip.MustParseAddr(c.addr)
 		if got := none.Allowed(a); got != c.none {
