@@ -13,7 +13,7 @@ import (
 )
 
 // Sender makes one attempt of a message: design §14's rules of the request (no redirect
-// followed, a 10 s timeout, at most 64 KiB of the answer read) on a client whose dialer
+// followed, a 10 s timeout, at most 64 KiB of the answer's headers and of its body read) on a client whose dialer
 // refuses addresses the Targets do not allow.
 type Sender struct {
 	client  *http.Client
@@ -37,7 +37,10 @@ func NewSender(targets Targets, timeout time.Duration, agent string) *Sender {
 		MaxIdleConnsPerHost: 4,
 		IdleConnTimeout:     90 * time.Second,
 		TLSHandshakeTimeout: timeout,
-		ForceAttemptHTTP2:   true,
+		// A receiver's headers are read up to this much (net/http's default is 10 MiB): an
+		// answer is a status and a little text.
+		MaxResponseHeaderBytes: MaxAnswer,
+		ForceAttemptHTTP2:      true,
 		// A message's head and body go out in one write (a batch-100 body is ~20 KiB): with
 		// the default 4 KiB the receiver woke for the head and again for the rest, 8% more
 		// CPU and time a request on loopback (docs/benchmarks.md, "Webhooks").
