@@ -95,12 +95,15 @@ func (b *Budget) Dial(ctx context.Context, addr string, d *net.Dialer, tlsConfig
 		<-n.slots
 		return nil, err
 	}
-	c := &budgeted{Conn: conn, release: new(sync.Once), free: func() { <-n.slots }}
-	// A connection dropped without Close still gives its token back when it is collected
-	// (counted: it would be a leak of the client's).
-	c.cleanup = runtime.AddCleanup(c, func(r *sync.Once) {
-		r.Do(func() { n.lost.Add(1); <-n.slots })
-	}, c.release)
+	c := &budgeted{Conn: conn, token: &token{conn: conn, free: func() { <-n.slots }}}
+	// A connection dropped without Close is closed, and its token given back, when it is
+	// collected (counted: it would be a leak of the client's). The token holds the socket,
+	// not the wrapper, so that the wrapper can be collected.
+	c.cleanup = runtime.AddCleanup(c, func(t *token) {
+		if t.give() {
+			n.lost.Add(1)
+		}
+	}, c.token)
 	return c, nil
 }
 
@@ -165,16 +168,37 @@ func (b *Budget) Collect(ch chan<- prometheus.Metric) {
 // budgeted gives its token back when closed, once.
 type budgeted struct {
 	net.Conn
-	release *sync.Once // apart from the conn, so that its cleanup can hold it
-	free    func()
+	token   *token
 	cleanup runtime.Cleanup
 }
 
 func (c *budgeted) Close() error {
-	err := c.Conn.Close()
-	c.release.Do(func() {
-		c.cleanup.Stop()
-		c.free()
+	c.cleanup.Stop()
+	return c.token.close()
+}
+
+// token is a connection's place in its node's budget: given back once, after the socket
+// is closed.
+type token struct {
+	once sync.Once
+	conn net.Conn
+	free func()
+	err  error
+}
+
+// close closes the socket and gives the token back (once); later calls answer the first's
+// error.
+func (t *token) close() error {
+	t.give()
+	return t.err
+}
+
+// give reports whether this call closed it.
+func (t *token) give() (first bool) {
+	t.once.Do(func() {
+		first = true
+		t.err = t.conn.Close()
+		t.free()
 	})
-	return err
+	return first
 }

@@ -2,9 +2,14 @@ package redisconn_test
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -139,9 +144,9 @@ func TestBudgetThroughAHang(t *testing.T) {
 		return c.Do(ctx, c.B().Set().Key("k").Value("v").Build()).Error() == nil
 	})
 	if most := end(); most > per {
-		t.Errorf("%d connections to the node through the hang, budget %d", most, per)
+		t.Errorf("%d connections to the node through the hang, budget %d (%d dropped unclosed)", most, per, b.Lost())
 	} else {
-		t.Logf("at most %d connections through the hang (budget %d); %d dials waited, %d gave up", most, per, b.Waited(), b.Refused())
+		t.Logf("at most %d connections through the hang (budget %d); %d dials waited, %d gave up, %d dropped unclosed", most, per, b.Waited(), b.Refused(), b.Lost())
 	}
 }
 
@@ -203,5 +208,38 @@ func TestBudgetWaitsForAClose(t *testing.T) {
 	second.Close()
 	if b.Open(addr) != 0 || b.Refused() != 2 || b.Lost() != 0 {
 		t.Fatalf("open %d, refused %d, lost %d; want 0, 2, 0", b.Open(addr), b.Refused(), b.Lost())
+	}
+}
+
+// TestBudgetDialsTLS: with a TLS configuration (rediss://) the budget's dial is a TLS one,
+// as rueidis's own: a handshake with the server's certificate, and the token back on Close.
+func TestBudgetDialsTLS(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") }))
+	defer srv.Close()
+	addr := srv.Listener.Addr().String()
+	b := redisconn.NewBudget(1)
+	cfg := srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
+	cfg.ServerName = "example.com" // the test certificate's name
+	c, err := b.Dial(t.Context(), addr, &net.Dialer{Timeout: 5 * time.Second}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fmt.Fprint(c, "GET / HTTP/1.0\r\nHost: example.com\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(c)
+	if err != nil || !strings.HasPrefix(string(got), "HTTP/1.0 200") || !strings.HasSuffix(string(got), "ok") {
+		t.Fatalf("over the budget's TLS connection: %q %v", got, err)
+	}
+	c.Close()
+	if b.Open(addr) != 0 {
+		t.Fatalf("open %d after Close, want 0", b.Open(addr))
+	}
+	if _, err := b.Dial(t.Context(), addr, &net.Dialer{Timeout: 5 * time.Second}, &tls.Config{ServerName: "example.com"}); err == nil {
+		t.Fatal("a TLS dial trusted an unknown certificate")
+	}
+	if b.Open(addr) != 0 {
+		t.Fatalf("a failed dial kept its token: open %d", b.Open(addr))
 	}
 }
