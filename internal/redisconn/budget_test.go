@@ -78,7 +78,7 @@ func TestBudgetHoldsUnderAbandonedBlockingCalls(t *testing.T) {
 	unbounded := client(t, srv.Addr, nil, 4)
 	end := testenv.SampleConns(t, port)
 	storm(t.Context(), unbounded, 16, 40)
-	without := end()
+	without, _ := end()
 	unbounded.Close()
 	testenv.Eventually(t, "the unbudgeted client's connections closed", 30*time.Second, func() bool {
 		conns, _ := testenv.ConnsByPort(os.Getpid())
@@ -90,9 +90,9 @@ func TestBudgetHoldsUnderAbandonedBlockingCalls(t *testing.T) {
 	c := client(t, srv.Addr, b, 4)
 	end = testenv.SampleConns(t, port)
 	calls := storm(t.Context(), c, 16, 40)
-	with := end()
+	with, sockets := end()
 	if with > per {
-		t.Errorf("%d connections to the node with a budget of %d", with, per)
+		t.Errorf("%d connections to the node with a budget of %d (open by its count: %d); the sockets then:\n%s", with, per, b.Open(srv.Addr), sockets)
 	}
 	if open := b.Open(srv.Addr); open > per {
 		t.Errorf("the budget counts %d open, more than %d", open, per)
@@ -143,8 +143,8 @@ func TestBudgetThroughAHang(t *testing.T) {
 		defer cancel()
 		return c.Do(ctx, c.B().Set().Key("k").Value("v").Build()).Error() == nil
 	})
-	if most := end(); most > per {
-		t.Errorf("%d connections to the node through the hang, budget %d (%d dropped unclosed)", most, per, b.Lost())
+	if most, sockets := end(); most > per {
+		t.Errorf("%d connections to the node through the hang, budget %d (%d dropped unclosed); the sockets then:\n%s", most, per, b.Lost(), sockets)
 	} else {
 		t.Logf("at most %d connections through the hang (budget %d); %d dials waited, %d gave up, %d dropped unclosed", most, per, b.Waited(), b.Refused(), b.Lost())
 	}

@@ -69,7 +69,8 @@ func TestWriteAckKeepsThePoolBound(t *testing.T) {
 		if err := c.Do(context.Background(), c.B().Ping().Build()).Error(); err != nil {
 			t.Fatal(err)
 		}
-		return end(), refused
+		most, _ := end()
+		return most, refused
 	}
 	with, refused := most(false)
 	if with > pool+pipelines {
