@@ -45,9 +45,6 @@ func NewBudget(per int) *Budget {
 	return &Budget{per: max(per, 1), nodes: map[string]*node{}}
 }
 
-// Per is the budget of one node.
-func (b *Budget) Per() int { return b.per }
-
 func (b *Budget) node(addr string) *node {
 	b.mu.Lock()
 	defer b.mu.Unlock()
