@@ -30,8 +30,8 @@ func storm(ctx context.Context, c rueidis.Client, goroutines, rounds int) (calls
 		wg.Go(func() {
 			for i := range rounds {
 				cctx, cancel := context.WithTimeout(ctx, time.Duration(5+i%20)*time.Millisecond)
-				if i%2 == 0 { // half with a deadline only, half cancelled early
-					go func() { time.Sleep(2 * time.Millisecond); cancel() }()
+				if i%2 == 0 { // half with a deadline only, half cancelled (context.Canceled) early
+					time.AfterFunc(2*time.Millisecond, cancel)
 				}
 				_ = c.Do(cctx, c.B().Xread().Count(1).Block(3000).Streams().Key(fmt.Sprint("{s}", g)).Id("$").Build()).Error()
 				cancel()
