@@ -195,9 +195,10 @@ func (r *webhookRig) subscribe(ctx context.Context, path, from string, batch int
 }
 
 // phaseProfile profiles the CPU of one measured phase when JAEGOBENCH_PHASEPROF names a
-// directory (the file <dir>/<name>.prof; a whole run's profile mixes the phases, and their
-// set-up): `go tool pprof -diff_base` of a mode's phases against the baseline's says what
-// the subscriptions cost the lookups. It answers what stops the profile.
+// directory (the file <dir>/<name>.prof: backlog-<round>-<mode> and lookups-<mode>-round<n>;
+// a whole run's profile mixes the phases, and their set-up): `go tool pprof -diff_base` of a
+// mode's phases against the baseline's says what the deliveries cost the read, or the
+// subscriptions the lookups. It answers what stops the profile.
 func phaseProfile(name string) func() {
 	dir := os.Getenv("JAEGOBENCH_PHASEPROF")
 	if dir == "" {
@@ -267,6 +268,7 @@ func benchWebhooks(ctx context.Context, out io.Writer, changes, rate, subs int, 
 		for k := range modes {
 			m := modes[(round+k)%len(modes)]
 			runtime.GC() // each on a collected heap, not the garbage of the one before
+			stopProfile := phaseProfile(fmt.Sprintf("backlog-%d-%s", round, strings.NewReplacer(" ", "", ",", "-", "(", "", ")", "").Replace(m.name)))
 			start, before := time.Now(), cpuNow(rig.client)
 			var n int
 			if strings.HasPrefix(m.name, "streamed") {
@@ -298,6 +300,7 @@ func benchWebhooks(ctx context.Context, out io.Writer, changes, rate, subs int, 
 				}
 			}
 			m.rates = append(m.rates, float64(n)/time.Since(start).Seconds())
+			stopProfile()
 			m.used, m.wall = m.used.plus(cpuNow(rig.client).minus(before)), m.wall+time.Since(start).Seconds()
 		}
 	}

@@ -3,6 +3,7 @@
 package db
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -347,25 +348,17 @@ func checkGrant(err error, token, gen int64, g webhook.Grant) error {
 	return nil
 }
 
-// Progress implements webhook.Store. It is a live subscription's one transaction a message,
-// so its row's update is also its guard: the UPDATE takes the row's lock and returns the
-// token and generation to check (a grant that no longer holds rolls it all back).
+// Progress implements webhook.Store. It is a live subscription's one write a message, so
+// its row's update is also its guard: the UPDATE takes the row's lock and checks the token
+// and generation (a grant that no longer holds changes nothing). On PostgreSQL it is one
+// statement (progressOnce); on SQLite one transaction.
 func (s *Store) Progress(ctx context.Context, id string, g webhook.Grant, p webhook.Progress) error {
+	set, args := progressSet(id, p)
+	if s.db.Postgres() {
+		return unavailable("progress", s.progressOnce(ctx, id, g, p, set, args))
+	}
 	return unavailable("progress", s.db.InTx(ctx, func(tx *sql.Tx) error {
 		n := len(p.Delivered)
-		var set []string
-		args := []any{id}
-		if n > 0 {
-			set = append(set, "position = $2, as_of_ms = $3, last_success_ms = $4, last_error = ''")
-			args = append(args, string(p.After), p.At.UnixMilli(), p.Delivered[n-1].At.UnixMilli())
-		}
-		if len(p.Pend) > 0 {
-			args = append(args, p.Seq)
-			set = append(set, "seq = $"+strconv.Itoa(len(args)))
-		}
-		if len(set) == 0 {
-			set = append(set, "seq = seq") // nothing to move: the guard alone
-		}
 		var token, gen int64
 		err := tx.QueryRowContext(ctx, `UPDATE webhooks SET `+strings.Join(set, ", ")+` WHERE id = $1 RETURNING token, generation`, args...).Scan(&token, &gen)
 		if err := checkGrant(err, token, gen, g); err != nil {
@@ -393,6 +386,73 @@ func (s *Store) Progress(ctx context.Context, id string, g webhook.Grant, p webh
 		}
 		return nil
 	}))
+}
+
+// progressSet is what Progress sets on the subscription's row, with its arguments ($1 the id).
+func progressSet(id string, p webhook.Progress) ([]string, []any) {
+	var set []string
+	args := []any{id}
+	if n := len(p.Delivered); n > 0 {
+		set = append(set, "position = $2, as_of_ms = $3, last_success_ms = $4, last_error = ''")
+		args = append(args, string(p.After), p.At.UnixMilli(), p.Delivered[n-1].At.UnixMilli())
+	}
+	if len(p.Pend) > 0 {
+		args = append(args, p.Seq)
+		set = append(set, "seq = $"+strconv.Itoa(len(args)))
+	}
+	if len(set) == 0 {
+		set = append(set, "seq = seq") // nothing to move: the guard alone
+	}
+	return set, args
+}
+
+// progressOnce is Progress on PostgreSQL in one statement, so one round trip and one
+// commit (a transaction of its five statements was six round trips a message, with the
+// subscription's row locked across them). Data-modifying WITH queries: the UPDATE of the
+// row is the guard, and the deletion, the log and the pending rows happen only with it;
+// the rows go as arrays (unnest), so any number of them is one statement. A grant that no
+// longer holds updates nothing, and the row read after says why.
+func (s *Store) progressOnce(ctx context.Context, id string, g webhook.Grant, p webhook.Progress, set []string, args []any) error {
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	q := `WITH g AS (UPDATE webhooks SET ` + strings.Join(set, ", ") + ` WHERE id = $1 AND token <= ` + arg(g.Token) +
+		` AND generation = ` + arg(g.Generation) + ` RETURNING 1)`
+	if n := len(p.Delivered); n > 0 {
+		at, message, attempt, typ, status, latency, msg, changes := make([]int64, n), make([]string, n), make([]int64, n), make([]string, n),
+			make([]int64, n), make([]int64, n), make([]string, n), make([]int64, n)
+		for i, a := range p.Delivered {
+			at[i], message[i], attempt[i], typ[i], status[i], latency[i], msg[i], changes[i] = a.At.UnixMilli(), a.Message, int64(a.Attempt), a.Type,
+				int64(a.Status), a.Latency.Microseconds(), a.Error, int64(a.Changes)
+		}
+		q += `, d AS (DELETE FROM webhook_pending WHERE webhook_id = $1 AND seq <= ` + arg(p.Through) + ` AND EXISTS (SELECT 1 FROM g))` +
+			`, l AS (INSERT INTO webhook_deliveries (webhook_id, at_ms, message_id, attempt, type, http_status, latency_us, error, changes)
+				SELECT $1, * FROM unnest(` + arg(at) + `::bigint[], ` + arg(message) + `::text[], ` + arg(attempt) + `::bigint[], ` + arg(typ) + `::text[], ` +
+			arg(status) + `::bigint[], ` + arg(latency) + `::bigint[], ` + arg(msg) + `::text[], ` + arg(changes) + `::bigint[])
+				WHERE EXISTS (SELECT 1 FROM g) ON CONFLICT DO NOTHING)`
+	}
+	if n := len(p.Pend); n > 0 {
+		seq, mid, typ, packed, after, first, changes := make([]int64, n), make([]string, n), make([]string, n), make([][]byte, n),
+			make([]string, n), make([]int64, n), make([]int64, n)
+		for i, m := range p.Pend {
+			seq[i], mid[i], typ[i], packed[i], after[i], first[i], changes[i] = m.Seq, m.ID, m.Type, pack(m.Body), string(m.After), m.First.UnixMilli(), int64(m.Changes)
+		}
+		q += `, p AS (INSERT INTO webhook_pending (webhook_id, seq, message_id, type, body, packed, after_position, first_ms, changes)
+				SELECT $1, s, i, t, '', b, a, f, c FROM unnest(` + arg(seq) + `::bigint[], ` + arg(mid) + `::text[], ` + arg(typ) + `::text[], ` +
+			arg(packed) + `::bytea[], ` + arg(after) + `::text[], ` + arg(first) + `::bigint[], ` + arg(changes) + `::bigint[]) AS v(s, i, t, b, a, f, c)
+				WHERE EXISTS (SELECT 1 FROM g))`
+	}
+	var updated int
+	if err := s.db.QueryRowContext(ctx, q+` SELECT count(*) FROM g`, args...).Scan(&updated); err != nil {
+		return err
+	}
+	if updated == 1 {
+		return nil
+	}
+	var token, gen int64
+	err := s.db.QueryRowContext(ctx, `SELECT token, generation FROM webhooks WHERE id = $1`, id).Scan(&token, &gen)
+	return cmp.Or(checkGrant(err, token, gen, g), webhook.ErrStale) // changed and changed back: stale all the same
 }
 
 // logAttempts adds attempts to the delivery log.

@@ -97,11 +97,11 @@ func TestDeliveryState(t *testing.T) {
 			t.Fatal(err)
 		}
 		if err := s.Progress(ctx, "wh_a", st.Grant, webhook.Progress{Delivered: []webhook.Attempt{{Message: "msg_4", At: at, Attempt: 1, Status: 200}},
-			Through: 4, After: "after-4", At: at}); !errors.Is(err, webhook.ErrStale) {
+			Through: 4, After: "after-4", At: at, Pend: []webhook.Message{m(5)}, Seq: 5}); !errors.Is(err, webhook.ErrStale) {
 			t.Fatalf("delivered after a replay: %v, want ErrStale", err)
 		}
 		c, err := s.Claim(ctx, "wh_a", 5)
-		if err != nil || c.Position != "replayed" || len(c.Pending) != 0 || c.Grant.Generation != 2 {
+		if err != nil || c.Position != "replayed" || len(c.Pending) != 0 || c.Grant.Generation != 2 || c.Seq != 4 {
 			t.Fatalf("after the replay: %+v, %v", c, err)
 		}
 		// The log, newest first, a page of one at a time.
@@ -282,6 +282,82 @@ func TestDeleteTakesItsRows(t *testing.T) {
 		}
 		if p, l := rows("wh_gone"); p != 0 || l != 0 {
 			t.Fatalf("after the stale writes: %d pending, %d logged; want none", p, l)
+		}
+	})
+}
+
+// TestProgressMany: one write carries hundreds of deliveries and pends (a backlog's, written
+// in one statement on PostgreSQL), each row whole; and a write under a grant that no longer
+// holds carries none of them.
+func TestProgressMany(t *testing.T) {
+	stores(t, func(t *testing.T, s *whdb.Store) {
+		ctx := context.Background()
+		if err := s.Create(ctx, sub("wh_m"), "v1:sealed", "start"); err != nil {
+			t.Fatal(err)
+		}
+		st, err := s.Claim(ctx, "wh_m", 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg := func(n int) webhook.Message {
+			return webhook.Message{ID: fmt.Sprintf("msg_m_%d", n), Seq: int64(n), Type: webhook.StockChanged,
+				Body: []byte(fmt.Sprintf(`{"n":%d,"quote":"it's \"%d\""}`, n, n)), After: webhook.Position(fmt.Sprintf("after-%d", n)),
+				First: time.UnixMilli(int64(n)), Changes: n % 7}
+		}
+		var first []webhook.Message
+		for n := 1; n <= 300; n++ {
+			first = append(first, msg(n))
+		}
+		if err := s.Progress(ctx, "wh_m", st.Grant, webhook.Progress{Pend: first, Seq: 300}); err != nil {
+			t.Fatal(err)
+		}
+		at := time.UnixMilli(1_700_000_000_000)
+		var done []webhook.Attempt
+		for n := 1; n <= 280; n++ {
+			done = append(done, webhook.Attempt{Message: msg(n).ID, Type: webhook.StockChanged, At: at.Add(time.Duration(n) * time.Millisecond),
+				Attempt: 1 + n%3, Status: 200 + n%5, Latency: time.Duration(n) * time.Microsecond, Error: fmt.Sprintf("e'%d", n), Changes: n % 7})
+		}
+		var more []webhook.Message
+		for n := 301; n <= 364; n++ {
+			more = append(more, msg(n))
+		}
+		// Fenced (a higher token claimed it): nothing of it is written.
+		if _, err := s.Claim(ctx, "wh_m", 2); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Progress(ctx, "wh_m", st.Grant, webhook.Progress{Delivered: done, Through: 280, After: "after-280", At: at, Pend: more, Seq: 364}); !errors.Is(err, webhook.ErrFenced) {
+			t.Fatalf("a write under the old token: %v, want ErrFenced", err)
+		}
+		st, err = s.Claim(ctx, "wh_m", 2)
+		if err != nil || st.Position != "start" || len(st.Pending) != 300 || st.Seq != 300 {
+			t.Fatalf("after the fenced write: position %q, %d pending, seq %d, %v", st.Position, len(st.Pending), st.Seq, err)
+		}
+		if page, _ := s.Deliveries(ctx, "wh_m", "", 1000, ""); len(page.Deliveries) != 0 {
+			t.Fatalf("the fenced write logged %d attempts", len(page.Deliveries))
+		}
+		if err := s.Progress(ctx, "wh_m", st.Grant, webhook.Progress{Delivered: done, Through: 280, After: "after-280", At: at, Pend: more, Seq: 364}); err != nil {
+			t.Fatal(err)
+		}
+		st, err = s.Claim(ctx, "wh_m", 2)
+		if err != nil || st.Position != "after-280" || st.Seq != 364 || len(st.Pending) != 84 {
+			t.Fatalf("after the write: position %q, %d pending, seq %d, %v", st.Position, len(st.Pending), st.Seq, err)
+		}
+		for i, m := range st.Pending {
+			want := msg(281 + i)
+			if m.ID != want.ID || m.Seq != want.Seq || string(m.Body) != string(want.Body) || m.After != want.After || !m.First.Equal(want.First) || m.Changes != want.Changes {
+				t.Fatalf("pending %d: %+v, want %+v", i, m, want)
+			}
+		}
+		page, err := s.Deliveries(ctx, "wh_m", "", 1000, "")
+		if err != nil || len(page.Deliveries) != 280 {
+			t.Fatalf("the log: %d attempts, %v", len(page.Deliveries), err)
+		}
+		for i, a := range page.Deliveries { // newest first
+			want := done[279-i]
+			if a.Message != want.Message || a.Attempt != want.Attempt || a.Status != want.Status || a.Error != want.Error ||
+				!a.At.Equal(want.At) || a.Latency != want.Latency || a.Changes != want.Changes || a.Type != want.Type {
+				t.Fatalf("log %d: %+v, want %+v", i, a, want)
+			}
 		}
 	})
 }
