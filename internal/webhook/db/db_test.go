@@ -1,10 +1,14 @@
 package db_test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -286,19 +290,27 @@ func TestDeleteTakesItsRows(t *testing.T) {
 	})
 }
 
+// claimed creates subscription id (from "start") and claims it under token 1.
+func claimed(tb testing.TB, s *whdb.Store, id string) webhook.State {
+	ctx := context.Background()
+	if err := s.Create(ctx, sub(id), "v1:sealed", "start"); err != nil {
+		tb.Fatal(err)
+	}
+	st, err := s.Claim(ctx, id, 1)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return st
+}
+
 // TestProgressMany: one write carries hundreds of deliveries and pends (a backlog's, written
 // in one statement on PostgreSQL), each row whole; and a write under a grant that no longer
 // holds carries none of them.
 func TestProgressMany(t *testing.T) {
 	stores(t, func(t *testing.T, s *whdb.Store) {
 		ctx := context.Background()
-		if err := s.Create(ctx, sub("wh_m"), "v1:sealed", "start"); err != nil {
-			t.Fatal(err)
-		}
-		st, err := s.Claim(ctx, "wh_m", 1)
-		if err != nil {
-			t.Fatal(err)
-		}
+		st := claimed(t, s, "wh_m")
+		var err error
 		msg := func(n int) webhook.Message {
 			return webhook.Message{ID: fmt.Sprintf("msg_m_%d", n), Seq: int64(n), Type: webhook.StockChanged,
 				Body: []byte(fmt.Sprintf(`{"n":%d,"quote":"it's \"%d\""}`, n, n)), After: webhook.Position(fmt.Sprintf("after-%d", n)),
@@ -360,4 +372,74 @@ func TestProgressMany(t *testing.T) {
 			}
 		}
 	})
+}
+
+// BenchmarkProgress is a live subscription's write a message on PostgreSQL: one message of
+// one change pended (its body carrying a 48-stream cursor, as in a run of jaego) with the
+// delivery of the one before. It reports PostgreSQL's CPU a write beside the time (the
+// backend's, from /proc, when the server runs on this machine), since PostgreSQL shares
+// the cores with jaego: `go test -run - -bench Progress ./internal/webhook/db/`.
+func BenchmarkProgress(b *testing.B) {
+	ctx := context.Background()
+	d, err := sqldb.Open(ctx, testenv.Postgres(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+	if _, err := d.Migrate(ctx, nil); err != nil {
+		b.Fatal(err)
+	}
+	d.SetMaxOpenConns(1) // one backend, whose CPU is read
+	var pid int
+	if err := d.QueryRowContext(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		b.Fatal(err)
+	}
+	s := whdb.New(d)
+	st := claimed(b, s, "wh_bench")
+	cursor := func(n int) webhook.Position {
+		var c strings.Builder
+		c.WriteString(`{"f":1764850000000,"t":4920000000000,"p":{`)
+		for g := range 48 {
+			if g > 0 {
+				c.WriteByte(',')
+			}
+			fmt.Fprintf(&c, `"%02d/20261205":"%d-%d"`, g, 1764850001000+n*37+g, g%3)
+		}
+		c.WriteString("}}")
+		return webhook.Position(base64.RawURLEncoding.EncodeToString([]byte(c.String())))
+	}
+	positions := [2]webhook.Position{cursor(1), cursor(2)}
+	body := func(i int) []byte {
+		return fmt.Appendf(nil, `{"type":"stock.changed","timestamp":"2026-12-05T22:00:00Z","data":{"changes":[{"id":"%d-0/07/20261205","store":"A007",`+
+			`"sku":"K3","type":"receipt","delta":1,"on_hand":%d,"reserved":0,"safety":0,"version":%d,"event_id":"steady-%d","at":"2026-12-05T22:00:00.123Z"}],"cursor":"%s"}}`,
+			i, i, i, i, positions[i%2])
+	}
+	backend := func() time.Duration {
+		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return -1 // not on this machine
+		}
+		f := strings.Fields(string(raw[bytes.LastIndexByte(raw, ')')+2:]))
+		user, _ := strconv.Atoi(f[11])
+		system, _ := strconv.Atoi(f[12])
+		return time.Duration(user+system) * 10 * time.Millisecond // USER_HZ 100
+	}
+	var prev []webhook.Attempt
+	start := backend()
+	i := 0
+	for b.Loop() {
+		i++
+		p := webhook.Progress{Pend: []webhook.Message{{ID: "msg_bench_" + strconv.Itoa(i), Seq: int64(i), Type: webhook.StockChanged, Body: body(i),
+			After: positions[i%2], First: time.UnixMilli(int64(i)), Changes: 1}}, Seq: int64(i)}
+		if prev != nil {
+			p.Delivered, p.Through, p.After, p.At = prev, int64(i-1), positions[(i-1)%2], time.UnixMilli(int64(i))
+		}
+		if err := s.Progress(ctx, "wh_bench", st.Grant, p); err != nil {
+			b.Fatal(err)
+		}
+		prev = []webhook.Attempt{{Message: "msg_bench_" + strconv.Itoa(i), Type: webhook.StockChanged, At: time.UnixMilli(int64(i)), Attempt: 1, Status: 204, Changes: 1}}
+	}
+	if end := backend(); start >= 0 && end >= 0 {
+		b.ReportMetric(float64((end-start).Microseconds())/float64(i), "pg-µs/op")
+	}
 }
