@@ -268,14 +268,23 @@ func (s *Store) Generations(ctx context.Context) (map[string]webhook.Generation,
 func (s *Store) Claim(ctx context.Context, id string, token int64) (webhook.State, error) {
 	var st webhook.State
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
-		x, err := s.get(ctx, tx, id)
+		// The token only ever rises: the update is its own check, under the row's lock (a
+		// read, then an update, let two claims at once both pass the read, and the lower
+		// one land last: two deliverers both holding the subscription).
+		res, err := tx.ExecContext(ctx, `UPDATE webhooks SET token = $2 WHERE id = $1 AND token <= $2`, id, token)
 		if err != nil {
 			return err
 		}
-		if x.token > token {
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			if _, err := s.get(ctx, tx, id); err != nil {
+				return err // not found
+			}
 			return webhook.ErrFenced
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE webhooks SET token = $2 WHERE id = $1`, id, token); err != nil {
+		x, err := s.get(ctx, tx, id)
+		if err != nil {
 			return err
 		}
 		st = webhook.State{Grant: webhook.Grant{Token: token, Generation: x.info.Generation}, Sub: x.info.Subscription, Seq: x.seq}

@@ -8,8 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -442,4 +445,84 @@ func BenchmarkProgress(b *testing.B) {
 	if end := backend(); start >= 0 && end >= 0 {
 		b.ReportMetric(float64((end-start).Microseconds())/float64(i), "pg-µs/op")
 	}
+}
+
+// TestClaimsAndWritesRace: instances claim a subscription at once with their own fencing
+// tokens while each one that got it writes pends: the token on the row only ever rises
+// (the highest claim wins, whatever the order the claims land in), a write under a token
+// that a higher claim passed fails, and every write that succeeded is kept, exactly.
+func TestClaimsAndWritesRace(t *testing.T) {
+	testenv.SQLDatabases(t, func(t *testing.T, open func(*testing.T) *sqldb.DB) {
+		d := open(t)
+		s := whdb.New(d)
+		ctx := context.Background()
+		claimed(t, s, "wh_r")
+		const rounds, instances, writes = 12, 12, 10
+		var kept []int64 // seqs of every write that succeeded
+		var mu sync.Mutex
+		for round := range rounds {
+			base := int64(1000 * (round + 1))
+			top := base + instances
+			var topDone atomic.Bool
+			var wg sync.WaitGroup
+			for i := range instances {
+				token := base + 1 + int64((i*7)%instances) // a permutation of base+1..top
+				wg.Go(func() {
+					st, err := s.Claim(ctx, "wh_r", token)
+					fenced := errors.Is(err, webhook.ErrFenced)
+					if err != nil && !fenced {
+						t.Errorf("claim %d: %v", token, err)
+						return
+					}
+					if token == top {
+						if fenced {
+							t.Errorf("the highest claim, %d, was fenced", token)
+						}
+						topDone.Store(true)
+					}
+					g := webhook.Grant{Token: token, Generation: 1}
+					if err == nil {
+						g = st.Grant
+					}
+					for w := range writes {
+						seq := token*100 + int64(w)
+						after := topDone.Load()
+						err := s.Progress(ctx, "wh_r", g, webhook.Progress{Pend: []webhook.Message{{ID: fmt.Sprintf("msg_r_%d", seq), Seq: seq,
+							Type: webhook.StockChanged, Body: []byte(`{}`), After: "a", First: time.UnixMilli(seq), Changes: 1}}, Seq: seq})
+						switch {
+						case err == nil && (fenced || after && token < top):
+							t.Errorf("a write under token %d landed after a higher claim (fenced claim %v, the highest done %v)", token, fenced, after)
+						case err == nil:
+							mu.Lock()
+							kept = append(kept, seq)
+							mu.Unlock()
+						case !errors.Is(err, webhook.ErrFenced):
+							t.Errorf("write under %d: %v", token, err)
+						}
+						if err != nil {
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			var token int64
+			if err := d.QueryRowContext(ctx, `SELECT token FROM webhooks WHERE id = 'wh_r'`).Scan(&token); err != nil || token != top {
+				t.Fatalf("round %d: the row's token %d (%v), want the highest claimed, %d", round, token, err, top)
+			}
+		}
+		st, err := s.Claim(ctx, "wh_r", 1<<40)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []int64
+		for _, m := range st.Pending {
+			got = append(got, m.Seq)
+		}
+		slices.Sort(kept)
+		if !slices.Equal(got, kept) {
+			t.Fatalf("pending %d messages, %d writes succeeded: %v against %v", len(got), len(kept), got, kept)
+		}
+		t.Logf("%d writes kept of %d rounds of %d claims", len(kept), rounds, instances)
+	})
 }
