@@ -130,7 +130,28 @@ func (s *Store) List(ctx context.Context) ([]webhook.Info, error) {
 func (s *Store) get(ctx context.Context, q interface {
 	QueryRowContext(context.Context, string, ...any) *sql.Row
 }, id string) (row, error) {
-	x, err := scan(q.QueryRowContext(ctx, `SELECT `+columns+` FROM webhooks WHERE id = $1`, id))
+	return s.read(ctx, q, id, "")
+}
+
+// locked reads subscription id in tx and locks its row for tx: what is read, changed and
+// written back is not written over meanwhile.
+func (s *Store) locked(ctx context.Context, tx *sql.Tx, id string) (row, error) {
+	return s.read(ctx, tx, id, s.forUpdate())
+}
+
+// forUpdate is the clause that locks the rows a SELECT reads for its transaction: on
+// PostgreSQL; SQLite has one writer at a time.
+func (s *Store) forUpdate() string {
+	if s.db.Postgres() {
+		return " FOR UPDATE"
+	}
+	return ""
+}
+
+func (s *Store) read(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}, id, lock string) (row, error) {
+	x, err := scan(q.QueryRowContext(ctx, `SELECT `+columns+` FROM webhooks WHERE id = $1`+lock, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return x, webhook.ErrNotFound
 	}
@@ -149,7 +170,7 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*webhook.Subscrip
 	var x row
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		var err error
-		if x, err = s.get(ctx, tx, id); err != nil {
+		if x, err = s.locked(ctx, tx, id); err != nil { // two operators' changes at once: both kept
 			return err
 		}
 		w := x.info.Subscription
@@ -327,13 +348,9 @@ func (s *Store) Claim(ctx context.Context, id string, token int64) (webhook.Stat
 // guarded runs fn in a transaction after checking g against the subscription's row (locked
 // for the transaction on PostgreSQL).
 func (s *Store) guarded(ctx context.Context, id string, g webhook.Grant, fn func(tx *sql.Tx) error) error {
-	lock := ""
-	if s.db.Postgres() {
-		lock = " FOR UPDATE"
-	}
 	return s.db.InTx(ctx, func(tx *sql.Tx) error {
 		var token, gen int64
-		err := tx.QueryRowContext(ctx, `SELECT token, generation FROM webhooks WHERE id = $1`+lock, id).Scan(&token, &gen)
+		err := tx.QueryRowContext(ctx, `SELECT token, generation FROM webhooks WHERE id = $1`+s.forUpdate(), id).Scan(&token, &gen)
 		if err := checkGrant(err, token, gen, g); err != nil {
 			return err
 		}

@@ -526,3 +526,34 @@ func TestClaimsAndWritesRace(t *testing.T) {
 		t.Logf("%d writes kept of %d rounds of %d claims", len(kept), rounds, instances)
 	})
 }
+
+// TestUpdatesAtOnce: operators' changes at once (each adds a store to the filter) are each
+// kept: an update reads the subscription and writes it back under its row's lock, so none
+// writes over another's; and each raises the generation once.
+func TestUpdatesAtOnce(t *testing.T) {
+	stores(t, func(t *testing.T, s *whdb.Store) {
+		ctx := context.Background()
+		claimed(t, s, "wh_u")
+		const n = 16
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				if _, err := s.Update(ctx, "wh_u", func(w *webhook.Subscription) error {
+					w.Stores = append(w.Stores, fmt.Sprintf("S%02d", i))
+					return nil
+				}); err != nil {
+					t.Errorf("update %d: %v", i, err)
+				}
+			})
+		}
+		wg.Wait()
+		info, err := s.Get(ctx, "wh_u")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := slices.Sorted(slices.Values(info.Stores))
+		if len(got) != n || info.Generation != 1+n {
+			t.Fatalf("after %d updates at once: stores %v, generation %d", n, got, info.Generation)
+		}
+	})
+}
