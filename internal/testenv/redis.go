@@ -6,6 +6,7 @@ package testenv
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -306,11 +307,43 @@ func (s *RedisServer) Restart() error {
 	return nil
 }
 
-// Pause stops the server process (SIGSTOP) so that calls to it time out, as a hung Redis would.
-func (s *RedisServer) Pause() error { return s.cmd.Process.Signal(syscall.SIGSTOP) }
+// Pause stops the server process (SIGSTOP) so that calls to it time out, as a hung Redis
+// would. It returns once the server's main thread is stopped: a SIGSTOP is sent at once but
+// taken by the process's threads as they run, and a command sent right after the signal
+// was once answered (a flaky breaker test in the suite).
+func (s *RedisServer) Pause() error {
+	if err := s.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		return err
+	}
+	return s.await(true)
+}
 
-// Resume continues a paused server.
-func (s *RedisServer) Resume() error { return s.cmd.Process.Signal(syscall.SIGCONT) }
+// Resume continues a paused server, and returns once its main thread is no longer stopped.
+func (s *RedisServer) Resume() error {
+	if err := s.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		return err
+	}
+	return s.await(false)
+}
+
+// await waits (up to 10 s) until the server's main thread is stopped, or is not.
+func (s *RedisServer) await(stopped bool) error {
+	stat := fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		b, err := os.ReadFile(stat)
+		if err != nil {
+			return fmt.Errorf("testenv: redis-server %s: %w", s.Addr, err)
+		}
+		// "pid (comm) state …": the state is the field after the last ')'.
+		if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) && (b[i+2] == 'T') == stopped {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("testenv: redis-server %s: still %s after 10 s", s.Addr, map[bool]string{true: "running", false: "stopped"}[stopped])
+		}
+		time.Sleep(time.Millisecond) // a poll of the process's state, not a guess at a delay
+	}
+}
 
 // StartRedisCluster starts n masters (n ≥ 3), assigns the slots with redis-cli --cluster
 // create and waits until every node reports cluster_state:ok.
