@@ -112,17 +112,20 @@ func (ls *Limiters) Take(key string, limit Limit, now time.Time, h http.Header) 
 		ls.buckets[key] = b
 	}
 	ls.mu.Unlock()
-	r := b.l.ReserveN(now, 1)
-	wait := r.DelayFrom(now)
-	if wait > 0 {
-		r.CancelAt(now)
-	}
+	// AllowN takes a token only when there is one. (A reservation cancelled when it had to
+	// wait gave back less than it took when others reserved meanwhile: requests refused at
+	// once drove the bucket below empty, and the key waited longer than its rate says.)
+	allowed := b.l.AllowN(now, 1)
 	left := b.l.TokensAt(now)
+	var wait time.Duration
+	if !allowed { // until a whole token is back; at least a millisecond
+		wait = max(time.Duration(math.Ceil((1-left)/limit.Rate*float64(time.Second))), time.Millisecond)
+	}
 	window := math.Ceil(float64(limit.Burst) / limit.Rate)
 	h.Set("RateLimit-Policy", fmt.Sprintf(`"key";q=%d;w=%d`, limit.Burst, int(window)))
 	full := math.Ceil((float64(limit.Burst) - left) / limit.Rate)
 	h.Set("RateLimit", fmt.Sprintf(`"key";r=%d;t=%d`, max(0, int(math.Floor(left))), max(0, int(full))))
-	if wait > 0 {
+	if !allowed {
 		return &RateLimited{Key: key, after: wait}
 	}
 	return nil

@@ -38,27 +38,29 @@ func TestLimitersTake(t *testing.T) {
 	var ls auth.Limiters
 	now := time.Unix(1_000_000, 0)
 	l := auth.Limit{Rate: 10, Burst: 20}
-	var ok, refused atomic.Int64
-	var wg sync.WaitGroup
-	for range 64 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			err := ls.Take("shop", l, now, http.Header{})
-			var rl *auth.RateLimited
-			switch {
-			case err == nil:
-				ok.Add(1)
-			case errors.As(err, &rl) && errors.Is(err, &jaego.Error{Code: jaego.CodeRateLimited}) && rl.RetryAfter() > 0:
-				refused.Add(1)
-			default:
-				t.Errorf("take: %v", err)
-			}
-		}()
+	// 64 requests at once at instant at: how many pass, how many are refused.
+	burst := func(at time.Time) (passed, refusedN int64) {
+		var ok, refused atomic.Int64
+		var wg sync.WaitGroup
+		for range 64 {
+			wg.Go(func() {
+				err := ls.Take("shop", l, at, http.Header{})
+				var rl *auth.RateLimited
+				switch {
+				case err == nil:
+					ok.Add(1)
+				case errors.As(err, &rl) && errors.Is(err, &jaego.Error{Code: jaego.CodeRateLimited}) && rl.RetryAfter() > 0:
+					refused.Add(1)
+				default:
+					t.Errorf("take: %v", err)
+				}
+			})
+		}
+		wg.Wait()
+		return ok.Load(), refused.Load()
 	}
-	wg.Wait()
-	if ok.Load() != 20 || refused.Load() != 44 {
-		t.Fatalf("%d passed and %d refused, want 20 and 44", ok.Load(), refused.Load())
+	if ok, refused := burst(now); ok != 20 || refused != 44 {
+		t.Fatalf("%d passed and %d refused, want 20 and 44", ok, refused)
 	}
 	h := http.Header{}
 	if err := ls.Take("shop", l, now.Add(150*time.Millisecond), h); err != nil {
@@ -69,6 +71,11 @@ func TestLimitersTake(t *testing.T) {
 	}
 	if got := h.Get("RateLimit"); got != `"key";r=0;t=2` {
 		t.Errorf("RateLimit %q", got)
+	}
+	// A refused request takes nothing: a second after the first burst, ten tokens came back
+	// and one was taken, so nine of another 64 at once pass, exactly.
+	if ok, refused := burst(now.Add(time.Second)); ok != 9 || refused != 55 {
+		t.Errorf("a second later: %d passed and %d refused, want 9 and 55", ok, refused)
 	}
 	if err := ls.Take("other", l, now, http.Header{}); err != nil {
 		t.Errorf("another key has its own bucket: %v", err)
