@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -13,44 +14,138 @@ import (
 	"github.com/jaego/jaego/internal/inventory"
 )
 
-// FuzzCursorJSON: the hand-written cursor JSON agrees with encoding/json. What the fast
-// reader accepts, json.Unmarshal reads to the same cursor; what json.Unmarshal reads, the
-// fast writer writes as json.Marshal does (or leaves to it). Seeds: below, a canonical
-// cursor and each way of not being one.
-func FuzzCursorJSON(f *testing.F) {
+// FuzzCursor: every cursor has one binary form, and a cursor of either form reads back as
+// itself. b is read as a binary form (after its version byte) and as an earlier jaego's
+// JSON: what the binary reader takes is written back byte for byte; what the JSON reader
+// takes is written (in binary when it can be) and reads back as the same cursor. Seeds: a
+// 48-stream cursor in both forms, and each way of not being one.
+func FuzzCursor(f *testing.F) {
 	cur, _ := benchCursor()
 	c, _ := ParseCursor(cur)
+	bin, _ := base64Decode(cur)
 	canonical, _ := json.Marshal(c)
-	for _, s := range []string{string(canonical), `{"f":1,"t":2}`, `{"f":-0,"t":01}`, `{"f":1,"t":2,"p":{}}`, `{"f":1,"t":2,"d":[]}`,
+	f.Add(bin)
+	f.Add(canonical)
+	for _, s := range []string{`{"f":1,"t":2}`, `{"f":-0,"t":01}`, `{"f":1,"t":2,"p":{}}`, `{"f":1,"t":2,"d":[]}`,
 		`{"f":1,"t":2,"p":{"a/1":"1-1","a/1":"2-2"},"d":["x/1","y<2"]}`, `{"f":1,"t":2,"p":{"a\u002f1":"1-1"}}`, `{"f":1,"t":2} `,
-		`{"f":1e3,"t":2}`, `{"t":2,"f":1}`, `{"f":9223372036854775808,"t":2}`, `{"f":1,"t":2,"p":{"é/1":"1-1"}}`, `{"F":1,"t":2}`} {
+		`{"f":1e3,"t":2}`, `{"t":2,"f":1}`, `{"f":9223372036854775808,"t":2}`, `{"f":1,"t":2,"p":{"é/1":"1-1"}}`, `{"F":1,"t":2}`,
+		`{"f":-86400001,"t":5,"p":{"3/19691231":"0-1","04/20261204":"1-1"}}`, `{"f":1,"t":2,"p":{"3/20260230":"1-1","4/20261204":"01-1"}}`,
+		"\x01\x02\x02\x01\x00\x00\x00\x00\x00", "\x01\x02\x82\x00\x00\x00", "\x01\x02\x02\x02\x01\x00\x00\x00\x01\x00\x00\x00\x00"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		var ref Cursor
-		refErr := json.Unmarshal(b, &ref)
-		if fast, ok := parseCursorJSON(b); ok {
-			if refErr != nil {
-				t.Fatalf("%q: read by hand, refused by encoding/json (%v)", b, refErr)
+		if len(b) > 0 && b[0] == cursorBinary {
+			if c := parseBinary(b); c != nil {
+				if got := c.String(); got != base64.RawURLEncoding.EncodeToString(b) {
+					t.Fatalf("%x: read as %+v, written as %x", b, c, mustDecode(t, got))
+				}
+				checkReadsBack(t, c)
 			}
-			if !reflect.DeepEqual(*fast, ref) {
-				t.Fatalf("%q: read by hand as %+v, by encoding/json as %+v", b, *fast, ref)
-			}
-		}
-		if refErr != nil {
 			return
 		}
-		want, err := json.Marshal(&ref)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got, ok := ref.appendJSON(nil, ref.sortedKeys()); ok && string(got) != string(want) {
-			t.Fatalf("%+v: written by hand as %s, by encoding/json as %s", ref, got, want)
-		}
-		if got, err := base64Decode(ref.String()); err != nil || string(got) != string(want) {
-			t.Fatalf("%+v: String() holds %s, encoding/json writes %s", ref, got, want)
+		if c, err := ParseCursor(base64.RawURLEncoding.EncodeToString(b)); err == nil {
+			checkReadsBack(t, c)
 		}
 	})
+}
+
+// checkReadsBack: c written and read is c (an absent map or list and an empty one alike),
+// and a cursor its form can hold is written in binary.
+func checkReadsBack(t *testing.T, c *Cursor) {
+	t.Helper()
+	s := c.String()
+	back, err := ParseCursor(s)
+	if err != nil {
+		t.Fatalf("%+v: written as %q, refused: %v", c, s, err)
+	}
+	norm := func(c *Cursor) Cursor {
+		n := *c
+		if len(n.Pos) == 0 {
+			n.Pos = nil
+		}
+		if len(n.Done) == 0 {
+			n.Done = nil
+		}
+		return n
+	}
+	if !reflect.DeepEqual(norm(back), norm(c)) {
+		t.Fatalf("%+v: written and read as %+v", c, back)
+	}
+	if _, ok := c.appendBinary(nil, c.sortedKeys()); ok != (mustDecode(t, s)[0] == cursorBinary) {
+		t.Fatalf("%+v: the binary form can hold it: %v, written as %q", c, ok, s)
+	}
+}
+
+func mustDecode(t *testing.T, s string) []byte {
+	t.Helper()
+	b, err := base64Decode(s)
+	if err != nil || len(b) == 0 {
+		t.Fatalf("%q: %v", s, err)
+	}
+	return b
+}
+
+// TestCursorForms: a cursor jaego gave out as JSON reads as the same cursor in binary, at
+// a sixth of the size; a key or id the binary form cannot hold stays JSON; each way a
+// binary form can be malformed or written twice over is refused.
+func TestCursorForms(t *testing.T) {
+	cur, _ := benchCursor()
+	c, err := ParseCursor(cur)
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, _ := json.Marshal(c)
+	old, err := ParseCursor(base64.RawURLEncoding.EncodeToString(js))
+	if err != nil || old.String() != cur {
+		t.Fatalf("the JSON form read as %+v (%v), written as %q, want %q", old, err, old.String(), cur)
+	}
+	if b := mustDecode(t, cur); b[0] != cursorBinary || len(cur)*6 > len(base64.RawURLEncoding.EncodeToString(js)) {
+		t.Fatalf("48 streams: %d characters in binary, %d in JSON", len(cur), len(base64.RawURLEncoding.EncodeToString(js)))
+	}
+	for _, odd := range []*Cursor{
+		{From: 1, To: 2, Pos: map[string]string{"3/20260230": "1-1"}}, // no such day
+		{From: 1, To: 2, Pos: map[string]string{"03/20261204": "1-1"}},
+		{From: 1, To: 2, Pos: map[string]string{"3/20261204": "01-1"}},
+		{From: 1, To: 2, Pos: map[string]string{"3/20261204": "17"}}, // an id without its seq
+		{From: 1, To: 2, Done: []string{"x/20261204"}},
+		{From: 1, To: 2, Pos: map[string]string{"3/20261204": "5-18446744073709551615"}}, // a seq of 20 digits
+		{From: 1, To: 2, Pos: map[string]string{"3/20261204": "4611686018427387904-0"}},  // 2⁶² ms
+		{From: -1 << 63, To: 0},
+	} {
+		s := odd.String()
+		if b := mustDecode(t, s); b[0] != '{' {
+			t.Fatalf("%+v written as %x", odd, b)
+		}
+		checkReadsBack(t, odd)
+	}
+	for _, c := range []*Cursor{
+		{From: -86400001, To: 5, Pos: map[string]string{"0/19691231": "0-0", "4294967295/99991231": "4611686018427387903-9999999999999999999"}},
+		{From: 1, To: 2, Pos: map[string]string{"7/00010101": "5-1"}, Done: []string{"9/20261204", "1/20261203", "9/20261204"}},
+	} {
+		if b := mustDecode(t, c.String()); b[0] != cursorBinary {
+			t.Fatalf("%+v written as %x", c, b)
+		}
+		checkReadsBack(t, c)
+	}
+	good := mustDecode(t, (&Cursor{From: 0, To: 1, Pos: map[string]string{"1/19700101": "5-1", "2/19700101": "6-2"}}).String())
+	for name, b := range map[string][]byte{
+		"trailing":      append(slices.Clone(good), 0),
+		"cut":           good[:len(good)-1],
+		"overlong":      {1, 0x80, 0x00, 1, 0, 0},
+		"empty range":   {1, 0, 0, 0, 0},
+		"unsorted":      {1, 0, 1, 2, 2, 0, 6, 2, 1, 0, 10, 1, 0},
+		"twice":         {1, 0, 1, 2, 1, 0, 10, 1, 1, 0, 12, 2, 0},
+		"year 10000":    {1, 0, 1, 1, 1, 0x80, 0x80, 0x80, 0x80, 0x01, 0, 0, 0},
+		"group > 2^32":  {1, 0, 1, 1, 0x80, 0x80, 0x80, 0x80, 0x10, 0, 0, 0, 0},
+		"streams > len": {1, 0, 1, 0x7f, 1, 0, 0, 0},
+	} {
+		if _, err := ParseCursor(base64.RawURLEncoding.EncodeToString(b)); err == nil {
+			t.Errorf("%s (%x): read", name, b)
+		}
+	}
+	if back, err := ParseCursor(base64.RawURLEncoding.EncodeToString(good)); err != nil || back.Pos["2/19700101"] != "6-2" {
+		t.Fatalf("the well-formed one: %+v, %v", back, err)
+	}
 }
 
 // benchCursor is an open-ended cursor over 48 groups of one day, and 100 changes after it.
@@ -168,6 +263,22 @@ func TestMoverPast(t *testing.T) {
 			b, _ := ParseCursor(want)
 			t.Fatalf("round %d: the mover's cursor\n%+v\nAdvance's\n%+v", round, a, b)
 		}
+		if c, err := ParseCursor(got); err != nil || c.String() != got { // the mover's writer is Cursor's
+			t.Fatalf("round %d: the mover wrote %q, read (%v) and written again %q", round, got, err, c.String())
+		}
+	}
+	// A cursor of an earlier jaego's JSON, with a stream the binary form cannot hold: moved,
+	// it stays JSON and moves.
+	odd := &Cursor{From: 1764806400000, To: 1764806400000 + 1<<40, Pos: map[string]string{"x/20251204": "1764850000000-0", "1/20251204": "1764850000000-0"}}
+	om, err := newMover(odd.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := om.Past([]inventory.Change{{ID: "1764850000005-0/1/20251204"}, {ID: "1764850000007-1/x/20251204"}, {ID: "1764850000009-0/2/20251204"}})
+	moved, perr := ParseCursor(s)
+	if err != nil || perr != nil || mustDecode(t, s)[0] != '{' ||
+		!reflect.DeepEqual(moved.Pos, map[string]string{"x/20251204": "1764850000007-1", "1/20251204": "1764850000005-0", "2/20251204": "1764850000009-0"}) {
+		t.Fatalf("the JSON cursor moved to %q (%v, %v): %+v", s, err, perr, moved)
 	}
 	m, _ := newMover(cur)
 	if _, err := m.Past([]inventory.Change{{ID: "1764850009999-0/1/20261204"}, {ID: "1764850009999-1"}}); err == nil {

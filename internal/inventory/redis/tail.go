@@ -2,7 +2,6 @@ package redis
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -78,10 +77,16 @@ func (c *Cursor) effective(sub string) (ms, seq uint64) {
 		ms, seq, _ = parseID(id)
 		return ms, seq
 	}
-	if c.From <= 0 {
+	return startOf(c.From)
+}
+
+// startOf is where a cursor whose range starts at from stands on a stream it has read
+// nothing of: just before from.
+func startOf(from int64) (ms, seq uint64) {
+	if from <= 0 {
 		return 0, 0
 	}
-	return uint64(c.From - 1), ^uint64(0)
+	return uint64(from - 1), ^uint64(0)
 }
 
 // Behind implements inventory.TailFeed: a is behind b when, on some stream, b has passed
@@ -103,97 +108,6 @@ func (f *Feed) Behind(a, b string) (bool, error) {
 		}
 	}
 	return false, nil
-}
-
-// Advance implements inventory.TailFeed.
-func (f *Feed) Advance(cursor string, changes []inventory.Change) ([]inventory.Change, string, error) {
-	m, err := newMover(cursor)
-	if err != nil {
-		return nil, "", err
-	}
-	var kept []inventory.Change
-	if err := m.past(changes, func(ch *inventory.Change) { kept = append(kept, *ch) }); err != nil {
-		return nil, "", err
-	}
-	return kept, m.c.string(m.keys), nil
-}
-
-// Mover implements inventory.TailFeed: the cursor is read once, and each batch moves it and
-// writes it (a webhook deliverer moves one for every message it forms: reading it again
-// each time was a fifth of a batch-100 delivery's CPU).
-func (f *Feed) Mover(cursor string) (inventory.Mover, error) { return newMover(cursor) }
-
-// mover is a cursor being moved: its streams' positions as read, and its streams in the
-// order they are written.
-type mover struct {
-	c    *Cursor
-	keys []string             // c.Pos's keys, sorted
-	at   map[string][2]uint64 // c.Pos's ids as read (ms, seq), once read
-	seen map[string]bool      // Past's: the streams of its changes, from the last one back
-}
-
-func newMover(cursor string) (*mover, error) {
-	c, err := ParseCursor(cursor)
-	if err != nil {
-		return nil, err
-	}
-	if c.Pos == nil {
-		c.Pos = map[string]string{}
-	}
-	return &mover{c: c, keys: c.sortedKeys(), at: make(map[string][2]uint64, len(c.Pos))}, nil
-}
-
-// Past implements inventory.Mover. Only a stream's last change in changes can move the
-// cursor on it (a stream's changes come in its order), so changes are walked from the last
-// one back and each stream's id is read once: a third of the cost of moving past every one
-// (BenchmarkMoverPast).
-func (m *mover) Past(changes []inventory.Change) (string, error) {
-	if m.seen == nil {
-		m.seen = make(map[string]bool, len(m.keys))
-	}
-	clear(m.seen)
-	for i := len(changes) - 1; i >= 0; i-- {
-		_, sub, ok := strings.Cut(changes[i].ID, "/")
-		if !ok {
-			return "", fmt.Errorf("change id %q is not id/group/day", changes[i].ID)
-		}
-		if m.seen[sub] {
-			continue
-		}
-		m.seen[sub] = true
-		if err := m.past(changes[i:i+1], nil); err != nil {
-			return "", err
-		}
-	}
-	return m.c.string(m.keys), nil
-}
-
-// past moves the cursor past changes, handing keep each change it was not yet past.
-func (m *mover) past(changes []inventory.Change, keep func(*inventory.Change)) error {
-	for i := range changes {
-		ch := &changes[i]
-		id, sub, ok := strings.Cut(ch.ID, "/")
-		ms, seq, err := parseID(id)
-		if !ok || err != nil {
-			return fmt.Errorf("change id %q is not id/group/day", ch.ID)
-		}
-		at, read := m.at[sub]
-		if !read {
-			at[0], at[1] = m.c.effective(sub)
-		}
-		if ms < at[0] || ms == at[0] && seq <= at[1] {
-			continue
-		}
-		if _, had := m.c.Pos[sub]; !had {
-			k, _ := slices.BinarySearch(m.keys, sub)
-			m.keys = slices.Insert(m.keys, k, sub)
-		}
-		m.c.Pos[sub], m.at[sub] = id, [2]uint64{ms, seq}
-		if keep != nil {
-			keep(ch)
-		}
-	}
-	return nil
 }
 
 // Follows implements inventory.TailFeed: only an open-ended cursor follows the feed.
