@@ -85,16 +85,17 @@ type ConsumerOptions struct {
 
 // Consumer applies stock events from Kafka to a store.
 type Consumer struct {
-	mu     sync.Mutex
-	client *kgo.Client
-	kopts  []kgo.Opt
-	store  inventory.StockStore
-	opts   ConsumerOptions
-	dlq    string
-	log    *slog.Logger
-	m      consumerMetrics
-	done   atomic.Int64
-	tracer trace.Tracer
+	mu      sync.Mutex
+	client  *kgo.Client
+	abandon context.CancelFunc // cancels client's context: what it has in flight fails
+	kopts   []kgo.Opt
+	store   inventory.StockStore
+	opts    ConsumerOptions
+	dlq     string
+	log     *slog.Logger
+	m       consumerMetrics
+	done    atomic.Int64
+	tracer  trace.Tracer
 }
 
 // Handled is how many records this consumer has applied, refused or dead-lettered and
@@ -186,14 +187,36 @@ func NewConsumer(store inventory.StockStore, opts ConsumerOptions) (*Consumer, e
 
 // join makes the client that joins the group (lazily, on its first poll).
 func (c *Consumer) join() error {
-	client, err := kgo.NewClient(c.kopts...)
+	ctx, abandon := context.WithCancel(context.Background())
+	client, err := kgo.NewClient(append(c.kopts, kgo.WithContext(ctx))...)
 	if err != nil {
+		abandon()
 		return fmt.Errorf("kafka consumer: %w", err)
 	}
 	c.mu.Lock()
-	c.client = client
+	c.client, c.abandon = client, abandon
 	c.mu.Unlock()
 	return nil
+}
+
+// leave leaves the group and closes the client, within a session timeout (10 s at most).
+// kgo lets a join in flight finish before it leaves, and a join waits for every member
+// to rejoin: one stuck applying to a down Redis holds it up to the rebalance timeout (a
+// minute). A leave that has not finished by then is abandoned: the group drops this
+// member after its session timeout anyway.
+func (c *Consumer) leave() {
+	c.mu.Lock()
+	client, abandon := c.client, c.abandon
+	c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), min(c.opts.SessionTimeout, 10*time.Second))
+	defer cancel()
+	client.AllowRebalance() // nothing polls any more: the final revoke may run
+	if err := client.LeaveGroupContext(ctx); err != nil {
+		c.log.Warn("the group did not answer the leave in time: left without it", "err", err)
+		abandon()
+	}
+	client.Close()
+	abandon()
 }
 
 func (c *Consumer) current() *kgo.Client {
@@ -210,7 +233,7 @@ func (c *Consumer) Close() {
 	if err := client.CommitMarkedOffsets(ctx); err != nil {
 		c.log.Warn("final commit failed", "err", err)
 	}
-	client.Close()
+	c.leave()
 }
 
 // Run consumes until ctx ends. It returns nil on a clean stop.
@@ -226,7 +249,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		// The store lost its data: leave the group without committing the poll in hand,
 		// wait for the restore, and join again from the offsets it set.
 		c.log.Error("the stock store lost its data: the consumer leaves its group until `jaego restore` is done")
-		c.current().Close()
+		c.leave()
 		c.m.lag.Reset()
 		if err := c.opts.WaitWhole(ctx); err != nil {
 			if ctx.Err() != nil {

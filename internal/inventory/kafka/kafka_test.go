@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/rueidis"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/jaego/jaego/internal/inventory"
@@ -255,6 +256,52 @@ func TestRedisDownLosesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitHandled(t, int64(len(events)), c)
+	kafkatest.CheckTotals(t, e.client, e.store, events)
+}
+
+// TestLeavesWhileAMemberIsStuck: a member shut down while another is stuck applying to a
+// hung Redis leaves within its session timeout, not the group's rebalance timeout. The
+// stuck member holds every partition; the second one's join starts a rebalance that waits
+// for the stuck one (here up to ten minutes, a minute by default), and kgo lets a join in
+// flight finish before it leaves. Once Redis is back the stuck member applies every event
+// exactly once.
+func TestLeavesWhileAMemberIsStuck(t *testing.T) {
+	e := newEnv(t)
+	events := dayEvents(300, 22)
+	reg := prometheus.NewRegistry()
+	opts := invkafka.ConsumerOptions{ApplyTimeout: 300 * time.Millisecond, RetryBackoff: 50 * time.Millisecond,
+		SessionTimeout: time.Second, ClientOpts: []kgo.Opt{kgo.RebalanceTimeout(10 * time.Minute)}, Registerer: reg}
+	if err := e.redis.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	stuck := e.consumer(t, opts)
+	e.produce(t, events)
+	testenv.Eventually(t, "the first member to retry while Redis hangs", 30*time.Second, func() bool {
+		return kafkatest.Metric(t, reg, "jaego_consumer_store_retries_total") >= 2
+	})
+	opts.Registerer = nil
+	_, stop := e.stoppableConsumer(t, opts)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.broker))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	adm := kadm.NewClient(cl)
+	testenv.Eventually(t, "the second member's join to wait for the stuck one", 30*time.Second, func() bool {
+		groups, err := adm.DescribeGroups(context.Background(), invkafka.DefaultGroup)
+		return err == nil && groups[invkafka.DefaultGroup].State == "PreparingRebalance"
+	})
+	stopped := make(chan struct{})
+	go func() { stop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(60 * time.Second): // the session timeout is 1 s; the rebalance timeout 10 min
+		t.Fatal("a member shut down while another was stuck had not left after a minute")
+	}
+	if err := e.redis.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	waitHandled(t, int64(len(events)), stuck)
 	kafkatest.CheckTotals(t, e.client, e.store, events)
 }
 
