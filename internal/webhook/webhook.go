@@ -159,7 +159,7 @@ func ParseStart(from string, now time.Time) (Start, error) {
 	switch {
 	case from == "" || from == "now":
 		return Start{Now: true, Time: now}, nil
-	case len(from) >= 10 && from[4] == '-':
+	case looksLikeTime(from):
 		t, err := time.Parse(time.RFC3339Nano, from)
 		if err != nil {
 			return Start{}, jaego.Invalidf("from", "from must be \"now\", an RFC 3339 time or a cursor: %v", err)
@@ -171,6 +171,20 @@ func ParseStart(from string, now time.Time) (Start, error) {
 	default:
 		return Start{Cursor: from}, nil
 	}
+}
+
+// looksLikeTime: s starts as an RFC 3339 time does, four digits and a dash. A cursor never
+// does (base64url has '-' too, but a cursor's first character is a letter).
+func looksLikeTime(s string) bool {
+	if len(s) < 5 || s[4] != '-' {
+		return false
+	}
+	for _, c := range s[:4] {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // Position is a subscription's place in the feed, as the store keeps it: a feed cursor, or
