@@ -2,6 +2,8 @@ package redis_test
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -37,14 +39,25 @@ func feedOn(s *invredis.Store, settle, ahead time.Duration) *invredis.Feed {
 		Now: func() time.Time { return time.Now().Add(ahead) }})
 }
 
-// readAll pages through a cursor with small pages until the range is complete.
-func readAll(t *testing.T, f *invredis.Feed, cur *invredis.Cursor, limit int) ([]inventory.Change, int) {
+// readAll pages through a cursor with small pages until the range is complete. With
+// oldForm, every other cursor goes in the JSON form of the cursors jaego gave out before
+// 2026-12-06 (a client's saved cursor, a webhook's stored position), which must read on
+// exactly as its binary form.
+func readAll(t *testing.T, f *invredis.Feed, cur *invredis.Cursor, limit int, oldForm bool) ([]inventory.Change, int) {
 	t.Helper()
 	var all []inventory.Change
 	pages := 0
 	for cur != nil {
 		// Every cursor goes over the wire as a string.
-		parsed, err := invredis.ParseCursor(cur.String())
+		wire := cur.String()
+		if oldForm && pages%2 == 1 {
+			js, err := json.Marshal(cur)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wire = base64.RawURLEncoding.EncodeToString(js)
+		}
+		parsed, err := invredis.ParseCursor(wire)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -95,7 +108,7 @@ func testFeedExactlyOnce(t *testing.T, client rueidis.Client, perWriter int) {
 	}
 	inventorytest.CheckChanges(t, streamed, applied)
 	for _, limit := range []int{1, 13, 5000} {
-		got, pages := readAll(t, f, invredis.NewCursor(from, to), limit)
+		got, pages := readAll(t, f, invredis.NewCursor(from, to), limit, true)
 		inventorytest.CheckChanges(t, got, applied)
 		if limit == 5000 && pages != 1 {
 			t.Errorf("%d pages for a limit above the range", pages)
@@ -268,7 +281,7 @@ func TestFeedPageContinuations(t *testing.T) {
 		return f, func(name string, label ...string) float64 { return testenv.Metric(t, reg, name, label...) }
 	}
 	afresh, afreshMetric := feed(-1)
-	want, pages := readAll(t, afresh, invredis.NewCursor(from, to), 37)
+	want, pages := readAll(t, afresh, invredis.NewCursor(from, to), 37, false)
 	inventorytest.CheckChanges(t, want, applied)
 	same := func(what string, got []inventory.Change) {
 		t.Helper()
@@ -283,7 +296,7 @@ func TestFeedPageContinuations(t *testing.T) {
 	}
 
 	f, metric := feed(0)
-	got, n := readAll(t, f, invredis.NewCursor(from, to), 37)
+	got, n := readAll(t, f, invredis.NewCursor(from, to), 37, false)
 	same("continued", got)
 	if n != pages || metric("jaego_changes_page_continuations_total", "result", "hit") != float64(pages-1) ||
 		metric("jaego_changes_page_continuations_total", "result", "miss") != 0 {
@@ -339,7 +352,7 @@ func TestFeedPageContinuations(t *testing.T) {
 
 	// A budget of one entry: whatever otter keeps or evicts, the pages are the same.
 	tiny, _ := feed(1)
-	got, _ = readAll(t, tiny, invredis.NewCursor(from, to), 37)
+	got, _ = readAll(t, tiny, invredis.NewCursor(from, to), 37, false)
 	same("budget of one entry", got)
 
 	// Redis hangs after a page left its reads ahead: pages answer from what was read ahead
