@@ -42,7 +42,7 @@ type mover struct {
 	keys     []string   // the streams, sorted
 	at       []streamAt // keys[i]'s position
 	index    map[string]int
-	round    uint32 // Past's calls: a stream seen in this one has seen == round
+	round    uint64 // Past's calls: a stream seen in this one has seen == round (64 bits: never wraps)
 	odd      bool   // the range or a done stream is not in the binary form's reach
 	buf      []byte // String's
 }
@@ -53,7 +53,7 @@ type streamAt struct {
 	day     int64
 	ms, seq uint64
 	id      string
-	seen    uint32
+	seen    uint64
 	keyOK   bool // g and day are the key (the binary form holds it)
 	idOK    bool // ms and seq are the id, likewise
 }
